@@ -1,0 +1,89 @@
+"""The input policy: raw Arrow columns → a typed ``Frame``, rejecting bad values per row.
+
+Shared by every runtime (batch, watch, Flink) so a value is accepted or rejected
+the same way everywhere. Numbers may carry surrounding whitespace and exponent
+notation; empty, non-numeric and non-finite values reject the row. Category
+values are matched exactly; an empty value counts as missing (null).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnctl.frame import Frame
+from churnctl.pipeline import InputSchema
+
+NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
+EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
+
+
+def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> Frame:
+    """Typed frame for the schema's columns; bad numeric values are rejected per row."""
+    frame = Frame({}, batch.num_rows)
+    for name in schema.categorical:
+        frame[name] = categorical_column(_column(batch, name))
+    for name in schema.numeric:
+        values, reasons = numeric_column(_column(batch, name))
+        frame[name] = values
+        if reasons is not None:
+            frame.reject(reasons != None, name, reasons)  # noqa: E711 - element-wise
+    return frame
+
+
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    column = batch.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def categorical_column(column: pa.Array) -> pa.Array:
+    """String values as they are, with the empty string treated as missing."""
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    empty = pc.equal(column, "")
+    return pc.if_else(empty, pa.scalar(None, pa.string()), column)
+
+
+def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float64 values and per-row reasons (None where valid, or None if all valid)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return _parse_strings(column)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        column = pc.cast(column, pa.string())
+        return _parse_strings(column)
+    values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    missing = column.is_null().to_numpy(zero_copy_only=False)
+    return values, _reasons(len(values), missing=missing, malformed=None, values=values)
+
+
+def _parse_strings(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    trimmed = pc.utf8_trim_whitespace(column)
+    missing = pc.or_kleene(trimmed.is_null(), pc.equal(trimmed, "")).fill_null(True)
+    wellformed = pc.match_substring_regex(trimmed, NUMBER_PATTERN).fill_null(False)
+    cleaned = pc.if_else(wellformed, trimmed, "0")
+    values = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False)
+    missing_np = missing.to_numpy(zero_copy_only=False)
+    malformed = ~wellformed.to_numpy(zero_copy_only=False) & ~missing_np
+    if malformed.any():
+        spelled = pc.match_substring_regex(trimmed, NON_FINITE_PATTERN, ignore_case=True)
+        spelled_np = spelled.fill_null(False).to_numpy(zero_copy_only=False)
+        values = np.where(spelled_np, np.nan, values)
+        malformed &= ~spelled_np
+    return values, _reasons(len(values), missing=missing_np, malformed=malformed, values=values)
+
+
+def _reasons(
+    n: int, *, missing: np.ndarray, malformed: np.ndarray | None, values: np.ndarray
+) -> np.ndarray | None:
+    nonfinite = ~np.isfinite(values)
+    if malformed is None:
+        malformed = np.zeros(n, dtype=bool)
+    if not (missing.any() or malformed.any() or nonfinite.any()):
+        return None
+    reasons = np.full(n, None, dtype=object)
+    reasons[nonfinite] = NOT_FINITE
+    reasons[malformed] = NOT_A_NUMBER
+    reasons[missing] = EMPTY
+    return reasons

@@ -1,0 +1,192 @@
+"""The feature pipeline: an ordered list of stages, its presets and its spec files."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.frame import Frame
+from churnctl.stages import LABELS_SUFFIX, STAGE_TYPES, Stage
+
+NUMERIC_FEATURES = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary")
+
+
+def _preset(assembled: list[str], ddof: int) -> dict[str, Any]:
+    return {
+        "stages": [
+            {
+                "type": "StringIndexer",
+                "input_cols": ["Geography", "Gender"],
+                "output_cols": ["GeographyIndex", "GenderIndex"],
+                "string_order_type": "alphabetAsc",
+                "handle_invalid": "error",
+            },
+            {
+                "type": "OneHotEncoder",
+                "input_cols": ["GeographyIndex"],
+                "output_cols": ["GeographyVec"],
+                "drop_last": False,
+            },
+            {"type": "VectorAssembler", "input_cols": assembled, "output_col": "raw_features"},
+            {
+                "type": "StandardScaler",
+                "input_col": "raw_features",
+                "output_col": "features",
+                "with_mean": True,
+                "with_std": True,
+                "ddof": ddof,
+            },
+        ]
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published Flink ML job: [Geography x3, Gender, HasCrCard, IsActiveMember, numerics].
+    "reference": _preset(
+        ["GeographyVec", "GenderIndex", "HasCrCard", "IsActiveMember", *NUMERIC_FEATURES], ddof=1
+    ),
+    # A scikit-learn training script's layout (ColumnTransformer order), population std.
+    "sklearn": _preset(
+        [
+            "GeographyVec", "CreditScore", "GenderIndex", "Age", "Tenure", "Balance",
+            "NumOfProducts", "HasCrCard", "IsActiveMember", "EstimatedSalary",
+        ],
+        ddof=0,
+    ),
+}  # fmt: skip
+DEFAULT_PRESET = "reference"
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The raw columns a pipeline reads: categorical (string) and numeric (float64)."""
+
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+
+class FeaturePipeline:
+    """Ordered stages turning raw columns into one float64 feature matrix."""
+
+    def __init__(self, *, stages: list[Stage]) -> None:
+        if not stages:
+            raise PipelineSpecError("a pipeline needs at least one stage")
+        self.stages = list(stages)
+        self.input_schema = _derive_schema(self.stages)
+        self.output_col = self.stages[-1].output_columns()[0]
+
+    def fit(self, frame: Frame) -> FeaturePipeline:
+        """Fit every stage in order on the frame's non-rejected rows."""
+        for stage in self.stages:
+            stage.fit(frame)
+            stage.transform(frame)
+        self.feature_names_ = self.compute_feature_names()
+        return self
+
+    def is_fitted(self) -> bool:
+        return all(stage.is_fitted() for stage in self.stages)
+
+    def transform(self, frame: Frame) -> np.ndarray:
+        """Run every stage; return the float64 feature matrix (rejected rows included)."""
+        if not self.is_fitted():
+            raise NotFittedError(
+                "the feature pipeline is not fitted: run `churnctl fit TRAIN.csv -o state.json` "
+                "and pass --state, or pass --train to fit on the fly"
+            )
+        for stage in self.stages:
+            stage.transform(frame)
+        matrix = np.asarray(frame[self.output_col], dtype=np.float64)
+        return matrix.reshape(frame.n_rows, -1)
+
+    def compute_feature_names(self) -> list[str]:
+        names: dict[str, list[str]] = {}
+        for stage in self.stages:
+            names.update(stage.feature_names(names))
+        return names[self.output_col]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names_)
+
+
+def _derive_schema(stages: list[Stage]) -> InputSchema:
+    produced: set[str] = set()
+    categorical: list[str] = []
+    numeric: list[str] = []
+    for stage in stages:
+        for col in stage.input_columns():
+            if col in produced or col in categorical or col in numeric:
+                continue
+            (categorical if stage.TYPE == "StringIndexer" else numeric).append(col)
+        clash = produced.intersection(stage.output_columns())
+        if clash or any(c.endswith(LABELS_SUFFIX) for c in stage.output_columns()):
+            raise PipelineSpecError(f"{stage.TYPE}: output column(s) {sorted(clash)} written twice")
+        produced.update(stage.output_columns())
+    return InputSchema(tuple(categorical), tuple(numeric))
+
+
+def build_pipeline(spec: Any, *, source: str = "pipeline spec") -> FeaturePipeline:
+    """Build an unfitted pipeline from a spec: ``{"stages": [{"type": ..., params...}]}``."""
+    if not isinstance(spec, dict) or set(spec) - {"stages", "description"}:
+        raise PipelineSpecError(
+            f"{source}: expected a table with a 'stages' list (and optional 'description')"
+        )
+    stages_spec = spec.get("stages")
+    if not isinstance(stages_spec, list) or not stages_spec:
+        raise PipelineSpecError(f"{source}: 'stages' must be a non-empty list")
+    return FeaturePipeline(stages=[_build_stage(s, source, i) for i, s in enumerate(stages_spec)])
+
+
+def _build_stage(spec: Any, source: str, position: int) -> Stage:
+    where = f"{source}: stage {position + 1}"
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise PipelineSpecError(f"{where}: each stage needs a 'type'")
+    params = dict(spec)
+    stage_type = params.pop("type")
+    cls = STAGE_TYPES.get(stage_type)
+    if cls is None:
+        raise PipelineSpecError(
+            f"{where}: unknown stage type {stage_type!r}; known: {', '.join(STAGE_TYPES)}"
+        )
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise PipelineSpecError(f"{where} ({stage_type}): {_describe_type_error(exc)}") from None
+    except PipelineSpecError as exc:
+        raise PipelineSpecError(f"{where}: {exc}") from None
+
+
+def _describe_type_error(exc: TypeError) -> str:
+    text = str(exc)
+    return text.split(") ", 1)[-1] if ") " in text else text
+
+
+def load_pipeline_spec(name_or_path: str | None) -> tuple[str, FeaturePipeline]:
+    """A preset name or a TOML/JSON spec file → (description, unfitted pipeline)."""
+    name = name_or_path or DEFAULT_PRESET
+    if name in PRESETS:
+        return f"preset:{name}", build_pipeline(PRESETS[name], source=f"preset {name}")
+    path = Path(name)
+    if not path.is_file():
+        raise PipelineSpecError(
+            f"--pipeline {name}: neither a preset ({', '.join(PRESETS)}) nor an existing file"
+        )
+    return str(path), build_pipeline(_read_spec_file(path), source=str(path))
+
+
+def _read_spec_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PipelineSpecError(f"{path}: cannot read pipeline spec: {exc}") from None

@@ -1,0 +1,89 @@
+"""Writing scored rows and rejects: CSV, JSON Lines or Parquet, published atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from churnctl.errors import UsageError
+from churnctl.storage import atomic_path
+
+STDOUT = "-"
+FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+class TableWriter(Protocol):
+    def write_table(self, table: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def output_format(target: str, explicit: str | None) -> str:
+    """The output format: ``--format`` if given, else from the extension (CSV for stdout)."""
+    if explicit is not None:
+        if explicit not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {explicit!r}")
+        return explicit
+    if target == STDOUT:
+        return "csv"
+    suffix = Path(target).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise UsageError(
+            f"cannot tell the output format of {target}: use a .csv, .jsonl or .parquet "
+            "name, or pass --format"
+        )
+    return _SUFFIXES[suffix]
+
+
+@contextlib.contextmanager
+def open_sink(target: str, schema: pa.Schema, fmt: str) -> Iterator[TableWriter]:
+    """A writer for ``target``; a file appears under its final name only on success."""
+    if target == STDOUT:
+        if fmt == "parquet":
+            raise UsageError("Parquet cannot be written to stdout; pass -o FILE.parquet")
+        writer = _writer(sys.stdout.buffer, schema, fmt)
+        yield writer
+        writer.close()
+        sys.stdout.buffer.flush()
+        return
+    with atomic_path(Path(target)) as tmp, tmp.open("wb") as handle:
+        writer = _writer(handle, schema, fmt)
+        yield writer
+        writer.close()
+
+
+def _writer(handle: BinaryIO, schema: pa.Schema, fmt: str) -> TableWriter:
+    if fmt == "parquet":
+        return pq.ParquetWriter(handle, schema)
+    if fmt == "jsonl":
+        return JsonLinesWriter(handle)
+    options = pacsv.WriteOptions(quoting_style="needed")
+    return pacsv.CSVWriter(handle, schema, write_options=options)
+
+
+class JsonLinesWriter:
+    """One JSON object per line; floats keep their shortest float32 form."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def write_table(self, table: pa.Table) -> None:
+        lines = (json.dumps(_jsonable(row), ensure_ascii=False) for row in table.to_pylist())
+        self._handle.write("".join(line + "\n" for line in lines).encode("utf-8"))
+
+    def close(self) -> None:
+        self._handle.flush()
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: float(str(np.float32(v))) if isinstance(v, float) else v for k, v in row.items()}

@@ -1,0 +1,456 @@
+"""Feature-extraction stages with Flink ML semantics.
+
+Each stage follows the scikit-learn estimator contract: keyword-only params
+stored in ``__init__``, ``fit(frame)`` returns ``self``, learned state ends in
+``_``, and ``transform`` refuses to run before ``fit``. ``params()`` and
+``fitted_data()`` are exactly what the JSON state stores; ``from_state`` builds
+a fitted stage back from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.frame import Frame
+
+LABELS_SUFFIX = "#labels"  # feature-name key carrying an index column's labels
+ORDER_TYPES = ("alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc")
+INVALID_POLICIES = ("error", "skip", "keep")
+
+
+def _check_choice(stage: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise PipelineSpecError(
+            f"{stage}: {name} must be one of {', '.join(choices)}; got {value!r}"
+        )
+
+
+def _check_names(stage: str, name: str, value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not value:
+        raise PipelineSpecError(f"{stage}: {name} must be a non-empty list of column names")
+    if not all(isinstance(v, str) and v for v in value):
+        raise PipelineSpecError(f"{stage}: {name} must contain only non-empty strings")
+    return list(value)
+
+
+def _check_same_length(stage: str, inputs: list[str], outputs: list[str]) -> None:
+    if len(inputs) != len(outputs):
+        raise PipelineSpecError(
+            f"{stage}: input_cols has {len(inputs)} names but output_cols has {len(outputs)}"
+        )
+
+
+class Stage:
+    """Common behaviour of all stages."""
+
+    TYPE: ClassVar[str]
+    _fitted_attrs: ClassVar[tuple[str, ...]]
+
+    def params(self) -> dict[str, Any]:
+        """The stage's constructor parameters, JSON-ready."""
+        raise NotImplementedError
+
+    def input_columns(self) -> list[str]:
+        """Columns this stage reads."""
+        raise NotImplementedError
+
+    def output_columns(self) -> list[str]:
+        """Columns this stage writes."""
+        raise NotImplementedError
+
+    def is_fitted(self) -> bool:
+        return all(hasattr(self, attr) for attr in self._fitted_attrs)
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted():
+            raise NotFittedError(
+                f"{self.TYPE} is not fitted: call fit() on training data first, "
+                "or load a fitted state with `churnctl score --state FILE`"
+            )
+
+    def fitted_data(self) -> dict[str, Any]:
+        """The learned numbers, JSON-ready."""
+        self._require_fitted()
+        return {attr.rstrip("_"): _to_json(getattr(self, attr)) for attr in self._fitted_attrs}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], fitted: dict[str, Any]) -> Stage:
+        """Rebuild a fitted stage from its stored params and learned data."""
+        stage = cls(**params)
+        expected = {attr.rstrip("_") for attr in cls._fitted_attrs}
+        if set(fitted) != expected:
+            raise PipelineSpecError(
+                f"{cls.TYPE}: fitted data must have keys {sorted(expected)}, got {sorted(fitted)}"
+            )
+        stage._set_fitted(fitted)
+        return stage
+
+    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+        for attr in self._fitted_attrs:
+            setattr(self, attr, fitted[attr.rstrip("_")])
+
+    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Names of the output columns' features given the inputs' feature names."""
+        raise NotImplementedError
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class StringIndexer(Stage):
+    """Maps string categories to float indices, in a chosen label order."""
+
+    TYPE = "StringIndexer"
+    _fitted_attrs = ("labels_",)
+
+    def __init__(
+        self,
+        *,
+        input_cols: list[str],
+        output_cols: list[str],
+        string_order_type: str = "alphabetAsc",
+        handle_invalid: str = "error",
+    ) -> None:
+        self.input_cols = _check_names(self.TYPE, "input_cols", input_cols)
+        self.output_cols = _check_names(self.TYPE, "output_cols", output_cols)
+        _check_same_length(self.TYPE, self.input_cols, self.output_cols)
+        _check_choice(self.TYPE, "string_order_type", string_order_type, ORDER_TYPES)
+        _check_choice(self.TYPE, "handle_invalid", handle_invalid, INVALID_POLICIES)
+        self.string_order_type = string_order_type
+        self.handle_invalid = handle_invalid
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "input_cols": self.input_cols,
+            "output_cols": self.output_cols,
+            "string_order_type": self.string_order_type,
+            "handle_invalid": self.handle_invalid,
+        }
+
+    def input_columns(self) -> list[str]:
+        return list(self.input_cols)
+
+    def output_columns(self) -> list[str]:
+        return list(self.output_cols)
+
+    def fit(self, frame: Frame) -> StringIndexer:
+        """Learn each column's labels from the frame's non-rejected rows."""
+        ok = pa.array(frame.ok)
+        self.labels_ = [
+            order_labels(pc.filter(_as_arrow(frame[col]), ok), self.string_order_type)
+            for col in self.input_cols
+        ]
+        return self
+
+    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+        labels = fitted["labels"]
+        if len(labels) != len(self.input_cols):
+            raise PipelineSpecError(
+                f"StringIndexer: {len(labels)} label lists for {len(self.input_cols)} columns"
+            )
+        for col, col_labels in zip(self.input_cols, labels, strict=True):
+            if len(set(col_labels)) != len(col_labels):
+                raise PipelineSpecError(f"StringIndexer: duplicate labels for column {col}")
+        self.labels_ = [list(col_labels) for col_labels in labels]
+
+    def transform(self, frame: Frame) -> Frame:
+        """Add float index columns; unseen or null values follow ``handle_invalid``."""
+        self._require_fitted()
+        for col, out, labels in zip(self.input_cols, self.output_cols, self.labels_, strict=True):
+            frame[out] = self._index_column(frame, col, labels)
+        return frame
+
+    def _index_column(self, frame: Frame, col: str, labels: list[str]) -> np.ndarray:
+        values = _as_arrow(frame[col])
+        found = pc.index_in(values, value_set=pa.array(labels, type=pa.string()))
+        invalid = found.is_null().to_numpy(zero_copy_only=False)
+        index = found.fill_null(len(labels)).to_numpy(zero_copy_only=False).astype(np.float64)
+        if invalid.any() and self.handle_invalid != "keep":
+            frame.reject(invalid, col, self._invalid_reasons(values, invalid))
+        return index
+
+    def _invalid_reasons(self, values: pa.Array, invalid: np.ndarray) -> np.ndarray | str:
+        if self.handle_invalid == "skip":
+            return "skipped"
+        reasons = np.full(len(values), None, dtype=object)
+        for i in np.flatnonzero(invalid):
+            value = values[int(i)].as_py()
+            reasons[i] = "empty value" if value is None else f"unseen category {value!r}"
+        return reasons
+
+    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each index column is one feature named after its input; its labels ride along."""
+        result: dict[str, list[str]] = {}
+        for col, out, labels in zip(self.input_cols, self.output_cols, self.labels_, strict=True):
+            result[out] = [col]
+            result[out + LABELS_SUFFIX] = list(labels)
+        return result
+
+
+def _as_arrow(values: np.ndarray | pa.Array) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+
+
+def order_labels(values: pa.Array, order: str) -> list[str]:
+    """Distinct non-null labels in the given order; frequency ties break alphabetically."""
+    counts = pc.value_counts(values.drop_null()).to_pylist()
+    pairs = [(c["values"], c["counts"]) for c in counts]
+    if order == "alphabetAsc":
+        pairs.sort(key=lambda p: p[0])
+    elif order == "alphabetDesc":
+        pairs.sort(key=lambda p: p[0], reverse=True)
+    elif order == "frequencyDesc":
+        pairs.sort(key=lambda p: (-p[1], p[0]))
+    else:
+        pairs.sort(key=lambda p: (p[1], p[0]))
+    return [label for label, _ in pairs]
+
+
+class OneHotEncoder(Stage):
+    """Maps float indices to one-hot vectors; ``drop_last`` drops the last category."""
+
+    TYPE = "OneHotEncoder"
+    _fitted_attrs = ("category_sizes_",)
+
+    def __init__(
+        self,
+        *,
+        input_cols: list[str],
+        output_cols: list[str],
+        drop_last: bool = True,
+        handle_invalid: str = "error",
+    ) -> None:
+        self.input_cols = _check_names(self.TYPE, "input_cols", input_cols)
+        self.output_cols = _check_names(self.TYPE, "output_cols", output_cols)
+        _check_same_length(self.TYPE, self.input_cols, self.output_cols)
+        if not isinstance(drop_last, bool):
+            raise PipelineSpecError(
+                f"OneHotEncoder: drop_last must be true or false, got {drop_last!r}"
+            )
+        _check_choice(self.TYPE, "handle_invalid", handle_invalid, ("error", "keep"))
+        self.drop_last = drop_last
+        self.handle_invalid = handle_invalid
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "input_cols": self.input_cols,
+            "output_cols": self.output_cols,
+            "drop_last": self.drop_last,
+            "handle_invalid": self.handle_invalid,
+        }
+
+    def input_columns(self) -> list[str]:
+        return list(self.input_cols)
+
+    def output_columns(self) -> list[str]:
+        return list(self.output_cols)
+
+    def fit(self, frame: Frame) -> OneHotEncoder:
+        """Learn each column's number of categories (largest index + 1)."""
+        ok = frame.ok
+        self.category_sizes_ = [
+            int(np.max(np.asarray(frame[col])[ok], initial=-1)) + 1 for col in self.input_cols
+        ]
+        return self
+
+    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+        sizes = fitted["category_sizes"]
+        if len(sizes) != len(self.input_cols) or any(s < 1 for s in sizes):
+            raise PipelineSpecError("OneHotEncoder: one positive category size per column needed")
+        self.category_sizes_ = [int(s) for s in sizes]
+
+    def transform(self, frame: Frame) -> Frame:
+        """Add one-hot matrix columns; an index past the vocabulary follows ``handle_invalid``."""
+        self._require_fitted()
+        for col, out, size in zip(
+            self.input_cols, self.output_cols, self.category_sizes_, strict=True
+        ):
+            frame[out] = self._encode(frame, col, size)
+        return frame
+
+    def _encode(self, frame: Frame, col: str, size: int) -> np.ndarray:
+        index = np.asarray(frame[col], dtype=np.float64)
+        valid = (index >= 0) & (index < size) & (index == np.floor(index))
+        if self.handle_invalid == "error":
+            frame.reject(~valid, col, f"index out of range for {size} categories")
+        width = size - 1 if self.drop_last else size
+        encoded = np.zeros((len(index), width), dtype=np.float64)
+        hot = valid & (index < width)
+        encoded[np.flatnonzero(hot), index[hot].astype(np.intp)] = 1.0
+        return encoded
+
+    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        result = {}
+        for col, out, size in zip(
+            self.input_cols, self.output_cols, self.category_sizes_, strict=True
+        ):
+            labels = names.get(f"{col}#labels") or [str(i) for i in range(size)]
+            labels = labels + [str(i) for i in range(len(labels), size)]
+            width = size - 1 if self.drop_last else size
+            base = names.get(col, [col])[0]
+            result[out] = [f"{base}={label}" for label in labels[:width]]
+        return result
+
+
+class VectorAssembler(Stage):
+    """Concatenates scalar and vector columns, in the given order, into one vector."""
+
+    TYPE = "VectorAssembler"
+    _fitted_attrs = ("input_sizes_",)
+
+    def __init__(self, *, input_cols: list[str], output_col: str) -> None:
+        self.input_cols = _check_names(self.TYPE, "input_cols", input_cols)
+        self.output_col = _check_names(self.TYPE, "output_col", [output_col])[0]
+
+    def params(self) -> dict[str, Any]:
+        return {"input_cols": self.input_cols, "output_col": self.output_col}
+
+    def input_columns(self) -> list[str]:
+        return list(self.input_cols)
+
+    def output_columns(self) -> list[str]:
+        return [self.output_col]
+
+    def fit(self, frame: Frame) -> VectorAssembler:
+        """Record each input's size (1 for a scalar column)."""
+        self.input_sizes_ = [_width(frame[col]) for col in self.input_cols]
+        return self
+
+    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+        sizes = fitted["input_sizes"]
+        if len(sizes) != len(self.input_cols) or any(int(s) < 1 for s in sizes):
+            raise PipelineSpecError("VectorAssembler: one positive input size per column needed")
+        self.input_sizes_ = [int(s) for s in sizes]
+
+    def transform(self, frame: Frame) -> Frame:
+        """Add the assembled float64 matrix column, checking every input's size."""
+        self._require_fitted()
+        parts = []
+        for col, size in zip(self.input_cols, self.input_sizes_, strict=True):
+            values = np.asarray(frame[col], dtype=np.float64)
+            values = values.reshape(len(values), -1)
+            if values.shape[1] != size:
+                raise PipelineSpecError(
+                    f"VectorAssembler: column {col} has size {values.shape[1]}, expected {size}"
+                )
+            parts.append(values)
+        frame[self.output_col] = np.hstack(parts) if parts else np.zeros((frame.n_rows, 0))
+        return frame
+
+    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        flat: list[str] = []
+        for col in self.input_cols:
+            flat.extend(names.get(col, [col]))
+        return {self.output_col: flat}
+
+
+def _width(values: np.ndarray | pa.Array) -> int:
+    array = np.asarray(values)
+    return 1 if array.ndim == 1 else int(array.shape[1])
+
+
+class StandardScaler(Stage):
+    """Centres and/or scales each feature; a zero std scales that feature to 0."""
+
+    TYPE = "StandardScaler"
+    _fitted_attrs = ("mean_", "std_")
+
+    def __init__(
+        self,
+        *,
+        input_col: str,
+        output_col: str,
+        with_mean: bool = False,
+        with_std: bool = True,
+        ddof: int = 1,
+    ) -> None:
+        self.input_col = _check_names(self.TYPE, "input_col", [input_col])[0]
+        self.output_col = _check_names(self.TYPE, "output_col", [output_col])[0]
+        for name, flag in (("with_mean", with_mean), ("with_std", with_std)):
+            if not isinstance(flag, bool):
+                raise PipelineSpecError(f"StandardScaler: {name} must be true or false")
+        if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof not in (0, 1):
+            raise PipelineSpecError(f"StandardScaler: ddof must be 0 or 1, got {ddof!r}")
+        self.with_mean, self.with_std, self.ddof = with_mean, with_std, ddof
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "input_col": self.input_col,
+            "output_col": self.output_col,
+            "with_mean": self.with_mean,
+            "with_std": self.with_std,
+            "ddof": self.ddof,
+        }
+
+    def input_columns(self) -> list[str]:
+        return [self.input_col]
+
+    def output_columns(self) -> list[str]:
+        return [self.output_col]
+
+    def fit(self, frame: Frame) -> StandardScaler:
+        """Two-pass float64 mean and std over the non-rejected rows."""
+        matrix = np.asarray(frame[self.input_col], dtype=np.float64)[frame.ok]
+        self.mean_, self.std_ = mean_and_std(matrix, ddof=self.ddof)
+        return self
+
+    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+        mean = np.asarray(fitted["mean"], dtype=np.float64)
+        std = np.asarray(fitted["std"], dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != std.shape:
+            raise PipelineSpecError("StandardScaler: mean and std must be equal-length lists")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
+            raise PipelineSpecError("StandardScaler: mean and std must be finite, std >= 0")
+        self.mean_, self.std_ = mean, std
+
+    def transform(self, frame: Frame) -> Frame:
+        """Add ``(x - mean) / std`` (each part as configured) as a float64 matrix."""
+        self._require_fitted()
+        matrix = np.asarray(frame[self.input_col], dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.mean_):
+            raise PipelineSpecError(
+                f"StandardScaler: {self.input_col} has {matrix.shape[-1]} features, "
+                f"fitted on {len(self.mean_)}"
+            )
+        frame[self.output_col] = scale(matrix, self.mean_, self.std_, self.with_mean, self.with_std)
+        return frame
+
+    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {self.output_col: names.get(self.input_col, [self.input_col])}
+
+
+def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and stds in float64, two passes (mean, then squared deviations)."""
+    n = matrix.shape[0]
+    if n <= ddof:
+        raise PipelineSpecError(f"StandardScaler: need more than {ddof} training rows, got {n}")
+    mean = matrix.sum(axis=0) / n
+    std = np.sqrt(((matrix - mean) ** 2).sum(axis=0) / (n - ddof))
+    return mean, std
+
+
+def scale(
+    matrix: np.ndarray, mean: np.ndarray, std: np.ndarray, with_mean: bool, with_std: bool
+) -> np.ndarray:
+    """Apply standard scaling; features with zero std become 0 when scaling by std."""
+    result = matrix - mean if with_mean else matrix.copy()
+    if with_std:
+        zero = std == 0
+        np.divide(result, np.where(zero, 1.0, std), out=result)
+        result[:, zero] = 0.0
+    return result
+
+
+STAGE_TYPES: dict[str, type[Stage]] = {
+    cls.TYPE: cls for cls in (StringIndexer, OneHotEncoder, VectorAssembler, StandardScaler)
+}

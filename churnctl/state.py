@@ -1,0 +1,218 @@
+"""The versioned, self-describing JSON state of a fitted feature pipeline.
+
+Loading never unpickles or imports anything named in the file: the JSON is
+parsed, its format version checked, its structure validated against a JSON
+Schema, its SHA-256 verified, and only then are stages built from the known
+stage types, whose constructors validate every parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from churnctl import __version__
+from churnctl.errors import ChurnctlError, StateError
+from churnctl.pipeline import FeaturePipeline
+from churnctl.stages import STAGE_TYPES, Stage, StringIndexer
+from churnctl.storage import atomic_write_text
+
+FORMAT = "churnctl-feature-state"
+FORMAT_VERSION = 1
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "format", "format_version", "churnctl_version", "input_schema", "stages",
+        "output", "provenance", "checksum",
+    ],
+    "properties": {
+        "format": {"const": FORMAT},
+        "format_version": {"const": FORMAT_VERSION},
+        "churnctl_version": {"type": "string"},
+        "input_schema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["columns"],
+            "properties": {"columns": {"type": "array", "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "type"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "type": {"enum": ["category", "number"]},
+                    "vocabulary": _STRINGS,
+                },
+            }}},
+        },
+        "stages": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "params", "fitted"],
+            "properties": {
+                "type": {"enum": sorted(STAGE_TYPES)},
+                "params": {"type": "object"},
+                "fitted": {"type": "object"},
+            },
+        }},
+        "output": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["column", "feature_names"],
+            "properties": {"column": {"type": "string"}, "feature_names": _STRINGS},
+        },
+        "provenance": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["training_file", "training_sha256", "rows", "rows_rejected",
+                         "fitted_at", "pipeline"],
+            "properties": {
+                "training_file": {"type": "string"},
+                "training_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "rows": {"type": "integer", "minimum": 0},
+                "rows_rejected": {"type": "integer", "minimum": 0},
+                "fitted_at": {"type": "string"},
+                "pipeline": {"type": "string"},
+            },
+        },
+        "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+    },
+}  # fmt: skip
+
+
+@dataclass
+class FeatureState:
+    """A fitted pipeline plus where it came from."""
+
+    pipeline: FeaturePipeline
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.pipeline.feature_names_)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, checksum included."""
+        content = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "churnctl_version": __version__,
+            "input_schema": {"columns": _schema_columns(self.pipeline)},
+            "stages": [_stage_dict(stage) for stage in self.pipeline.stages],
+            "output": {"column": self.pipeline.output_col, "feature_names": self.feature_names},
+            "provenance": dict(self.provenance),
+        }
+        return {**content, "checksum": "sha256:" + content_checksum(content)}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def save(self, path: Path) -> None:
+        """Write the state atomically (temporary name, then rename)."""
+        atomic_write_text(Path(path), self.dumps())
+
+
+def _stage_dict(stage: Stage) -> dict[str, Any]:
+    return {"type": stage.TYPE, "params": stage.params(), "fitted": stage.fitted_data()}
+
+
+def _schema_columns(pipeline: FeaturePipeline) -> list[dict[str, Any]]:
+    vocabularies: dict[str, list[str]] = {}
+    for stage in pipeline.stages:
+        if isinstance(stage, StringIndexer):
+            vocabularies.update(zip(stage.input_cols, stage.labels_, strict=True))
+    columns: list[dict[str, Any]] = [
+        {"name": name, "type": "category", "vocabulary": vocabularies[name]}
+        for name in pipeline.input_schema.categorical
+    ]
+    columns += [{"name": name, "type": "number"} for name in pipeline.input_schema.numeric]
+    return columns
+
+
+def canonical_json(content: Any) -> str:
+    """The canonical text the checksum covers: sorted keys, no spaces, UTF-8."""
+    return json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def content_checksum(content: dict[str, Any]) -> str:
+    body = {key: value for key, value in content.items() if key != "checksum"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def load_state(path: Path) -> FeatureState:
+    """Read, validate and rebuild a state file; every problem is a ``StateError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StateError(f"{path}: state file not found; create one with `churnctl fit`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateError(f"{path}: cannot read state file: {exc}") from None
+    return state_from_text(text, source=str(path))
+
+
+def state_from_text(text: str, *, source: str = "state") -> FeatureState:
+    """Validate a state document and build its fitted pipeline."""
+    document = _parse_json(text, source)
+    _check_version(document, source)
+    try:
+        jsonschema.validate(document, STATE_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise StateError(f"{source}: invalid state at {where}: {exc.message}") from None
+    if document["checksum"] != "sha256:" + content_checksum(document):
+        raise StateError(
+            f"{source}: checksum mismatch: the file was edited or corrupted; "
+            "refit it with `churnctl fit`"
+        )
+    return _build_state(document, source)
+
+
+def _parse_json(text: str, source: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"{source}: not valid JSON (truncated or damaged?) at line {exc.lineno}: {exc.msg}"
+        ) from None
+    if not isinstance(document, dict):
+        raise StateError(f"{source}: a state file must hold a JSON object")
+    return document
+
+
+def _check_version(document: dict[str, Any], source: str) -> None:
+    if document.get("format") != FORMAT:
+        raise StateError(f"{source}: not a churnctl state file (format {FORMAT!r} expected)")
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StateError(
+            f"{source}: unsupported state format version {version!r}; this churnctl "
+            f"({__version__}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
+        )
+
+
+def _build_state(document: dict[str, Any], source: str) -> FeatureState:
+    try:
+        stages = [
+            STAGE_TYPES[item["type"]].from_state(item["params"], item["fitted"])
+            for item in document["stages"]
+        ]
+        pipeline = FeaturePipeline(stages=stages)
+        pipeline.feature_names_ = pipeline.compute_feature_names()
+    except (ChurnctlError, TypeError, ValueError) as exc:
+        raise StateError(f"{source}: invalid stage: {exc}") from None
+    state = FeatureState(pipeline, dict(document["provenance"]))
+    rebuilt = state.to_dict()
+    for key in ("input_schema", "output"):
+        if rebuilt[key] != document[key]:
+            raise StateError(f"{source}: '{key}' does not match the stages it describes")
+    return state

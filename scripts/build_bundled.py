@@ -1,0 +1,58 @@
+"""Rebuild the bundled sample data, feature state and ONNX model, deterministically.
+
+    uv run --extra train python scripts/build_bundled.py
+
+Writes data/sample.csv (synthetic, seed 42), models/churn_state.json (the
+reference pipeline fitted on it) and models/churn_mlp.onnx (a small
+scikit-learn MLP trained on its features, exported with skl2onnx, no ZipMap).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+from skl2onnx import to_onnx
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from churnctl.batch import fit_state
+from churnctl.generate import generate_files
+from churnctl.inputs import frame_from_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample.csv"
+STATE = ROOT / "models" / "churn_state.json"
+MODEL = ROOT / "models" / "churn_mlp.onnx"
+
+
+def train_mlp(features: np.ndarray, labels: np.ndarray) -> MLPClassifier:
+    """A small, seeded MLP: 12 → 16 → 8 → 1."""
+    model = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=300, random_state=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(features, labels)
+
+
+def main() -> None:
+    generate_files(SAMPLE, n_rows=10_000, seed=42)
+    state = fit_state(SAMPLE)
+    state.provenance["fitted_at"] = "1970-01-01T00:00:00+00:00"  # reproducible bytes
+    state.save(STATE)
+    table = pacsv.read_csv(SAMPLE)
+    frame = frame_from_batch(table, state.pipeline.input_schema)
+    features = state.pipeline.transform(frame).astype(np.float32)
+    labels = table.column("Exited").to_numpy()
+    mlp = train_mlp(features, labels)
+    onnx_model = to_onnx(
+        mlp, features[:1], options={id(mlp): {"zipmap": False}}, target_opset=17
+    )
+    MODEL.write_bytes(onnx_model.SerializeToString())
+    accuracy = float((mlp.predict(features) == labels).mean())
+    print(f"wrote {SAMPLE}, {STATE}, {MODEL}; training accuracy {accuracy:.3f}")
+
+
+if __name__ == "__main__":
+    main()
