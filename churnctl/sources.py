@@ -105,8 +105,9 @@ def _raw_stream(source: str | Path) -> BinaryIO:
 
 
 def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
+    """Read until the first non-blank line is complete (or end of input)."""
     prefix = b""
-    while b"\n" not in prefix and len(prefix) < HEADER_LIMIT:
+    while not _has_complete_line(prefix) and len(prefix) < HEADER_LIMIT:
         try:
             chunk = stream.read(1 << 16)
         except (OSError, pa.ArrowException) as exc:
@@ -117,32 +118,69 @@ def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
     return prefix
 
 
+def _has_complete_line(prefix: bytes) -> bool:
+    return any(line.strip() for line in prefix.split(b"\n")[:-1])
+
+
 def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
-    """Column names from the first line of a CSV file."""
+    """Column names from the first non-blank line of a CSV file."""
+    if b"\x00" in prefix[:4096]:
+        raise InputError(
+            f"{name}: binary content (NUL bytes), not {options.encoding} CSV text; "
+            "a Parquet file needs a .parquet name, a gzip file a .gz name"
+        )
     encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
-    first = prefix.split(b"\n", 1)[0].rstrip(b"\r")
+    lines = [line.rstrip(b"\r") for line in prefix.split(b"\n")]
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputError(f"{name}: the file is empty (no header line, no rows)")
     try:
-        text = first.decode(encoding)
+        text = first.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError:
         raise InputError(
             f"{name}: header is not valid {options.encoding} text; pass --encoding "
             "(e.g. --encoding latin-1) if the file uses another encoding"
         ) from None
-    if not text.strip():
-        raise InputError(f"{name}: the file is empty or starts with a blank line; add a header")
     return next(csv.reader([text], delimiter=options.delimiter))
 
 
 def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> None:
-    """Refuse duplicate column names and missing required columns."""
+    """Refuse a missing header, a wrong delimiter, duplicate names or missing columns."""
+    missing = [c for c in required if c not in columns]
+    if len(missing) == len(required) and any(_looks_numeric(c) for c in columns):
+        raise SchemaError(
+            f"{name}: no header row: the first line looks like data; add a header line "
+            f"naming the columns ({', '.join(required)})"
+        )
+    delimiter = _likely_delimiter(columns) if missing else None
+    if delimiter is not None:
+        raise SchemaError(
+            f"{name}: the header has one column but looks {delimiter!r}-delimited; "
+            f"pass --delimiter {delimiter!r}"
+        )
     duplicates = sorted({c for c in columns if list(columns).count(c) > 1})
     if duplicates:
         raise SchemaError(f"{name}: duplicate column name(s) {', '.join(duplicates)} in the header")
-    missing = [c for c in required if c not in columns]
     if missing:
         raise SchemaError(
             f"{name}: missing required column(s) {', '.join(missing)}; found: {', '.join(columns)}"
         )
+
+
+def _likely_delimiter(columns: Sequence[str]) -> str | None:
+    if len(columns) != 1:
+        return None
+    counts = {d: columns[0].count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class _Replay(io.RawIOBase):

@@ -111,6 +111,14 @@ def test_value_ranges(frame: dict[str, np.ndarray]) -> None:
     assert 1_000 < len(set(frame["Surname"])) < 10_000
 
 
+def test_rows_are_not_repeated(frame: dict[str, np.ndarray]) -> None:
+    """Every row is a fresh draw: no (salary, balance, score, age) repeats across draw blocks."""
+    keys = np.column_stack(
+        [frame[name] for name in ("EstimatedSalary", "Balance", "CreditScore", "Age")]
+    )
+    assert len(np.unique(keys, axis=0)) == N
+
+
 @pytest.mark.parametrize(
     ("column", "value", "expected", "tol"),
     [
