@@ -9,6 +9,7 @@ scikit-learn MLP trained on its features, exported with skl2onnx, no ZipMap).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,9 +24,6 @@ from churnctl.generate import generate_files
 from churnctl.inputs import frame_from_batch
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sample.csv"
-STATE = ROOT / "models" / "churn_state.json"
-MODEL = ROOT / "models" / "churn_mlp.onnx"
 
 
 def train_mlp(features: np.ndarray, labels: np.ndarray) -> MLPClassifier:
@@ -36,22 +34,33 @@ def train_mlp(features: np.ndarray, labels: np.ndarray) -> MLPClassifier:
         return model.fit(features, labels)
 
 
-def main() -> None:
-    generate_files(SAMPLE, n_rows=10_000, seed=42)
-    state = fit_state(SAMPLE)
+def build(root: Path) -> tuple[Path, Path, Path]:
+    """Write the sample, state and model under ``root``; return their paths."""
+    sample = root / "data" / "sample.csv"
+    state_path = root / "models" / "churn_state.json"
+    model_path = root / "models" / "churn_mlp.onnx"
+    generate_files(sample, n_rows=10_000, seed=42)
+    state = fit_state(sample)
     state.provenance["fitted_at"] = "1970-01-01T00:00:00+00:00"  # reproducible bytes
-    state.save(STATE)
-    table = pacsv.read_csv(SAMPLE)
+    state.save(state_path)
+    table = pacsv.read_csv(sample)
     frame = frame_from_batch(table, state.pipeline.input_schema)
     features = state.pipeline.transform(frame).astype(np.float32)
     labels = table.column("Exited").to_numpy()
     mlp = train_mlp(features, labels)
-    onnx_model = to_onnx(
-        mlp, features[:1], options={id(mlp): {"zipmap": False}}, target_opset=17
-    )
-    MODEL.write_bytes(onnx_model.SerializeToString())
-    accuracy = float((mlp.predict(features) == labels).mean())
-    print(f"wrote {SAMPLE}, {STATE}, {MODEL}; training accuracy {accuracy:.3f}")
+    onnx_model = to_onnx(mlp, features[:1], options={id(mlp): {"zipmap": False}}, target_opset=17)
+    opsets = sorted(onnx_model.opset_import, key=lambda o: o.domain)  # skl2onnx order varies
+    del onnx_model.opset_import[:]
+    onnx_model.opset_import.extend(opsets)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path.write_bytes(onnx_model.SerializeToString())
+    return sample, state_path, model_path
+
+
+def main() -> None:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
+    for path in build(root):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
