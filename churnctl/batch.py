@@ -19,15 +19,18 @@ from churnctl.errors import InputError
 from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
 from churnctl.pipeline import load_pipeline_spec
-from churnctl.scoring import ScoredBatch, output_schema, score_batch
-from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
-from churnctl.sources import STDIN, BadLine, ReadOptions, open_source
+from churnctl.rejects import (
+    DEFAULT_MAX_REJECTS,
+    REJECTS_SCHEMA,
+    RejectLimit,
+    RejectLog,
+    check_limit,
+    parse_max_rejects,
+)
+from churnctl.scoring import output_schema, score_batch
+from churnctl.sinks import STDOUT, open_sink, output_format
+from churnctl.sources import STDIN, ReadOptions, open_source
 from churnctl.state import FeatureState
-
-REJECTS_SCHEMA = pa.schema(
-    [("source", pa.string()), ("row", pa.int64()), ("line", pa.int64()),
-     ("column", pa.string()), ("reason", pa.string()), ("text", pa.string())]
-)  # fmt: skip
 
 Progress = Callable[[int], None]
 
@@ -79,6 +82,7 @@ class ScoreRequest:
     threshold: float = 0.5
     format: str | None = None
     rejects: str | None = None
+    max_rejects: str = DEFAULT_MAX_REJECTS
     read_options: ReadOptions = field(default_factory=ReadOptions)
 
 
@@ -111,57 +115,40 @@ def rejects_path(output: str, input: str) -> str:
 
 
 def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:
-    """Score one input into one output (and its rejects file), atomically."""
+    """Score one input into one output and its rejects file, both published atomically."""
     started = time.perf_counter()
     request.model.check_compatible(request.state.pipeline.n_features)
+    limit = parse_max_rejects(request.max_rejects)
     keep = list(dict.fromkeys(request.keep))
     required = list(dict.fromkeys([*request.state.pipeline.input_schema.columns, *keep]))
-    source = open_source(request.input, required, request.read_options)
     fmt = output_format(request.output, request.format)
+    source = open_source(request.input, required, request.read_options)
     summary = RunSummary(output=request.output)
     summary.rejects = request.rejects or rejects_path(request.output, request.input)
-    with open_sink(request.output, output_schema(keep), fmt) as out, \
-            open_sink(summary.rejects, REJECTS_SCHEMA, "csv") as rejects:  # fmt: skip
-        for batch in source.batches:
-            scored = score_batch(
-                request.state, request.model, batch, keep=keep, threshold=request.threshold
-            )
-            _write_batch(scored, out, rejects, source.name, summary)
-            _write_bad_lines(source.bad_lines, rejects, source.name, summary)
-            if on_progress is not None:
-                on_progress(summary.rows_read)
-        _write_bad_lines(source.bad_lines, rejects, source.name, summary)
+    try:
+        with open_sink(request.output, output_schema(keep), fmt) as out, \
+                open_sink(summary.rejects, REJECTS_SCHEMA, "csv") as rejects:  # fmt: skip
+            log = RejectLog(rejects, source, request.read_options)
+            for batch in source.batches:
+                scored = score_batch(
+                    request.state, request.model, batch, keep=keep, threshold=request.threshold
+                )
+                out.write_table(scored.scored)
+                log.record_batch(batch, scored.rejects)
+                _count(summary, scored.scored.num_rows, log, limit, source.name, final=False)
+                if on_progress is not None:
+                    on_progress(summary.rows_read)
+            log.finish()
+            _count(summary, 0, log, limit, source.name, final=True)
+    finally:
+        source.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _write_batch(
-    scored: ScoredBatch, out: TableWriter, rejects: TableWriter, name: str, summary: RunSummary
+def _count(
+    summary: RunSummary, scored: int, log: RejectLog, limit: RejectLimit, name: str, *, final: bool
 ) -> None:
-    out.write_table(scored.scored)
-    if scored.rejects.num_rows:
-        rows = pa.compute.add(scored.rejects.column("row"), summary.rows_read + 1)
-        n = scored.rejects.num_rows
-        rejects.write_table(pa.Table.from_arrays(
-            [pa.array([name] * n), rows, pa.nulls(n, pa.int64()), scored.rejects.column("column"),
-             scored.rejects.column("reason"), scored.rejects.column("value")],
-            schema=REJECTS_SCHEMA,
-        ))  # fmt: skip
-    summary.rows_scored += scored.scored.num_rows
-    summary.rows_rejected += scored.rejects.num_rows
-
-
-def _write_bad_lines(
-    bad_lines: list[BadLine], rejects: TableWriter, name: str, summary: RunSummary
-) -> None:
-    if not bad_lines:
-        return
-    n = len(bad_lines)
-    rejects.write_table(pa.Table.from_arrays(
-        [pa.array([name] * n), pa.nulls(n, pa.int64()), pa.array([b.line for b in bad_lines]),
-         pa.nulls(n, pa.string()), pa.array([b.reason for b in bad_lines]),
-         pa.array([b.text for b in bad_lines])],
-        schema=REJECTS_SCHEMA,
-    ))  # fmt: skip
-    summary.rows_rejected += n
-    bad_lines.clear()
+    summary.rows_scored += scored
+    summary.rows_rejected = log.count
+    check_limit(limit, log, summary.rows_read, final=final, name=name)

@@ -19,6 +19,7 @@ from churnctl.errors import ChurnctlError, UsageError
 from churnctl.generate import generate_files
 from churnctl.inspection import Report, inspect_pair
 from churnctl.model import ChurnModel
+from churnctl.rejects import DEFAULT_MAX_REJECTS
 from churnctl.sources import ReadOptions
 from churnctl.state import FeatureState, load_state
 
@@ -93,6 +94,9 @@ def score(
     threshold: Annotated[float, typer.Option(help="exited = raw > threshold.")] = 0.5,
     format: Annotated[str | None, typer.Option(help="csv, jsonl or parquet.")] = None,
     rejects: Annotated[str | None, typer.Option(help="Rejects CSV file.")] = None,
+    max_rejects: Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")] = (
+        DEFAULT_MAX_REJECTS
+    ),
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -102,7 +106,7 @@ def score(
     request = ScoreRequest(
         input=input, output=output, state=features, model=ChurnModel(model or bundled(MODEL)),
         keep=keep or ["CustomerId"], threshold=threshold, format=format, rejects=rejects,
-        read_options=read_options,
+        max_rejects=max_rejects, read_options=read_options,
     )  # fmt: skip
     with _progress() as advance:
         summary = score_file(request, on_progress=advance)

@@ -18,11 +18,15 @@ from churnctl.pipeline import InputSchema
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
+MAX_FIELD_CHARS = 10_000
+TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
 
 
 def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> Frame:
     """Typed frame for the schema's columns; bad numeric values are rejected per row."""
     frame = Frame({}, batch.num_rows)
+    for name in schema.columns:
+        frame.reject(_too_long(_column(batch, name)), name, TOO_LONG)
     for name in schema.categorical:
         frame[name] = categorical_column(_column(batch, name))
     for name in schema.numeric:
@@ -36,6 +40,13 @@ def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> F
 def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
     column = batch.column(name)
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _too_long(column: pa.Array) -> np.ndarray:
+    if not pa.types.is_string(column.type):
+        return np.zeros(len(column), dtype=bool)
+    lengths = pc.utf8_length(column).fill_null(0)
+    return pc.greater(lengths, MAX_FIELD_CHARS).to_numpy(zero_copy_only=False)
 
 
 def categorical_column(column: pa.Array) -> pa.Array:

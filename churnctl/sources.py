@@ -3,7 +3,9 @@
 CSV (optionally compressed, e.g. ``.csv.gz``), Parquet, or ``-`` for CSV on
 stdin. The header is read first and checked, so that only the needed columns
 are converted, as text, whatever other columns the file carries; malformed rows
-(wrong number of fields) are collected instead of failing the file.
+(wrong number of fields) are collected instead of failing the file. CSV input
+can be read a second time (``reopen``) to locate rejected records; stdin is
+spooled to a temporary file for that as it is read.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -48,12 +52,19 @@ class BadLine:
 
 @dataclass
 class BatchSource:
-    """An open input: its name, its header, its batches, and the lines it set aside."""
+    """An open input: its name, header, batches, the lines it set aside, and a re-reader."""
 
     name: str
     columns: list[str]
     batches: Iterator[pa.RecordBatch]
     bad_lines: list[BadLine] = field(default_factory=list)
+    reopen: Callable[[], BinaryIO] | None = None  # the same bytes again (CSV only)
+    _spool: Path | None = None
+
+    def close(self) -> None:
+        """Release what the source holds (the stdin spool file)."""
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
 
 
 def is_parquet(name: str | Path) -> bool:
@@ -91,8 +102,20 @@ def _open_csv(
     columns = parse_header(prefix, name, options)
     check_header(name, columns, required)
     bad_lines: list[BadLine] = []
-    reader = _csv_reader(_Replay(prefix, stream), required, options, bad_lines)
-    return BatchSource(name, columns, _guarded(reader, name, options), bad_lines)
+    spool = _spool_path() if str(source) == STDIN else None
+    replay = _Replay(prefix, stream, tee=spool)
+    reader = _csv_reader(replay, required, options, bad_lines)
+    reread = spool or source
+    return BatchSource(
+        name, columns, _guarded(reader, name, options), bad_lines,
+        reopen=lambda: _raw_stream(reread), _spool=spool,
+    )  # fmt: skip
+
+
+def _spool_path() -> Path:
+    fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=".csv")
+    os.close(fd)
+    return Path(name)
 
 
 def _raw_stream(source: str | Path) -> BinaryIO:
@@ -186,9 +209,12 @@ def _looks_numeric(text: str) -> bool:
 class _Replay(io.RawIOBase):
     """A byte stream that replays an already-read prefix, then reads the rest."""
 
-    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, rest: BinaryIO, *, tee: Path | None = None) -> None:
         self._prefix = memoryview(prefix)
         self._rest = rest
+        self._tee = tee.open("wb", buffering=0) if tee is not None else None
+        if self._tee is not None:
+            self._tee.write(prefix)
 
     def readable(self) -> bool:
         return True
@@ -201,6 +227,8 @@ class _Replay(io.RawIOBase):
             return n
         data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
+        if self._tee is not None:
+            self._tee.write(data)
         return len(data)
 
 
