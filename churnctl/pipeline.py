@@ -128,10 +128,17 @@ def _derive_schema(stages: list[Stage]) -> InputSchema:
             if col in produced or col in categorical or col in numeric:
                 continue
             (categorical if stage.TYPE == "StringIndexer" else numeric).append(col)
-        clash = produced.intersection(stage.output_columns())
-        if clash or any(c.endswith(LABELS_SUFFIX) for c in stage.output_columns()):
+        outputs = stage.output_columns()
+        reserved = [c for c in outputs if c.endswith(LABELS_SUFFIX)]
+        if reserved:
+            raise PipelineSpecError(
+                f"{stage.TYPE}: output column {reserved[0]!r} ends with the reserved "
+                f"suffix {LABELS_SUFFIX!r}; rename it"
+            )
+        clash = produced.intersection(outputs) | {c for c in outputs if outputs.count(c) > 1}
+        if clash:
             raise PipelineSpecError(f"{stage.TYPE}: output column(s) {sorted(clash)} written twice")
-        produced.update(stage.output_columns())
+        produced.update(outputs)
     return InputSchema(tuple(categorical), tuple(numeric))
 
 
@@ -144,7 +151,11 @@ def build_pipeline(spec: Any, *, source: str = "pipeline spec") -> FeaturePipeli
     stages_spec = spec.get("stages")
     if not isinstance(stages_spec, list) or not stages_spec:
         raise PipelineSpecError(f"{source}: 'stages' must be a non-empty list")
-    return FeaturePipeline(stages=[_build_stage(s, source, i) for i, s in enumerate(stages_spec)])
+    stages = [_build_stage(s, source, i) for i, s in enumerate(stages_spec)]
+    try:
+        return FeaturePipeline(stages=stages)
+    except PipelineSpecError as exc:
+        raise PipelineSpecError(f"{source}: {exc}") from None
 
 
 def _build_stage(spec: Any, source: str, position: int) -> Stage:

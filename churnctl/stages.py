@@ -328,8 +328,8 @@ class VectorAssembler(Stage):
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         sizes = fitted["input_sizes"]
-        if len(sizes) != len(self.input_cols) or any(int(s) < 1 for s in sizes):
-            raise PipelineSpecError("VectorAssembler: one positive input size per column needed")
+        if len(sizes) != len(self.input_cols) or any(int(s) < 0 for s in sizes):
+            raise PipelineSpecError("VectorAssembler: one input size (>= 0) per column needed")
         self.input_sizes_ = [int(s) for s in sizes]
 
     def transform(self, frame: Frame) -> Frame:
@@ -430,12 +430,26 @@ class StandardScaler(Stage):
 
 
 def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and stds in float64, two passes (mean, then squared deviations)."""
+    """Column means and stds in float64 with a corrected two-pass method.
+
+    Pass one: the mean, refined by the mean residual (so a constant column gets
+    its exact value and std 0). Pass two: squared deviations, scaled by the
+    largest deviation so that huge magnitudes do not overflow.
+    """
     n = matrix.shape[0]
     if n <= ddof:
         raise PipelineSpecError(f"StandardScaler: need more than {ddof} training rows, got {n}")
-    mean = matrix.sum(axis=0) / n
-    std = np.sqrt(((matrix - mean) ** 2).sum(axis=0) / (n - ddof))
+    mean = (matrix / n).sum(axis=0)
+    mean += (matrix - mean).sum(axis=0) / n
+    constant = (matrix == matrix[0]).all(axis=0)
+    mean[constant] = matrix[0, constant]
+    deviations = matrix - mean
+    largest = np.abs(deviations).max(axis=0)
+    unit = np.where(largest > 0, largest, 1.0)
+    std = largest * np.sqrt(((deviations / unit) ** 2).sum(axis=0) / (n - ddof))
+    std[constant] = 0.0
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise PipelineSpecError("StandardScaler: training values are too large to scale")
     return mean, std
 
 

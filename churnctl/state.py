@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
+import pyarrow as pa
 
 from churnctl import __version__
 from churnctl.errors import ChurnctlError, StateError
+from churnctl.frame import Frame
 from churnctl.pipeline import FeaturePipeline
 from churnctl.stages import STAGE_TYPES, Stage, StringIndexer
 from churnctl.storage import atomic_write_text
@@ -136,6 +139,14 @@ def _schema_columns(pipeline: FeaturePipeline) -> list[dict[str, Any]]:
     return columns
 
 
+def _probe_frame(pipeline: FeaturePipeline) -> Frame:
+    """One synthetic row, to check that the stages' fitted sizes agree with each other."""
+    columns: dict[str, Any] = {name: pa.array([None], pa.string()) for name in
+                               pipeline.input_schema.categorical}  # fmt: skip
+    columns.update({name: np.zeros(1) for name in pipeline.input_schema.numeric})
+    return Frame.from_columns(columns)
+
+
 def canonical_json(content: Any) -> str:
     """The canonical text the checksum covers: sorted keys, no spaces, UTF-8."""
     return json.dumps(
@@ -179,14 +190,20 @@ def state_from_text(text: str, *, source: str = "state") -> FeatureState:
 
 def _parse_json(text: str, source: str) -> dict[str, Any]:
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise StateError(
             f"{source}: not valid JSON (truncated or damaged?) at line {exc.lineno}: {exc.msg}"
         ) from None
+    except (ValueError, RecursionError) as exc:
+        raise StateError(f"{source}: not a valid state document: {exc}") from None
     if not isinstance(document, dict):
         raise StateError(f"{source}: a state file must hold a JSON object")
     return document
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in a state file (numbers must be finite)")
 
 
 def _check_version(document: dict[str, Any], source: str) -> None:
@@ -208,6 +225,7 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
         ]
         pipeline = FeaturePipeline(stages=stages)
         pipeline.feature_names_ = pipeline.compute_feature_names()
+        pipeline.transform(_probe_frame(pipeline))
     except (ChurnctlError, TypeError, ValueError) as exc:
         raise StateError(f"{source}: invalid stage: {exc}") from None
     state = FeatureState(pipeline, dict(document["provenance"]))
