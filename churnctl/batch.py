@@ -109,9 +109,13 @@ def rejects_path(output: str, input: str) -> str:
     """Default rejects file: ``<output stem>.rejects.csv`` beside the output."""
     if output != STDOUT:
         out = Path(output)
-        return str(out.with_name(out.name.split(".")[0] + ".rejects.csv"))
-    stem = "stdin" if input == STDIN else Path(input).name.split(".")[0]
-    return f"{stem}.rejects.csv"
+        return str(out.with_name(_stem(out) + ".rejects.csv"))
+    return ("stdin" if input == STDIN else _stem(Path(input))) + ".rejects.csv"
+
+
+def _stem(path: Path) -> str:
+    """The name without its format suffix (and compression suffix): a.b.csv.gz → a.b."""
+    return Path(path.stem).stem if path.suffix.lower() == ".gz" else path.stem
 
 
 def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:

@@ -104,7 +104,10 @@ def _open_csv(
     bad_lines: list[BadLine] = []
     spool = _spool_path() if str(source) == STDIN else None
     replay = _Replay(prefix, stream, tee=spool)
-    reader = _csv_reader(replay, required, options, bad_lines)
+    try:
+        reader = _csv_reader(replay, required, options, bad_lines)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{name}: {_explain(str(exc), options)}") from None
     reread = spool or source
     return BatchSource(
         name, columns, _guarded(reader, name, options), bad_lines,
