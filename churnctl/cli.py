@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -42,7 +43,7 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ChurnctlError as exc:
-            stderr.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     app.command(fn.__name__.replace("_", "-"))(wrapper)
@@ -78,6 +79,7 @@ def fit(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
         f"({prov['rows_rejected']:,} rejected) → {output}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -110,6 +112,8 @@ def score(
     )  # fmt: skip
     with _progress() as advance:
         summary = score_file(request, on_progress=advance)
+    if save_state is not None:
+        features.save(save_state)
     _print_summary(summary)
 
 
@@ -126,10 +130,7 @@ def _state_for_scoring(
         if save_state is not None or pipeline is not None:
             raise UsageError("--save-state and --pipeline need --train")
         return load_state(state or bundled(STATE))
-    fitted = fit_state(train, pipeline=pipeline, read_options=read_options)
-    if save_state is not None:
-        fitted.save(save_state)
-    return fitted
+    return fit_state(train, pipeline=pipeline, read_options=read_options)
 
 
 class _progress:
@@ -159,6 +160,7 @@ def _print_summary(summary: RunSummary) -> None:
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
         f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
 
@@ -173,7 +175,7 @@ def inspect(
     for table in _report_tables(report):
         stdout.print(table)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
-    stdout.print(f"{verdict}: {report.verdict}", highlight=False)
+    stdout.print(f"{verdict}: {escape(report.verdict)}", highlight=False)
     if not report.compatible:
         raise typer.Exit(2)
 
@@ -182,17 +184,17 @@ def _report_tables(report: Report) -> list[Table]:
     io = Table("role", "name", "type", "shape", title="Model")
     for role, nodes in (("input", report.model_inputs), ("output", report.model_outputs)):
         for node in nodes:
-            io.add_row(role, node.name, node.type, str(list(node.shape)))
+            io.add_row(role, escape(node.name), node.type, escape(str(list(node.shape))))
     stages = Table("#", "stage", "params", "fitted", title="State stages")
     for i, stage in enumerate(report.stages, 1):
         params = ", ".join(f"{k}={v}" for k, v in stage.params.items())
-        stages.add_row(str(i), stage.type, params, stage.fitted)
+        stages.add_row(str(i), stage.type, escape(params), escape(stage.fitted))
     features = Table("#", "feature", title="Feature order")
     for i, name in enumerate(report.feature_names):
-        features.add_row(str(i), name)
+        features.add_row(str(i), escape(name))
     provenance = Table("key", "value", title="Provenance")
     for key, value in report.provenance.items():
-        provenance.add_row(key, str(value))
+        provenance.add_row(key, escape(str(value)))
     return [io, stages, features, provenance]
 
 
@@ -205,7 +207,7 @@ def generate(
 ) -> None:
     """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
     paths = generate_files(output, n_rows=rows, files=files, seed=seed)
-    stderr.print(f"wrote {rows:,} rows to {len(paths)} file(s) under {output}", highlight=False)
+    stderr.print(f"wrote {rows:,} rows to {len(paths)} file(s) under {output}", markup=False)
 
 
 def _version(value: bool) -> None:

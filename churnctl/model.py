@@ -150,7 +150,7 @@ def positive_probability(output: Any, choice: OutputChoice, *, source: str) -> n
         if values.ndim != 2 or values.shape[1] != 2:
             raise ModelError(f"{source}: expected 2 class probabilities, got {values.shape}")
         return values[:, 1]
-    return values.reshape(len(values))
+    return values.reshape(-1) if values.ndim > 1 else values
 
 
 def _zipmap_positive(rows: list[dict[Any, float]]) -> np.ndarray:

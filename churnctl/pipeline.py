@@ -106,7 +106,7 @@ class FeaturePipeline:
         for stage in self.stages:
             stage.transform(frame)
         matrix = np.asarray(frame[self.output_col], dtype=np.float64)
-        return matrix.reshape(frame.n_rows, -1)
+        return matrix[:, np.newaxis] if matrix.ndim == 1 else matrix
 
     def compute_feature_names(self) -> list[str]:
         names: dict[str, list[str]] = {}

@@ -68,18 +68,19 @@ class RejectLog:
         self.examples: list[str] = []
 
     def record_batch(self, batch: pa.RecordBatch, rejects: pa.Table) -> None:
-        """Log one batch's rejected rows (and any malformed lines read with it)."""
+        """Log one batch's rejected rows and the malformed lines read with it, in input order."""
         self._pending.extend(self._source.bad_lines)
         self._source.bad_lines.clear()
         rows = rejects.column("row").to_pylist()
         if rows or self._pending:
             self._advance(self._valid_before + batch.num_rows, rows)
-        lines, texts = (
-            zip(*(self._where(batch, row) for row in rows), strict=True) if rows else ((), ())
-        )
-        self._write(list(lines), rejects.column("column").to_pylist(),
-                    rejects.column("reason").to_pylist(), list(texts))  # fmt: skip
-        self._flush_bad_lines()
+        columns = rejects.column("column").to_pylist()
+        reasons = rejects.column("reason").to_pylist()
+        entries = [
+            (*self._where(batch, row), column, reason)
+            for row, column, reason in zip(rows, columns, reasons, strict=True)
+        ]
+        self._write(sorted(entries + self._located_bad_lines(), key=_by_line))
         self._valid_before += batch.num_rows
 
     def finish(self) -> None:
@@ -88,7 +89,7 @@ class RejectLog:
         self._source.bad_lines.clear()
         if self._pending and self._get_locator() is not None:
             self._locator.drain()
-        self._flush_bad_lines(final=True)
+        self._write(self._located_bad_lines(final=True))
 
     def _get_locator(self) -> RecordLocator | None:
         if self._locator is None and self._source.reopen is not None:
@@ -109,34 +110,42 @@ class RejectLog:
             return record.line, record.text
         return self._valid_before + row + 1, _row_as_csv(batch, row)
 
-    def _flush_bad_lines(self, *, final: bool = False) -> None:
+    def _located_bad_lines(self, *, final: bool = False) -> list[Entry]:
+        """Pair Arrow's malformed lines with the located ones (all of them when final)."""
         located = self._locator.invalid if self._locator else []
         n = len(self._pending) if final else min(len(self._pending), len(located))
-        if n == 0:
-            return
-        lines = [r.line for r in located[:n]] + [None] * (n - min(n, len(located)))
-        texts = [r.text for r in located[:n]] + [b.text for b in self._pending[len(located) : n]]
-        reasons = [b.reason for b in self._pending[:n]]
-        self._write(lines, [None] * n, reasons, texts)
+        entries: list[Entry] = []
+        for i, bad in enumerate(self._pending[:n]):
+            line, text = (
+                (located[i].line, located[i].text) if i < len(located) else (None, bad.text)
+            )
+            entries.append((line, text, None, bad.reason))
         del self._pending[:n]
         del located[:n]
+        return entries
 
-    def _write(self, lines: list, columns: list, reasons: list, texts: list) -> None:
-        if not reasons:
+    def _write(self, entries: list[Entry]) -> None:
+        if not entries:
             return
-        n = len(reasons)
+        lines, texts, columns, reasons = (list(part) for part in zip(*entries, strict=True))
         table = pa.Table.from_arrays(
-            [pa.array([self._source.name] * n, pa.string()), pa.array(lines, pa.int64()),
-             pa.array(columns, pa.string()), pa.array(reasons, pa.string()),
-             pa.array(texts, pa.string())],
+            [pa.array([self._source.name] * len(entries), pa.string()),
+             pa.array(lines, pa.int64()), pa.array(columns, pa.string()),
+             pa.array(reasons, pa.string()), pa.array(texts, pa.string())],
             schema=REJECTS_SCHEMA,
         )  # fmt: skip
         self._writer.write_table(table)
-        self.count += n
-        for line, column, reason in zip(lines, columns, reasons, strict=True):
-            if len(self.examples) < 3:
-                where = f"line {line}" + (f", column {column}" if column else "")
-                self.examples.append(f"{where}: {reason}")
+        self.count += len(entries)
+        for line, _, column, reason in entries[: max(0, 3 - len(self.examples))]:
+            where = f"line {line}" + (f", column {column}" if column else "")
+            self.examples.append(f"{where}: {reason}")
+
+
+Entry = tuple[int | None, str, str | None, str]  # line, text, column, reason
+
+
+def _by_line(entry: Entry) -> tuple[bool, int]:
+    return (entry[0] is None, entry[0] or 0)
 
 
 def _row_as_csv(batch: pa.RecordBatch, row: int) -> str:

@@ -107,6 +107,8 @@ def _open_csv(
     try:
         reader = _csv_reader(replay, required, options, bad_lines)
     except pa.ArrowInvalid as exc:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
         raise InputError(f"{name}: {_explain(str(exc), options)}") from None
     reread = spool or source
     return BatchSource(

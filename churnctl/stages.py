@@ -338,7 +338,7 @@ class VectorAssembler(Stage):
         parts = []
         for col, size in zip(self.input_cols, self.input_sizes_, strict=True):
             values = np.asarray(frame[col], dtype=np.float64)
-            values = values.reshape(len(values), -1)
+            values = values[:, np.newaxis] if values.ndim == 1 else values
             if values.shape[1] != size:
                 raise PipelineSpecError(
                     f"VectorAssembler: column {col} has size {values.shape[1]}, expected {size}"
