@@ -43,8 +43,10 @@ def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
 
 
 def _too_long(column: pa.Array) -> np.ndarray:
-    if not pa.types.is_string(column.type):
+    if not pa.types.is_string(column.type) or len(column) == 0:
         return np.zeros(len(column), dtype=bool)
+    if (pc.max(pc.binary_length(column)).as_py() or 0) <= MAX_FIELD_CHARS:
+        return np.zeros(len(column), dtype=bool)  # bytes >= characters: nothing is too long
     lengths = pc.utf8_length(column).fill_null(0)
     return pc.greater(lengths, MAX_FIELD_CHARS).to_numpy(zero_copy_only=False)
 
@@ -70,6 +72,9 @@ def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _parse_strings(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    fast = _cast_clean(column)
+    if fast is not None:
+        return fast, None
     trimmed = pc.utf8_trim_whitespace(column)
     missing = pc.or_kleene(trimmed.is_null(), pc.equal(trimmed, "")).fill_null(True)
     wellformed = pc.match_substring_regex(trimmed, NUMBER_PATTERN).fill_null(False)
@@ -83,6 +88,17 @@ def _parse_strings(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
         values = np.where(spelled_np, np.nan, values)
         malformed &= ~spelled_np
     return values, _reasons(len(values), missing=missing_np, malformed=malformed, values=values)
+
+
+def _cast_clean(column: pa.Array) -> np.ndarray | None:
+    """Fast path: Arrow's cast accepts exactly NUMBER_PATTERN plus nan/inf spellings."""
+    if column.null_count:
+        return None
+    try:
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return None
+    return values if np.isfinite(values).all() else None
 
 
 def _reasons(
