@@ -155,18 +155,20 @@ def _block_table(seed: int, block: int, lo: int, hi: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
+def _require_at_least(**checks: tuple[int, int]) -> None:
+    """Raise ``ValueError`` for the first ``name=(value, minimum)`` below its minimum."""
+    for name, (value, minimum) in checks.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
 def generate_table(n_rows: int, *, seed: int = 0, start_row: int = 1) -> pa.Table:
     """Return rows ``start_row .. start_row + n_rows - 1`` of the synthetic data set for ``seed``.
 
     The result depends only on ``seed`` and the row numbers, so consecutive calls
     with advancing ``start_row`` concatenate to the same table as one call.
     """
-    if n_rows < 0:
-        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    if start_row < 1:
-        raise ValueError(f"start_row must be >= 1, got {start_row}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    _require_at_least(n_rows=(n_rows, 0), start_row=(start_row, 1), seed=(seed, 0))
     first, stop = start_row - 1, start_row - 1 + n_rows
     parts = [
         _block_table(seed, b, max(first - b * _BLOCK, 0), min(stop - b * _BLOCK, _BLOCK))
@@ -242,14 +244,9 @@ def generate_files(
     Memory stays bounded by ``chunk_rows``; the output is byte-identical for the
     same arguments.
     """
-    if n_rows < 0:
-        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    if files < 1:
-        raise ValueError(f"files must be >= 1, got {files}")
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    _require_at_least(
+        n_rows=(n_rows, 0), files=(files, 1), chunk_rows=(chunk_rows, 1), seed=(seed, 0)
+    )
     path = Path(path)
     if files == 1:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -203,13 +203,13 @@ def logistic_flat(
     return OnnxFixture(out, lambda x: _sigmoid(_logits(x, w, b))[:, 0], input_name, "output")
 
 
-def softmax_two(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
-    """``softmax(x @ W[k,2] + b, axis=-1)`` -> ``probabilities`` float ``[N, 2]``.
+def _softmax_model(path: PathLike, k: int, classes: int, seed: int, name: str) -> OnnxFixture:
+    """``softmax(x @ W[k,classes] + b, axis=-1)`` -> ``probabilities`` float ``[N, classes]``.
 
-    The positive class is column 1.
+    ``predict`` returns the full ``[N, classes]`` probability matrix.
     """
     _check_k(k)
-    w, b = _params(k, 2, seed)
+    w, b = _params(k, classes, seed)
     nodes, inits = _linear_nodes("input", w, b, "logits")
     nodes.append(
         helper.make_node("Softmax", ["logits"], ["probabilities"], name="Softmax", axis=-1)
@@ -218,14 +218,17 @@ def softmax_two(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
         path,
         nodes,
         [_vi("input", TensorProto.FLOAT, [BATCH_DIM, k])],
-        [_vi("probabilities", TensorProto.FLOAT, [BATCH_DIM, 2])],
+        [_vi("probabilities", TensorProto.FLOAT, [BATCH_DIM, classes])],
         inits,
-        name="softmax_two",
+        name=name,
     )
-    return OnnxFixture(out, lambda x: _softmax(_logits(x, w, b))[:, 1], "input", "probabilities")
+    return OnnxFixture(out, lambda x: _softmax(_logits(x, w, b)), "input", "probabilities")
 
 
-# ------------------------------------------------------------------ scikit-learn models
+def softmax_two(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
+    """Two-class softmax -> ``probabilities`` float ``[N, 2]``; the positive class is column 1."""
+    fixture = _softmax_model(path, k, 2, seed, "softmax_two")
+    return fixture._replace(predict=lambda x: fixture.predict(x)[:, 1])
 
 
 def _train_data(k: int, seed: int, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -317,31 +320,17 @@ def sklearn_mlp(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
 
 
 def multiclass_three(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
-    """Three-class ``softmax`` -> ``probabilities`` float ``[N, 3]`` (not binary: refuse).
+    """Three-class softmax -> ``probabilities`` float ``[N, 3]`` (not binary: refuse).
 
     Unlike the other factories, ``predict`` returns the full ``[N, 3]`` probability matrix.
     """
-    _check_k(k)
-    w, b = _params(k, 3, seed)
-    nodes, inits = _linear_nodes("input", w, b, "logits")
-    nodes.append(
-        helper.make_node("Softmax", ["logits"], ["probabilities"], name="Softmax", axis=-1)
-    )
-    out = _save(
-        path,
-        nodes,
-        [_vi("input", TensorProto.FLOAT, [BATCH_DIM, k])],
-        [_vi("probabilities", TensorProto.FLOAT, [BATCH_DIM, 3])],
-        inits,
-        name="multiclass_three",
-    )
-    return OnnxFixture(out, lambda x: _softmax(_logits(x, w, b)), "input", "probabilities")
+    return _softmax_model(path, k, 3, seed, "multiclass_three")
 
 
-def int_input(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
-    """Input ``input`` is int64 ``[N, k]`` (Cast to float inside) -> ``output`` float ``[N, 1]``.
+def _cast_input(path: PathLike, k: int, seed: int, dtype: int, name: str) -> OnnxFixture:
+    """Input ``input`` of ``dtype`` ``[N, k]``, Cast to float -> ``output`` float ``[N, 1]``.
 
-    ``predict`` accepts any numeric ``x`` (it is what the graph computes on int64 input).
+    ``predict`` mirrors the graph: ``x`` is cast to float32 before the linear layer.
     """
     _check_k(k)
     w, b = _params(k, 1, seed)
@@ -352,17 +341,21 @@ def int_input(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
     out = _save(
         path,
         nodes,
-        [_vi("input", TensorProto.INT64, [BATCH_DIM, k])],
+        [_vi("input", dtype, [BATCH_DIM, k])],
         [_vi("output", TensorProto.FLOAT, [BATCH_DIM, 1])],
         inits,
-        name="int_input",
+        name=name,
     )
 
     def predict(x: np.ndarray) -> np.ndarray:
-        xf = np.asarray(x).astype(np.float32)  # the graph's Cast(int64 -> float)
-        return _sigmoid(_logits(xf, w, b))[:, 0]
+        return _sigmoid(_logits(np.asarray(x).astype(np.float32), w, b))[:, 0]
 
     return OnnxFixture(out, predict, "input", "output")
+
+
+def int_input(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
+    """Input ``input`` is int64 ``[N, k]`` (Cast to float inside): the scorer must refuse it."""
+    return _cast_input(path, k, seed, TensorProto.INT64, "int_input")
 
 
 def two_inputs(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
@@ -393,26 +386,5 @@ def two_inputs(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
 
 
 def double_input(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
-    """Input ``input`` is double ``[N, k]``, Cast to float -> ``output`` float ``[N, 1]``.
-
-    ``predict`` mirrors the graph: ``x`` is rounded to float32 before the linear layer.
-    """
-    _check_k(k)
-    w, b = _params(k, 1, seed)
-    nodes = [helper.make_node("Cast", ["input"], ["input_f"], name="Cast", to=TensorProto.FLOAT)]
-    lin, inits = _linear_nodes("input_f", w, b, "logit")
-    nodes += lin
-    nodes.append(helper.make_node("Sigmoid", ["logit"], ["output"], name="Sigmoid"))
-    out = _save(
-        path,
-        nodes,
-        [_vi("input", TensorProto.DOUBLE, [BATCH_DIM, k])],
-        [_vi("output", TensorProto.FLOAT, [BATCH_DIM, 1])],
-        inits,
-        name="double_input",
-    )
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return _sigmoid(_logits(np.asarray(x).astype(np.float32), w, b))[:, 0]
-
-    return OnnxFixture(out, predict, "input", "output")
+    """Input ``input`` is double ``[N, k]`` (Cast to float inside)."""
+    return _cast_input(path, k, seed, TensorProto.DOUBLE, "double_input")

@@ -14,6 +14,7 @@ import pytest
 
 from churnctl.batch import fit_state
 from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.generate import generate_table
 from churnctl.inputs import frame_from_batch
 from churnctl.pipeline import (
     DEFAULT_PRESET,
@@ -40,26 +41,8 @@ SKLEARN_NAMES = [
 
 
 def churn_table(n: int = 60, seed: int = 7) -> pa.Table:
-    """A small deterministic table with the Churn_Modelling columns the presets read."""
-    rng = np.random.default_rng(seed)
-    geography = np.array(["Spain", "France", "Germany"])[rng.integers(0, 3, n)]
-    geography[:3] = ["Spain", "France", "Germany"]
-    gender = np.array(["Male", "Female"])[rng.integers(0, 2, n)]
-    gender[:2] = ["Male", "Female"]
-    return pa.table(
-        {
-            "CreditScore": rng.integers(350, 851, n),
-            "Geography": pa.array(geography.tolist(), type=pa.string()),
-            "Gender": pa.array(gender.tolist(), type=pa.string()),
-            "Age": rng.integers(18, 93, n),
-            "Tenure": rng.integers(0, 11, n),
-            "Balance": np.round(rng.uniform(0, 250_000, n), 2),
-            "NumOfProducts": rng.integers(1, 5, n),
-            "HasCrCard": rng.integers(0, 2, n),
-            "IsActiveMember": rng.integers(0, 2, n),
-            "EstimatedSalary": np.round(rng.uniform(10, 200_000, n), 2),
-        }
-    )
+    """Synthetic rows of the bank-churn schema (the library's own generator)."""
+    return generate_table(n, seed=seed)
 
 
 def raw_matrix(df: pd.DataFrame, names: list[str]) -> np.ndarray:
