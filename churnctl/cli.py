@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -133,24 +134,16 @@ def _state_for_scoring(
     return fit_state(train, pipeline=pipeline, read_options=read_options)
 
 
-class _progress:
-    """A rich progress display on stderr when it is a terminal; a no-op otherwise."""
-
-    def __enter__(self) -> Callable[[int], None] | None:
-        if not stderr.is_terminal:
-            self._bar = None
-            return None
-        self._bar = Progress(
-            SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
-            console=stderr, transient=True,
-        )  # fmt: skip
-        self._bar.start()
-        task = self._bar.add_task("scoring", total=None)
-        return lambda rows: self._bar.update(task, completed=rows) if self._bar else None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr when it is a terminal; nothing otherwise."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("scoring", total=None)
+        yield lambda rows: bar.update(task, completed=rows)
 
 
 def _print_summary(summary: RunSummary) -> None:
