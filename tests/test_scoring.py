@@ -517,3 +517,16 @@ def test_a_block_of_only_malformed_lines(
     assert [int(r["line"]) for r in _read_rejects(whole[3]).to_pylist()] == list(range(42, 82))
     chunked = _score(state, model, path, tmp_path / "chunked.csv", block_size=1024)
     assert chunked[:3] == whole[:3]
+
+
+def test_progress_reports_growing_row_counts_ending_at_rows_read(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pacsv.write_csv(generate_table(3000, seed=5), source)
+    seen: list[int] = []
+    request = ScoreRequest(
+        input=str(source), output=str(tmp_path / "out.csv"), state=load_state(bundled(STATE)),
+        model=ChurnModel(bundled(MODEL)), read_options=ReadOptions(block_size=16_384),
+    )  # fmt: skip
+    summary = score_file(request, on_progress=seen.append)
+    assert len(seen) > 1 and seen == sorted(seen)
+    assert seen[-1] == summary.rows_read == 3000
