@@ -19,7 +19,7 @@ from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
 from churnctl.state import FeatureState
 
-REJECT_SCHEMA = pa.schema(
+ROW_REJECT_SCHEMA = pa.schema(
     [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
 
@@ -29,7 +29,7 @@ class ScoredBatch:
     """Scored rows (kept columns, ``raw``, ``exited``) and rejected rows of one batch."""
 
     scored: pa.Table
-    rejects: pa.Table  # REJECT_SCHEMA; ``row`` is 0-based within the batch
+    rejects: pa.Table  # ROW_REJECT_SCHEMA; ``row`` is 0-based within the batch
 
     @property
     def n_read(self) -> int:
@@ -71,12 +71,12 @@ def _rejects(batch: pa.RecordBatch | pa.Table, frame: Frame) -> pa.Table:
     rows = np.flatnonzero(frame.rejected)
     columns, reasons = frame.reject_column, frame.reject_reason
     if len(rows) == 0 or columns is None or reasons is None:
-        return REJECT_SCHEMA.empty_table()
+        return ROW_REJECT_SCHEMA.empty_table()
     names = columns[rows].tolist()
     values = [_cell_text(batch, name, int(row)) for name, row in zip(names, rows, strict=True)]
     arrays = [pa.array(rows, pa.int64()), pa.array(names), pa.array(reasons[rows].tolist()),
               pa.array(values, pa.string())]  # fmt: skip
-    return pa.Table.from_arrays(arrays, schema=REJECT_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=ROW_REJECT_SCHEMA)
 
 
 def _cell_text(batch: pa.RecordBatch | pa.Table, column: str, row: int) -> str | None:

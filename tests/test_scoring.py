@@ -24,7 +24,7 @@ from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.generate import COLUMNS, generate_table
 from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
-from churnctl.scoring import REJECT_SCHEMA, output_schema, score_batch
+from churnctl.scoring import ROW_REJECT_SCHEMA, output_schema, score_batch
 from churnctl.sources import ReadOptions, open_source
 from churnctl.state import FeatureState, load_state
 
@@ -202,7 +202,7 @@ def test_every_row_is_scored_or_rejected(
     assert result.n_read == sample.num_rows == 10_000
     assert result.rejects.num_rows == 0
     assert result.scored.schema == output_schema(["CustomerId"])
-    assert result.rejects.schema == REJECT_SCHEMA
+    assert result.rejects.schema == ROW_REJECT_SCHEMA
 
 
 def test_pipeline_features_match_a_hand_written_reference(
