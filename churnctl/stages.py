@@ -118,6 +118,7 @@ class StringIndexer(Stage):
         output_cols: list[str],
         string_order_type: str = "alphabetAsc",
         handle_invalid: str = "error",
+        normalize: list[str] | None = None,
     ) -> None:
         self.input_cols = _check_names(self.TYPE, "input_cols", input_cols)
         self.output_cols = _check_names(self.TYPE, "output_cols", output_cols)
@@ -126,6 +127,7 @@ class StringIndexer(Stage):
         _check_choice(self.TYPE, "handle_invalid", handle_invalid, INVALID_POLICIES)
         self.string_order_type = string_order_type
         self.handle_invalid = handle_invalid
+        self.normalize = _check_normalize(normalize, len(self.input_cols))
 
     def params(self) -> dict[str, Any]:
         return {
@@ -133,6 +135,7 @@ class StringIndexer(Stage):
             "output_cols": self.output_cols,
             "string_order_type": self.string_order_type,
             "handle_invalid": self.handle_invalid,
+            "normalize": self.normalize,
         }
 
     def input_columns(self) -> list[str]:
@@ -145,9 +148,10 @@ class StringIndexer(Stage):
         """Learn each column's labels from the frame's non-rejected rows."""
         ok = pa.array(frame.ok)
         self.labels_ = [
-            order_labels(pc.filter(_as_arrow(frame[col]), ok), self.string_order_type)
-            for col in self.input_cols
-        ]
+            order_labels(pc.filter(normalized(_as_arrow(frame[col]), mode), ok),
+                         self.string_order_type)
+            for col, mode in zip(self.input_cols, self.normalize, strict=True)
+        ]  # fmt: skip
         return self
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
@@ -164,26 +168,30 @@ class StringIndexer(Stage):
     def transform(self, frame: Frame) -> Frame:
         """Add float index columns; unseen or null values follow ``handle_invalid``."""
         self._require_fitted()
-        for col, out, labels in zip(self.input_cols, self.output_cols, self.labels_, strict=True):
-            frame[out] = self._index_column(frame, col, labels)
+        columns = zip(self.input_cols, self.output_cols, self.labels_, self.normalize, strict=True)
+        for col, out, labels, mode in columns:
+            frame[out] = self._index_column(frame, col, labels, mode)
         return frame
 
-    def _index_column(self, frame: Frame, col: str, labels: list[str]) -> np.ndarray:
+    def _index_column(self, frame: Frame, col: str, labels: list[str], mode: str) -> np.ndarray:
         values = _as_arrow(frame[col])
-        found = pc.index_in(values, value_set=pa.array(labels, type=pa.string()))
+        matched = normalized(values, mode)
+        found = pc.index_in(matched, value_set=pa.array(labels, type=pa.string()))
         invalid = found.is_null().to_numpy(zero_copy_only=False)
         index = found.fill_null(len(labels)).to_numpy(zero_copy_only=False).astype(np.float64)
         if invalid.any() and self.handle_invalid != "keep":
-            frame.reject(invalid, col, self._invalid_reasons(values, invalid))
+            frame.reject(invalid, col, self._invalid_reasons(values, matched, invalid))
         return index
 
-    def _invalid_reasons(self, values: pa.Array, invalid: np.ndarray) -> np.ndarray | str:
+    def _invalid_reasons(
+        self, values: pa.Array, matched: pa.Array, invalid: np.ndarray
+    ) -> np.ndarray | str:
         if self.handle_invalid == "skip":
             return "skipped"
         reasons = np.full(len(values), None, dtype=object)
         for i in np.flatnonzero(invalid):
-            value = values[int(i)].as_py()
-            reasons[i] = "empty value" if value is None else f"unseen category {value!r}"
+            empty = matched[int(i)].as_py() is None
+            reasons[i] = "empty value" if empty else f"unseen category {values[int(i)].as_py()!r}"
         return reasons
 
     def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -193,6 +201,31 @@ class StringIndexer(Stage):
             result[out] = [col]
             result[out + LABELS_SUFFIX] = list(labels)
         return result
+
+
+NORMALIZE_MODES = ("exact", "trim", "trim-lower")
+
+
+def _check_normalize(normalize: list[str] | None, n_cols: int) -> list[str]:
+    if normalize is None:
+        return ["exact"] * n_cols
+    if not isinstance(normalize, list | tuple) or len(normalize) != n_cols:
+        raise PipelineSpecError(
+            f"StringIndexer: normalize needs one mode per input column ({n_cols})"
+        )
+    for mode in normalize:
+        _check_choice("StringIndexer", "normalize", mode, NORMALIZE_MODES)
+    return list(normalize)
+
+
+def normalized(values: pa.Array, mode: str) -> pa.Array:
+    """Category values as matched: exact, trimmed, or trimmed and lower-cased ("" → null)."""
+    if mode == "exact":
+        return values
+    values = pc.utf8_trim_whitespace(values)
+    if mode == "trim-lower":
+        values = pc.utf8_lower(values)
+    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
 def _as_arrow(values: np.ndarray | pa.Array) -> pa.Array:

@@ -595,3 +595,45 @@ def test_from_state_rejects_bad_fitted_data(cls, params, fitted, fragment) -> No
     with pytest.raises(PipelineSpecError) as info:
         cls.from_state(params, fitted)
     assert fragment in str(info.value)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _category_frame(values: list[str | None]) -> Frame:
+    return Frame.from_columns({"c": pa.array(values, pa.string())})
+
+
+def test_normalize_trim_lower_matches_case_and_whitespace_variants() -> None:
+    stage = StringIndexer(input_cols=["c"], output_cols=["i"], normalize=["trim-lower"])
+    stage.fit(_category_frame(["Male", " FEMALE", "male "]))
+    assert stage.labels_ == [["female", "male"]]
+    frame = stage.transform(_category_frame([" MaLe ", "Female", "  ", "other"]))
+    assert frame["i"][:2].tolist() == [1.0, 0.0]
+    assert frame.rejected.tolist() == [False, False, True, True]
+    assert frame.reject_reason[2:].tolist() == ["empty value", "unseen category 'other'"]
+
+
+def test_normalize_trim_keeps_case_and_exact_is_the_default() -> None:
+    trim = StringIndexer(input_cols=["c"], output_cols=["i"], normalize=["trim"])
+    trim.fit(_category_frame(["A", " a"]))
+    assert trim.labels_ == [["A", "a"]]
+    exact = StringIndexer(input_cols=["c"], output_cols=["i"])
+    assert exact.params()["normalize"] == ["exact"]
+    exact.fit(_category_frame(["A", " A"]))
+    assert exact.labels_ == [[" A", "A"]]
+
+
+def test_normalize_is_kept_in_the_state_and_applied_after_loading() -> None:
+    stage = StringIndexer(input_cols=["c"], output_cols=["i"], normalize=["trim-lower"])
+    stage.fit(_category_frame(["x", "Y"]))
+    params, fitted = json.loads(json.dumps([stage.params(), stage.fitted_data()]))
+    loaded = StringIndexer.from_state(params, fitted)
+    assert loaded.normalize == ["trim-lower"]
+    assert loaded.transform(_category_frame([" X", "y "]))["i"].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("normalize", [["upper"], ["trim", "trim"], "trim"])
+def test_bad_normalize_is_refused(normalize) -> None:
+    with pytest.raises(PipelineSpecError, match="normalize"):
+        StringIndexer(input_cols=["c"], output_cols=["i"], normalize=normalize)
