@@ -345,3 +345,24 @@ def test_arbitrary_csv_counts_always_add_up(tmp_path_factory, document) -> None:
     rejects = read_csv_rows(directory / "out.rejects.csv")
     assert summary.rows_read == len(records) == scored + len(rejects)
     assert summary.rows_rejected == len(rejects)
+
+
+def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_path) -> None:
+    spec = json.loads(json.dumps(PRESETS["reference"]))
+    spec["stages"][0]["normalize"] = ["exact", "trim-lower"]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    train = tmp_path / "train.csv"
+    train.write_text(csv_text(generate_table(200, seed=1).to_pylist()))
+    state = tmp_path / "norm.json"
+    fitted = runner.invoke(app, ["fit", str(train), "-o", str(state),
+                                 "--pipeline", str(tmp_path / "spec.json")])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    variants = [{**r, "Gender": f" {r['Gender'].upper()} "} for r in ROWS]
+    clean, clean_out, _ = score(tmp_path, "clean.csv", csv_text(ROWS), "--state", str(state))
+    clean_bytes = clean_out.read_bytes()
+    result, out, rejects = score(
+        tmp_path, "variants.csv", csv_text(variants), "--state", str(state)
+    )
+    assert clean.exit_code == result.exit_code == 0, result.output
+    assert read_csv_rows(rejects) == []
+    assert out.read_bytes() == clean_bytes
