@@ -130,8 +130,9 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
     summary = RunSummary(output=request.output)
     summary.rejects = request.rejects or rejects_path(request.output, request.input)
     try:
-        with open_sink(request.output, output_schema(keep), fmt) as out, \
-                open_sink(summary.rejects, REJECTS_SCHEMA, "csv") as rejects:  # fmt: skip
+        # the output is published first: if that fails, the rejects file is not published either
+        with open_sink(summary.rejects, REJECTS_SCHEMA, "csv") as rejects, \
+                open_sink(request.output, output_schema(keep), fmt) as out:  # fmt: skip
             log = RejectLog(rejects, source, request.read_options)
             for batch in source.batches:
                 scored = score_batch(

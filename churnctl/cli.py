@@ -44,11 +44,17 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ChurnctlError as exc:
-            stderr.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # the file system said no: still one actionable line
+            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
 
     app.command(fn.__name__.replace("_", "-"))(wrapper)
     return fn
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 Delimiter = Annotated[str, typer.Option(help="CSV field delimiter.")]

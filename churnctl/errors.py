@@ -26,6 +26,12 @@ class InputError(ChurnctlError):
     exit_code = 2
 
 
+class OutputError(ChurnctlError):
+    """An output file cannot be written where asked."""
+
+    exit_code = 2
+
+
 class SchemaError(InputError):
     """An input file lacks a required column or has an unusable header."""
 

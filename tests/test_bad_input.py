@@ -366,3 +366,25 @@ def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_pat
     assert clean.exit_code == result.exit_code == 0, result.output
     assert read_csv_rows(rejects) == []
     assert out.read_bytes() == clean_bytes
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["score", "{sample}", "-o", "{blocked}/out.csv"],
+     ["fit", "{sample}", "-o", "{blocked}/s.json"],
+     ["generate", "-n", "5", "-o", "{blocked}/g.csv"],
+     ["score", "{sample}", "-o", "{dir}", "--format", "csv"]],
+)  # fmt: skip
+def test_unwritable_outputs_are_one_line_errors(tmp_path, command) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    (tmp_path / "a-dir").mkdir()
+    sample = tmp_path / "in.csv"
+    sample.write_text(csv_text(ROWS))
+    args = [a.format(sample=sample, blocked=blocked, dir=tmp_path / "a-dir") for a in command]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (1, 2)
+    message = result.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message and "Traceback" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-dir", "a-file", "in.csv"]
+    assert list((tmp_path / "a-dir").iterdir()) == []

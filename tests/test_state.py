@@ -25,7 +25,7 @@ import churnctl
 import churnctl.state
 from churnctl import storage
 from churnctl.batch import fit_state
-from churnctl.errors import StateError
+from churnctl.errors import OutputError, StateError
 from churnctl.frame import Frame
 from churnctl.generate import generate_table
 from churnctl.inputs import frame_from_batch
@@ -538,7 +538,7 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(
         raise OSError("disk full")
 
     monkeypatch.setattr(storage.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         state_from_text(state_text).save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
     assert target.read_text(encoding="utf-8") == "previous contents\n"
