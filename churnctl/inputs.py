@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from churnctl.frame import Frame
 from churnctl.pipeline import InputSchema
+from churnctl.stages import empty_as_null
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
@@ -55,8 +56,7 @@ def categorical_column(column: pa.Array) -> pa.Array:
     """String values as they are, with the empty string treated as missing."""
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    empty = pc.equal(column, "")
-    return pc.if_else(empty, pa.scalar(None, pa.string()), column)
+    return empty_as_null(column)
 
 
 def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:

@@ -225,6 +225,11 @@ def normalized(values: pa.Array, mode: str) -> pa.Array:
     values = pc.utf8_trim_whitespace(values)
     if mode == "trim-lower":
         values = pc.utf8_lower(values)
+    return empty_as_null(values)
+
+
+def empty_as_null(values: pa.Array) -> pa.Array:
+    """String values with the empty string turned into null (a missing category)."""
     return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
 
 
