@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from churnctl.batch import ScoreRequest, score_file
+from churnctl import Scorer
 from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.generate import generate_files
-from churnctl.model import ChurnModel
-from churnctl.state import load_state
+from churnctl.rejects import NO_LIMIT
 
 
 def bare_pyarrow(source: Path, target: Path) -> float:
@@ -35,10 +35,10 @@ def bare_pyarrow(source: Path, target: Path) -> float:
 
 
 def churnctl_score(source: Path, target: Path) -> float:
+    scorer = Scorer(bundled(STATE), bundled(MODEL))
     request = ScoreRequest(
-        input=str(source), output=str(target), state=load_state(bundled(STATE)),
-        model=ChurnModel(bundled(MODEL)), max_rejects="100%",
-    )  # fmt: skip
+        input=str(source), output=str(target), scorer=scorer, max_rejects=NO_LIMIT
+    )
     return score_file(request).seconds
 
 

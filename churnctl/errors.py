@@ -1,17 +1,47 @@
 """The one exception hierarchy of churnctl.
 
 Every error a user can cause is a ``ChurnctlError`` whose message says what is
-wrong, where, and how to fix it. The CLI turns these into ``Error: ...`` and an
-exit code in one place; nothing else in the library prints or exits.
+wrong and where. When a setting would fix it, the error carries a structured
+``Fix`` naming the library's setting (``encoding``, ``max_rejects``, ...), not a
+command-line flag: the CLI turns it into ``--encoding ...``, a Flink job or a
+notebook shows ``set encoding='latin-1'``. The CLI turns these errors into
+``Error: ...`` and an exit code in one place; nothing else prints or exits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A remedy: set the library setting ``setting`` (e.g. to ``example``); ``note`` says when.
+
+    ``example`` True marks a switch (``allow_state_mismatch=True``).
+    """
+
+    setting: str
+    example: str | bool | None = None
+    note: str | None = None
+
+    def describe(self) -> str:
+        """``set encoding='latin-1' if the file uses another encoding``."""
+        text = f"set {self.setting}" + ("" if self.example is None else f"={self.example!r}")
+        return text if self.note is None else f"{text} {self.note}"
+
 
 class ChurnctlError(Exception):
-    """Base class: an actionable, user-facing error."""
+    """Base class: an actionable, user-facing error, with an optional structured ``Fix``."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, fix: Fix | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return self.message if self.fix is None else f"{self.message}; {self.fix.describe()}"
 
 
 class UsageError(ChurnctlError):
@@ -57,12 +87,12 @@ class ModelError(ChurnctlError):
 
 
 class CompatibilityError(ChurnctlError):
-    """A state and a model do not fit together."""
+    """A state and a model do not fit together (width, feature order or fingerprint)."""
 
     exit_code = 2
 
 
 class TooManyRejectsError(ChurnctlError):
-    """More rows were rejected than ``--max-rejects`` allows."""
+    """More rows were rejected than the reject limit allows."""
 
     exit_code = 3

@@ -16,7 +16,6 @@ it are used: surnames are made from the syllables below.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from churnctl.atomic import atomic_path
 
 COLUMNS: tuple[str, ...] = (
     "RowNumber",
@@ -210,8 +211,7 @@ def _write_file(path: Path, *, start_row: int, n_rows: int, seed: int, chunk_row
         for done in range(0, n_rows, chunk_rows)
     )
     fmt = _format_of(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "parquet":
             with pq.ParquetWriter(tmp, SCHEMA) as writer:
                 for chunk in chunks:
@@ -222,10 +222,6 @@ def _write_file(path: Path, *, start_row: int, n_rows: int, seed: int, chunk_row
         else:
             with pa.OSFile(str(tmp), "wb") as sink:
                 _write_csv(sink, chunks)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def generate_files(

@@ -8,19 +8,32 @@ values are matched exactly; an empty value counts as missing (null).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnctl.columns import as_array, as_text, empty_as_null
 from churnctl.frame import Frame
-from churnctl.pipeline import InputSchema
-from churnctl.stages import empty_as_null
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
 MAX_FIELD_CHARS = 10_000
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The raw columns a pipeline reads: categorical (string) and numeric (float64)."""
+
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
 
 
 def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> Frame:
@@ -39,8 +52,7 @@ def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> F
 
 
 def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
-    column = batch.column(name)
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return as_array(batch.column(name))
 
 
 def _too_long(column: pa.Array) -> np.ndarray:
@@ -54,9 +66,7 @@ def _too_long(column: pa.Array) -> np.ndarray:
 
 def categorical_column(column: pa.Array) -> pa.Array:
     """String values as they are, with the empty string treated as missing."""
-    if not pa.types.is_string(column.type):
-        column = pc.cast(column, pa.string())
-    return empty_as_null(column)
+    return empty_as_null(as_text(column))
 
 
 def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:

@@ -4,6 +4,8 @@ Accepted outputs, as real exporters produce them: a probability of shape [N] or
 [N, 1] (Keras via tf2onnx, PyTorch), class probabilities [N, 2], and
 scikit-learn/skl2onnx label + probabilities, including the ZipMap
 ``seq(map)`` form. Inference runs per chunk, on float32 (or float64) input.
+A model is loaded from a file or from its bytes, and keeps those bytes so that
+a copy can be opened in another process.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from churnctl.errors import CompatibilityError, ModelError
+from churnctl.errors import CompatibilityError, Fix, ModelError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
@@ -45,13 +47,20 @@ class OutputChoice:
 class ChurnModel:
     """A loaded ONNX binary classifier returning positive-class probabilities."""
 
-    def __init__(self, path: Path | str, *, threads: int = 0) -> None:
-        self.path = Path(path)
-        self._session = _open_session(self.path, threads)
+    def __init__(
+        self, source: Path | str | bytes, *, threads: int = 0, name: str | None = None
+    ) -> None:
+        """Load from a path or from the model's bytes; ``threads`` 0 lets ONNX Runtime choose."""
+        self.path = None if isinstance(source, bytes) else Path(source)
+        self.name = name or (str(self.path) if self.path is not None else "<model bytes>")
+        self.data = source if isinstance(source, bytes) else read_model_file(Path(source))
+        self.threads = threads
+        self._session = _open_session(self.data, self.name, threads)
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.inputs = [_info(node) for node in self._session.get_inputs()]
         self.outputs = [_info(node) for node in self._session.get_outputs()]
         self.input = self._check_input()
-        self.choice = choose_output(self.outputs, source=str(self.path))
+        self.choice = choose_output(self.outputs, source=self.name)
         self._dtype = INPUT_DTYPES[self.input.type]
 
     @property
@@ -63,11 +72,11 @@ class ChurnModel:
     def _check_input(self) -> TensorInfo:
         if len(self.inputs) != 1:
             names = ", ".join(i.name for i in self.inputs)
-            raise ModelError(f"{self.path}: expected one input tensor [N, k], found {names}")
+            raise ModelError(f"{self.name}: expected one input tensor [N, k], found {names}")
         node = self.inputs[0]
         if node.type not in INPUT_DTYPES or len(node.shape) != 2:
             raise ModelError(
-                f"{self.path}: input {node.describe()} must be a float tensor [N, k]; "
+                f"{self.name}: input {node.describe()} must be a float tensor [N, k]; "
                 "re-export the model with a float32 input"
             )
         return node
@@ -77,9 +86,10 @@ class ChurnModel:
         k = self.n_features
         if k is not None and k != n_features:
             raise CompatibilityError(
-                f"model {self.path} expects {k} features (input '{self.input.name}' "
+                f"model {self.name} expects {k} features (input '{self.input.name}' "
                 f"[N, {k}]) but {state_source} produces {n_features}: use the state the model "
-                "was trained with, or refit the state with the matching --pipeline"
+                "was trained with, or refit the state with the matching pipeline",
+                fix=Fix("state", note="(the state the model was trained with)"),
             )
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -90,21 +100,31 @@ class ChurnModel:
         try:
             (output,) = self._session.run([self.choice.name], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"{self.path}: inference failed: {exc}") from None
-        return positive_probability(output, self.choice, source=str(self.path))
+            raise ModelError(f"{self.name}: inference failed: {exc}") from None
+        return positive_probability(output, self.choice, source=self.name)
 
 
-def _open_session(path: Path, threads: int) -> ort.InferenceSession:
+def read_model_file(path: Path) -> bytes:
+    """The bytes of an ONNX model file, or a ``ModelError`` saying what is wrong."""
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found; pass --model PATH to an .onnx file")
+        raise ModelError(f"{path}: model file not found", fix=Fix("model", "PATH.onnx"))
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model: {exc.strerror or exc}") from None
+
+
+def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    if threads:
+        options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a loadable ONNX model: {first_line}") from None
+        raise ModelError(f"{name}: not a loadable ONNX model: {first_line}") from None
 
 
 def _info(node: Any) -> TensorInfo:

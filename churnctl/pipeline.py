@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.errors import Fix, NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
-from churnctl.stages import LABELS_SUFFIX, STAGE_TYPES, Stage
+from churnctl.inputs import InputSchema
+from churnctl.stages import STAGE_TYPES, ColumnNames, Stage
 
 NUMERIC_FEATURES = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary")
 
@@ -63,18 +63,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "reference"
 
 
-@dataclass(frozen=True)
-class InputSchema:
-    """The raw columns a pipeline reads: categorical (string) and numeric (float64)."""
-
-    categorical: tuple[str, ...]
-    numeric: tuple[str, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.categorical + self.numeric
-
-
 class FeaturePipeline:
     """Ordered stages turning raw columns into one float64 feature matrix."""
 
@@ -100,8 +88,9 @@ class FeaturePipeline:
         """Run every stage; return the float64 feature matrix (rejected rows included)."""
         if not self.is_fitted():
             raise NotFittedError(
-                "the feature pipeline is not fitted: run `churnctl fit TRAIN.csv -o state.json` "
-                "and pass --state, or pass --train to fit on the fly"
+                "the feature pipeline is not fitted: fit it on training data first "
+                "(`churnctl fit TRAIN.csv -o state.json`), or load a fitted state",
+                fix=Fix("state", "state.json"),
             )
         for stage in self.stages:
             stage.transform(frame)
@@ -109,10 +98,18 @@ class FeaturePipeline:
         return matrix[:, np.newaxis] if matrix.ndim == 1 else matrix
 
     def compute_feature_names(self) -> list[str]:
-        names: dict[str, list[str]] = {}
+        """The output vector's feature names, in order (``Geography=France``, ``Age``, ...)."""
+        names: dict[str, ColumnNames] = {}
         for stage in self.stages:
             names.update(stage.feature_names(names))
-        return names[self.output_col]
+        return list(names[self.output_col].features)
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        """Every categorical input column → the labels learned for it."""
+        learned: dict[str, list[str]] = {}
+        for stage in self.stages:
+            learned.update(stage.vocabularies())
+        return learned
 
     @property
     def n_features(self) -> int:
@@ -127,14 +124,8 @@ def _derive_schema(stages: list[Stage]) -> InputSchema:
         for col in stage.input_columns():
             if col in produced or col in categorical or col in numeric:
                 continue
-            (categorical if stage.TYPE == "StringIndexer" else numeric).append(col)
+            (categorical if stage.READS_CATEGORIES else numeric).append(col)
         outputs = stage.output_columns()
-        reserved = [c for c in outputs if c.endswith(LABELS_SUFFIX)]
-        if reserved:
-            raise PipelineSpecError(
-                f"{stage.TYPE}: output column {reserved[0]!r} ends with the reserved "
-                f"suffix {LABELS_SUFFIX!r}; rename it"
-            )
         clash = produced.intersection(outputs) | {c for c in outputs if outputs.count(c) > 1}
         if clash:
             raise PipelineSpecError(f"{stage.TYPE}: output column(s) {sorted(clash)} written twice")
@@ -190,7 +181,8 @@ def load_pipeline_spec(name_or_path: str | None) -> tuple[str, FeaturePipeline]:
     path = Path(name)
     if not path.is_file():
         raise PipelineSpecError(
-            f"--pipeline {name}: neither a preset ({', '.join(PRESETS)}) nor an existing file"
+            f"pipeline {name!r}: neither a preset ({', '.join(PRESETS)}) nor an existing file",
+            fix=Fix("pipeline", "reference"),
         )
     return str(path), build_pipeline(_read_spec_file(path), source=str(path))
 

@@ -11,66 +11,98 @@ from __future__ import annotations
 
 import csv
 import io
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 
-from churnctl.errors import TooManyRejectsError, UsageError
+from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.locate import RecordLocator
-from churnctl.sinks import TableWriter
-from churnctl.sources import BadLine, BatchSource, ReadOptions
+from churnctl.sinks import STDOUT, TableWriter
+from churnctl.sources import STDIN, BadLine, ReadOptions, SourceBatch
 
 REJECTS_SCHEMA = pa.schema(
     [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
      ("reason", pa.string()), ("text", pa.string())]
 )  # fmt: skip
-DEFAULT_MAX_REJECTS = "5%"
 
 
 @dataclass(frozen=True)
 class RejectLimit:
-    """``--max-rejects``: an absolute count or a percentage of rows read."""
+    """How many rejected rows a run tolerates: a count, or a fraction of the rows read."""
 
-    spec: str
     count: int | None = None
     fraction: float | None = None
 
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.fraction is None):
+            raise UsageError("a reject limit is either a count or a fraction, not both")
+        if self.count is not None and self.count < 0:
+            raise UsageError(f"a reject count limit must be >= 0, got {self.count}")
+        if self.fraction is not None and not 0 <= self.fraction <= 1:
+            raise UsageError(f"a reject fraction must be within [0, 1], got {self.fraction}")
+
     def exceeded(self, rejected: int, read: int, *, final: bool) -> bool:
+        """A count is checked as rows come; a fraction only once all rows are read."""
         if self.count is not None:
             return rejected > self.count
         return final and self.fraction is not None and rejected > self.fraction * read
 
+    def __str__(self) -> str:
+        if self.count is not None:
+            return f"{self.count:,} rows"
+        return f"{100 * (self.fraction or 0):g}% of rows"
 
-def parse_max_rejects(spec: str) -> RejectLimit:
-    """Parse ``N`` or ``P%`` (0 ≤ P ≤ 100)."""
-    match = re.fullmatch(r"\s*(\d+)\s*", spec) or re.fullmatch(r"\s*(\d+(\.\d*)?)\s*%\s*", spec)
-    if match is None or (spec.strip().endswith("%") and float(match.group(1)) > 100):
-        raise UsageError(
-            f"--max-rejects must be a count (e.g. 100) or a percentage (e.g. 5%), got {spec!r}"
-        )
-    if spec.strip().endswith("%"):
-        return RejectLimit(spec.strip(), fraction=float(match.group(1)) / 100)
-    return RejectLimit(spec.strip(), count=int(match.group(1)))
+
+DEFAULT_LIMIT = RejectLimit(fraction=0.05)
+NO_LIMIT = RejectLimit(fraction=1.0)
+
+
+def rejects_path(output: str, input: str) -> str:
+    """Default rejects file: ``<output stem>.rejects.csv`` beside the output."""
+    if output != STDOUT:
+        out = Path(output)
+        return str(out.with_name(_stem(out) + ".rejects.csv"))
+    return ("stdin" if input == STDIN else _stem(Path(input))) + ".rejects.csv"
+
+
+def _stem(path: Path) -> str:
+    """The name without its format suffix (and compression suffix): a.b.csv.gz → a.b."""
+    return Path(path.stem).stem if path.suffix.lower() == ".gz" else path.stem
 
 
 class RejectLog:
     """Writes rejected rows with their location and original text, and counts them."""
 
-    def __init__(self, writer: TableWriter, source: BatchSource, options: ReadOptions) -> None:
+    def __init__(
+        self,
+        writer: TableWriter,
+        source_name: str,
+        *,
+        reread: Callable[[], BinaryIO] | None = None,
+        options: ReadOptions | None = None,
+    ) -> None:
         self._writer = writer
-        self._source = source
-        self._options = options
+        self._name = source_name
+        self._reread = reread
+        self._options = options or ReadOptions()
         self._locator: RecordLocator | None = None
         self._valid_before = 0
         self._pending: list[BadLine] = []
         self.count = 0
         self.examples: list[str] = []
 
-    def record_batch(self, batch: pa.RecordBatch, rejects: pa.Table) -> None:
+    @property
+    def name(self) -> str:
+        """The input the rejected rows come from."""
+        return self._name
+
+    def record_batch(self, source_batch: SourceBatch, rejects: pa.Table) -> None:
         """Log one batch's rejected rows and the malformed lines read with it, in input order."""
-        self._pending.extend(self._source.bad_lines)
-        self._source.bad_lines.clear()
+        batch = source_batch.rows
+        self._pending.extend(source_batch.bad_lines)
         rows = rejects.column("row").to_pylist()
         if rows or self._pending:
             self._advance(self._valid_before + batch.num_rows, rows)
@@ -85,16 +117,14 @@ class RejectLog:
 
     def finish(self) -> None:
         """Log malformed lines still pending at the end of the input."""
-        self._pending.extend(self._source.bad_lines)
-        self._source.bad_lines.clear()
         if self._pending and self._get_locator() is not None:
             self._locator.drain()
         self._write(self._located_bad_lines(final=True))
 
     def _get_locator(self) -> RecordLocator | None:
-        if self._locator is None and self._source.reopen is not None:
+        if self._locator is None and self._reread is not None:
             self._locator = RecordLocator(
-                self._source.reopen(), delimiter=self._options.delimiter,
+                self._reread(), delimiter=self._options.delimiter,
                 encoding=self._options.encoding,
             )  # fmt: skip
         return self._locator
@@ -129,7 +159,7 @@ class RejectLog:
             return
         lines, texts, columns, reasons = (list(part) for part in zip(*entries, strict=True))
         table = pa.Table.from_arrays(
-            [pa.array([self._source.name] * len(entries), pa.string()),
+            [pa.array([self._name] * len(entries), pa.string()),
              pa.array(lines, pa.int64()), pa.array(columns, pa.string()),
              pa.array(reasons, pa.string()), pa.array(texts, pa.string())],
             schema=REJECTS_SCHEMA,
@@ -155,11 +185,19 @@ def _row_as_csv(batch: pa.RecordBatch, row: int) -> str:
     return buffer.getvalue()
 
 
-def check_limit(limit: RejectLimit, log: RejectLog, read: int, *, final: bool, name: str) -> None:
-    """Fail the run (nothing is published) when the rejects exceed the limit."""
+def check_limit(
+    limit: RejectLimit,
+    log: RejectLog,
+    read: int,
+    *,
+    final: bool,
+    written: str = "nothing was written",
+) -> None:
+    """Fail the run when the rejects exceed the limit; ``written`` says what already went out."""
     if limit.exceeded(log.count, read, final=final):
         raise TooManyRejectsError(
-            f"{name}: {log.count:,} of {read:,} rows rejected, over --max-rejects {limit.spec}; "
-            f"nothing was written (first: {'; '.join(log.examples)}). Fix the input or raise "
-            "--max-rejects (e.g. --max-rejects 100%)"
+            f"{log.name}: {log.count:,} of {read:,} rows rejected, over the limit of {limit}; "
+            f"{written} (first: {'; '.join(log.examples)}). Fix the input or "
+            "raise the limit",
+            fix=Fix("max_rejects", "100%", "to never fail on rejects"),
         )

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnctl.errors import UsageError
-from churnctl.storage import atomic_path
+from churnctl.atomic import atomic_path
+from churnctl.errors import Fix, UsageError
 
 STDOUT = "-"
 FORMATS = ("csv", "jsonl", "parquet")
@@ -32,15 +32,18 @@ def output_format(target: str, explicit: str | None) -> str:
     """The output format: ``--format`` if given, else from the extension (CSV for stdout)."""
     if explicit is not None:
         if explicit not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {explicit!r}")
+            raise UsageError(
+                f"output format must be one of {', '.join(FORMATS)}, got {explicit!r}",
+                fix=Fix("format", "csv"),
+            )
         return explicit
     if target == STDOUT:
         return "csv"
     suffix = Path(target).suffix.lower()
     if suffix not in _SUFFIXES:
         raise UsageError(
-            f"cannot tell the output format of {target}: use a .csv, .jsonl or .parquet "
-            "name, or pass --format"
+            f"cannot tell the output format of {target}: use a .csv, .jsonl or .parquet name",
+            fix=Fix("format", "csv", "to name it"),
         )
     return _SUFFIXES[suffix]
 
@@ -50,7 +53,9 @@ def open_sink(target: str, schema: pa.Schema, fmt: str) -> Iterator[TableWriter]
     """A writer for ``target``; a file appears under its final name only on success."""
     if target == STDOUT:
         if fmt == "parquet":
-            raise UsageError("Parquet cannot be written to stdout; pass -o FILE.parquet")
+            raise UsageError(
+                "Parquet cannot be written to stdout", fix=Fix("output", "FILE.parquet")
+            )
         writer = _writer(sys.stdout.buffer, schema, fmt)
         yield writer
         writer.close()

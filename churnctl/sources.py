@@ -2,10 +2,12 @@
 
 CSV (optionally compressed, e.g. ``.csv.gz``), Parquet, or ``-`` for CSV on
 stdin. The header is read first and checked, so that only the needed columns
-are converted, as text, whatever other columns the file carries; malformed rows
-(wrong number of fields) are collected instead of failing the file. CSV input
-can be read a second time (``reopen``) to locate rejected records; stdin is
-spooled to a temporary file for that as it is read.
+are converted, as text, whatever other columns the file carries. Each batch
+comes with the malformed lines (wrong number of fields) set aside while it was
+read, instead of failing the file. A field longer than a read block makes the
+reader start over with larger blocks, skipping what it already handed out.
+CSV input can be read again from the start (``reread``) to locate rejected
+records; stdin is spooled to a temporary file for that as it is read.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnctl.errors import InputError, SchemaError
+from churnctl.errors import Fix, InputError, SchemaError
 
 STDIN = "-"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HEADER_LIMIT = 1 << 20
+MAX_BLOCK_SIZE = 1 << 30  # the largest single field a CSV file may hold
+ENCODING_FIX = Fix("encoding", "latin-1", "if the file uses another encoding")
 
 
 @dataclass(frozen=True)
@@ -50,21 +54,28 @@ class BadLine:
     text: str
 
 
+@dataclass(frozen=True)
+class SourceBatch:
+    """One batch of rows, and the malformed lines set aside since the previous batch."""
+
+    rows: pa.RecordBatch
+    bad_lines: tuple[BadLine, ...] = ()
+
+
 @dataclass
 class BatchSource:
-    """An open input: its name, header, batches, the lines it set aside, and a re-reader."""
+    """An open input: its name, header, batches, and how to read its bytes again."""
 
     name: str
     columns: list[str]
-    batches: Iterator[pa.RecordBatch]
-    bad_lines: list[BadLine] = field(default_factory=list)
-    reopen: Callable[[], BinaryIO] | None = None  # the same bytes again (CSV only)
-    _spool: Path | None = None
+    batches: Iterator[SourceBatch]
+    reread: Callable[[], BinaryIO] | None = None  # the same bytes from the start (CSV only)
+    spool: Path | None = field(default=None, repr=False)
 
     def close(self) -> None:
         """Release what the source holds (the stdin spool file)."""
-        if self._spool is not None:
-            self._spool.unlink(missing_ok=True)
+        if self.spool is not None:
+            self.spool.unlink(missing_ok=True)
 
 
 def is_parquet(name: str | Path) -> bool:
@@ -91,7 +102,7 @@ def _open_parquet(path: Path, required: Sequence[str]) -> BatchSource:
     columns = list(parquet.schema_arrow.names)
     check_header(str(path), columns, required)
     batches = parquet.iter_batches(batch_size=65_536, columns=list(required))
-    return BatchSource(str(path), columns, batches)
+    return BatchSource(str(path), columns, (SourceBatch(batch) for batch in batches))
 
 
 def _open_csv(
@@ -101,20 +112,18 @@ def _open_csv(
     prefix = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options)
     check_header(name, columns, required)
-    bad_lines: list[BadLine] = []
     spool = _spool_path() if str(source) == STDIN else None
     replay = _Replay(prefix, stream, tee=spool)
+    reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
+    start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
+    reader = _CsvBatches(name, required, options, first=replay, start_over=start_over)
     try:
-        reader = _csv_reader(replay, required, options, bad_lines)
-    except pa.ArrowInvalid as exc:
+        reader.open()
+    except InputError:
         if spool is not None:
             spool.unlink(missing_ok=True)
-        raise InputError(f"{name}: {_explain(str(exc), options)}") from None
-    reread = spool or source
-    return BatchSource(
-        name, columns, _guarded(reader, name, options), bad_lines,
-        reopen=lambda: _raw_stream(reread), _spool=spool,
-    )  # fmt: skip
+        raise
+    return BatchSource(name, columns, iter(reader), reread=reread, spool=spool)
 
 
 def _spool_path() -> Path:
@@ -166,8 +175,7 @@ def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
         text = first.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError:
         raise InputError(
-            f"{name}: header is not valid {options.encoding} text; pass --encoding "
-            "(e.g. --encoding latin-1) if the file uses another encoding"
+            f"{name}: header is not valid {options.encoding} text", fix=ENCODING_FIX
         ) from None
     return next(csv.reader([text], delimiter=options.delimiter))
 
@@ -183,8 +191,8 @@ def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> 
     delimiter = _likely_delimiter(columns) if missing else None
     if delimiter is not None:
         raise SchemaError(
-            f"{name}: the header has one column but looks {delimiter!r}-delimited; "
-            f"pass --delimiter {delimiter!r}"
+            f"{name}: the header has one column but looks {delimiter!r}-delimited",
+            fix=Fix("delimiter", delimiter),
         )
     duplicates = sorted({c for c in columns if list(columns).count(c) > 1})
     if duplicates:
@@ -237,47 +245,138 @@ class _Replay(io.RawIOBase):
         return len(data)
 
 
-def _csv_reader(
-    stream: io.RawIOBase, required: Sequence[str], options: ReadOptions, bad: list[BadLine]
-) -> pacsv.CSVStreamingReader:
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
-        bad.append(BadLine(row.number, reason, row.text))
+class _Collector:
+    """Arrow's invalid-row handler: keeps malformed lines, dropping the first ``skip``."""
+
+    def __init__(self, skip: int = 0) -> None:
+        self.skip = skip
+        self.pending: list[BadLine] = []
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        if self.skip:
+            self.skip -= 1
+        else:
+            reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+            self.pending.append(BadLine(row.number, reason, row.text))
         return "skip"
 
-    return pacsv.open_csv(
-        io.BufferedReader(stream, buffer_size=1 << 20),
-        read_options=pacsv.ReadOptions(block_size=options.block_size, encoding=options.encoding),
-        parse_options=pacsv.ParseOptions(
-            delimiter=options.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in required},
-            include_columns=list(required),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    def take(self) -> tuple[BadLine, ...]:
+        taken, self.pending = tuple(self.pending), []
+        return taken
 
 
-def _guarded(
-    reader: pacsv.CSVStreamingReader, name: str, options: ReadOptions
-) -> Iterator[pa.RecordBatch]:
-    """Yield batches, turning Arrow's parse errors into actionable input errors."""
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            raise InputError(f"{name}: {_explain(str(exc), options)}") from None
-        yield batch
+class _CsvBatches:
+    """Arrow's streaming CSV reader, restarted with larger blocks when a field outgrows one."""
 
+    def __init__(
+        self,
+        name: str,
+        required: Sequence[str],
+        options: ReadOptions,
+        *,
+        first: io.RawIOBase,
+        start_over: Callable[[], BinaryIO],
+    ) -> None:
+        self._name, self._required, self._options = name, list(required), options
+        self._first: io.RawIOBase | None = first
+        self._start_over = start_over
+        self._block_size = options.block_size
+        self._rows_out = self._bad_out = self._skip_rows = 0
+        self._bad = _Collector()
 
-def _explain(message: str, options: ReadOptions) -> str:
-    if "UTF8" in message or "UTF-8" in message:
-        return (
-            f"content is not valid {options.encoding} text; pass --encoding "
-            "(e.g. --encoding latin-1) if the file uses another encoding"
+    def open(self) -> None:
+        """Open the reader on the input; an over-long first field grows the block size."""
+        while True:
+            try:
+                self._reader = self._open_reader()
+                return
+            except pa.ArrowInvalid as exc:
+                self._grow_or_fail(exc)
+
+    def _open_reader(self) -> pacsv.CSVStreamingReader:
+        stream, self._first = self._first or self._start_over(), None
+        return pacsv.open_csv(
+            io.BufferedReader(stream, buffer_size=1 << 20),  # type: ignore[arg-type]
+            read_options=pacsv.ReadOptions(
+                block_size=self._block_size, encoding=self._options.encoding
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=self._options.delimiter,
+                newlines_in_values=True,
+                invalid_row_handler=self._bad,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in self._required},
+                include_columns=self._required,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
-    return f"cannot parse CSV: {message.splitlines()[0]}"
+
+    def _grow_or_fail(self, exc: pa.ArrowInvalid) -> None:
+        if "straddl" not in str(exc):
+            raise parse_error(self._name, str(exc), self._options) from None
+        if self._block_size >= MAX_BLOCK_SIZE:
+            raise InputError(
+                f"{self._name}: a field is longer than {MAX_BLOCK_SIZE >> 20:,} MiB; "
+                "split or remove it"
+            ) from None
+        self._block_size = min(self._block_size * 16, MAX_BLOCK_SIZE)
+        self._bad = _Collector(skip=self._bad_out)
+        self._skip_rows = self._rows_out
+
+    def __iter__(self) -> Iterator[SourceBatch]:
+        while True:
+            try:
+                rows = self._reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                self._grow_or_fail(exc)
+                self._reader.close()
+                self.open()
+                continue
+            if self._skip_rows:
+                skipped = min(self._skip_rows, rows.num_rows)
+                rows, self._skip_rows = rows.slice(skipped), self._skip_rows - skipped
+            yield self._hand_out(rows)
+        if self._bad.pending:
+            yield self._hand_out(self._reader.schema.empty_table().to_batches()[0])
+
+    def _hand_out(self, rows: pa.RecordBatch) -> SourceBatch:
+        bad = self._bad.take()
+        self._rows_out += rows.num_rows
+        self._bad_out += len(bad)
+        return SourceBatch(rows, bad)
+
+
+def _restart_stdin(spool: Path, replay: _Replay) -> BinaryIO:
+    """Stdin from its start: the spooled bytes, then the rest of stdin (still spooled)."""
+    return _Chain(_raw_stream(spool), spool.stat().st_size, replay)  # type: ignore[return-value]
+
+
+class _Chain(io.RawIOBase):
+    """The first ``limit`` bytes of ``head``, then everything ``rest`` yields."""
+
+    def __init__(self, head: BinaryIO, limit: int, rest: io.RawIOBase) -> None:
+        self._head, self._left, self._rest = head, limit, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._left > 0:
+            data = self._head.read(min(len(buffer), self._left))
+            if data:
+                self._left -= len(data)
+                buffer[: len(data)] = data
+                return len(data)
+            self._left = 0
+        return self._rest.readinto(buffer)
+
+
+def parse_error(name: str, message: str, options: ReadOptions) -> InputError:
+    """Arrow's parse error as an actionable input error (never Arrow's internal wording)."""
+    if "UTF8" in message or "UTF-8" in message:
+        return InputError(f"{name}: content is not valid {options.encoding} text", fix=ENCODING_FIX)
+    return InputError(f"{name}: cannot parse CSV: {message.splitlines()[0]}")

@@ -9,16 +9,18 @@ a fitted stage back from them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnctl.columns import as_array, empty_as_null
 from churnctl.errors import NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
 
-LABELS_SUFFIX = "#labels"  # feature-name key carrying an index column's labels
 ORDER_TYPES = ("alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc")
 INVALID_POLICIES = ("error", "skip", "keep")
 
@@ -45,10 +47,27 @@ def _check_same_length(stage: str, inputs: list[str], outputs: list[str]) -> Non
         )
 
 
+@dataclass(frozen=True)
+class ColumnNames:
+    """What a column carries: its feature names, and the category labels behind an index."""
+
+    features: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+
+
+NameMap = Mapping[str, ColumnNames]
+
+
 class Stage:
-    """Common behaviour of all stages."""
+    """Common behaviour of all stages.
+
+    Declared attributes tell the layers above what a stage does without naming
+    its type: ``READS_CATEGORIES`` (its inputs are raw category text, not
+    numbers) and ``vocabularies()`` (the labels it learned per input column).
+    """
 
     TYPE: ClassVar[str]
+    READS_CATEGORIES: ClassVar[bool] = False
     _fitted_attrs: ClassVar[tuple[str, ...]]
 
     def params(self) -> dict[str, Any]:
@@ -70,7 +89,7 @@ class Stage:
         if not self.is_fitted():
             raise NotFittedError(
                 f"{self.TYPE} is not fitted: call fit() on training data first, "
-                "or load a fitted state with `churnctl score --state FILE`"
+                "or load a fitted state (`churnctl fit TRAIN.csv -o state.json`)"
             )
 
     def fitted_data(self) -> dict[str, Any]:
@@ -94,9 +113,18 @@ class Stage:
         for attr in self._fitted_attrs:
             setattr(self, attr, fitted[attr.rstrip("_")])
 
-    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
-        """Names of the output columns' features given the inputs' feature names."""
+    def vocabularies(self) -> dict[str, list[str]]:
+        """Input column → learned category labels (empty for stages that learn none)."""
+        return {}
+
+    def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
+        """What each output column carries, given what the input columns carry."""
         raise NotImplementedError
+
+
+def _names_of(names: NameMap, column: str) -> tuple[str, ...]:
+    """A column's feature names; a raw input column is one feature named after itself."""
+    return names[column].features if column in names else (column,)
 
 
 def _to_json(value: Any) -> Any:
@@ -109,6 +137,7 @@ class StringIndexer(Stage):
     """Maps string categories to float indices, in a chosen label order."""
 
     TYPE = "StringIndexer"
+    READS_CATEGORIES = True
     _fitted_attrs = ("labels_",)
 
     def __init__(
@@ -148,7 +177,7 @@ class StringIndexer(Stage):
         """Learn each column's labels from the frame's non-rejected rows."""
         ok = pa.array(frame.ok)
         self.labels_ = [
-            order_labels(pc.filter(normalized(_as_arrow(frame[col]), mode), ok),
+            order_labels(pc.filter(normalized(as_array(frame[col]), mode), ok),
                          self.string_order_type)
             for col, mode in zip(self.input_cols, self.normalize, strict=True)
         ]  # fmt: skip
@@ -174,7 +203,7 @@ class StringIndexer(Stage):
         return frame
 
     def _index_column(self, frame: Frame, col: str, labels: list[str], mode: str) -> np.ndarray:
-        values = _as_arrow(frame[col])
+        values = as_array(frame[col])
         matched = normalized(values, mode)
         found = pc.index_in(matched, value_set=pa.array(labels, type=pa.string()))
         invalid = found.is_null().to_numpy(zero_copy_only=False)
@@ -194,13 +223,20 @@ class StringIndexer(Stage):
             reasons[i] = "empty value" if empty else f"unseen category {values[int(i)].as_py()!r}"
         return reasons
 
-    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
-        """Each index column is one feature named after its input; its labels ride along."""
-        result: dict[str, list[str]] = {}
-        for col, out, labels in zip(self.input_cols, self.output_cols, self.labels_, strict=True):
-            result[out] = [col]
-            result[out + LABELS_SUFFIX] = list(labels)
-        return result
+    def vocabularies(self) -> dict[str, list[str]]:
+        self._require_fitted()
+        return {
+            col: list(labels) for col, labels in zip(self.input_cols, self.labels_, strict=True)
+        }
+
+    def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
+        """Each index column is one feature named after its input, carrying its labels."""
+        return {
+            out: ColumnNames(_names_of(names, col), tuple(labels))
+            for col, out, labels in zip(
+                self.input_cols, self.output_cols, self.labels_, strict=True
+            )
+        }
 
 
 NORMALIZE_MODES = ("exact", "trim", "trim-lower")
@@ -226,17 +262,6 @@ def normalized(values: pa.Array, mode: str) -> pa.Array:
     if mode == "trim-lower":
         values = pc.utf8_lower(values)
     return empty_as_null(values)
-
-
-def empty_as_null(values: pa.Array) -> pa.Array:
-    """String values with the empty string turned into null (a missing category)."""
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-
-
-def _as_arrow(values: np.ndarray | pa.Array) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    return values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
 
 
 def order_labels(values: pa.Array, order: str) -> list[str]:
@@ -327,16 +352,17 @@ class OneHotEncoder(Stage):
         encoded[np.flatnonzero(hot), index[hot].astype(np.intp)] = 1.0
         return encoded
 
-    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
+    def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
+        """``Geography=France``, ...: one feature per kept category, named by its label."""
         result = {}
         for col, out, size in zip(
             self.input_cols, self.output_cols, self.category_sizes_, strict=True
         ):
-            labels = names.get(f"{col}#labels") or [str(i) for i in range(size)]
-            labels = labels + [str(i) for i in range(len(labels), size)]
+            known = names[col].labels if col in names else ()
+            labels = [*known, *(str(i) for i in range(len(known), size))]
             width = size - 1 if self.drop_last else size
-            base = names.get(col, [col])[0]
-            result[out] = [f"{base}={label}" for label in labels[:width]]
+            base = _names_of(names, col)[0]
+            result[out] = ColumnNames(tuple(f"{base}={label}" for label in labels[:width]))
         return result
 
 
@@ -385,11 +411,9 @@ class VectorAssembler(Stage):
         frame[self.output_col] = np.hstack(parts) if parts else np.zeros((frame.n_rows, 0))
         return frame
 
-    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
-        flat: list[str] = []
-        for col in self.input_cols:
-            flat.extend(names.get(col, [col]))
-        return {self.output_col: flat}
+    def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
+        flat = [name for col in self.input_cols for name in _names_of(names, col)]
+        return {self.output_col: ColumnNames(tuple(flat))}
 
 
 def _width(values: np.ndarray | pa.Array) -> int:
@@ -463,8 +487,8 @@ class StandardScaler(Stage):
         frame[self.output_col] = scale(matrix, self.mean_, self.std_, self.with_mean, self.with_std)
         return frame
 
-    def feature_names(self, names: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {self.output_col: names.get(self.input_col, [self.input_col])}
+    def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
+        return {self.output_col: ColumnNames(_names_of(names, self.input_col))}
 
 
 def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:

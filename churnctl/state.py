@@ -19,14 +19,16 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl import __version__
+from churnctl.atomic import atomic_write_text
 from churnctl.errors import ChurnctlError, StateError
 from churnctl.frame import Frame
 from churnctl.pipeline import FeaturePipeline
-from churnctl.stages import STAGE_TYPES, Stage, StringIndexer
-from churnctl.storage import atomic_write_text
+from churnctl.stages import STAGE_TYPES, Stage
 
 FORMAT = "churnctl-feature-state"
 FORMAT_VERSION = 1
+# What the fingerprint covers: what the state computes, not where or when it was fitted.
+FINGERPRINT_KEYS = ("format_version", "input_schema", "stages", "output")
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 STATE_SCHEMA: dict[str, Any] = {
@@ -92,18 +94,34 @@ STATE_SCHEMA: dict[str, Any] = {
 
 @dataclass
 class FeatureState:
-    """A fitted pipeline plus where it came from."""
+    """A fitted pipeline plus where it came from; ``source`` names it in messages."""
 
     pipeline: FeaturePipeline
     provenance: dict[str, Any] = field(default_factory=dict)
+    source: str = field(default="the state", compare=False)
 
     @property
     def feature_names(self) -> list[str]:
         return list(self.pipeline.feature_names_)
 
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:...`` of the stages and fitted numbers, provenance left out.
+
+        Refitting the same pipeline on the same data gives the same fingerprint;
+        any other feature order, parameter or fitted number gives another.
+        """
+        content = self._content()
+        covered = {key: content[key] for key in FINGERPRINT_KEYS}
+        return "sha256:" + hashlib.sha256(canonical_json(covered).encode("utf-8")).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, checksum included."""
-        content = {
+        content = self._content()
+        return {**content, "checksum": "sha256:" + content_checksum(content)}
+
+    def _content(self) -> dict[str, Any]:
+        return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "churnctl_version": __version__,
@@ -112,7 +130,6 @@ class FeatureState:
             "output": {"column": self.pipeline.output_col, "feature_names": self.feature_names},
             "provenance": dict(self.provenance),
         }
-        return {**content, "checksum": "sha256:" + content_checksum(content)}
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -127,10 +144,7 @@ def _stage_dict(stage: Stage) -> dict[str, Any]:
 
 
 def _schema_columns(pipeline: FeaturePipeline) -> list[dict[str, Any]]:
-    vocabularies: dict[str, list[str]] = {}
-    for stage in pipeline.stages:
-        if isinstance(stage, StringIndexer):
-            vocabularies.update(zip(stage.input_cols, stage.labels_, strict=True))
+    vocabularies = pipeline.vocabularies()
     columns: list[dict[str, Any]] = [
         {"name": name, "type": "category", "vocabulary": vocabularies[name]}
         for name in pipeline.input_schema.categorical
@@ -228,7 +242,7 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
         pipeline.transform(_probe_frame(pipeline))
     except (ChurnctlError, TypeError, ValueError) as exc:
         raise StateError(f"{source}: invalid stage: {exc}") from None
-    state = FeatureState(pipeline, dict(document["provenance"]))
+    state = FeatureState(pipeline, dict(document["provenance"]), source=source)
     rebuilt = state.to_dict()
     for key in ("input_schema", "output"):
         if rebuilt[key] != document[key]:

@@ -4,7 +4,8 @@
 
 Writes data/sample.csv (synthetic, seed 42), models/churn_state.json (the
 reference pipeline fitted on it) and models/churn_mlp.onnx (a small
-scikit-learn MLP trained on its features, exported with skl2onnx, no ZipMap).
+scikit-learn MLP trained on its features, exported with skl2onnx, no ZipMap,
+and bound to that state so that no runtime scores it with another).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from skl2onnx import to_onnx
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from churnctl.batch import fit_state
+from churnctl import bind_model, extract_features, fit_state
 from churnctl.generate import generate_files
-from churnctl.inputs import frame_from_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,8 +44,7 @@ def build(root: Path) -> tuple[Path, Path, Path]:
     state.provenance["fitted_at"] = "1970-01-01T00:00:00+00:00"  # reproducible bytes
     state.save(state_path)
     table = pacsv.read_csv(sample)
-    frame = frame_from_batch(table, state.pipeline.input_schema)
-    features = state.pipeline.transform(frame).astype(np.float32)
+    features = extract_features(state, table).matrix
     labels = table.column("Exited").to_numpy()
     mlp = train_mlp(features, labels)
     onnx_model = to_onnx(mlp, features[:1], options={id(mlp): {"zipmap": False}}, target_opset=17)
@@ -53,7 +52,7 @@ def build(root: Path) -> tuple[Path, Path, Path]:
     del onnx_model.opset_import[:]
     onnx_model.opset_import.extend(opsets)
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    model_path.write_bytes(onnx_model.SerializeToString())
+    model_path.write_bytes(bind_model(onnx_model.SerializeToString(), state))
     return sample, state_path, model_path
 
 

@@ -1,4 +1,8 @@
-"""Atomic file publication: write under a temporary sibling name, then rename."""
+"""Atomic file publication: write under a temporary sibling name, fsync, then rename.
+
+A reader sees either the old file or the complete new one, never a partial
+file, and a crash after the rename cannot leave the new name with lost data.
+"""
 
 from __future__ import annotations
 
@@ -34,15 +38,31 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 def _publish(tmp: Path, final: Path) -> None:
     try:
+        _fsync(tmp)
         os.replace(tmp, final)
+        _fsync(final.parent)
     except OSError as exc:
         raise OutputError(f"{final}: cannot publish the output ({exc.strerror or exc})") from None
 
 
 def atomic_write_text(final: Path, text: str) -> None:
     """Write text to ``final`` atomically."""
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Write bytes to ``final`` atomically."""
     with atomic_path(final) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data (or a folder's entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -1,0 +1,197 @@
+"""``Scorer``: scoring as a pure function of (state, model, record batch), for every runtime.
+
+A ``Scorer`` is built once from a fitted state and an ONNX model; the binding
+check (``binding.check_pair``) runs there, so a mismatched pair is refused
+before any row is read. It then takes a pyarrow ``RecordBatch`` or ``Table``,
+or a pandas ``DataFrame``, and offers three views of the same computation:
+
+* ``features(batch)``: the float32 matrix, the valid-row mask, and per row the
+  column and reason of a rejection;
+* ``score(batch)``: the scored rows, and the rejected rows apart;
+* ``score_aligned(batch)``: one output row per input row, in input order, with
+  ``raw``/``exited`` null where the row was rejected (what a Flink UDF needs).
+
+It pickles as its settings plus the state's JSON text and the model's bytes;
+the ONNX Runtime session is opened lazily in the process that scores, with
+``threads`` intra-op threads (use 1 in pool workers and Flink tasks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+
+from churnctl.binding import PairCheck, check_pair
+from churnctl.columns import as_text
+from churnctl.errors import UsageError
+from churnctl.extraction import FeatureBatch, extract_features
+from churnctl.model import ChurnModel
+from churnctl.sources import check_header
+from churnctl.state import FeatureState, load_state, state_from_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Batch = pa.RecordBatch | pa.Table
+BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
+
+ROW_REJECT_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
+)
+REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Scored rows (kept columns, ``raw``, ``exited``) and rejected rows of one batch."""
+
+    scored: pa.Table
+    rejects: pa.Table  # ROW_REJECT_SCHEMA; ``row`` is 0-based within the batch
+
+    @property
+    def n_read(self) -> int:
+        return self.scored.num_rows + self.rejects.num_rows
+
+
+def output_schema(keep: Sequence[str]) -> pa.Schema:
+    """Schema of scored rows: kept columns as text, the probability, the decision."""
+    fields = [pa.field(name, pa.string()) for name in keep]
+    return pa.schema([*fields, pa.field("raw", pa.float32()), pa.field("exited", pa.bool_())])
+
+
+def aligned_schema(keep: Sequence[str]) -> pa.Schema:
+    """Schema of ``score_aligned``: the output schema plus the reject column and reason."""
+    return pa.schema([*output_schema(keep), *REJECT_FIELDS])
+
+
+class Scorer:
+    """One picklable, row-aligned scoring object: a state and a model checked to fit."""
+
+    def __init__(
+        self,
+        state: FeatureState | str | Path,
+        model: ChurnModel | str | Path | bytes,
+        *,
+        keep: Sequence[str] = ("CustomerId",),
+        threshold: float = 0.5,
+        allow_state_mismatch: bool = False,
+        threads: int = 0,
+    ) -> None:
+        """Load what is given as a path, then refuse a model and state that do not fit."""
+        if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
+            raise UsageError(f"keep must be a list of column names, got {keep!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise UsageError(f"threads must be a whole number >= 0, got {threads!r}")
+        self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
+        opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
+        self.keep = tuple(dict.fromkeys(keep))
+        self.threshold = float(threshold)
+        self.threads = threads
+        self.allow_state_mismatch = allow_state_mismatch
+        self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
+        self._model_bytes, self._model_name = opened.data, opened.name
+        self._model: ChurnModel | None = opened
+
+    @property
+    def model(self) -> ChurnModel:
+        """The ONNX model, its session opened on first use in this process."""
+        if self._model is None:
+            self._model = ChurnModel(self._model_bytes, threads=self.threads, name=self._model_name)
+        return self._model
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The input columns a batch must hold: the state's inputs, then the kept columns."""
+        return list(dict.fromkeys([*self.state.pipeline.input_schema.columns, *self.keep]))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "state": self.state.dumps(),
+            "state_source": self.state.source,
+            "model": self._model_bytes,
+            "model_name": self._model_name,
+            "keep": self.keep,
+            "threshold": self.threshold,
+            "threads": self.threads,
+            "allow_state_mismatch": self.allow_state_mismatch,
+            "check": self.check,
+        }
+
+    def __setstate__(self, settings: dict[str, Any]) -> None:
+        self.state = state_from_text(settings["state"], source=settings["state_source"])
+        self._model_bytes, self._model_name = settings["model"], settings["model_name"]
+        self._model = None
+        self.keep, self.threshold = settings["keep"], settings["threshold"]
+        self.threads = settings["threads"]
+        self.allow_state_mismatch = settings["allow_state_mismatch"]
+        self.check = settings["check"]
+
+    def features(self, batch: BatchLike) -> FeatureBatch:
+        """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
+        return extract_features(self.state, self._arrow(batch))
+
+    def score(self, batch: BatchLike) -> ScoredBatch:
+        """Scored rows and rejected rows; together they hold every input row once."""
+        table = self._arrow(batch)
+        features = self.features(table)
+        valid = pa.array(features.valid)
+        raw = self.model.predict_proba(features.matrix[features.valid]).astype(np.float32)
+        kept = [as_text(table.column(name)).filter(valid) for name in self.keep]
+        columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
+        scored = pa.Table.from_arrays(columns, schema=output_schema(self.keep))
+        return ScoredBatch(scored, _rejects(table, features))
+
+    def score_aligned(self, batch: BatchLike) -> pa.Table:
+        """One row per input row, in input order: kept columns, raw, exited, reject reason."""
+        table = self._arrow(batch)
+        features = self.features(table)
+        raw = np.zeros(table.num_rows, dtype=np.float32)
+        raw[features.valid] = self.model.predict_proba(features.matrix[features.valid])
+        missing = ~features.valid
+        columns = [
+            *(as_text(table.column(name)) for name in self.keep),
+            pa.array(raw, pa.float32(), mask=missing),
+            pa.array(raw > self.threshold, pa.bool_(), mask=missing),
+            features.reject_column,
+            features.reject_reason,
+        ]
+        return pa.Table.from_arrays(columns, schema=aligned_schema(self.keep))
+
+    def _arrow(self, batch: BatchLike) -> Batch:
+        """The batch as Arrow, checked to hold every required column."""
+        if not isinstance(batch, pa.RecordBatch | pa.Table):
+            batch = _from_pandas(batch)
+        check_header("batch", batch.schema.names, self.required_columns)
+        return batch
+
+
+def _from_pandas(frame: Any) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        raise UsageError(
+            f"cannot score a {type(frame).__name__}: pass a pyarrow RecordBatch or Table, or a "
+            f"pandas DataFrame ({str(exc).splitlines()[0] if str(exc) else 'not convertible'})"
+        ) from None
+
+
+def _rejects(table: Batch, features: FeatureBatch) -> pa.Table:
+    rows = np.flatnonzero(~features.valid)
+    if len(rows) == 0:
+        return ROW_REJECT_SCHEMA.empty_table()
+    index = pa.array(rows, pa.int64())
+    names = features.reject_column.take(index)
+    pairs = zip(names.to_pylist(), rows.tolist(), strict=True)
+    values = [_cell_text(table, name, row) for name, row in pairs]
+    arrays = [index, names, features.reject_reason.take(index), pa.array(values, pa.string())]
+    return pa.Table.from_arrays(arrays, schema=ROW_REJECT_SCHEMA)
+
+
+def _cell_text(table: Batch, column: str, row: int) -> str | None:
+    value = table.column(column)[row].as_py()
+    return None if value is None else str(value)
