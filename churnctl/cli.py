@@ -237,6 +237,8 @@ def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
     report = inspect_pair(ChurnModel(model or bundled(MODEL)), load_state(state or bundled(STATE)))
     for table in _report_tables(report):
         stdout.print(table)
+    for line in _binding_lines(report):
+        stdout.print(line, highlight=False, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
     stdout.print(f"{verdict}: {escape(report.verdict)}", highlight=False, soft_wrap=True)
     if not report.compatible:
@@ -255,15 +257,15 @@ def _report_tables(report: Report) -> list[Table]:
     provenance = Table("key", "value", title="Provenance")
     for key, value in report.provenance.items():
         provenance.add_row(key, escape(str(value)))
-    return [io, _binding_table(report), stages, _features_table(report), provenance]
+    return [io, stages, _features_table(report), provenance]
 
 
-def _binding_table(report: Report) -> Table:
-    binding = Table("", "value", title="Binding")
-    binding.add_row("model", report.binding)
-    binding.add_row("model is bound to state", report.model_fingerprint or "-")
-    binding.add_row("state fingerprint", report.state_fingerprint)
-    return binding
+def _binding_lines(report: Report) -> list[str]:
+    bound_to = report.model_fingerprint or "(none)"
+    return [
+        f"model binding: {report.binding}; bound to state {bound_to}",
+        f"state fingerprint: {report.state_fingerprint}",
+    ]
 
 
 def _features_table(report: Report) -> Table:

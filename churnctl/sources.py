@@ -341,7 +341,9 @@ class _CsvBatches:
                 rows, self._skip_rows = rows.slice(skipped), self._skip_rows - skipped
             yield self._hand_out(rows)
         if self._bad.pending:
-            yield self._hand_out(self._reader.schema.empty_table().to_batches()[0])
+            schema = self._reader.schema
+            empty = [pa.array([], field.type) for field in schema]
+            yield self._hand_out(pa.RecordBatch.from_arrays(empty, schema=schema))
 
     def _hand_out(self, rows: pa.RecordBatch) -> SourceBatch:
         bad = self._bad.take()

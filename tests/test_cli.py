@@ -24,12 +24,12 @@ from onnx_factories import logistic_n1, multiclass_three
 from typer.testing import CliRunner, Result
 
 from churnctl import __version__
-from churnctl.batch import fit_state
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
+from churnctl.fitting import fit_state
 from churnctl.generate import COLUMNS, generate_files
 from churnctl.model import ChurnModel
-from churnctl.scoring import score_batch
+from churnctl.scorer import Scorer
 from churnctl.sources import open_source
 from churnctl.state import FeatureState, load_state
 
@@ -83,11 +83,17 @@ def write_rows(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str] 
 
 
 def library_scores(
-    path: Path, state: FeatureState, model: ChurnModel, keep: Sequence[str] = ("CustomerId",)
+    path: Path,
+    state: FeatureState,
+    model: ChurnModel,
+    keep: Sequence[str] = ("CustomerId",),
+    *,
+    allow_state_mismatch: bool = False,
 ) -> pa.Table:
-    """What the library's score_batch makes of the file, batch by batch like the CLI."""
-    source = open_source(path, [*state.pipeline.input_schema.columns, *keep])
-    tables = [score_batch(state, model, b, keep=list(keep)).scored for b in source.batches]
+    """What the library's Scorer makes of the file, batch by batch like the CLI."""
+    scorer = Scorer(state, model, keep=list(keep), allow_state_mismatch=allow_state_mismatch)
+    source = open_source(path, scorer.required_columns)
+    tables = [scorer.score(part.rows).scored for part in source.batches]
     return pa.concat_tables(tables)
 
 
@@ -265,15 +271,22 @@ def test_score_with_train_and_save_state(out: Path, in_csv: Path, expected: pa.T
 def test_score_with_a_state_fitted_by_the_cli(
     out: Path, in_csv: Path, inputs: Path, bundled_pair: tuple[FeatureState, ChurnModel]
 ) -> None:
+    """Fitted on other rows than the bundled model was trained on: refused unless forced."""
     assert run(["fit", inputs / "clean.csv", "-o", out / "own.json"]).exit_code == 0
-    result = run(["score", in_csv, "--state", out / "own.json", "-o", out / "x.parquet"])
+    refused = run(["score", in_csv, "--state", out / "own.json", "-o", out / "x.parquet"])
+    assert refused.exit_code == 2
+    assert "other fitted numbers" in refused.stderr
+    assert not (out / "x.parquet").exists()
+    result = run(["score", in_csv, "--state", out / "own.json", "-o", out / "x.parquet",
+                  "--allow-state-mismatch"])  # fmt: skip
     assert result.exit_code == 0, result.output
     own = load_state(out / "own.json")
     assert own.provenance["rows"] == N_ROWS
     assert own.provenance["rows_rejected"] == 0
     assert own.feature_names == FEATURES
     assert_same_scores(
-        read_output(out / "x.parquet", "parquet"), library_scores(in_csv, own, bundled_pair[1])
+        read_output(out / "x.parquet", "parquet"),
+        library_scores(in_csv, own, bundled_pair[1], allow_state_mismatch=True),
     )
 
 
@@ -460,7 +473,7 @@ FAILURES: list[tuple[str, Args, int, list[str]]] = [
     ("unknown output extension", lambda i, o, s, k, r: ["score", i, "-o", o / "x.txt"],
      2, ["x.txt", "cannot tell the output format", "--format"]),
     ("unknown format", lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--format", "xml"],
-     2, ["--format must be one of csv, jsonl, parquet", "'xml'"]),
+     2, ["output format must be one of csv, jsonl, parquet", "'xml'", "pass --format csv"]),
     ("parquet to stdout",
      lambda i, o, s, k, r: ["score", i, "-o", "-", "--format", "parquet"],
      2, ["Parquet cannot be written to stdout"]),
@@ -485,7 +498,8 @@ FAILURES: list[tuple[str, Args, int, list[str]]] = [
      2, ["--delimiter must be one character"]),
     ("too many rejects",
      lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--max-rejects", "2"],
-     3, ["3 of 300 rows rejected", "--max-rejects 2", "nothing was written"]),
+     3, ["3 of 300 rows rejected", "over the limit of 2 rows", "nothing was written",
+         "pass --max-rejects 100%"]),
 ]  # fmt: skip
 
 
@@ -612,7 +626,10 @@ def test_inspect_bundled() -> None:
     assert "input X tensor(float)" in text
     assert "probabilities" in text
     _assert_feature_order(text)
-    assert "compatible: state produces 12 features and the model expects 12" in text
+    assert "compatible: model" in text and "is bound to state" in text
+    assert "(12 features in the same order)" in text
+    fingerprint = load_state(bundled(STATE)).fingerprint
+    assert text.count(fingerprint) == 2  # the model's binding and the state's fingerprint
     assert "NOT compatible" not in text
 
 

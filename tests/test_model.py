@@ -28,7 +28,7 @@ from churnctl.errors import ChurnctlError, CompatibilityError, ModelError
 from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
 from churnctl.pipeline import FeaturePipeline
-from churnctl.scoring import score_batch
+from churnctl.scorer import Scorer
 from churnctl.sources import open_source
 from churnctl.stages import StandardScaler, VectorAssembler
 from churnctl.state import FeatureState, load_state
@@ -196,7 +196,7 @@ def _numeric_state(columns: list[str]) -> FeatureState:
         ]
     )
     source = open_source(bundled(SAMPLE), pipeline.input_schema.columns)
-    table = pa.Table.from_batches(list(source.batches))
+    table = pa.Table.from_batches([part.rows for part in source.batches])
     pipeline.fit(frame_from_batch(table, pipeline.input_schema))
     return FeatureState(pipeline, {})
 
@@ -272,12 +272,12 @@ def test_one_inference_call_per_chunk(
     assert calls == [5000]  # nothing to infer, no call
 
 
-def test_score_batch_runs_the_model_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scorer_runs_the_model_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     state = load_state(bundled(STATE))
     model = ChurnModel(bundled(MODEL))
     calls = _count_runs(monkeypatch, model)
     source = open_source(bundled(SAMPLE), [*state.pipeline.input_schema.columns, "CustomerId"])
-    table = pa.Table.from_batches(list(source.batches)).slice(0, 5000)
-    result = score_batch(state, model, table)
+    table = pa.Table.from_batches([part.rows for part in source.batches]).slice(0, 5000)
+    result = Scorer(state, model).score(table)
     assert calls == [5000]
     assert result.scored.num_rows == 5000

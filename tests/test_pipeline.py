@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from churnctl.batch import fit_state
 from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.fitting import fit_state
 from churnctl.generate import generate_table
 from churnctl.inputs import frame_from_batch
 from churnctl.pipeline import (
@@ -23,7 +23,7 @@ from churnctl.pipeline import (
     build_pipeline,
     load_pipeline_spec,
 )
-from churnctl.stages import StandardScaler
+from churnctl.stages import StandardScaler, StringIndexer, VectorAssembler
 
 CHURN_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "Churn_Modelling.csv"
 EXAMPLE_TOML = Path(__file__).resolve().parents[1] / "docs" / "examples" / "reference-pipeline.toml"
@@ -382,11 +382,23 @@ def test_column_written_twice_within_one_stage_is_refused() -> None:
         build_pipeline(spec)
 
 
-def test_reserved_labels_suffix_error_names_the_column() -> None:
-    spec = {"stages": [{"type": "StringIndexer", "input_cols": ["A"], "output_cols": ["A#labels"]}]}
-    with pytest.raises(PipelineSpecError) as info:
-        build_pipeline(spec)
-    assert "A#labels" in str(info.value)
+def test_a_new_stage_type_declares_its_category_inputs_without_edits_above() -> None:
+    """The pipeline and the state learn what a stage reads from its declared attributes."""
+
+    class Lookup(StringIndexer):
+        TYPE = "Lookup"
+
+    class Numbers(VectorAssembler):
+        TYPE = "Numbers"
+
+    lookup = Lookup(input_cols=["Code"], output_cols=["Code#labels"])  # no reserved names
+    pipeline = FeaturePipeline(
+        stages=[lookup, Numbers(input_cols=["Code#labels", "Amount"], output_col="out")]
+    )
+    assert pipeline.input_schema.categorical == ("Code",)
+    assert pipeline.input_schema.numeric == ("Amount",)
+    lookup.labels_ = [["x", "y"]]
+    assert pipeline.vocabularies() == {"Code": ["x", "y"]}
 
 
 def test_column_written_twice_across_stages_names_the_column() -> None:

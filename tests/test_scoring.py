@@ -1,4 +1,4 @@
-"""score_batch and score_file on the bundled state and model, checked independently."""
+"""Scorer and score_file on the bundled state and model, checked independently."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churnctl.batch import REJECTS_SCHEMA, ScoreRequest, score_file
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.generate import COLUMNS, generate_table
 from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
-from churnctl.scoring import ROW_REJECT_SCHEMA, output_schema, score_batch
+from churnctl.rejects import NO_LIMIT, REJECTS_SCHEMA
+from churnctl.scorer import ROW_REJECT_SCHEMA, ScoredBatch, Scorer, output_schema
 from churnctl.sources import ReadOptions, open_source
 from churnctl.state import FeatureState, load_state
 
@@ -75,12 +76,24 @@ def session() -> ort.InferenceSession:
 def sample() -> pa.Table:
     """The bundled sample, every column as text, read the way the scorer reads files."""
     source = open_source(bundled(SAMPLE), list(COLUMNS))
-    return pa.Table.from_batches(list(source.batches))
+    return pa.Table.from_batches([part.rows for part in source.batches])
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("scoring")
+
+
+def score_batch(
+    state: FeatureState,
+    model: ChurnModel,
+    batch: pa.Table,
+    *,
+    keep: Sequence[str] = ("CustomerId",),
+    threshold: float = 0.5,
+) -> ScoredBatch:
+    """One batch through a Scorer built from the state and model."""
+    return Scorer(state, model, keep=keep, threshold=threshold).score(batch)
 
 
 def _numpy_features(table: pa.Table, state_path: Path) -> np.ndarray:
@@ -155,10 +168,8 @@ def _score(
     request = ScoreRequest(
         input=str(path),
         output=str(out),
-        state=state,
-        model=model,
-        keep=("CustomerId", "Surname"),
-        max_rejects="100%",
+        scorer=Scorer(state, model, keep=("CustomerId", "Surname")),
+        max_rejects=NO_LIMIT,
         read_options=ReadOptions(**options),  # type: ignore[arg-type]
     )
     summary = score_file(request)
@@ -462,11 +473,11 @@ def test_gzipped_csv_equals_plain_csv(
     assert b_small[2] == a[2]
 
 
-def test_score_file_values_equal_score_batch(
+def test_score_file_values_equal_scorer_score(
     state: FeatureState, model: ChurnModel, tmp_path: Path, sample: pa.Table
 ) -> None:
     out = tmp_path / "scored.parquet"
-    request = ScoreRequest(input=str(bundled(SAMPLE)), output=str(out), state=state, model=model)
+    request = ScoreRequest(input=str(bundled(SAMPLE)), output=str(out), scorer=Scorer(state, model))
     summary = score_file(request)
     assert (summary.rows_scored, summary.rows_rejected, summary.rows_read) == (10_000, 0, 10_000)
     assert pq.read_table(out).equals(score_batch(state, model, sample).scored)
@@ -524,8 +535,8 @@ def test_progress_reports_growing_row_counts_ending_at_rows_read(tmp_path: Path)
     pacsv.write_csv(generate_table(3000, seed=5), source)
     seen: list[int] = []
     request = ScoreRequest(
-        input=str(source), output=str(tmp_path / "out.csv"), state=load_state(bundled(STATE)),
-        model=ChurnModel(bundled(MODEL)), read_options=ReadOptions(block_size=16_384),
+        input=str(source), output=str(tmp_path / "out.csv"),
+        scorer=Scorer(bundled(STATE), bundled(MODEL)), read_options=ReadOptions(block_size=16_384),
     )  # fmt: skip
     summary = score_file(request, on_progress=seen.append)
     assert len(seen) > 1 and seen == sorted(seen)

@@ -11,10 +11,10 @@ import pytest
 
 from churnctl.errors import NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
-from churnctl.inputs import frame_from_batch
-from churnctl.pipeline import InputSchema
+from churnctl.inputs import InputSchema, frame_from_batch
 from churnctl.stages import (
     STAGE_TYPES,
+    ColumnNames,
     OneHotEncoder,
     StandardScaler,
     StringIndexer,
@@ -249,8 +249,22 @@ def test_one_hot_error_rejects_index_past_vocabulary() -> None:
 
 def test_one_hot_feature_names_use_labels() -> None:
     stage = encoder(drop_last=True).fit(index_frame(0, 1, 2))
-    names = stage.feature_names({"i": ["Geo"], "i#labels": ["F", "G", "S"]})
-    assert names == {"v": ["Geo=F", "Geo=G"]}
+    names = stage.feature_names({"i": ColumnNames(("Geo",), ("F", "G", "S"))})
+    assert names == {"v": ColumnNames(("Geo=F", "Geo=G"))}
+
+
+def test_one_hot_feature_names_without_labels_use_indices() -> None:
+    stage = encoder(drop_last=False).fit(index_frame(0, 1, 2))
+    assert stage.feature_names({}) == {"v": ColumnNames(("i=0", "i=1", "i=2"))}
+
+
+def test_string_indexer_declares_that_it_reads_categories_and_its_vocabulary() -> None:
+    stage = StringIndexer(input_cols=["c"], output_cols=["i"])
+    stage.labels_ = [["a", "b"]]
+    assert StringIndexer.READS_CATEGORIES and not StandardScaler.READS_CATEGORIES
+    assert stage.vocabularies() == {"c": ["a", "b"]}
+    assert stage.feature_names({}) == {"i": ColumnNames(("c",), ("a", "b"))}
+    assert scaler().vocabularies() == {}
 
 
 # --------------------------------------------------------------------------- VectorAssembler
@@ -289,7 +303,8 @@ def test_vector_assembler_size_mismatch_is_an_error() -> None:
 
 def test_vector_assembler_feature_names_flatten_inputs() -> None:
     stage = VectorAssembler(input_cols=["v", "a"], output_col="out").fit(assembler_frame())
-    assert stage.feature_names({"v": ["v0", "v1"]}) == {"out": ["v0", "v1", "a"]}
+    names = stage.feature_names({"v": ColumnNames(("v0", "v1"))})
+    assert names == {"out": ColumnNames(("v0", "v1", "a"))}
 
 
 # --------------------------------------------------------------------------- StandardScaler
@@ -425,7 +440,7 @@ def test_transform_before_fit_raises_actionable_not_fitted(make) -> None:
     message = str(info.value)
     assert stage.TYPE in message
     assert "call fit()" in message
-    assert "churnctl score --state" in message
+    assert "churnctl fit" in message
     with pytest.raises(NotFittedError):
         stage.fitted_data()
 

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 import churnctl
 import churnctl.state
-from churnctl import storage
-from churnctl.batch import fit_state
+from churnctl import atomic
 from churnctl.errors import OutputError, StateError
+from churnctl.fitting import fit_state
 from churnctl.frame import Frame
 from churnctl.generate import generate_table
 from churnctl.inputs import frame_from_batch
@@ -537,7 +537,7 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(storage.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
     with pytest.raises(OutputError, match="disk full"):
         state_from_text(state_text).save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
