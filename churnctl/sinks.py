@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -72,8 +75,48 @@ def _writer(handle: BinaryIO, schema: pa.Schema, fmt: str) -> TableWriter:
         return pq.ParquetWriter(handle, schema)
     if fmt == "jsonl":
         return JsonLinesWriter(handle)
-    options = pacsv.WriteOptions(quoting_style="needed")
-    return pacsv.CSVWriter(handle, schema, write_options=options)
+    return CsvWriter(handle, schema)
+
+
+class CsvWriter:
+    """CSV that quotes a value only where needed, as pandas and the csv module do.
+
+    Arrow's own "needed" style quotes every text value (``"15580685"``). A table
+    whose text holds no comma, quote or line break is written by Arrow unquoted;
+    any other table goes through the csv module, from Arrow's own text of each
+    value, so numbers read the same either way.
+    """
+
+    def __init__(self, handle: BinaryIO, schema: pa.Schema) -> None:
+        self._handle = handle
+        self._schema = schema
+        self._handle.write(_csv_rows([schema.names]))
+
+    def write_table(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if not any(_needs_quotes(column) for column in table.columns):
+            options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+            pacsv.write_csv(table, self._handle, write_options=options)
+            return
+        texts = [pc.cast(column, pa.string()).to_pylist() for column in table.columns]
+        rows = zip(*([("" if v is None else v) for v in text] for text in texts), strict=True)
+        self._handle.write(_csv_rows(rows))
+
+    def close(self) -> None:
+        self._handle.flush()
+
+
+def _needs_quotes(column: pa.ChunkedArray) -> bool:
+    if not pa.types.is_string(column.type) or column.null_count == len(column):
+        return False
+    return bool(pc.any(pc.match_substring_regex(column, r'[",\r\n]')).as_py())
+
+
+def _csv_rows(rows: Iterable[Sequence[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
 
 
 class JsonLinesWriter:

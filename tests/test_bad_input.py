@@ -127,7 +127,7 @@ def test_state_and_model_that_do_not_fit_are_refused(tmp_path) -> None:
 def test_header_only_file_gives_an_empty_output_with_header(tmp_path) -> None:
     result, out, rejects = score(tmp_path, "header-only.csv", csv_text([]))
     assert result.exit_code == 0, result.output
-    assert out.read_text().splitlines() == ['"CustomerId","raw","exited"']
+    assert out.read_text().splitlines() == ["CustomerId,raw,exited"]
     assert read_csv_rows(rejects) == []
     assert "read 0 rows: 0 scored, 0 rejected" in result.stderr
 

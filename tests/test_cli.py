@@ -112,7 +112,7 @@ def read_output(path: Path | bytes, fmt: str) -> pa.Table:
                 "exited": pa.array([r["exited"] for r in rows], pa.bool_()),
             }
         )
-    assert data.splitlines()[0] == b'"CustomerId","raw","exited"'
+    assert data.splitlines()[0] == b"CustomerId,raw,exited"
     types = {"CustomerId": pa.string(), "raw": pa.float32(), "exited": pa.bool_()}
     return pacsv.read_csv(
         io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types=types)
