@@ -82,9 +82,10 @@ def read_binding(metadata: Mapping[str, str], *, source: str) -> Binding | None:
     try:
         names = json.loads(metadata[FEATURES_KEY])
         binding = Binding(metadata[FINGERPRINT_KEY], tuple(names), int(metadata[VERSION_KEY]))
+        checksum = metadata[CHECKSUM_KEY]
     except (KeyError, ValueError, TypeError):
         raise damaged from None
-    if not all(isinstance(n, str) for n in names) or metadata[CHECKSUM_KEY] != binding.checksum:
+    if not all(isinstance(n, str) for n in names) or checksum != binding.checksum:
         raise damaged
     return binding
 
