@@ -10,10 +10,18 @@ ColumnLike = pa.Array | pa.ChunkedArray | np.ndarray
 
 
 def as_array(values: ColumnLike) -> pa.Array:
-    """One contiguous Arrow array (chunks combined; a NumPy array becomes strings)."""
+    """One contiguous Arrow array (chunks combined; a NumPy array becomes strings).
+
+    A sliced string array is copied to offset 0: Arrow 16's ``if_else`` with a
+    scalar misreads the text of a string array that has an offset.
+    """
     if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    return values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        return pa.array(values, type=pa.string())
+    if values.offset and pa.types.is_string(values.type):
+        return pa.concat_arrays([values])
+    return values
 
 
 def as_text(values: ColumnLike) -> pa.Array:

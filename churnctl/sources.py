@@ -294,7 +294,7 @@ class _CsvBatches:
                 self._grow_or_fail(exc)
 
     def _open_reader(self) -> pacsv.CSVStreamingReader:
-        stream, self._first = self._first or self._start_over(), None
+        stream, self._first = self._first or _Replay(b"", self._start_over()), None
         return pacsv.open_csv(
             io.BufferedReader(stream, buffer_size=1 << 20),  # type: ignore[arg-type]
             read_options=pacsv.ReadOptions(
