@@ -56,7 +56,8 @@ def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
 
 
 def _too_long(column: pa.Array) -> np.ndarray:
-    if not pa.types.is_string(column.type) or len(column) == 0:
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if not text or len(column) == 0:
         return np.zeros(len(column), dtype=bool)
     if (pc.max(pc.binary_length(column)).as_py() or 0) <= MAX_FIELD_CHARS:
         return np.zeros(len(column), dtype=bool)  # bytes >= characters: nothing is too long

@@ -80,9 +80,15 @@ class Scorer:
         keep: Sequence[str] = ("CustomerId",),
         threshold: float = 0.5,
         allow_state_mismatch: bool = False,
-        threads: int = 0,
+        threads: int | None = None,
     ) -> None:
-        """Load what is given as a path, then refuse a model and state that do not fit."""
+        """Load what is given as a path, then refuse a model and state that do not fit.
+
+        ``threads``: ONNX Runtime intra-op threads wherever the model is opened
+        (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
+        """
+        if threads is None:
+            threads = model.threads if isinstance(model, ChurnModel) else 0
         if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
             raise UsageError(f"keep must be a list of column names, got {keep!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:

@@ -18,6 +18,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,11 +221,16 @@ def _looks_numeric(text: str) -> bool:
 
 
 class _Replay(io.RawIOBase):
-    """A byte stream that replays an already-read prefix, then reads the rest."""
+    """A byte stream that replays an already-read prefix, then reads the rest.
+
+    With ``tee``, every byte read is also appended to that file, in order, even
+    when two readers (an abandoned Arrow read-ahead and its replacement) race.
+    """
 
     def __init__(self, prefix: bytes, rest: BinaryIO, *, tee: Path | None = None) -> None:
         self._prefix = memoryview(prefix)
         self._rest = rest
+        self._lock = threading.Lock()
         self._tee = tee.open("wb", buffering=0) if tee is not None else None
         if self._tee is not None:
             self._tee.write(prefix)
@@ -233,16 +239,17 @@ class _Replay(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        if self._tee is not None:
-            self._tee.write(data)
-        return len(data)
+        with self._lock:
+            if self._prefix:
+                n = min(len(buffer), len(self._prefix))
+                buffer[:n] = self._prefix[:n]
+                self._prefix = self._prefix[n:]
+                return n
+            data = self._rest.read(len(buffer))
+            buffer[: len(data)] = data
+            if self._tee is not None:
+                self._tee.write(data)
+            return len(data)
 
 
 class _Collector:
@@ -353,28 +360,35 @@ class _CsvBatches:
 
 
 def _restart_stdin(spool: Path, replay: _Replay) -> BinaryIO:
-    """Stdin from its start: the spooled bytes, then the rest of stdin (still spooled)."""
-    return _Chain(_raw_stream(spool), spool.stat().st_size, replay)  # type: ignore[return-value]
+    """Stdin from its start: the spooled bytes, pumping more of stdin into the spool."""
+    return _SpoolReader(spool, replay)  # type: ignore[return-value]
 
 
-class _Chain(io.RawIOBase):
-    """The first ``limit`` bytes of ``head``, then everything ``rest`` yields."""
+class _SpoolReader(io.RawIOBase):
+    """Reads the stdin spool from its start; at its end, pumps more stdin into it.
 
-    def __init__(self, head: BinaryIO, limit: int, rest: io.RawIOBase) -> None:
-        self._head, self._left, self._rest = head, limit, rest
+    Every byte comes from the spool, so bytes that an abandoned reader pulled
+    from stdin (and so spooled) are read too, in their order.
+    """
+
+    def __init__(self, spool: Path, replay: _Replay) -> None:
+        self._file = spool.open("rb", buffering=0)
+        self._replay = replay
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._left > 0:
-            data = self._head.read(min(len(buffer), self._left))
-            if data:
-                self._left -= len(data)
-                buffer[: len(data)] = data
-                return len(data)
-            self._left = 0
-        return self._rest.readinto(buffer)
+        while True:
+            n = self._file.readinto(buffer)
+            if n:
+                return n
+            if not self._replay.readinto(bytearray(len(buffer))):  # stdin is at its end:
+                return self._file.readinto(buffer) or 0  # what a racing reader spooled last
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def parse_error(name: str, message: str, options: ReadOptions) -> InputError:

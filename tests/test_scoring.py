@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -128,16 +129,6 @@ def _direct_raw(state: FeatureState, session: ort.InferenceSession, table: pa.Ta
     return np.asarray(probabilities, dtype=np.float64)[:, 1]
 
 
-def _text_rows(n: int, seed: int) -> list[list[str]]:
-    """Synthetic rows, every value as the text a CSV file would hold."""
-    table = generate_table(n, seed=seed)
-    columns = [
-        [str(v) if not isinstance(v, float) else repr(v) for v in table.column(c).to_pylist()]
-        for c in COLUMNS
-    ]
-    return [list(row) for row in zip(*columns, strict=True)]
-
-
 def _corrupt(rows: list[list[str]], bad: dict[int, int]) -> list[list[str]]:
     """Copy of rows with BAD_VALUES[kind] written into row index -> kind."""
     out = [list(r) for r in rows]
@@ -145,14 +136,6 @@ def _corrupt(rows: list[list[str]], bad: dict[int, int]) -> list[list[str]]:
         column, text, _ = BAD_VALUES[kind]
         out[index][COLUMNS.index(column)] = text
     return out
-
-
-def _csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def _string_table(rows: Sequence[Sequence[str]]) -> pa.Table:
@@ -271,7 +254,7 @@ def test_typed_input_passes_keep_columns_as_text(
 ) -> None:
     """A typed batch (as from Parquet) scores like the text one; kept ints become text."""
     typed = generate_table(700, seed=9)
-    text = _string_table(_text_rows(700, seed=9))
+    text = _string_table(text_rows(700, seed=9))
     by_type = score_batch(state, model, typed, keep=["CustomerId", "Age"])
     by_text = score_batch(state, model, text, keep=["CustomerId", "Age"])
     assert by_type.scored.column("CustomerId").to_pylist() == [
@@ -376,7 +359,7 @@ def test_empty_batch(state: FeatureState, model: ChurnModel, sample: pa.Table) -
 @pytest.fixture(scope="module")
 def base_rows() -> list[list[str]]:
     """About 75 kB of CSV: more than the largest block size drawn, many of the smallest."""
-    return _text_rows(800, seed=21)
+    return text_rows(800, seed=21)
 
 
 bad_rows = st.dictionaries(st.integers(0, 799), st.integers(0, len(BAD_VALUES) - 1), max_size=12)
@@ -395,7 +378,7 @@ def test_chunked_scoring_equals_whole_file_scoring(
     rows = _corrupt(base_rows, bad)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         path = Path(tmp) / "in.csv"
-        path.write_bytes(_csv_bytes(rows))
+        path.write_bytes(csv_bytes(rows))
         whole = _score(state, model, path, Path(tmp) / "whole.csv")
         chunked = _score(state, model, path, Path(tmp) / "chunked.csv", block_size=block_size)
     assert chunked[:2] == whole[:2] == (800 - len(bad), len(bad))
@@ -415,10 +398,10 @@ def test_chunked_scoring_equals_whole_file_scoring(
 def test_parquet_input_equals_csv_input(
     state: FeatureState, model: ChurnModel, work: Path, n: int, seed: int, bad: dict[int, int]
 ) -> None:
-    rows = _corrupt(_text_rows(n, seed), {i: k for i, k in bad.items() if i < n})
+    rows = _corrupt(text_rows(n, seed), {i: k for i, k in bad.items() if i < n})
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         csv_path, pq_path = Path(tmp) / "in.csv", Path(tmp) / "in.parquet"
-        csv_path.write_bytes(_csv_bytes(rows))
+        csv_path.write_bytes(csv_bytes(rows))
         pq.write_table(_string_table(rows), pq_path)
         from_csv = _score(state, model, csv_path, Path(tmp) / "a.csv")
         from_parquet = _score(state, model, pq_path, Path(tmp) / "b.csv")
@@ -456,7 +439,7 @@ def test_gzipped_csv_equals_plain_csv(
     state: FeatureState, model: ChurnModel, tmp_path: Path, base_rows: list[list[str]]
 ) -> None:
     bad = {0: 0, 10: 2, 599: 5, 799: 10}
-    data = _csv_bytes(_corrupt(base_rows, bad))
+    data = csv_bytes(_corrupt(base_rows, bad))
     plain, packed = tmp_path / "in.csv", tmp_path / "in.csv.gz"
     plain.write_bytes(data)
     packed.write_bytes(gzip.compress(data))
@@ -495,7 +478,7 @@ def test_rejects_keep_input_order_whatever_the_block_size(
     rows = _corrupt(base_rows, {149: 0})
     rows[2] = [*rows[2], "extra"]
     path = tmp_path / "in.csv"
-    path.write_bytes(_csv_bytes(rows))
+    path.write_bytes(csv_bytes(rows))
     whole = _score(state, model, path, tmp_path / "whole.csv")
     chunked = _score(state, model, path, tmp_path / "chunked.csv", block_size=1024)
     assert whole[:2] == chunked[:2] == (798, 2)
@@ -522,7 +505,7 @@ def test_a_block_of_only_malformed_lines(
     for i in range(40, 80):
         rows[i] = [*rows[i], "extra"]
     path = tmp_path / "in.csv"
-    path.write_bytes(_csv_bytes(rows))
+    path.write_bytes(csv_bytes(rows))
     whole = _score(state, model, path, tmp_path / "whole.csv")
     assert whole[:2] == (260, 40)
     assert [int(r["line"]) for r in _read_rejects(whole[3]).to_pylist()] == list(range(42, 82))

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
 import churnctl.sources
 from churnctl.cli import app
 from churnctl.errors import InputError
-from churnctl.generate import COLUMNS, generate_table
+from churnctl.generate import COLUMNS
 from churnctl.sources import ReadOptions, SourceBatch, open_source
 
 REQUIRED = ["CustomerId", "Geography", "Age"]
-
-
-def text_rows(n: int, seed: int = 3) -> list[list[str]]:
-    table = generate_table(n, seed=seed)
-    return [[str(v) for v in row.values()] for row in table.to_pylist()]
-
-
-def csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def read_all(path: Path | str, options: ReadOptions) -> list[SourceBatch]:
@@ -52,7 +38,7 @@ def bad_texts(parts: list[SourceBatch]) -> list[str]:
 
 @pytest.fixture
 def rows() -> list[list[str]]:
-    return text_rows(600)
+    return text_rows(600, seed=3)
 
 
 def test_each_batch_carries_the_malformed_lines_read_with_it(
@@ -108,18 +94,29 @@ def _score(args: list[str], stdin: bytes | None = None) -> tuple[int, str]:
     return result.exit_code, result.stderr
 
 
-@pytest.mark.parametrize("via_stdin", [False, True], ids=["file", "stdin"])
-def test_a_5_mb_field_in_an_unused_column_is_scored(
-    tmp_path: Path, rows: list[list[str]], via_stdin: bool
-) -> None:
+def _score_with_a_long_field(
+    tmp_path: Path, rows: list[list[str]], column: str, text: str, *, via_stdin: bool
+) -> tuple[list[list[str]], Path, str]:
+    """Score the rows, row 300 holding ``text`` in ``column``; return rows, output, stderr."""
     data = [list(r) for r in rows]
-    data[300][COLUMNS.index("Surname")] = "free text " * 500_000
+    data[300][COLUMNS.index(column)] = text
     content = csv_bytes(data)
     path, out = tmp_path / "in.csv", tmp_path / "out.csv"
     path.write_bytes(content)
     source = "-" if via_stdin else str(path)
     code, err = _score(["score", source, "-o", str(out)], content if via_stdin else None)
     assert code == 0, err
+    return data, out, err
+
+
+@pytest.mark.parametrize("via_stdin", [False, True], ids=["file", "stdin"])
+def test_a_5_mb_field_in_an_unused_column_is_scored(
+    tmp_path: Path, rows: list[list[str]], via_stdin: bool
+) -> None:
+    long_text = "free text " * 500_000
+    _, out, err = _score_with_a_long_field(
+        tmp_path, rows, "Surname", long_text, via_stdin=via_stdin
+    )
     assert "read 600 rows: 600 scored, 0 rejected" in err
     clean = tmp_path / "clean.csv"
     clean.write_bytes(csv_bytes(rows))
@@ -131,14 +128,10 @@ def test_a_5_mb_field_in_an_unused_column_is_scored(
 def test_a_5_mb_field_in_a_used_column_is_quarantined(
     tmp_path: Path, rows: list[list[str]], via_stdin: bool
 ) -> None:
-    data = [list(r) for r in rows]
-    data[300][COLUMNS.index("Geography")] = "y" * 5_000_000
-    content = csv_bytes(data)
-    path, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    path.write_bytes(content)
-    source = "-" if via_stdin else str(path)
-    code, err = _score(["score", source, "-o", str(out)], content if via_stdin else None)
-    assert code == 0, err
+    long_text = "y" * 5_000_000
+    data, _, err = _score_with_a_long_field(
+        tmp_path, rows, "Geography", long_text, via_stdin=via_stdin
+    )
     assert "read 600 rows: 599 scored, 1 rejected" in err
     with (tmp_path / "out.rejects.csv").open(newline="") as handle:
         (reject,) = list(csv.DictReader(handle))
