@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from churnctl.binding import Binding, PairStatus, check_pair, read_binding
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.model import ChurnModel
 from churnctl.state import load_state
@@ -26,7 +27,8 @@ def _build_script():
 def test_bundled_files_resolve_and_fit_together() -> None:
     state = load_state(bundled(STATE))
     model = ChurnModel(bundled(MODEL))
-    model.check_compatible(state.pipeline.n_features)
+    assert check_pair(model, state).status is PairStatus.BOUND
+    assert read_binding(model.metadata, source="bundled") == Binding.of_state(state)
     assert state.provenance["training_file"] == Path(SAMPLE).name
     assert model.n_features == 12
 
@@ -39,3 +41,4 @@ def test_build_script_reproduces_committed_files(tmp_path: Path) -> None:
     rebuilt = ort.InferenceSession(str(model)).run(["probabilities"], {"X": x})[0]
     committed = ort.InferenceSession(str(ROOT / MODEL)).run(["probabilities"], {"X": x})[0]
     np.testing.assert_allclose(rebuilt, committed, atol=1e-6)
+    assert ChurnModel(model).metadata == ChurnModel(ROOT / MODEL).metadata  # the same binding

@@ -1,0 +1,94 @@
+"""The architecture, checked on the source: layers, one CLI module, no CLI syntax below it."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+from churnctl.errors import Fix, InputError
+
+PACKAGE = Path(__file__).resolve().parents[1] / "churnctl"
+# Each module may import only modules of a lower layer: lower layers never know upper ones.
+LAYERS: dict[str, int] = {
+    "errors": 0, "columns": 0, "atomic": 1, "bundled": 1, "locate": 0,
+    "frame": 1, "inputs": 2, "stages": 2, "pipeline": 3, "state": 4, "model": 1,
+    "binding": 5, "extraction": 5, "sources": 1, "sinks": 2, "rejects": 3,
+    "scorer": 6, "fitting": 5, "file_scoring": 7, "inspection": 6, "generate": 2,
+    "cli": 9, "__init__": 8,
+}  # fmt: skip
+
+
+@functools.cache
+def modules() -> dict[str, ast.Module]:
+    return {path.stem: ast.parse(path.read_text(encoding="utf-8")) for path in PACKAGE.glob("*.py")}
+
+
+def imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
+    """(module, names) for each ``import churnctl.x`` / ``from churnctl.x import ...``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("churnctl."):
+            found.append((node.module.split(".")[1], [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            found += [
+                (a.name.split(".")[1], []) for a in node.names if a.name.startswith("churnctl.")
+            ]
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    assert sorted(modules()) == sorted(LAYERS)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_a_module_imports_only_lower_layers(name: str) -> None:
+    tree = modules()[name]
+    upward = [m for m, _ in imported(tree) if LAYERS[m] >= LAYERS[name]]
+    assert upward == [], f"{name} (layer {LAYERS[name]}) imports {upward}"
+
+
+@pytest.mark.parametrize("name", sorted(set(LAYERS) - {"cli"}))
+def test_only_the_cli_prints_exits_or_imports_typer_and_rich(name: str) -> None:
+    tree = modules()[name]
+    imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+               for a in n.names}  # fmt: skip
+    imports |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom)}  # fmt: skip
+    assert not imports & {"typer", "rich", "click"}
+    calls = {n.func.id for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}  # fmt: skip
+    assert not calls & {"print", "exit", "quit"}
+    attributes = {f"{n.value.id}.{n.attr}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}  # fmt: skip
+    assert "sys.exit" not in attributes
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_no_private_name_is_imported_from_another_module(name: str) -> None:
+    private = [(m, n) for m, names in imported(modules()[name]) for n in names if n.startswith("_")]
+    assert private == []
+
+
+@pytest.mark.parametrize("name", sorted(set(LAYERS) - {"cli"}))
+def test_library_errors_name_settings_not_command_line_flags(name: str) -> None:
+    """Flags such as --encoding belong to the CLI; the library carries a structured Fix."""
+    for node in ast.walk(modules()[name]):
+        if isinstance(node, ast.Raise):
+            for part in ast.walk(node):
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    assert " --" not in f" {part.value}", (name, part.value)
+
+
+def test_a_fix_reads_as_a_setting_in_the_library() -> None:
+    fix = Fix("encoding", "latin-1", "if the file uses another encoding")
+    error = InputError("in.csv: content is not valid utf-8 text", fix=fix)
+    assert str(error) == (
+        "in.csv: content is not valid utf-8 text; "
+        "set encoding='latin-1' if the file uses another encoding"
+    )
+    assert str(InputError("x", fix=Fix("allow_state_mismatch", True))) == (
+        "x; set allow_state_mismatch=True"
+    )
