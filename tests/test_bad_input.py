@@ -286,6 +286,20 @@ def test_max_rejects_fails_the_run_and_publishes_nothing(tmp_path, option, bad_r
         assert len(read_csv_rows(out)) + len(read_csv_rows(rejects)) == len(ROWS)
 
 
+def test_max_rejects_with_stdout_output_says_what_was_already_written(tmp_path) -> None:
+    """Scored rows stream to stdout as they come: the error must not say nothing was written."""
+    rows = [{**r, "Age": "x"} if i >= len(ROWS) - 3 else r for i, r in enumerate(ROWS)]
+    path = tmp_path / "in.csv"
+    path.write_text(csv_text(rows))
+    result = runner.invoke(app, ["score", str(path), "-o", "-", "--max-rejects", "10%"])
+    assert result.exit_code == 3
+    scored = len(ROWS) - 3
+    assert result.stdout.count("\n") == scored + 1  # header + the scored rows
+    assert f"{scored:,} scored rows had already gone to stdout" in result.stderr
+    assert "the rejects file was not written" in result.stderr
+    assert "nothing was written" not in result.stderr
+
+
 @pytest.mark.parametrize("spec", ["abc", "-1", "101%", "5%%", ""])
 def test_bad_max_rejects_is_a_usage_error(tmp_path, spec) -> None:
     result, _, _ = score(tmp_path, "in.csv", csv_text(ROWS), "--max-rejects", spec)
