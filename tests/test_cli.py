@@ -364,6 +364,29 @@ def test_keep_and_threshold(out: Path, in_csv: Path, rows: list[list[str]]) -> N
     assert 0 < np.sum(raw > 0.2) < len(raw)
 
 
+def test_csv_output_quotes_only_where_needed(out: Path, tmp_path: Path) -> None:
+    """Ids stay bare; a kept value holding a comma, a quote or a line break is quoted."""
+    names = ["Plain", "Comma, Jr", 'Quote "Q"', "Line\nBreak"]
+    rows = [
+        list(map(str, r.values())) for r in pacsv.read_csv(bundled(SAMPLE)).slice(0, 4).to_pylist()
+    ]
+    for row, name in zip(rows, names, strict=True):
+        row[COLUMNS.index("Surname")] = name
+    source = write_rows(tmp_path / "names.csv", rows)
+    whole = run(["score", source, "--keep", "CustomerId", "--keep", "Surname", "-o", out / "q.csv"])
+    assert whole.exit_code == 0, whole.output
+    text = (out / "q.csv").read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[0] == "CustomerId,Surname,raw,exited"
+    assert lines[1].startswith(f"{rows[0][1]},Plain,")
+    assert f'{rows[1][1]},"Comma, Jr",' in text
+    assert f'{rows[2][1]},"Quote ""Q""",' in text
+    assert f'{rows[3][1]},"Line\nBreak",' in text
+    assert [r[1] for r in read_rows(out / "q.csv")[1:]] == names
+    plain_only = run(["score", source, "-o", out / "ids.csv"])
+    assert plain_only.exit_code == 0 and '"' not in (out / "ids.csv").read_text()
+
+
 def test_stdout_output(out: Path, in_csv: Path, expected: pa.Table) -> None:
     result = run(["score", in_csv, "-o", "-"])
     assert result.exit_code == 0, result.output

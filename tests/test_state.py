@@ -549,3 +549,27 @@ def test_dumps_refuses_non_finite_numbers_instead_of_writing_them(state_text: st
     state.pipeline.stages[-1].std_ = np.full(12, np.inf)
     with pytest.raises(ValueError, match="not JSON compliant"):
         state.dumps()
+
+
+def test_atomic_publication_fsyncs_the_file_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = atomic.os.fsync, atomic.os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    target = tmp_path / "out" / "state.json"
+    atomic.atomic_write_text(target, "{}")
+    assert target.read_text() == "{}"
+    assert len(events) == 3
+    assert events[0].startswith("fsync .state.json.") and events[0].endswith(".tmp")
+    assert events[1:] == ["replace", "fsync out"]
