@@ -1,13 +1,24 @@
-"""Atomic file publication: write under a temporary sibling name, fsync, then rename.
+"""Atomic file publication: write under temporary sibling names, fsync, then rename.
 
 A reader sees either the old file or the complete new one, never a partial
 file, and a crash after the rename cannot leave the new name with lost data.
+Files that belong together (an output and its rejects) are published together:
+the renames run under an exclusive advisory lock (``flock``) on their folders,
+so two concurrent runs on the same output publish one run's pair or the
+other's, never a mix.
+
+Targets that are not regular files (``/dev/null``, a FIFO, a character device,
+a symbolic link such as ``/dev/stdout``) are written straight through: renaming
+over them would replace the device or the link with a regular file. A folder
+is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,34 +26,74 @@ from pathlib import Path
 from churnctl.errors import OutputError
 
 
+def is_write_through(target: Path) -> bool:
+    """True for a target written in place: a symbolic link, or an existing non-regular file."""
+    if target.is_symlink():
+        return True
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False  # does not exist yet: published by rename
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{target}: is a folder; name a file to write")
+    return not stat.S_ISREG(mode)
+
+
+class Publication:
+    """Files written under temporary names, published together on ``commit`` or not at all."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
+
+    @contextlib.contextmanager
+    def file(self, final: Path) -> Iterator[Path]:
+        """The path to write ``final``'s content to: a temporary sibling, or ``final`` itself."""
+        final = Path(final)
+        if is_write_through(final):
+            yield final
+            return
+        tmp = _temporary_sibling(final)
+        self._pending.append((tmp, final))
+        yield tmp
+
+    def commit(self) -> None:
+        """fsync every temporary file, then rename them all into place under the folder locks."""
+        folders = sorted({final.parent for _, final in self._pending})
+        for tmp, final in self._pending:
+            with _as_output_error(final, "cannot publish the output"):
+                _fsync(tmp)
+        with _locked(folders):
+            for tmp, final in self._pending:
+                with _as_output_error(final, "cannot publish the output"):
+                    os.replace(tmp, final)
+        for folder in folders:
+            with _as_output_error(folder, "cannot publish the output"):
+                _fsync(folder)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """Remove the temporary files not published."""
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+
+@contextlib.contextmanager
+def publishing() -> Iterator[Publication]:
+    """A publication committed when the block succeeds, discarded when it fails or is killed."""
+    publication = Publication()
+    try:
+        yield publication
+        publication.commit()
+    finally:
+        publication.discard()
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only on success."""
-    final = Path(final)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    except OSError as exc:
-        raise OutputError(
-            f"{final}: cannot write here ({exc.strerror or exc}); choose another path"
-        ) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_umask())
-    try:
-        yield tmp
-        _publish(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    try:
-        _fsync(tmp)
-        os.replace(tmp, final)
-        _fsync(final.parent)
-    except OSError as exc:
-        raise OutputError(f"{final}: cannot publish the output ({exc.strerror or exc})") from None
+    with publishing() as publication, publication.file(final) as path:
+        yield path
 
 
 def atomic_write_text(final: Path, text: str) -> None:
@@ -52,8 +103,38 @@ def atomic_write_text(final: Path, text: str) -> None:
 
 def atomic_write_bytes(final: Path, data: bytes) -> None:
     """Write bytes to ``final`` atomically."""
-    with atomic_path(final) as tmp:
-        tmp.write_bytes(data)
+    with atomic_path(final) as path, path.open("wb") as handle:
+        handle.write(data)
+
+
+def _temporary_sibling(final: Path) -> Path:
+    with _as_output_error(final, "cannot write here", "; choose another path"):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())
+    return tmp
+
+
+@contextlib.contextmanager
+def _locked(folders: list[Path]) -> Iterator[None]:
+    """Hold an exclusive advisory lock on each folder (in sorted order, so no deadlock)."""
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            fd = os.open(folder, os.O_RDONLY)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _as_output_error(path: Path, what: str, hint: str = "") -> Iterator[None]:
+    """An OSError inside becomes one ``OutputError`` line naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"{path}: {what} ({exc.strerror or exc}){hint}") from None
 
 
 def _fsync(path: Path) -> None:

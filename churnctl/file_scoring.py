@@ -8,10 +8,13 @@ the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from churnctl.atomic import publishing
+from churnctl.paths import check_distinct
 from churnctl.rejects import (
     DEFAULT_LIMIT,
     REJECTS_SCHEMA,
@@ -21,8 +24,8 @@ from churnctl.rejects import (
     rejects_path,
 )
 from churnctl.scorer import Scorer, output_schema
-from churnctl.sinks import STDOUT, open_sink, output_format
-from churnctl.sources import ReadOptions, open_source
+from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
+from churnctl.sources import BatchSource, ReadOptions, open_source
 
 Progress = Callable[[int], None]
 
@@ -60,31 +63,54 @@ class RunSummary:
 
 
 def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:
-    """Score one input into one output and its rejects file, both published atomically."""
+    """Score one input into one output and its rejects file, published together atomically.
+
+    ``rejects`` ``-`` writes the rejects CSV to stderr. Two of the run's files being one
+    (an output naming the input, or the rejects naming the output) is refused first.
+    """
     started = time.perf_counter()
-    scorer, options = request.scorer, request.read_options
+    rejects = request.rejects or rejects_path(request.output, request.input)
+    summary = RunSummary(output=request.output, rejects=rejects)
+    check_distinct({"input": request.input, "output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
-    source = open_source(request.input, scorer.required_columns, options)
-    summary = RunSummary(output=request.output)
-    summary.rejects = request.rejects or rejects_path(request.output, request.input)
+    schema = output_schema(request.scorer.keep)
+    source = open_source(request.input, request.scorer.required_columns, request.read_options)
     try:
-        # the output is published first: if that fails, the rejects file is not published either
-        with open_sink(summary.rejects, REJECTS_SCHEMA, "csv") as rejects, \
-                open_sink(request.output, output_schema(scorer.keep), fmt) as out:  # fmt: skip
-            log = RejectLog(rejects, source.name, reread=source.reread, options=options)
-            for part in source.batches:
-                result = scorer.score(part.rows)
-                out.write_table(result.scored)
-                log.record_batch(part, result.rejects)
-                _count(summary, result.scored.num_rows, log, request, final=False)
-                if on_progress is not None:
-                    on_progress(summary.rows_read)
-            log.finish()
-            _count(summary, 0, log, request, final=True)
+        with publishing() as publication:
+            rejects_sink = open_sink(
+                rejects, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer
+            )
+            with (  # the output is renamed first: if that fails, neither file is published
+                open_sink(request.output, schema, fmt, publication) as out,
+                rejects_sink as rejects_writer,
+            ):
+                log = RejectLog(
+                    rejects_writer, source.name, reread=source.reread, options=request.read_options
+                )
+                _score_batches(source, request, summary, log, out, on_progress)
     finally:
         source.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _score_batches(
+    source: BatchSource,
+    request: ScoreRequest,
+    summary: RunSummary,
+    log: RejectLog,
+    out: TableWriter,
+    on_progress: Progress | None,
+) -> None:
+    for part in source.batches:
+        result = request.scorer.score(part.rows)
+        out.write_table(result.scored)
+        log.record_batch(part, result.rejects)
+        _count(summary, result.scored.num_rows, log, request, final=False)
+        if on_progress is not None:
+            on_progress(summary.rows_read)
+    log.finish()
+    _count(summary, 0, log, request, final=True)
 
 
 def _count(

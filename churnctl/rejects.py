@@ -61,16 +61,17 @@ NO_LIMIT = RejectLimit(fraction=1.0)
 
 
 def rejects_path(output: str, input: str) -> str:
-    """Default rejects file: ``<output stem>.rejects.csv`` beside the output."""
+    """Default rejects file, beside the output: ``a.csv`` → ``a.rejects.csv``, any other name
+    (``a.parquet``, ``a.csv.gz``) → ``<name>.rejects.csv``, so no two outputs share one.
+    With output to stdout, the same rule on the input's name, in the current folder."""
     if output != STDOUT:
         out = Path(output)
-        return str(out.with_name(_stem(out) + ".rejects.csv"))
-    return ("stdin" if input == STDIN else _stem(Path(input))) + ".rejects.csv"
+        return str(out.with_name(_rejects_name(out.name)))
+    return _rejects_name("stdin" if input == STDIN else Path(input).name)
 
 
-def _stem(path: Path) -> str:
-    """The name without its format suffix (and compression suffix): a.b.csv.gz → a.b."""
-    return Path(path.stem).stem if path.suffix.lower() == ".gz" else path.stem
+def _rejects_name(name: str) -> str:
+    return (name[:-4] if name.lower().endswith(".csv") else name) + ".rejects.csv"
 
 
 class RejectLog:

@@ -1,4 +1,9 @@
-"""Writing scored rows and rejects: CSV, JSON Lines or Parquet, published atomically."""
+"""Writing scored rows and rejects: CSV, JSON Lines or Parquet, published atomically.
+
+CSV and JSON Lines are compressed by the name's last suffix (``.gz``, ``.bz2``,
+``.zst``). Files are published through ``atomic.Publication``: pass one to
+publish several files together (an output and its rejects).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnctl.atomic import atomic_path
+from churnctl.atomic import Publication, publishing
 from churnctl.errors import Fix, UsageError
 
 STDOUT = "-"
 FORMATS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 
 
 class TableWriter(Protocol):
@@ -31,40 +37,74 @@ class TableWriter(Protocol):
     def close(self) -> None: ...
 
 
+def compression_of(target: str) -> str | None:
+    """The codec named by the target's last suffix (``.gz`` → gzip), or None."""
+    return None if target == STDOUT else COMPRESSIONS.get(Path(target).suffix.lower())
+
+
 def output_format(target: str, explicit: str | None) -> str:
     """The output format: ``--format`` if given, else from the extension (CSV for stdout)."""
-    if explicit is not None:
-        if explicit not in FORMATS:
-            raise UsageError(
-                f"output format must be one of {', '.join(FORMATS)}, got {explicit!r}",
-                fix=Fix("format", "csv"),
-            )
-        return explicit
+    fmt = _explicit_format(explicit) if explicit is not None else _format_of_name(target)
+    if fmt == "parquet" and compression_of(target):
+        raise UsageError(
+            f"{target}: Parquet compresses its own pages; drop the {Path(target).suffix} suffix"
+        )
+    return fmt
+
+
+def _explicit_format(explicit: str) -> str:
+    if explicit not in FORMATS:
+        raise UsageError(
+            f"output format must be one of {', '.join(FORMATS)}, got {explicit!r}",
+            fix=Fix("format", "csv"),
+        )
+    return explicit
+
+
+def _format_of_name(target: str) -> str:
     if target == STDOUT:
         return "csv"
-    suffix = Path(target).suffix.lower()
+    name = Path(target)
+    suffix = (name.with_suffix("") if compression_of(target) else name).suffix.lower()
     if suffix not in _SUFFIXES:
         raise UsageError(
-            f"cannot tell the output format of {target}: use a .csv, .jsonl or .parquet name",
+            f"cannot tell the output format of {target}: use a .csv, .jsonl or .parquet name "
+            "(optionally followed by .gz, .bz2 or .zst)",
             fix=Fix("format", "csv", "to name it"),
         )
     return _SUFFIXES[suffix]
 
 
 @contextlib.contextmanager
-def open_sink(target: str, schema: pa.Schema, fmt: str) -> Iterator[TableWriter]:
-    """A writer for ``target``; a file appears under its final name only on success."""
+def open_sink(
+    target: str,
+    schema: pa.Schema,
+    fmt: str,
+    publication: Publication | None = None,
+    *,
+    dash: BinaryIO | None = None,
+) -> Iterator[TableWriter]:
+    """A writer for ``target`` (``-``: ``dash``, default stdout), published with ``publication``.
+
+    Without a publication the file is published alone when the block succeeds.
+    """
     if target == STDOUT:
         if fmt == "parquet":
             raise UsageError(
                 "Parquet cannot be written to stdout", fix=Fix("output", "FILE.parquet")
             )
-        writer = _writer(sys.stdout.buffer, schema, fmt)
+        stream = dash or sys.stdout.buffer
+        writer = _writer(stream, schema, fmt)
         yield writer
         writer.close()
-        sys.stdout.buffer.flush()
+        stream.flush()
         return
-    with atomic_path(Path(target)) as tmp, tmp.open("wb") as handle:
+    with contextlib.ExitStack() as stack:
+        owned = publication or stack.enter_context(publishing())
+        handle = stack.enter_context(stack.enter_context(owned.file(Path(target))).open("wb"))
+        codec = compression_of(target)
+        if codec is not None:
+            handle = stack.enter_context(pa.CompressedOutputStream(handle, codec))
         writer = _writer(handle, schema, fmt)
         yield writer
         writer.close()

@@ -314,7 +314,8 @@ def test_output_formats(
     result = run(args)
     assert result.exit_code == 0, result.output
     assert_same_scores(read_output(out / name, fmt), expected)
-    assert sorted(p.name for p in out.iterdir()) == sorted([name, "x.rejects.csv"])
+    rejects = "x.rejects.csv" if name == "x.csv" else f"{name}.rejects.csv"
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, rejects])
 
 
 def test_summary_and_rejects_file(
@@ -326,10 +327,10 @@ def test_summary_and_rejects_file(
     summary = plain(result.stderr)
     assert f"read {N_ROWS} rows: {N_ROWS - len(BAD)} scored, {len(BAD)} rejected" in summary
     assert str(out / "scored.jsonl") in summary
-    assert f"rejects → {out / 'scored.rejects.csv'}" in summary
+    assert f"rejects → {out / 'scored.jsonl.rejects.csv'}" in summary
 
     scored = read_output(out / "scored.jsonl", "jsonl")
-    rejects = read_rejects(out / "scored.rejects.csv")
+    rejects = read_rejects(out / "scored.jsonl.rejects.csv")
     assert scored.num_rows + len(rejects) == N_ROWS
     assert rejects == [
         {"source": str(in_csv), "line": str(i + 2), "column": column,
@@ -410,9 +411,9 @@ def test_gzip_input_and_custom_rejects_path(
     assert_same_scores(read_output(out / "x.csv", "csv"), expected)
     assert len(read_rejects(out / "bad" / "r.csv")) == len(BAD)
     assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv"]
-    # to stdout, the rejects are named after the input without .csv.gz
+    # to stdout, the rejects are named after the input's name
     assert run(["score", packed, "-o", "-"]).exit_code == 0
-    assert len(read_rejects(out / "in.rejects.csv")) == len(BAD)
+    assert len(read_rejects(out / "in.csv.gz.rejects.csv")) == len(BAD)
 
 
 def test_stdin_input(
