@@ -22,8 +22,9 @@ from enum import Enum
 from pathlib import Path
 
 from churnctl.atomic import atomic_write_bytes
-from churnctl.errors import CompatibilityError, Fix, UsageError
+from churnctl.errors import CompatibilityError, Fix
 from churnctl.model import ChurnModel
+from churnctl.paths import check_distinct
 from churnctl.state import FeatureState, canonical_json
 
 FINGERPRINT_KEY = "churnctl.state_fingerprint"
@@ -102,12 +103,7 @@ def bind_model(model_bytes: bytes, state: FeatureState) -> bytes:
 
 def bind_file(model: Path, state: FeatureState, output: Path) -> Binding:
     """Write ``model`` bound to ``state`` to ``output`` (atomically); the input is kept."""
-    if Path(output).resolve() == Path(model).resolve():
-        raise UsageError(
-            f"{output}: binding would overwrite the input model; write the bound model to "
-            "another file",
-            fix=Fix("output", "BOUND.onnx"),
-        )
+    check_distinct({"model": model}, {"output": output})
     loaded = ChurnModel(model)
     loaded.check_compatible(len(state.feature_names), state_source=state.source)
     atomic_write_bytes(Path(output), bind_model(loaded.data, state))

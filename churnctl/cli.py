@@ -6,6 +6,7 @@ import contextlib
 import functools
 import re
 import shlex
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +26,8 @@ from churnctl.fitting import fit_state
 from churnctl.generate import generate_files
 from churnctl.inspection import Report, inspect_pair
 from churnctl.model import ChurnModel
-from churnctl.rejects import RejectLimit
+from churnctl.paths import check_distinct
+from churnctl.rejects import RejectLimit, rejects_path
 from churnctl.scorer import Scorer
 from churnctl.sources import ReadOptions
 from churnctl.state import FeatureState, load_state
@@ -104,6 +106,7 @@ def fit(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Fit the feature extractor on TRAIN and write its JSON state."""
+    check_distinct({"training file": train}, {"state": output})
     state = fit_state(train, pipeline=pipeline, read_options=_read_options(delimiter, encoding))
     state.save(output)
     prov = state.provenance
@@ -134,6 +137,11 @@ def score(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Score INPUT with a model and a feature state; write raw probability and exited."""
+    check_distinct(
+        {"input": input, "training file": train, "state": state, "model": model},
+        {"output": output, "rejects": rejects or rejects_path(output, input),
+         "saved state": save_state},
+    )  # fmt: skip
     read_options = _read_options(delimiter, encoding)
     limit = parse_max_rejects(max_rejects)
     features = _state_for_scoring(state, train, save_state, pipeline, read_options)
@@ -222,6 +230,7 @@ def bind(
     output: Annotated[Path, typer.Option("-o", "--output", help="Bound model to write.")],
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
+    check_distinct({"model": model, "state": state}, {"output": output})
     binding = bind_file(model, load_state(state), output)
     stderr.print(
         f"bound {model} to state {short(binding.fingerprint)} "
@@ -308,3 +317,9 @@ def main(
     ] = False,
 ) -> None:
     """churnctl: batch and stream churn scoring without training/serving skew."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary outputs and the stdin spool are removed."""
+    raise SystemExit(128 + signum)

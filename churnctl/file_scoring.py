@@ -71,7 +71,7 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
     started = time.perf_counter()
     rejects = request.rejects or rejects_path(request.output, request.input)
     summary = RunSummary(output=request.output, rejects=rejects)
-    check_distinct({"input": request.input, "output": request.output, "rejects": rejects})
+    check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
     schema = output_schema(request.scorer.keep)
     source = open_source(request.input, request.scorer.required_columns, request.read_options)

@@ -12,26 +12,29 @@ from churnctl.errors import UsageError
 STREAM = "-"  # stdin or stdout: never a file of its own
 
 
-def check_distinct(files: Mapping[str, str | Path | None]) -> None:
-    """Refuse two roles (input, output, rejects, state, ...) naming the same file.
+def check_distinct(
+    inputs: Mapping[str, str | Path | None], outputs: Mapping[str, str | Path | None]
+) -> None:
+    """Refuse an output (output, rejects, saved state ...) naming an input or another output.
 
-    Give the inputs first: the message names the later role as the one to move.
-
-    Paths are compared resolved (links followed) and by ``os.path.samefile``
-    (hard links). A character device such as ``/dev/null`` may serve twice.
+    Inputs may share a file (score and train on one file). Paths are compared
+    resolved (links followed) and by ``os.path.samefile`` (hard links); a
+    character device such as ``/dev/null`` may serve twice.
     """
-    seen: list[tuple[str, Path]] = []
-    for role, name in files.items():
-        if name is None or str(name) in (STREAM, ""):
-            continue
+    seen = [(role, Path(name)) for role, name in _files(inputs)]
+    for role, name in _files(outputs):
         path = Path(name)
         for other_role, other in seen:
             if _same_file(path, other) and not _is_device(path):
                 raise UsageError(
-                    f"the {role} {name} is the same file as the {other_role} {other}: one "
-                    f"would overwrite the other; choose another path for the {role}"
+                    f"the {role} {name} is the same file as the {other_role} {other}: writing "
+                    f"it would destroy the {other_role}; choose another path for the {role}"
                 )
         seen.append((role, path))
+
+
+def _files(roles: Mapping[str, str | Path | None]) -> list[tuple[str, str | Path]]:
+    return [(r, n) for r, n in roles.items() if n is not None and str(n) not in (STREAM, "")]
 
 
 def _same_file(a: Path, b: Path) -> bool:
