@@ -57,13 +57,17 @@ class Publication:
         yield tmp
 
     def commit(self) -> None:
-        """fsync every temporary file, then rename them all into place under the folder locks."""
+        """fsync every temporary file, then rename them into place under the folder locks.
+
+        Renames run in the reverse order of registration: register the main output
+        last, and it is renamed first, so that if its rename fails, nothing is published.
+        """
         folders = sorted({final.parent for _, final in self._pending})
         for tmp, final in self._pending:
             with _as_output_error(final, "cannot publish the output"):
                 _fsync(tmp)
         with _locked(folders):
-            for tmp, final in self._pending:
+            for tmp, final in reversed(self._pending):
                 with _as_output_error(final, "cannot publish the output"):
                     os.replace(tmp, final)
         for folder in folders:

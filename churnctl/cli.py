@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import shlex
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -41,6 +43,7 @@ app = typer.Typer(
 stderr = Console(stderr=True)
 stdout = Console()
 F = TypeVar("F", bound=Callable[..., Any])
+TERMINATED = 128 + signal.SIGTERM
 
 
 def command(fn: F) -> F:
@@ -322,4 +325,20 @@ def main(
 
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C: temporary outputs and the stdin spool are removed."""
-    raise SystemExit(128 + signum)
+    raise SystemExit(TERMINATED)
+
+
+def run() -> None:
+    """The console script: the app, and after SIGTERM (once cleaned up) an immediate exit.
+
+    Exiting at once skips interpreter finalisation, which would abort while an
+    Arrow I/O thread is still blocked reading a pipe.
+    """
+    try:
+        app()
+    except SystemExit as exit:
+        if exit.code != TERMINATED:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(TERMINATED)

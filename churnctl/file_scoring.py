@@ -80,9 +80,9 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
             rejects_sink = open_sink(
                 rejects, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer
             )
-            with (  # the output is renamed first: if that fails, neither file is published
-                open_sink(request.output, schema, fmt, publication) as out,
+            with (  # rejects first: a bad rejects path fails before any row is written
                 rejects_sink as rejects_writer,
+                open_sink(request.output, schema, fmt, publication) as out,
             ):
                 log = RejectLog(
                     rejects_writer, source.name, reread=source.reread, options=request.read_options

@@ -120,7 +120,7 @@ def _open_csv(
     reader = _CsvBatches(name, required, options, first=replay, start_over=start_over)
     try:
         reader.open()
-    except InputError:
+    except BaseException:  # a bad file, or SIGTERM while the first block is read
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
@@ -145,9 +145,10 @@ def _raw_stream(source: str | Path) -> BinaryIO:
 def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
     """Read until the first non-blank line is complete (or end of input)."""
     prefix = b""
+    read = getattr(stream, "read1", stream.read)  # a pipe: what has arrived, without waiting
     while not _has_complete_line(prefix) and len(prefix) < HEADER_LIMIT:
         try:
-            chunk = stream.read(1 << 16)
+            chunk = read(1 << 16)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{name}: cannot read: {exc}") from None
         if not chunk:
