@@ -24,7 +24,7 @@ from churnctl.binding import PairStatus, bind_file, short
 from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.errors import ChurnctlError, Fix, UsageError
 from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
-from churnctl.fitting import fit_state
+from churnctl.fitting import FitRequest, fit_file, fit_state
 from churnctl.generate import generate_files
 from churnctl.inspection import Report, inspect_pair
 from churnctl.model import ChurnModel
@@ -89,6 +89,8 @@ PipelineOpt = Annotated[
 ]
 ModelOpt = Annotated[Path | None, typer.Option(help="ONNX model (default: bundled).")]
 StateOpt = Annotated[Path | None, typer.Option(help="Fitted state (default: bundled).")]
+RejectsOpt = Annotated[str | None, typer.Option(help="Rejects CSV file; - for stderr.")]
+MaxRejects = Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")]
 AllowMismatch = Annotated[
     bool, typer.Option(help="Score even if the model is bound to another state (unsafe).")
 ]
@@ -105,19 +107,25 @@ def fit(
     train: Annotated[str, typer.Argument(help="Training CSV or Parquet file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="State file to write.")],
     pipeline: PipelineOpt = None,
+    rejects: RejectsOpt = None,
+    max_rejects: MaxRejects = "5%",
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
     """Fit the feature extractor on TRAIN and write its JSON state."""
-    check_distinct({"training file": train}, {"state": output})
-    state = fit_state(train, pipeline=pipeline, read_options=_read_options(delimiter, encoding))
-    state.save(output)
+    request = FitRequest(
+        train=train, output=str(output), pipeline=pipeline, rejects=rejects,
+        max_rejects=parse_max_rejects(max_rejects),
+        read_options=_read_options(delimiter, encoding),
+    )  # fmt: skip
+    state, rejects_file = fit_file(request)
     prov = state.provenance
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
-        f"({prov['rows_rejected']:,} rejected) → {output}",
+        f"({prov['rows_rejected']:,} rejected) → {output}; rejects → {rejects_file}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
 
 
@@ -133,8 +141,8 @@ def score(
     keep: Annotated[list[str] | None, typer.Option(help="Pass-through column.")] = None,
     threshold: Annotated[float, typer.Option(help="exited = raw > threshold.")] = 0.5,
     format: Annotated[str | None, typer.Option(help="csv, jsonl or parquet.")] = None,
-    rejects: Annotated[str | None, typer.Option(help="Rejects CSV file.")] = None,
-    max_rejects: Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")] = "5%",
+    rejects: RejectsOpt = None,
+    max_rejects: MaxRejects = "5%",
     allow_state_mismatch: AllowMismatch = False,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",

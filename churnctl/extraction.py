@@ -11,8 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from churnctl.frame import Frame
 from churnctl.inputs import frame_from_batch
 from churnctl.state import FeatureState
+
+ROW_REJECT_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
+)
 
 
 @dataclass(frozen=True)
@@ -24,18 +29,46 @@ class FeatureBatch:
     reject_column: pa.Array  # string, null where the row is valid
     reject_reason: pa.Array  # string, null where the row is valid
 
+    def slice(self, start: int, length: int) -> FeatureBatch:
+        """Rows ``start .. start + length - 1``."""
+        end = start + length
+        return FeatureBatch(
+            self.matrix[start:end], self.valid[start:end],
+            self.reject_column.slice(start, length), self.reject_reason.slice(start, length),
+        )  # fmt: skip
+
 
 def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> FeatureBatch:
     """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
     frame = frame_from_batch(batch, state.pipeline.input_schema)
-    matrix = state.pipeline.transform(frame).astype(np.float32)
-    n_rows = batch.num_rows
-    return FeatureBatch(
-        matrix,
-        frame.ok,
-        _strings(frame.reject_column, n_rows),
-        _strings(frame.reject_reason, n_rows),
-    )
+    return features_of_frame(frame, state.pipeline.transform(frame))
+
+
+def features_of_frame(frame: Frame, matrix: np.ndarray) -> FeatureBatch:
+    """A transformed frame's features: its matrix as float32, and its rejections."""
+    column = _strings(frame.reject_column, frame.n_rows)
+    reason = _strings(frame.reject_reason, frame.n_rows)
+    return FeatureBatch(matrix.astype(np.float32), frame.ok, column, reason)
+
+
+def rejected_rows(batch: pa.RecordBatch | pa.Table, features: FeatureBatch) -> pa.Table:
+    """The batch's rejected rows: 0-based row, column, reason, and the cell's text."""
+    rows = np.flatnonzero(~features.valid)
+    if len(rows) == 0:
+        return ROW_REJECT_SCHEMA.empty_table()
+    index = pa.array(rows, pa.int64())
+    names = features.reject_column.take(index)
+    pairs = zip(names.to_pylist(), rows.tolist(), strict=True)
+    values = [_cell_text(batch, name, row) for name, row in pairs]
+    arrays = [index, names, features.reject_reason.take(index), pa.array(values, pa.string())]
+    return pa.Table.from_arrays(arrays, schema=ROW_REJECT_SCHEMA)
+
+
+def _cell_text(batch: pa.RecordBatch | pa.Table, column: str | None, row: int) -> str | None:
+    if column is None or column not in batch.schema.names:
+        return None
+    value = batch.column(column)[row].as_py()
+    return None if value is None else str(value)
 
 
 def _strings(values: np.ndarray | None, n_rows: int) -> pa.Array:

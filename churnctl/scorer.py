@@ -29,7 +29,11 @@ import pyarrow as pa
 from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import UsageError
-from churnctl.extraction import FeatureBatch, extract_features
+from churnctl.extraction import (
+    FeatureBatch,
+    extract_features,
+    rejected_rows,
+)
 from churnctl.model import ChurnModel
 from churnctl.sources import check_header
 from churnctl.state import FeatureState, load_state, state_from_text
@@ -40,9 +44,6 @@ if TYPE_CHECKING:
 Batch = pa.RecordBatch | pa.Table
 BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
-ROW_REJECT_SCHEMA = pa.schema(
-    [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
-)
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 
 
@@ -150,7 +151,7 @@ class Scorer:
         kept = [as_text(table.column(name)).filter(valid) for name in self.keep]
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
         scored = pa.Table.from_arrays(columns, schema=output_schema(self.keep))
-        return ScoredBatch(scored, _rejects(table, features))
+        return ScoredBatch(scored, rejected_rows(table, features))
 
     def score_aligned(self, batch: BatchLike) -> pa.Table:
         """One row per input row, in input order: kept columns, raw, exited, reject reason."""
@@ -184,20 +185,3 @@ def _from_pandas(frame: Any) -> pa.Table:
             f"cannot score a {type(frame).__name__}: pass a pyarrow RecordBatch or Table, or a "
             f"pandas DataFrame ({str(exc).splitlines()[0] if str(exc) else 'not convertible'})"
         ) from None
-
-
-def _rejects(table: Batch, features: FeatureBatch) -> pa.Table:
-    rows = np.flatnonzero(~features.valid)
-    if len(rows) == 0:
-        return ROW_REJECT_SCHEMA.empty_table()
-    index = pa.array(rows, pa.int64())
-    names = features.reject_column.take(index)
-    pairs = zip(names.to_pylist(), rows.tolist(), strict=True)
-    values = [_cell_text(table, name, row) for name, row in pairs]
-    arrays = [index, names, features.reject_reason.take(index), pa.array(values, pa.string())]
-    return pa.Table.from_arrays(arrays, schema=ROW_REJECT_SCHEMA)
-
-
-def _cell_text(table: Batch, column: str, row: int) -> str | None:
-    value = table.column(column)[row].as_py()
-    return None if value is None else str(value)

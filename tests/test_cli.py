@@ -221,7 +221,8 @@ def test_fit_writes_a_state_that_loads(out: Path) -> None:
     want, want_numbers = scaler_numbers(state_body(load_state(bundled(STATE))))
     assert got == want
     np.testing.assert_allclose(got_numbers, want_numbers, rtol=1e-12)
-    assert sorted(p.name for p in out.iterdir()) == ["state.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["state.json", "state.json.rejects.csv"]
+    assert (out / "state.json.rejects.csv").read_text() == "source,line,column,reason,text\n"
 
 
 def test_fit_on_a_missing_file(out: Path) -> None:

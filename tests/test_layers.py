@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "columns": 0, "atomic": 1, "bundled": 1, "locate": 0,
     "frame": 1, "inputs": 2, "stages": 2, "pipeline": 3, "state": 4, "model": 1,
     "binding": 5, "extraction": 5, "sources": 1, "sinks": 2, "rejects": 3,
-    "scorer": 6, "fitting": 5, "file_scoring": 7, "inspection": 6, "generate": 2, "paths": 1,
+    "scorer": 6, "fitting": 6, "file_scoring": 7, "inspection": 6, "generate": 2, "paths": 1,
     "cli": 9, "__init__": 8,
 }  # fmt: skip
 

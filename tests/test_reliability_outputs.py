@@ -27,7 +27,11 @@ from typer.testing import CliRunner, Result
 
 from churnctl import atomic
 from churnctl.cli import app
+from churnctl.errors import TooManyRejectsError
+from churnctl.fitting import fit_state
 from churnctl.generate import COLUMNS, generate_files
+from churnctl.rejects import RejectLimit
+from churnctl.state import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 CHURNCTL = [sys.executable, "-c", "from churnctl.cli import run; run()"]
@@ -210,7 +214,7 @@ def test_rejects_to_stderr(work: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0] == "source,line,column,reason,text"
     assert lines[1].startswith(f"{work}/in.csv,9,Age,not a number,")
-    assert not list(work.glob("*rejects*"))
+    assert [p.name for p in work.glob("*rejects*")] == ["state.json.rejects.csv"]  # the fit's
 
 
 def test_an_unwritable_rejects_place_fails_before_any_row_is_scored(work: Path) -> None:
@@ -320,3 +324,53 @@ def test_two_concurrent_runs_publish_a_consistent_pair(work: Path) -> None:
         source = Path(reject["source"]).name
         expected = pacsv.read_csv(work / source).column("CustomerId")[1].as_py()
         assert first_id == expected, (source, first_id, expected)
+
+
+# ------------------------------------------------------------------ fit: rejects and a limit
+
+
+def _training_file(work: Path, bad: int) -> Path:
+    rows = text_rows(100, seed=6)
+    for i in range(bad):
+        rows[10 + i][COLUMNS.index("Balance")] = "n/a"
+    rows[50] = [*rows[50], "extra"]  # and one malformed line
+    path = work / f"train{bad}.csv"
+    path.write_bytes(csv_bytes(rows))
+    return path
+
+
+def test_fit_over_the_reject_limit_writes_nothing(work: Path) -> None:
+    train = _training_file(work, bad=9)  # 10 of 100 rows: over the default 5%
+    before = digest(train)
+    result = run(["fit", train, "-o", work / "s.json"])
+    assert result.exit_code == 3
+    assert result.stderr.count("\n") == 1
+    assert "10 of 100 rows rejected, over the limit of 5% of rows; no state was written" in (
+        result.stderr
+    )
+    assert "line 12, column Balance: not a number" in result.stderr
+    assert not (work / "s.json").exists() and not (work / "s.json.rejects.csv").exists()
+    assert digest(train) == before and temporaries(work) == []
+
+
+def test_fit_writes_its_rejects_with_lines_and_reasons(work: Path) -> None:
+    train = _training_file(work, bad=3)
+    result = run(["fit", train, "-o", work / "s.json", "--max-rejects", "100%"])
+    assert result.exit_code == 0, result.output
+    assert f"rejects → {work}/s.json.rejects.csv" in result.stderr
+    rejects = pacsv.read_csv(work / "s.json.rejects.csv").to_pylist()
+    assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
+        (12, "Balance", "not a number"), (13, "Balance", "not a number"),
+        (14, "Balance", "not a number"), (52, None, "expected 14 fields, found 15"),
+    ]  # fmt: skip
+    provenance = load_state(work / "s.json").provenance
+    assert (provenance["rows"], provenance["rows_rejected"]) == (100, 4)
+
+
+def test_fit_rejects_to_stderr_and_the_python_api_limit(work: Path) -> None:
+    train = _training_file(work, bad=2)
+    result = run(["fit", train, "-o", work / "s.json", "--rejects", "-", "--max-rejects", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == "source,line,column,reason,text"
+    with pytest.raises(TooManyRejectsError, match="3 of 100 rows rejected"):
+        fit_state(train, max_rejects=RejectLimit(count=2))

@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.extraction import ROW_REJECT_SCHEMA
 from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.generate import COLUMNS, generate_table
 from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
 from churnctl.rejects import NO_LIMIT, REJECTS_SCHEMA
-from churnctl.scorer import ROW_REJECT_SCHEMA, ScoredBatch, Scorer, output_schema
+from churnctl.scorer import ScoredBatch, Scorer, output_schema
 from churnctl.sources import ReadOptions, open_source
 from churnctl.state import FeatureState, load_state
 
