@@ -361,7 +361,7 @@ def test_fit_writes_its_rejects_with_lines_and_reasons(work: Path) -> None:
     rejects = pacsv.read_csv(work / "s.json.rejects.csv").to_pylist()
     assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
         (12, "Balance", "not a number"), (13, "Balance", "not a number"),
-        (14, "Balance", "not a number"), (52, None, "expected 14 fields, found 15"),
+        (14, "Balance", "not a number"), (52, "", "expected 14 fields, found 15"),
     ]  # fmt: skip
     provenance = load_state(work / "s.json").provenance
     assert (provenance["rows"], provenance["rows_rejected"]) == (100, 4)
