@@ -1,20 +1,32 @@
-"""The command line: a thin layer over the library. Only this module imports typer/rich."""
+"""The command line: a thin layer over the library. Only this module imports typer/rich.
+
+What it prints goes through two consoles that show any control character of the text
+(an escape sequence in a file name, a CSV header or a category label) as an escape such
+as ``\\x1b``, never raw to the terminal. Usage errors, like library errors, are one
+``Error: ...`` line with exit code 2; a reader of stdout that goes away (``| head``) ends
+the run quietly, as Unix tools do.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
 from churnctl import __version__
 from churnctl.binding import PairStatus, bind_file, short
@@ -30,15 +42,121 @@ from churnctl.scorer import Scorer
 from churnctl.sources import ReadOptions
 from churnctl.state import FeatureState, load_state
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: the status a shell reports for a writer whose reader left
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ------------------------------------------------------------------ terminal-safe output
+
+# C0, DEL, C1, lone surrogates, line/paragraph separators and bidirectional controls
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each control character spelled as Python would (``\\x1b``)."""
+    return _UNPRINTABLE.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+class _SafeConsole(Console):
+    """A rich Console that turns control characters into escapes in every string it renders.
+
+    Rich renders each printed string, table cell and title through ``render_str``: the
+    one place where text from files and names can be neutralised. Emoji codes
+    (``:smile:``) in names stay text too.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(emoji=False, highlight=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), **kwargs)
+
+    def on_broken_pipe(self) -> None:
+        """The reader went away: stop quietly (rich's default would exit with status 1)."""
+        self.quiet = True
+        _stop_quietly(self.file)
+
+
+stderr = _SafeConsole(stderr=True, soft_wrap=True)
+stdout = _SafeConsole()
+
+# ------------------------------------------------------------------ errors and exits
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(code) from None
+
+
+def _is_closed_pipe(exc: OSError) -> bool:
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE
+
+
+def _stop_quietly(stream: IO[str] | None = None) -> NoReturn:
+    """The reader of stdout (or ``stream``) has gone (``| head``): stop without a word.
+
+    The stream is pointed at the null device, so that flushing what is still buffered
+    at exit cannot fail ("Exception ignored ... BrokenPipeError").
+    """
+    with contextlib.suppress(OSError, ValueError):  # a test runner's stream has no descriptor
+        fd = (stream or sys.stdout).fileno()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    raise typer.Exit(SIGPIPE_EXIT)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """A usage error (unknown option, bad value, ...) as one line, with where to get help."""
+    message = exc.format_message().strip()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    stop = "" if message.endswith((".", "?", "!")) else "."
+    return f"{message}{stop} Try '{ctx.command_path} --help' for help."
+
+
+@contextlib.contextmanager
+def _clean_exits() -> Iterator[None]:
+    """Usage errors become one `Error:` line (exit 2); a closed stdout pipe a quiet exit."""
+    try:
+        yield
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help shown; typer tests the name too
+            raise
+        _fail(_usage_message(exc), exc.exit_code)
+    except OSError as exc:
+        if not _is_closed_pipe(exc):
+            raise
+        _stop_quietly()
+
+
+class _Group(TyperGroup):
+    """The churnctl group: parsing and running every command under ``_clean_exits``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _clean_exits():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _clean_exits():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    name="churnctl",
+    cls=_Group,
     help="Score customer churn with one JSON feature-extractor state for every runtime.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
-stdout = Console()
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def command(fn: F) -> F:
@@ -51,6 +169,8 @@ def command(fn: F) -> F:
         except ChurnctlError as exc:
             _fail(_with_flags(exc), exc.exit_code)
         except OSError as exc:  # the file system said no: still one actionable line
+            if _is_closed_pipe(exc):
+                _stop_quietly()
             _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
 
     app.command(fn.__name__.replace("_", "-"))(wrapper)
@@ -72,9 +192,7 @@ def _flag_fix(fix: Fix) -> str:
     return text if fix.note is None else f"{text} {fix.note}"
 
 
-def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code) from None
+# ------------------------------------------------------------------ commands
 
 
 Delimiter = Annotated[str, typer.Option(help="CSV field delimiter.")]
@@ -110,7 +228,6 @@ def fit(
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
         f"({prov['rows_rejected']:,} rejected) → {output}",
-        highlight=False,
         markup=False,
     )
 
@@ -196,9 +313,7 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
 
 def _warn_about_pair(scorer: Scorer) -> None:
     if scorer.check.status is not PairStatus.BOUND:
-        stderr.print(
-            f"Warning: {scorer.check.message}", markup=False, highlight=False, soft_wrap=True
-        )
+        stderr.print(f"Warning: {scorer.check.message}", markup=False)
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
@@ -209,9 +324,7 @@ def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
         f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
-        highlight=False,
         markup=False,
-        soft_wrap=True,
     )
 
 
@@ -226,7 +339,6 @@ def bind(
     stderr.print(
         f"bound {model} to state {short(binding.fingerprint)} "
         f"({len(binding.feature_names)} features) → {output}",
-        highlight=False,
         markup=False,
     )
 
@@ -238,9 +350,9 @@ def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
     for table in _report_tables(report):
         stdout.print(table)
     for line in _binding_lines(report):
-        stdout.print(line, highlight=False, markup=False, soft_wrap=True)
+        stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
-    stdout.print(f"{verdict}: {escape(report.verdict)}", highlight=False, soft_wrap=True)
+    stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
     if not report.compatible:
         raise typer.Exit(2)
 
@@ -249,15 +361,20 @@ def _report_tables(report: Report) -> list[Table]:
     io = Table("role", "name", "type", "shape", title="Model")
     for role, nodes in (("input", report.model_inputs), ("output", report.model_outputs)):
         for node in nodes:
-            io.add_row(role, escape(node.name), node.type, escape(str(list(node.shape))))
+            _add_row(io, role, node.name, node.type, str(list(node.shape)))
     stages = Table("#", "stage", "params", "fitted", title="State stages")
     for i, stage in enumerate(report.stages, 1):
         params = ", ".join(f"{k}={v}" for k, v in stage.params.items())
-        stages.add_row(str(i), stage.type, escape(params), escape(stage.fitted))
+        _add_row(stages, str(i), stage.type, params, stage.fitted)
     provenance = Table("key", "value", title="Provenance")
     for key, value in report.provenance.items():
-        provenance.add_row(key, escape(str(value)))
+        _add_row(provenance, key, str(value))
     return [io, stages, _features_table(report), provenance]
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """A row of plain text: brackets in names and values are not Rich markup."""
+    table.add_row(*(escape(cell) for cell in cells))
 
 
 def _binding_lines(report: Report) -> list[str]:
@@ -272,14 +389,14 @@ def _features_table(report: Report) -> Table:
     if not report.orders_differ:
         features = Table("#", "feature", title="Feature order")
         for i, name in enumerate(report.feature_names):
-            features.add_row(str(i), escape(name))
+            _add_row(features, str(i), name)
         return features
     features = Table("#", "model (trained on)", "state (produces)", "", title="Feature order")
     model_names, state_names = report.model_feature_names or [], report.feature_names
     for i in range(max(len(model_names), len(state_names))):
         left = model_names[i] if i < len(model_names) else ""
         right = state_names[i] if i < len(state_names) else ""
-        features.add_row(str(i), escape(left), escape(right), "" if left == right else "≠")
+        _add_row(features, str(i), left, right, "" if left == right else "≠")
     return features
 
 

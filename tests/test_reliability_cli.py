@@ -1,0 +1,302 @@
+"""The command line under hostile conditions (issue 7): closed pipes, terminal escape
+sequences in names and data, usage errors.
+
+Real processes and pipes where the behaviour lives in the process (a closed stdout, shell
+completion); typer's CliRunner elsewhere. Every failure must be one `Error: ...` line with
+the documented exit code, leave the input unchanged and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx_factories import logistic_n1
+from typer.testing import CliRunner, Result
+
+from churnctl import cli
+from churnctl.bundled import SAMPLE, bundled
+from churnctl.cli import app
+from churnctl.generate import COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from churnctl.cli import app; app(prog_name='churnctl')"]
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+BOX = re.compile("[\u2500-\u257f]")  # Rich table and panel borders
+EVIL = "\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"  # SGR, OSC title + BEL, C1 CSI, bidi override
+EVIL_SHOWN = r"\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def run(args: Sequence[str | Path], input: bytes | str | None = None) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def plain(text: str) -> str:
+    return " ".join(BOX.sub(" ", ANSI.sub("", text)).split())
+
+
+def unprintable(text: str) -> list[str]:
+    """The characters a terminal would act on instead of showing (line ends aside)."""
+    return [c for c in text.replace("\n", "") if unicodedata.category(c) in {"Cc", "Cs"}
+            or c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+            ]  # fmt: skip
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
+    """`Error: ...` as the one line on stderr, the exit code, no traceback, nothing on stdout."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    assert not BOX.search(lines[0]) and "Traceback" not in result.output
+    assert unprintable(ANSI.sub("", result.stderr)) == []
+    assert result.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.rglob(".*.tmp"))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def write_csv(
+    path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], sep: str = ","
+) -> Path:
+    lines = [sep.join(header), *(sep.join(r) for r in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[list[str]]:
+    """The first 200 rows of the bundled sample, as text (it has no quoted fields)."""
+    return [line.split(",") for line in bundled(SAMPLE).read_text().splitlines()[1:201]]
+
+
+# ------------------------------------------------------------------ 1. closed stdout pipe
+
+
+def run_into_closed_pipe(
+    args: Sequence[str | Path], cwd: Path, stdin: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with a stdout pipe whose reader is already gone: every write fails."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [*CLI, *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, cwd=cwd,
+            env=cli_env(), timeout=300, check=False,
+            input=None if stdin is None else stdin.read_bytes(),
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+def test_score_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`churnctl score data/sample.csv -o - | head -2`: two lines, then a quiet exit."""
+    sample = tmp_path / "sample.csv"
+    sample.write_bytes(bundled(SAMPLE).read_bytes())
+    before = digest(sample)
+    process = subprocess.Popen(
+        [*CLI, "score", str(sample), "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path, env=cli_env(),
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    head = [process.stdout.readline() for _ in range(2)]
+    process.stdout.close()
+    try:
+        stderr = process.stderr.read()
+        code = process.wait(timeout=300)
+    finally:
+        process.kill()
+        process.stderr.close()
+    assert head[0] == b"CustomerId,raw,exited\n"
+    assert re.fullmatch(rb"\d+,[0-9.e-]+,(true|false)\n", head[1]), head[1]
+    assert stderr == b""
+    assert code == SIGPIPE_EXIT
+    assert digest(sample) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.csv"]  # no rejects, no .tmp
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["score", "SAMPLE", "-o", "-"], id="score"),
+        pytest.param(["score", "-", "-o", "-"], id="score stdin"),
+        pytest.param(["inspect"], id="inspect"),
+        pytest.param(["--version"], id="version"),
+    ],
+)
+def test_a_closed_stdout_is_no_error(tmp_path: Path, args: list[str]) -> None:
+    args = [str(bundled(SAMPLE)) if a == "SAMPLE" else a for a in args]
+    result = run_into_closed_pipe(args, tmp_path, stdin=bundled(SAMPLE) if "-" in args else None)
+    assert result.stderr == b""
+    assert result.returncode == SIGPIPE_EXIT
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["score", "--help"]])
+def test_help_into_a_closed_pipe_is_quiet(tmp_path: Path, args: list[str]) -> None:
+    """typer prints help through its own rich console, which exits quietly with status 1."""
+    result = run_into_closed_pipe(args, tmp_path)
+    assert result.stderr == b""
+    assert result.returncode == 1
+
+
+# ------------------------------------------------------------------ 2. escape sequences
+
+
+@given(st.text())
+def test_printable_escapes_exactly_the_control_characters(text: str) -> None:
+    shown = cli.printable(text)
+    assert unprintable(shown) == [] and "\n" not in shown
+    if not unprintable(text) and "\n" not in text:
+        assert shown == text
+
+
+def test_printable_spells_escapes_as_python_does() -> None:
+    assert cli.printable(EVIL) == EVIL_SHOWN
+    assert cli.printable("a\tb\nc\rd\x7f\x00") == r"a\tb\nc\rd\x7f\x00"
+    assert cli.printable("Genève · 東京 ✓") == "Genève · 東京 ✓"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(exclude_characters="\x00/"), min_size=1, max_size=12))
+def test_any_file_name_gives_one_printable_error_line(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    missing = tmp_path_factory.getbasetemp() / f"{name}.csv"
+    result = run(["fit", missing, "-o", tmp_path_factory.getbasetemp() / "s.json"])
+    line = assert_one_line_error(result, 2, "input file not found")
+    assert cli.printable(str(missing)) in line
+
+
+def test_escapes_in_a_file_name(tmp_path: Path) -> None:
+    result = run(["score", tmp_path / f"in{EVIL}.csv", "-o", tmp_path / "x.csv"])
+    assert_one_line_error(result, 2, f"in{EVIL_SHOWN}.csv: input file not found")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_escapes_in_header_names(tmp_path: Path, rows: list[list[str]]) -> None:
+    header = [f"{EVIL}Evil" if c == "Age" else c for c in COLUMNS]
+    path = write_csv(tmp_path / "in.csv", header, rows)
+    before = digest(path)
+    result = run(["score", path, "-o", tmp_path / "x.csv"])
+    assert_one_line_error(result, 2, "missing required column(s) Age", f"{EVIL_SHOWN}Evil")
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def _with_label(path: Path, rows: list[list[str]], label: str) -> Path:
+    geo = COLUMNS.index("Geography")
+    return write_csv(path, COLUMNS, [[*r[:geo], label, *r[geo + 1 :]] if i % 3 == 0 else r
+                                     for i, r in enumerate(rows)])  # fmt: skip
+
+
+def test_escapes_in_a_rejected_category_label(tmp_path: Path, rows: list[list[str]]) -> None:
+    path = _with_label(tmp_path / "in.csv", rows, f"{EVIL}Mars")
+    before = digest(path)
+    result = run(["score", path, "-o", tmp_path / "x.csv", "--max-rejects", "0"])
+    assert_one_line_error(result, 3, f"unseen category '{EVIL_SHOWN}Mars'")
+    assert digest(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_escapes_in_an_inspected_state(tmp_path: Path, rows: list[list[str]]) -> None:
+    train = _with_label(tmp_path / "train.csv", rows, f"{EVIL}Mars")
+    state = tmp_path / "state.json"
+    assert run(["fit", train, "-o", state]).exit_code == 0
+    result = run(["inspect", "--state", state])
+    assert unprintable(ANSI.sub("", result.stdout)) == []
+    assert r"Geography=\x1b[31m\x1b]0;owned\x07" in plain(result.stdout)  # cropped at 80
+    assert unprintable(ANSI.sub("", result.stderr)) == []
+
+
+def test_escapes_in_summaries_and_warnings(tmp_path: Path) -> None:
+    model = logistic_n1(tmp_path / f"m{EVIL}.onnx", 12).path  # not bound: a warning
+    out = tmp_path / f"out{EVIL}.csv"
+    result = run(["score", bundled(SAMPLE), "--model", model, "-o", out])
+    assert result.exit_code == 0, result.output
+    err = ANSI.sub("", result.stderr)
+    assert unprintable(err) == []
+    assert len(err.splitlines()) == 2  # the warning and the summary, one line each
+    assert f"m{EVIL_SHOWN}.onnx is not bound" in err
+    assert f"→ {tmp_path}/out{EVIL_SHOWN}.csv; rejects" in err
+    assert out.is_file()
+
+
+def test_escapes_in_usage_errors() -> None:
+    result = run(["score", f"--{EVIL}", "x.csv"])
+    assert_one_line_error(result, 2, f"No such option: --{EVIL_SHOWN}")
+
+
+# ------------------------------------------------------------------ 7. usage errors
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(
+            ["score", "--nope", "x.csv"],
+            ["No such option: --nope", "Try 'churnctl score --help' for help."],
+            id="unknown option",
+        ),
+        pytest.param(["score"], ["Missing argument"], id="missing argument"),
+        pytest.param(["fit", "x.csv"], ["Missing option '-o' / '--output'"], id="missing option"),
+        pytest.param(
+            ["generate", "-n", "abc", "-o", "x.csv"], ["'--rows'", "integer"], id="bad int"
+        ),
+        pytest.param(["score", "x.csv", "--threshold", "high"], ["'--threshold'"], id="bad float"),
+        pytest.param(
+            ["nosuch"], ["No such command 'nosuch'", "Try 'churnctl --help'"], id="unknown command"
+        ),
+        pytest.param(["scor"], ["Did you mean 'score'?"], id="typo"),
+        pytest.param(["--nope"], ["No such option: --nope"], id="unknown root option"),
+        pytest.param(
+            ["score", "x.csv", "--keep"],
+            ["'--keep' requires an argument"],
+            id="option without value",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(run(args), 2, *fragments)
+
+
+def test_usage_error_in_a_real_process_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([*CLI, "score", "--nope"], capture_output=True, cwd=tmp_path,
+                            env=cli_env(), timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr.decode().startswith("Error: No such option: --nope")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_version_and_bare_help_still_work() -> None:
+    version = run(["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("churnctl ")
+    bare = run([])
+    assert "Usage: churnctl" in plain(bare.output) and "Error" not in bare.output
