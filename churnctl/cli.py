@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from churnctl import __version__
 from churnctl.binding import PairStatus, bind_file, short
@@ -34,7 +34,7 @@ from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.errors import ChurnctlError, Fix, UsageError
 from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
 from churnctl.fitting import fit_state
-from churnctl.generate import generate_files
+from churnctl.generate import MAX_FILES, generate_files
 from churnctl.inspection import Report, inspect_pair
 from churnctl.model import ChurnModel
 from churnctl.rejects import RejectLimit
@@ -137,6 +137,27 @@ def _clean_exits() -> Iterator[None]:
         _stop_quietly()
 
 
+def _tidy_metavars(params: list[Any]) -> list[Any]:
+    """Help shows a flag with no value, an argument by name alone (not `<bool>`, `<str>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is not None:
+            param.display_type_rich = _no_type  # typer shows an argument's type beside its name
+    return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class _Command(TyperCommand):
+    """A churnctl command: flags (``--help`` included) without a metavar."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
+
 class _Group(TyperGroup):
     """The churnctl group: parsing and running every command under ``_clean_exits``."""
 
@@ -148,13 +169,15 @@ class _Group(TyperGroup):
         with _clean_exits():
             return super().invoke(ctx)
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
 
 app = typer.Typer(
     name="churnctl",
     cls=_Group,
     help="Score customer churn with one JSON feature-extractor state for every runtime.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -173,7 +196,7 @@ def command(fn: F) -> F:
                 _stop_quietly()
             _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
 
-    app.command(fn.__name__.replace("_", "-"))(wrapper)
+    app.command(fn.__name__.replace("_", "-"), cls=_Command)(wrapper)
     return fn
 
 
@@ -192,31 +215,171 @@ def _flag_fix(fix: Fix) -> str:
     return text if fix.note is None else f"{text} {fix.note}"
 
 
-# ------------------------------------------------------------------ commands
+# ------------------------------------------------------------------ option values
 
 
-Delimiter = Annotated[str, typer.Option(help="CSV field delimiter.")]
-Encoding = Annotated[str, typer.Option(help="Text encoding of CSV input.")]
-PipelineOpt = Annotated[
-    str | None, typer.Option("--pipeline", help="Preset (reference, sklearn) or TOML/JSON spec.")
-]
-ModelOpt = Annotated[Path | None, typer.Option(help="ONNX model (default: bundled).")]
-StateOpt = Annotated[Path | None, typer.Option(help="Fitted state (default: bundled).")]
-AllowMismatch = Annotated[
-    bool, typer.Option(help="Score even if the model is bound to another state (unsafe).")
-]
+def _text(value: str) -> str:
+    """A path given as text: refuse the empty string (which would mean the current folder)."""
+    if value == "":
+        raise typer.BadParameter("the path is empty")
+    return value
+
+
+def _path(value: str) -> Path:
+    return Path(_text(value))
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not 0 <= number <= 1:  # NaN included
+        raise typer.BadParameter(f"must be a probability from 0 to 1, got {value!r}")
+    return number
+
+
+_DELIMITER_NAMES = {"tab": "\t"}
+_DELIMITER_ESCAPE = re.compile(r"\\(?:(t)|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(\\))")
+
+
+def parse_delimiter(spec: str) -> str:
+    r"""``--delimiter``: one character, ``tab``, or an escape: ``\t``, ``\xHH``, ``\uHHHH``."""
+    char = _DELIMITER_NAMES.get(spec.lower()) or _unescape(spec) or spec
+    if len(char) != 1 or char in '"\r\n\x00':
+        raise UsageError(
+            "--delimiter must be one character other than a quote or a line break, tab, "
+            f"or an escape such as \\t or \\x1f; got {spec!r}"
+        )
+    return char
+
+
+def _unescape(spec: str) -> str | None:
+    match = _DELIMITER_ESCAPE.fullmatch(spec)
+    if match is None:
+        return None
+    tab, byte, code, backslash = match.groups()
+    return "\t" if tab else "\\" if backslash else chr(int(byte or code, 16))
+
+
+def _text_encoding(name: str) -> str:
+    try:
+        b"a".decode(name)
+    except LookupError:  # unknown, or a bytes-to-bytes codec such as rot13 or zlib
+        raise UsageError(
+            f"--encoding {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    except UnicodeError:  # a text encoding all the same (utf-16 cannot decode one byte)
+        pass
+    return name
 
 
 def _read_options(delimiter: str, encoding: str) -> ReadOptions:
-    if len(delimiter) != 1:
-        raise UsageError(f"--delimiter must be one character, got {delimiter!r}")
-    return ReadOptions(delimiter=delimiter, encoding=encoding)
+    return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=_text_encoding(encoding))
+
+
+# ------------------------------------------------------------------ commands
+
+Delimiter = Annotated[
+    str,
+    typer.Option(
+        metavar="CHAR",
+        help=r"CSV field delimiter: one character, tab, or an escape such as \t or \x1f.",
+    ),
+]
+Encoding = Annotated[
+    str, typer.Option(metavar="NAME", help="Text encoding of CSV input, e.g. latin-1.")
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", metavar="PRESET|FILE", help="Preset (reference, sklearn) or TOML/JSON spec."
+    ),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="ONNX model (default: the bundled one)."),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="Fitted state (default: the bundled one)."),
+]
+AllowMismatch = Annotated[
+    bool,
+    typer.Option(
+        "--allow-state-mismatch",
+        help="Score even if the model is bound to another state (unsafe).",
+    ),
+]
+
+
+def _output_file(help: str) -> Any:
+    return typer.Option("-o", "--output", metavar="FILE", parser=_path, help=help)
+
+
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT", parser=_text, help="CSV, CSV.gz or Parquet file; - reads stdin."
+    ),
+]
+ScoreOutput = Annotated[
+    str,
+    typer.Option(
+        "-o", "--output", metavar="FILE", parser=_text,
+        help="Output .csv, .jsonl or .parquet file; - writes CSV to stdout.",
+    ),
+]  # fmt: skip
+TrainOpt = Annotated[
+    str | None, typer.Option(metavar="FILE", parser=_text, help="Fit a state on this file first.")
+]
+SaveStateOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="Save the state fitted by --train."),
+]
+KeepOpt = Annotated[
+    list[str],
+    typer.Option(
+        metavar="COLUMN",
+        help="Column copied to the output as text; repeat the option for more columns.",
+    ),
+]
+KEEP_DEFAULT = ("CustomerId",)
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        metavar="P", parser=_probability, help="exited = raw > P (a probability, 0 to 1)."
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="csv|jsonl|parquet",
+        help="Output format (default: from the output's extension; CSV for -).",
+    ),
+]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE", parser=_text,
+        help="Rejects CSV (default: beside the output, x.rejects.csv for x.csv).",
+    ),
+]  # fmt: skip
+MaxRejectsOpt = Annotated[
+    str,
+    typer.Option(
+        metavar="N|P%", help="Fail (exit 3) when over N rows or P% of the rows are rejected."
+    ),
+]
 
 
 @command
 def fit(
-    train: Annotated[str, typer.Argument(help="Training CSV or Parquet file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="State file to write.")],
+    train: Annotated[
+        str,
+        typer.Argument(metavar="TRAIN", parser=_text, help="Training CSV, CSV.gz or Parquet file."),
+    ],
+    output: Annotated[Path, _output_file("State JSON file to write.")],
     pipeline: PipelineOpt = None,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
@@ -234,18 +397,18 @@ def fit(
 
 @command
 def score(
-    input: Annotated[str, typer.Argument(help="CSV, CSV.gz or Parquet file; - for stdin.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file; - for stdout.")] = "-",
-    state: Annotated[Path | None, typer.Option(help="Fitted state (default: bundled).")] = None,
-    train: Annotated[str | None, typer.Option(help="Fit a state on this file first.")] = None,
-    save_state: Annotated[Path | None, typer.Option(help="Save the --train state.")] = None,
+    input: InputArg,
+    output: ScoreOutput = "-",
+    state: StateOpt = None,
+    train: TrainOpt = None,
+    save_state: SaveStateOpt = None,
     pipeline: PipelineOpt = None,
     model: ModelOpt = None,
-    keep: Annotated[list[str] | None, typer.Option(help="Pass-through column.")] = None,
-    threshold: Annotated[float, typer.Option(help="exited = raw > threshold.")] = 0.5,
-    format: Annotated[str | None, typer.Option(help="csv, jsonl or parquet.")] = None,
-    rejects: Annotated[str | None, typer.Option(help="Rejects CSV file.")] = None,
-    max_rejects: Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")] = "5%",
+    keep: KeepOpt = KEEP_DEFAULT,  # a tuple: an immutable default, shown by --help
+    threshold: ThresholdOpt = 0.5,
+    format: FormatOpt = None,
+    rejects: RejectsOpt = None,
+    max_rejects: MaxRejectsOpt = "5%",
     allow_state_mismatch: AllowMismatch = False,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
@@ -255,7 +418,7 @@ def score(
     limit = parse_max_rejects(max_rejects)
     features = _state_for_scoring(state, train, save_state, pipeline, read_options)
     scorer = Scorer(
-        features, model or bundled(MODEL), keep=keep or ["CustomerId"], threshold=threshold,
+        features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch,
     )  # fmt: skip
     _warn_about_pair(scorer)
@@ -330,9 +493,12 @@ def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
 
 @command
 def bind(
-    model: Annotated[Path, typer.Option(help="ONNX model to bind.")],
-    state: Annotated[Path, typer.Option(help="The state the model was trained with.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Bound model to write.")],
+    model: Annotated[Path, typer.Option(metavar="FILE", parser=_path, help="ONNX model to bind.")],
+    state: Annotated[
+        Path,
+        typer.Option(metavar="FILE", parser=_path, help="The state the model was trained with."),
+    ],
+    output: Annotated[Path, _output_file("Bound model to write (not the input model).")],
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
     binding = bind_file(model, load_state(state), output)
@@ -402,10 +568,26 @@ def _features_table(report: Report) -> Table:
 
 @command
 def generate(
-    output: Annotated[Path, typer.Option("-o", "--output", help="File, or dir if --files>1.")],
-    rows: Annotated[int, typer.Option("-n", "--rows", min=0, help="Number of rows.")] = 10_000,
-    files: Annotated[int, typer.Option(min=1, help="Split into this many files.")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            parser=_path,
+            help="A .csv, .csv.gz or .parquet file; with --files N, a directory for N CSV parts.",
+        ),
+    ],
+    rows: Annotated[
+        int, typer.Option("-n", "--rows", metavar="N", min=0, help="Number of rows.")
+    ] = 10_000,
+    files: Annotated[
+        int,
+        typer.Option(metavar="N", min=1, max=MAX_FILES, help="Split the rows into N part files."),
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option(metavar="N", min=0, help="Random seed (same seed, same bytes).")
+    ] = 0,
 ) -> None:
     """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
     paths = generate_files(output, n_rows=rows, files=files, seed=seed)
@@ -421,7 +603,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """churnctl: batch and stream churn scoring without training/serving skew."""

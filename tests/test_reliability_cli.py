@@ -1,5 +1,5 @@
 """The command line under hostile conditions (issue 7): closed pipes, terminal escape
-sequences in names and data, usage errors.
+sequences in names and data, odd option values, usage errors, help and completion.
 
 Real processes and pipes where the behaviour lives in the process (a closed stdout, shell
 completion); typer's CliRunner elsewhere. Every failure must be one `Error: ...` line with
@@ -24,8 +24,9 @@ from onnx_factories import logistic_n1
 from typer.testing import CliRunner, Result
 
 from churnctl import cli
-from churnctl.bundled import SAMPLE, bundled
+from churnctl.bundled import SAMPLE, STATE, bundled
 from churnctl.cli import app
+from churnctl.errors import UsageError
 from churnctl.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +254,171 @@ def test_escapes_in_usage_errors() -> None:
     assert_one_line_error(result, 2, f"No such option: --{EVIL_SHOWN}")
 
 
+# ------------------------------------------------------------------ 3. --delimiter
+
+
+@pytest.mark.parametrize(
+    ("spec", "char"),
+    [("\\t", "\t"), ("tab", "\t"), ("TAB", "\t"), ("\t", "\t"), ("\\x09", "\t"),
+     ("\\x1f", "\x1f"), ("\\u00a6", "\u00a6"), (";", ";"), ("\\x3b", ";"), ("|", "|"),
+     ("\\\\", "\\"), ("\\", "\\")],
+)  # fmt: skip
+def test_delimiter_spellings(spec: str, char: str) -> None:
+    assert cli.parse_delimiter(spec) == char
+
+
+@pytest.mark.parametrize("spec", ["", ";;", "\\q", "\\x1", "\\xzz", "tabs", '"', "\\n",
+                                  "\n", "\r", "\\r"])  # fmt: skip
+def test_delimiter_refusals(tmp_path: Path, spec: str) -> None:
+    with pytest.raises(UsageError, match="--delimiter"):
+        cli.parse_delimiter(spec)
+    result = run(["score", bundled(SAMPLE), "-o", tmp_path / "x.csv", "--delimiter", spec])
+    assert_one_line_error(result, 2, "--delimiter")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("spec", ["\\t", "tab"])
+def test_tab_separated_input_scores_like_csv(
+    tmp_path: Path, rows: list[list[str]], spec: str
+) -> None:
+    tsv = write_csv(tmp_path / "in.tsv", COLUMNS, rows, sep="\t")
+    csv = write_csv(tmp_path / "in.csv", COLUMNS, rows)
+    assert run(["score", csv, "-o", tmp_path / "a.csv"]).exit_code == 0
+    result = run(["score", tsv, "-o", tmp_path / "b.csv", "--delimiter", spec])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    fitted = run(["fit", tsv, "-o", tmp_path / "s.json", "--delimiter", spec])
+    assert fitted.exit_code == 0, fitted.output
+
+
+# ------------------------------------------------------------------ 4. generate
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(
+            ["--seed", "-1", "-o", "g.csv"],
+            ["'--seed'", "greater than or equal to 0"],
+            id="negative seed",
+        ),
+        pytest.param(
+            ["-n", "-5", "-o", "g.csv"],
+            ["'--rows'", "greater than or equal to 0"],
+            id="negative rows",
+        ),
+        pytest.param(
+            ["--files", "0", "-o", "g"], ["'--files'", "greater than or equal to 1"], id="no files"
+        ),
+        pytest.param(
+            ["--files", "99999999999999999999", "-o", "g"],
+            ["'--files'", "less than or equal to 10000"],
+            id="absurd number of files",
+        ),
+        pytest.param(["-o", ""], ["--output", "empty"], id="empty output"),
+        pytest.param(["-o", "g.jsonl"], ["g.jsonl", ".csv, .csv.gz or .parquet"], id="jsonl"),
+        pytest.param(["-o", "g"], ["g:", ".csv, .csv.gz or .parquet"], id="no extension"),
+        pytest.param(
+            ["--files", "3", "-o", "parts.csv"],
+            ["parts.csv", "directory"],
+            id="file-like directory",
+        ),
+        pytest.param(
+            ["--files", "3", "-o", "parts.csv.gz"],
+            ["parts.csv.gz", "directory"],
+            id="file-like directory gz",
+        ),
+        pytest.param(
+            ["--files", "2", "-o", "taken"],
+            ["taken", "not a directory"],
+            id="directory name taken by a file",
+        ),
+    ],
+)
+def test_generate_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], fragments: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("mine\n")
+    result = run(["generate", "-n", "10", *args])
+    assert_one_line_error(result, 2, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+    assert (tmp_path / "taken").read_text() == "mine\n"
+
+
+def test_generate_into_a_directory_of_parts_still_works(tmp_path: Path) -> None:
+    result = run(["generate", "-n", "10", "--files", "2", "-o", tmp_path / "parts"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [
+        "part-00000.csv", "part-00001.csv",
+    ]  # fmt: skip
+
+
+# ------------------------------------------------------------------ 5. help and metavars
+
+
+COMMANDS = ["fit", "score", "bind", "inspect", "generate"]
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_shows_meaningful_metavars(command: str) -> None:
+    result = run([command, "--help"] if command else ["--help"])
+    assert result.exit_code == 0, result.output
+    text = plain(result.stdout)
+    assert re.findall(r"<[a-z][^>]*>", text) == []
+    assert "no-allow-state-mismatch" not in text
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("fit", ["{TRAIN}", "--output -o FILE", "--pipeline PRESET|FILE", "--delimiter CHAR",
+                 "--encoding NAME"]),
+        ("score", ["{INPUT}", "--output -o FILE", "--state FILE", "--train FILE",
+                   "--save-state FILE", "--model FILE", "--keep COLUMN", "--threshold P",
+                   "--format csv|jsonl|parquet", "--rejects FILE", "--max-rejects N|P%"]),
+        ("bind", ["--model FILE", "--state FILE", "--output -o FILE"]),
+        ("inspect", ["--model FILE", "--state FILE"]),
+        ("generate", ["--output -o PATH", "--rows -n N", "--files N", "--seed N"]),
+    ],
+)  # fmt: skip
+def test_help_names_what_each_option_takes(command: str, expected: list[str]) -> None:
+    text = plain(run([command, "--help"]).stdout)
+    for fragment in expected:
+        assert fragment in text, (fragment, text)
+
+
+def test_keep_says_it_repeats_and_its_default() -> None:
+    text = plain(run(["score", "--help"]).stdout)
+    keep = text[text.index("--keep") : text.index("--threshold")]
+    assert "repeat" in keep and "[default: CustomerId]" in keep
+
+
+# ------------------------------------------------------------------ 6. shell completion
+
+
+def test_completion_options_are_offered() -> None:
+    text = plain(run(["--help"]).stdout)
+    assert "--install-completion" in text and "--show-completion" in text
+
+
+def test_show_completion_prints_a_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="churnctl")
+    assert result.exit_code == 0, result.output
+    assert "_CHURNCTL_COMPLETE" in result.stdout
+
+
+@pytest.mark.parametrize(("words", "expected"), [("churnctl sc", "score"),
+                                                 ("churnctl score --ke", "--keep")])  # fmt: skip
+def test_completion_completes_commands_and_options(words: str, expected: str) -> None:
+    env = cli_env(_CHURNCTL_COMPLETE="complete_bash", COMP_WORDS=words,
+                  COMP_CWORD=str(len(words.split()) - 1))  # fmt: skip
+    result = subprocess.run(CLI, capture_output=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout.decode().split()
+
+
 # ------------------------------------------------------------------ 7. usage errors
 
 
@@ -264,7 +430,7 @@ def test_escapes_in_usage_errors() -> None:
             ["No such option: --nope", "Try 'churnctl score --help' for help."],
             id="unknown option",
         ),
-        pytest.param(["score"], ["Missing argument"], id="missing argument"),
+        pytest.param(["score"], ["Missing argument 'INPUT'"], id="missing argument"),
         pytest.param(["fit", "x.csv"], ["Missing option '-o' / '--output'"], id="missing option"),
         pytest.param(
             ["generate", "-n", "abc", "-o", "x.csv"], ["'--rows'", "integer"], id="bad int"
@@ -300,3 +466,60 @@ def test_version_and_bare_help_still_work() -> None:
     assert version.exit_code == 0 and version.stdout.startswith("churnctl ")
     bare = run([])
     assert "Usage: churnctl" in plain(bare.output) and "Error" not in bare.output
+
+
+# ------------------------------------------------------------------ siblings: odd values
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "fragments"),
+    [
+        pytest.param(["--encoding", "nonsense"], 2, ["--encoding", "nonsense"], id="encoding"),
+        pytest.param(["--encoding", "rot13"], 2, ["--encoding", "rot13"], id="not a text codec"),
+        pytest.param(["--threshold", "nan"], 2, ["--threshold", "nan"], id="nan threshold"),
+        pytest.param(["--threshold", "1.5"], 2, ["--threshold", "1.5"], id="threshold > 1"),
+        pytest.param(["--threshold", "-0.1"], 2, ["--threshold", "-0.1"], id="threshold < 0"),
+        pytest.param(["--rejects", ""], 2, ["--rejects", "empty"], id="empty rejects"),
+        pytest.param(["-o", ""], 2, ["--output", "empty"], id="empty output"),
+        pytest.param(["--state", ""], 2, ["--state", "empty"], id="empty state"),
+        pytest.param(["--model", ""], 2, ["--model", "empty"], id="empty model"),
+        pytest.param(
+            ["--train", "SAMPLE", "--save-state", ""],
+            2,
+            ["--save-state", "empty"],
+            id="empty save-state",
+        ),
+    ],
+)
+def test_odd_score_options_are_clean_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], code: int,
+    fragments: list[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    sample = tmp_path / "in.csv"
+    sample.write_bytes(bundled(SAMPLE).read_bytes())
+    before = digest(sample)
+    extra = [str(sample) if a == "SAMPLE" else a for a in extra]
+    output = [] if "-o" in extra else ["-o", "x.csv"]
+    args = ["score", sample, *output, *extra]
+    assert_one_line_error(run(args), code, *fragments)
+    assert digest(sample) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["fit", "SAMPLE", "-o", ""], id="fit"),
+        pytest.param(["bind", "--model", "MODEL", "--state", "STATE", "-o", ""], id="bind"),
+    ],
+)
+def test_empty_output_paths_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    model = logistic_n1(tmp_path / "m.onnx", 12).path
+    named = {"SAMPLE": str(bundled(SAMPLE)), "MODEL": str(model), "STATE": str(bundled(STATE))}
+    assert_one_line_error(run([named.get(a, a) for a in args]), 2, "--output", "empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
