@@ -1,8 +1,16 @@
-"""The command line: a thin layer over the library. Only this module imports typer/rich."""
+"""The command line: a thin layer over the library. Only this module imports typer/rich.
+
+What it prints goes through two consoles that show any control character of the text
+(an escape sequence in a file name, a CSV header or a category label) as an escape such
+as ``\\x1b``, never raw to the terminal. Usage errors, like library errors, are one
+``Error: ...`` line with exit code 2; a reader of stdout that goes away (``| head``) ends
+the run quietly, as Unix tools do.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -11,13 +19,15 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from churnctl import __version__
 from churnctl.binding import PairStatus, bind_file, short
@@ -25,7 +35,7 @@ from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.errors import ChurnctlError, Fix, UsageError
 from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
 from churnctl.fitting import FitRequest, fit_file, fit_state
-from churnctl.generate import generate_files
+from churnctl.generate import MAX_FILES, generate_files
 from churnctl.inspection import Report, inspect_pair
 from churnctl.model import ChurnModel
 from churnctl.paths import check_distinct
@@ -34,16 +44,145 @@ from churnctl.scorer import Scorer
 from churnctl.sources import ReadOptions
 from churnctl.state import FeatureState, load_state
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: the status a shell reports for a writer whose reader left
+TERMINATED = 128 + signal.SIGTERM
+F = TypeVar("F", bound=Callable[..., Any])
+
+# ------------------------------------------------------------------ terminal-safe output
+
+# C0, DEL, C1, lone surrogates, line/paragraph separators and bidirectional controls
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each control character spelled as Python would (``\\x1b``)."""
+    return _UNPRINTABLE.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+
+
+class _SafeConsole(Console):
+    """A rich Console that turns control characters into escapes in every string it renders.
+
+    Rich renders each printed string, table cell and title through ``render_str``: the
+    one place where text from files and names can be neutralised. Emoji codes
+    (``:smile:``) in names stay text too.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(emoji=False, highlight=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), **kwargs)
+
+    def on_broken_pipe(self) -> None:
+        """The reader went away: stop quietly (rich's default would exit with status 1)."""
+        self.quiet = True
+        _stop_quietly(self.file)
+
+
+stderr = _SafeConsole(stderr=True, soft_wrap=True)
+stdout = _SafeConsole()
+
+# ------------------------------------------------------------------ errors and exits
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(code) from None
+
+
+def _is_closed_pipe(exc: OSError) -> bool:
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE
+
+
+def _stop_quietly(stream: IO[str] | None = None) -> NoReturn:
+    """The reader of stdout (or ``stream``) has gone (``| head``): stop without a word.
+
+    The stream is pointed at the null device, so that flushing what is still buffered
+    at exit cannot fail ("Exception ignored ... BrokenPipeError").
+    """
+    with contextlib.suppress(OSError, ValueError):  # a test runner's stream has no descriptor
+        fd = (stream or sys.stdout).fileno()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    raise typer.Exit(SIGPIPE_EXIT)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """A usage error (unknown option, bad value, ...) as one line, with where to get help."""
+    message = exc.format_message().strip()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    stop = "" if message.endswith((".", "?", "!")) else "."
+    return f"{message}{stop} Try '{ctx.command_path} --help' for help."
+
+
+@contextlib.contextmanager
+def _clean_exits() -> Iterator[None]:
+    """Usage errors become one `Error:` line (exit 2); a closed stdout pipe a quiet exit."""
+    try:
+        yield
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help shown; typer tests the name too
+            raise
+        _fail(_usage_message(exc), exc.exit_code)
+    except OSError as exc:
+        if not _is_closed_pipe(exc):
+            raise
+        _stop_quietly()
+
+
+def _tidy_metavars(params: list[Any]) -> list[Any]:
+    """Help shows a flag with no value, an argument by name alone (not `<bool>`, `<str>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is not None:
+            param.display_type_rich = _no_type  # typer shows an argument's type beside its name
+    return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class _Command(TyperCommand):
+    """A churnctl command: flags (``--help`` included) without a metavar."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The churnctl group: parsing and running every command under ``_clean_exits``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _clean_exits():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _clean_exits():
+            return super().invoke(ctx)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
+
 app = typer.Typer(
+    name="churnctl",
+    cls=_Group,
     help="Score customer churn with one JSON feature-extractor state for every runtime.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
-stdout = Console()
-F = TypeVar("F", bound=Callable[..., Any])
-TERMINATED = 128 + signal.SIGTERM
 
 
 def command(fn: F) -> F:
@@ -56,9 +195,11 @@ def command(fn: F) -> F:
         except ChurnctlError as exc:
             _fail(_with_flags(exc), exc.exit_code)
         except OSError as exc:  # the file system said no: still one actionable line
+            if _is_closed_pipe(exc):
+                _stop_quietly()
             _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
 
-    app.command(fn.__name__.replace("_", "-"))(wrapper)
+    app.command(fn.__name__.replace("_", "-"), cls=_Command)(wrapper)
     return fn
 
 
@@ -77,35 +218,171 @@ def _flag_fix(fix: Fix) -> str:
     return text if fix.note is None else f"{text} {fix.note}"
 
 
-def _fail(message: str, code: int) -> None:
-    stderr.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code) from None
+# ------------------------------------------------------------------ option values
 
 
-Delimiter = Annotated[str, typer.Option(help="CSV field delimiter.")]
-Encoding = Annotated[str, typer.Option(help="Text encoding of CSV input.")]
-PipelineOpt = Annotated[
-    str | None, typer.Option("--pipeline", help="Preset (reference, sklearn) or TOML/JSON spec.")
-]
-ModelOpt = Annotated[Path | None, typer.Option(help="ONNX model (default: bundled).")]
-StateOpt = Annotated[Path | None, typer.Option(help="Fitted state (default: bundled).")]
-RejectsOpt = Annotated[str | None, typer.Option(help="Rejects CSV file; - for stderr.")]
-MaxRejects = Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")]
-AllowMismatch = Annotated[
-    bool, typer.Option(help="Score even if the model is bound to another state (unsafe).")
-]
+def _text(value: str) -> str:
+    """A path given as text: refuse the empty string (which would mean the current folder)."""
+    if value == "":
+        raise typer.BadParameter("the path is empty")
+    return value
+
+
+def _path(value: str) -> Path:
+    return Path(_text(value))
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not 0 <= number <= 1:  # NaN included
+        raise typer.BadParameter(f"must be a probability from 0 to 1, got {value!r}")
+    return number
+
+
+_DELIMITER_NAMES = {"tab": "\t"}
+_DELIMITER_ESCAPE = re.compile(r"\\(?:(t)|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(\\))")
+
+
+def parse_delimiter(spec: str) -> str:
+    r"""``--delimiter``: one character, ``tab``, or an escape: ``\t``, ``\xHH``, ``\uHHHH``."""
+    char = _DELIMITER_NAMES.get(spec.lower()) or _unescape(spec) or spec
+    if len(char) != 1 or char in '"\r\n\x00':
+        raise UsageError(
+            "--delimiter must be one character other than a quote or a line break, tab, "
+            f"or an escape such as \\t or \\x1f; got {spec!r}"
+        )
+    return char
+
+
+def _unescape(spec: str) -> str | None:
+    match = _DELIMITER_ESCAPE.fullmatch(spec)
+    if match is None:
+        return None
+    tab, byte, code, backslash = match.groups()
+    return "\t" if tab else "\\" if backslash else chr(int(byte or code, 16))
+
+
+def _text_encoding(name: str) -> str:
+    try:
+        b"a".decode(name)
+    except LookupError:  # unknown, or a bytes-to-bytes codec such as rot13 or zlib
+        raise UsageError(
+            f"--encoding {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    except UnicodeError:  # a text encoding all the same (utf-16 cannot decode one byte)
+        pass
+    return name
 
 
 def _read_options(delimiter: str, encoding: str) -> ReadOptions:
-    if len(delimiter) != 1:
-        raise UsageError(f"--delimiter must be one character, got {delimiter!r}")
-    return ReadOptions(delimiter=delimiter, encoding=encoding)
+    return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=_text_encoding(encoding))
+
+
+# ------------------------------------------------------------------ commands
+
+Delimiter = Annotated[
+    str,
+    typer.Option(
+        metavar="CHAR",
+        help=r"CSV field delimiter: one character, tab, or an escape such as \t or \x1f.",
+    ),
+]
+Encoding = Annotated[
+    str, typer.Option(metavar="NAME", help="Text encoding of CSV input, e.g. latin-1.")
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", metavar="PRESET|FILE", help="Preset (reference, sklearn) or TOML/JSON spec."
+    ),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="ONNX model (default: the bundled one)."),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="Fitted state (default: the bundled one)."),
+]
+AllowMismatch = Annotated[
+    bool,
+    typer.Option(
+        "--allow-state-mismatch",
+        help="Score even if the model is bound to another state (unsafe).",
+    ),
+]
+
+
+def _output_file(help: str) -> Any:
+    return typer.Option("-o", "--output", metavar="FILE", parser=_path, help=help)
+
+
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT", parser=_text, help="CSV, CSV.gz or Parquet file; - reads stdin."
+    ),
+]
+ScoreOutput = Annotated[
+    str,
+    typer.Option(
+        "-o", "--output", metavar="FILE", parser=_text,
+        help="Output .csv, .jsonl or .parquet file; - writes CSV to stdout.",
+    ),
+]  # fmt: skip
+TrainOpt = Annotated[
+    str | None, typer.Option(metavar="FILE", parser=_text, help="Fit a state on this file first.")
+]
+SaveStateOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=_path, help="Save the state fitted by --train."),
+]
+KeepOpt = Annotated[
+    list[str],
+    typer.Option(
+        metavar="COLUMN",
+        help="Column copied to the output as text; repeat the option for more columns.",
+    ),
+]
+KEEP_DEFAULT = ("CustomerId",)
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        metavar="P", parser=_probability, help="exited = raw > P (a probability, 0 to 1)."
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="csv|jsonl|parquet",
+        help="Output format (default: from the output's extension; CSV for -).",
+    ),
+]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE", parser=_text,
+        help="Rejects CSV (default: named after the output, beside it); - writes it to stderr.",
+    ),
+]  # fmt: skip
+MaxRejects = Annotated[
+    str,
+    typer.Option(
+        metavar="N|P%", help="Fail (exit 3) when over N rows or P% of the rows are rejected."
+    ),
+]
 
 
 @command
 def fit(
-    train: Annotated[str, typer.Argument(help="Training CSV or Parquet file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="State file to write.")],
+    train: Annotated[
+        str,
+        typer.Argument(metavar="TRAIN", parser=_text, help="Training CSV, CSV.gz or Parquet file."),
+    ],
+    output: Annotated[Path, _output_file("State JSON file to write.")],
     pipeline: PipelineOpt = None,
     rejects: RejectsOpt = None,
     max_rejects: MaxRejects = "5%",
@@ -123,7 +400,6 @@ def fit(
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
         f"({prov['rows_rejected']:,} rejected) → {output}; rejects → {rejects_file}",
-        highlight=False,
         markup=False,
         soft_wrap=True,
     )
@@ -131,16 +407,16 @@ def fit(
 
 @command
 def score(
-    input: Annotated[str, typer.Argument(help="CSV, CSV.gz or Parquet file; - for stdin.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Output file; - for stdout.")] = "-",
-    state: Annotated[Path | None, typer.Option(help="Fitted state (default: bundled).")] = None,
-    train: Annotated[str | None, typer.Option(help="Fit a state on this file first.")] = None,
-    save_state: Annotated[Path | None, typer.Option(help="Save the --train state.")] = None,
+    input: InputArg,
+    output: ScoreOutput = "-",
+    state: StateOpt = None,
+    train: TrainOpt = None,
+    save_state: SaveStateOpt = None,
     pipeline: PipelineOpt = None,
     model: ModelOpt = None,
-    keep: Annotated[list[str] | None, typer.Option(help="Pass-through column.")] = None,
-    threshold: Annotated[float, typer.Option(help="exited = raw > threshold.")] = 0.5,
-    format: Annotated[str | None, typer.Option(help="csv, jsonl or parquet.")] = None,
+    keep: KeepOpt = KEEP_DEFAULT,  # a tuple: an immutable default, shown by --help
+    threshold: ThresholdOpt = 0.5,
+    format: FormatOpt = None,
     rejects: RejectsOpt = None,
     max_rejects: MaxRejects = "5%",
     allow_state_mismatch: AllowMismatch = False,
@@ -157,7 +433,7 @@ def score(
     limit = parse_max_rejects(max_rejects)
     features = _state_for_scoring(state, train, save_state, pipeline, read_options)
     scorer = Scorer(
-        features, model or bundled(MODEL), keep=keep or ["CustomerId"], threshold=threshold,
+        features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch,
     )  # fmt: skip
     _warn_about_pair(scorer)
@@ -215,9 +491,7 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
 
 def _warn_about_pair(scorer: Scorer) -> None:
     if scorer.check.status is not PairStatus.BOUND:
-        stderr.print(
-            f"Warning: {scorer.check.message}", markup=False, highlight=False, soft_wrap=True
-        )
+        stderr.print(f"Warning: {scorer.check.message}", markup=False)
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
@@ -228,17 +502,18 @@ def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
         f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
-        highlight=False,
         markup=False,
-        soft_wrap=True,
     )
 
 
 @command
 def bind(
-    model: Annotated[Path, typer.Option(help="ONNX model to bind.")],
-    state: Annotated[Path, typer.Option(help="The state the model was trained with.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Bound model to write.")],
+    model: Annotated[Path, typer.Option(metavar="FILE", parser=_path, help="ONNX model to bind.")],
+    state: Annotated[
+        Path,
+        typer.Option(metavar="FILE", parser=_path, help="The state the model was trained with."),
+    ],
+    output: Annotated[Path, _output_file("Bound model to write (not the input model).")],
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
     check_distinct({"model": model, "state": state}, {"output": output})
@@ -246,7 +521,6 @@ def bind(
     stderr.print(
         f"bound {model} to state {short(binding.fingerprint)} "
         f"({len(binding.feature_names)} features) → {output}",
-        highlight=False,
         markup=False,
     )
 
@@ -258,9 +532,9 @@ def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
     for table in _report_tables(report):
         stdout.print(table)
     for line in _binding_lines(report):
-        stdout.print(line, highlight=False, markup=False, soft_wrap=True)
+        stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
-    stdout.print(f"{verdict}: {escape(report.verdict)}", highlight=False, soft_wrap=True)
+    stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
     if not report.compatible:
         raise typer.Exit(2)
 
@@ -269,15 +543,20 @@ def _report_tables(report: Report) -> list[Table]:
     io = Table("role", "name", "type", "shape", title="Model")
     for role, nodes in (("input", report.model_inputs), ("output", report.model_outputs)):
         for node in nodes:
-            io.add_row(role, escape(node.name), node.type, escape(str(list(node.shape))))
+            _add_row(io, role, node.name, node.type, str(list(node.shape)))
     stages = Table("#", "stage", "params", "fitted", title="State stages")
     for i, stage in enumerate(report.stages, 1):
         params = ", ".join(f"{k}={v}" for k, v in stage.params.items())
-        stages.add_row(str(i), stage.type, escape(params), escape(stage.fitted))
+        _add_row(stages, str(i), stage.type, params, stage.fitted)
     provenance = Table("key", "value", title="Provenance")
     for key, value in report.provenance.items():
-        provenance.add_row(key, escape(str(value)))
+        _add_row(provenance, key, str(value))
     return [io, stages, _features_table(report), provenance]
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """A row of plain text: brackets in names and values are not Rich markup."""
+    table.add_row(*(escape(cell) for cell in cells))
 
 
 def _binding_lines(report: Report) -> list[str]:
@@ -292,23 +571,39 @@ def _features_table(report: Report) -> Table:
     if not report.orders_differ:
         features = Table("#", "feature", title="Feature order")
         for i, name in enumerate(report.feature_names):
-            features.add_row(str(i), escape(name))
+            _add_row(features, str(i), name)
         return features
     features = Table("#", "model (trained on)", "state (produces)", "", title="Feature order")
     model_names, state_names = report.model_feature_names or [], report.feature_names
     for i in range(max(len(model_names), len(state_names))):
         left = model_names[i] if i < len(model_names) else ""
         right = state_names[i] if i < len(state_names) else ""
-        features.add_row(str(i), escape(left), escape(right), "" if left == right else "≠")
+        _add_row(features, str(i), left, right, "" if left == right else "≠")
     return features
 
 
 @command
 def generate(
-    output: Annotated[Path, typer.Option("-o", "--output", help="File, or dir if --files>1.")],
-    rows: Annotated[int, typer.Option("-n", "--rows", min=0, help="Number of rows.")] = 10_000,
-    files: Annotated[int, typer.Option(min=1, help="Split into this many files.")] = 1,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            parser=_path,
+            help="A .csv, .csv.gz or .parquet file; with --files N, a directory for N CSV parts.",
+        ),
+    ],
+    rows: Annotated[
+        int, typer.Option("-n", "--rows", metavar="N", min=0, help="Number of rows.")
+    ] = 10_000,
+    files: Annotated[
+        int,
+        typer.Option(metavar="N", min=1, max=MAX_FILES, help="Split the rows into N part files."),
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option(metavar="N", min=0, help="Random seed (same seed, same bytes).")
+    ] = 0,
 ) -> None:
     """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
     paths = generate_files(output, n_rows=rows, files=files, seed=seed)
@@ -324,7 +619,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """churnctl: batch and stream churn scoring without training/serving skew."""

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churnctl.atomic import atomic_path
+from churnctl.errors import OutputError, UsageError
 
 COLUMNS: tuple[str, ...] = (
     "RowNumber",
@@ -52,6 +53,7 @@ SCHEMA = pa.schema(
     ]
 )
 
+MAX_FILES = 10_000  # part files per call: more is a typo, not a data set
 _BLOCK = 16_384  # rows per independently seeded draw block
 _ID_BASE = 15_565_701  # CustomerId range of the public data set ...
 _ID_SPAN = 249_990  # ... 15,565,701..15,815,690; later blocks of this size extend it upward
@@ -157,10 +159,10 @@ def _block_table(seed: int, block: int, lo: int, hi: int) -> pa.Table:
 
 
 def _require_at_least(**checks: tuple[int, int]) -> None:
-    """Raise ``ValueError`` for the first ``name=(value, minimum)`` below its minimum."""
+    """Raise ``UsageError`` for the first ``name=(value, minimum)`` below its minimum."""
     for name, (value, minimum) in checks.items():
         if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+            raise UsageError(f"{name} must be >= {minimum}, got {value}")
 
 
 def generate_table(n_rows: int, *, seed: int = 0, start_row: int = 1) -> pa.Table:
@@ -186,12 +188,44 @@ def _split(n_rows: int, files: int) -> list[int]:
     return [size + (i < extra) for i in range(files)]
 
 
+_FORMATS = {".parquet": "parquet", ".csv.gz": "csv.gz", ".csv": "csv"}
+# names that read as a file, refused for the directory that receives part files
+_FILE_SUFFIXES = (*_FORMATS, ".gz", ".jsonl", ".json", ".tsv", ".txt")
+
+
 def _format_of(path: Path) -> str:
-    """``parquet``, ``csv.gz`` or ``csv`` from the file name."""
+    """``parquet``, ``csv.gz`` or ``csv`` from the file name; any other name is refused."""
     name = path.name.lower()
-    if name.endswith(".parquet"):
-        return "parquet"
-    return "csv.gz" if name.endswith(".csv.gz") else "csv"
+    for suffix, fmt in _FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise UsageError(
+        f"{path}: cannot tell the format from the name; name it .csv, .csv.gz or .parquet"
+    )
+
+
+def _check_parts_directory(path: Path, files: int) -> None:
+    """``path`` can be the directory that receives ``files`` part files."""
+    name = path.name.lower()
+    suffix = next((s for s in _FILE_SUFFIXES if name.endswith(s)), None)
+    if suffix is not None:
+        raise UsageError(
+            f"{path}: {files} part files go into a directory, and this is a file name "
+            f"({suffix}); name the directory without it, e.g. {path.name[: -len(suffix)]!r}"
+        )
+    if path.exists() and not path.is_dir():
+        raise OutputError(
+            f"{path}: exists and is not a directory; {files} part files need a directory"
+        )
+
+
+def _make_directory(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{path}: cannot create the directory ({exc.strerror or exc}); choose another path"
+        ) from None
 
 
 def _write_csv(sink: pa.NativeFile, chunks: Iterable[pa.Table]) -> None:
@@ -234,21 +268,25 @@ def generate_files(
 ) -> list[Path]:
     """Write ``n_rows`` synthetic rows and return the paths written.
 
-    With ``files == 1`` the rows go to ``path`` (CSV, ``.csv.gz`` or ``.parquet`` by
-    its name); otherwise ``path`` is a directory that receives ``part-00000.csv``
-    and so on, with RowNumber continuing and CustomerIds unique across the parts.
-    Memory stays bounded by ``chunk_rows``; the output is byte-identical for the
-    same arguments.
+    With ``files == 1`` the rows go to ``path`` (``.csv``, ``.csv.gz`` or ``.parquet``
+    by its name; other names are refused); otherwise ``path`` is a directory (a name
+    without a file extension) that receives ``part-00000.csv`` and so on, with
+    RowNumber continuing and CustomerIds unique across the parts. Memory stays
+    bounded by ``chunk_rows``; the output is byte-identical for the same arguments.
+    Bad arguments raise ``UsageError`` before anything is written.
     """
     _require_at_least(
         n_rows=(n_rows, 0), files=(files, 1), chunk_rows=(chunk_rows, 1), seed=(seed, 0)
     )
+    if files > MAX_FILES:
+        raise UsageError(f"files must be <= {MAX_FILES:,}, got {files:,}")
     path = Path(path)
     if files == 1:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _format_of(path)
         targets = [path]
     else:
-        path.mkdir(parents=True, exist_ok=True)
+        _check_parts_directory(path, files)
+        _make_directory(path)
         targets = [path / f"part-{i:05d}.csv" for i in range(files)]
     start = 1
     for target, count in zip(targets, _split(n_rows, files), strict=True):

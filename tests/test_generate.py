@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churnctl import generate
+from churnctl.errors import UsageError
 from churnctl.generate import COLUMNS, generate_files, generate_table
 
 N = 50_000
@@ -267,16 +269,30 @@ def test_more_files_than_rows(tmp_path: Path) -> None:
 
 
 def test_invalid_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="n_rows"):
+    with pytest.raises(UsageError, match="n_rows"):
         generate_table(-1)
-    with pytest.raises(ValueError, match="start_row"):
+    with pytest.raises(UsageError, match="start_row"):
         generate_table(1, start_row=0)
-    with pytest.raises(ValueError, match="n_rows"):
+    with pytest.raises(UsageError, match="n_rows"):
         generate_files(tmp_path / "x.csv", n_rows=-5)
-    with pytest.raises(ValueError, match="files"):
+    with pytest.raises(UsageError, match="files"):
         generate_files(tmp_path / "x.csv", n_rows=5, files=0)
-    with pytest.raises(ValueError, match="chunk_rows"):
+    with pytest.raises(UsageError, match="chunk_rows"):
         generate_files(tmp_path / "x.csv", n_rows=5, chunk_rows=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "files", "match"),
+    [("g.jsonl", 1, "g.jsonl"), ("g", 1, ".csv, .csv.gz or .parquet"),
+     ("parts.csv", 2, "directory"), ("x.csv", 1, "seed"), ("parts", 10_001, "10,000")],
+)  # fmt: skip
+def test_bad_arguments_are_refused_before_writing(
+    tmp_path: Path, name: str, files: int, match: str
+) -> None:
+    seed = -1 if match == "seed" else 0
+    with pytest.raises(UsageError, match=re.escape(match)):
+        generate_files(tmp_path / name, n_rows=5, files=files, seed=seed)
     assert list(tmp_path.iterdir()) == []
 
 
