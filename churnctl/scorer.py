@@ -18,8 +18,10 @@ the ONNX Runtime session is opened lazily in the process that scores, with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -28,7 +30,7 @@ import pyarrow as pa
 
 from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
-from churnctl.errors import UsageError
+from churnctl.errors import Fix, UsageError
 from churnctl.extraction import FeatureBatch, extract_features
 from churnctl.model import ChurnModel
 from churnctl.sources import check_header
@@ -44,6 +46,8 @@ ROW_REJECT_SCHEMA = pa.schema(
     [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
+# Columns every scorer writes itself: a kept input column may not take their names.
+OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,12 @@ class Scorer:
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
-        if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
-            raise UsageError(f"keep must be a list of column names, got {keep!r}")
+        self.keep = _checked_keep(keep)
+        self.threshold = _checked_threshold(threshold)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise UsageError(f"threads must be a whole number >= 0, got {threads!r}")
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
-        self.keep = tuple(dict.fromkeys(keep))
-        self.threshold = float(threshold)
         self.threads = threads
         self.allow_state_mismatch = allow_state_mismatch
         self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
@@ -174,6 +176,29 @@ class Scorer:
             batch = _from_pandas(batch)
         check_header("batch", batch.schema.names, self.required_columns)
         return batch
+
+
+def _checked_keep(keep: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
+        raise UsageError(f"keep must be a list of column names, got {keep!r}")
+    clash = [name for name in keep if name in OWN_COLUMNS]
+    if clash:
+        raise UsageError(
+            f"cannot keep column '{clash[0]}': the scorer writes its own '{clash[0]}' column "
+            f"({', '.join(OWN_COLUMNS)} are reserved); keep other columns, or rename it in "
+            "the input"
+        )
+    return tuple(dict.fromkeys(keep))
+
+
+def _checked_threshold(threshold: Any) -> float:
+    number = isinstance(threshold, Real) and not isinstance(threshold, bool)
+    if not (number and math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise UsageError(
+            f"threshold must be a number from 0 to 1 (exited = raw > threshold), got {threshold!r}",
+            fix=Fix("threshold", "0.5"),
+        )
+    return float(threshold)
 
 
 def _from_pandas(frame: Any) -> pa.Table:
