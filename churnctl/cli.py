@@ -130,6 +130,9 @@ def score(
     rejects: Annotated[str | None, typer.Option(help="Rejects CSV file.")] = None,
     max_rejects: Annotated[str, typer.Option(help="Fail above N rows or P% rejected.")] = "5%",
     allow_state_mismatch: AllowMismatch = False,
+    logits: Annotated[
+        bool, typer.Option(help="The model outputs logits: raw is their sigmoid.")
+    ] = False,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -139,7 +142,7 @@ def score(
     features = _state_for_scoring(state, train, save_state, pipeline, read_options)
     scorer = Scorer(
         features, model or bundled(MODEL), keep=keep or ["CustomerId"], threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch,
+        allow_state_mismatch=allow_state_mismatch, logits=logits,
     )  # fmt: skip
     _warn_about_pair(scorer)
     request = ScoreRequest(

@@ -6,10 +6,11 @@ from, and ``Scorer.features`` is exactly this, so training and serving share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnctl.inputs import frame_from_batch
 from churnctl.state import FeatureState
@@ -23,6 +24,19 @@ class FeatureBatch:
     valid: np.ndarray
     reject_column: pa.Array  # string, null where the row is valid
     reject_reason: pa.Array  # string, null where the row is valid
+
+    def rejecting(self, rows: np.ndarray, column: str | None, reason: str) -> FeatureBatch:
+        """The same features with the still-valid ``rows`` (a mask) rejected for ``reason``."""
+        fresh = rows & self.valid
+        if not fresh.any():
+            return self
+        mask = pa.array(fresh)
+        return replace(
+            self,
+            valid=self.valid & ~fresh,
+            reject_column=pc.if_else(mask, pa.scalar(column, pa.string()), self.reject_column),
+            reject_reason=pc.if_else(mask, pa.scalar(reason, pa.string()), self.reject_reason),
+        )
 
 
 def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> FeatureBatch:

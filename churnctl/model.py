@@ -3,9 +3,15 @@
 Accepted outputs, as real exporters produce them: a probability of shape [N] or
 [N, 1] (Keras via tf2onnx, PyTorch), class probabilities [N, 2], and
 scikit-learn/skl2onnx label + probabilities, including the ZipMap
-``seq(map)`` form. Inference runs per chunk, on float32 (or float64) input.
+``seq(map)`` form. A model that outputs logits (log-odds) is read with
+``logits=True``: the sigmoid (or, for two class logits, the softmax) turns them
+into probabilities. Inference runs per chunk, on float32 (or float64) input.
 A model is loaded from a file or from its bytes, and keeps those bytes so that
 a copy can be opened in another process.
+
+Whatever the model computes, what comes out is a probability or NaN: a
+non-finite output is NaN (the scorer quarantines that row), a finite output
+outside [0, 1] is a ``ModelError``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from churnctl.errors import CompatibilityError, Fix, ModelError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
+# float32 rounding can put a probability a hair outside [0, 1]; beyond this it is not one.
+PROBABILITY_TOLERANCE = 1e-6
+SHOWN_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -92,16 +101,41 @@ class ChurnModel:
                 fix=Fix("state", note="(the state the model was trained with)"),
             )
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Positive-class probability (float64, shape [N]) for a feature matrix [N, k]."""
+    def predict_proba(
+        self, features: np.ndarray, *, logits: bool = False, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Positive-class probability (float64, shape [N]) for a feature matrix [N, k].
+
+        NaN where the model's output is not finite (NaN or infinite); a finite
+        output outside [0, 1] is a ``ModelError`` naming the values and the
+        ``rows`` they come from (default: positions 0..N-1). ``logits``: the
+        model outputs log-odds, turned into probabilities here.
+        """
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
+        if logits:
+            self.check_logits()
+            output = self._run(features)
+            return logit_probability(output, self.choice, source=self.name, n_rows=len(features))
+        values = positive_probability(self._run(features), self.choice, source=self.name)
+        _check_length(values, len(features), self.name)
+        return checked_probability(values, self.choice.name, source=self.name, rows=rows)
+
+    def check_logits(self) -> None:
+        """Refuse ``logits=True`` for an output that can only hold probabilities (ZipMap)."""
+        if self.choice.form == "zipmap":
+            raise ModelError(
+                f"{self.name}: output '{self.choice.name}' is a ZipMap of class probabilities, "
+                "not logits; score this model without logits"
+            )
+
+    def _run(self, features: np.ndarray) -> Any:
         feed = {self.input.name: np.ascontiguousarray(features, dtype=self._dtype)}
         try:
             (output,) = self._session.run([self.choice.name], feed)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"{self.name}: inference failed: {exc}") from None
-        return positive_probability(output, self.choice, source=self.name)
+        return output
 
 
 def read_model_file(path: Path) -> bytes:
@@ -157,6 +191,65 @@ def _tensor_form(output: TensorInfo, source: str) -> str:
         f"{source}: output {output.describe()} is not a binary classifier's probability "
         "([N], [N, 1] or [N, 2] expected)"
     )
+
+
+def _check_length(values: np.ndarray, n_rows: int, source: str) -> None:
+    if len(values) != n_rows:
+        raise ModelError(
+            f"{source}: the model returned {len(values):,} probabilities for {n_rows:,} rows; "
+            "it must return one per row (a fixed batch size or a reshape in the graph?)"
+        )
+
+
+def checked_probability(
+    values: np.ndarray, output: str, *, source: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Probabilities as float64: non-finite → NaN; finite outside [0, 1] → ``ModelError``."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    low, high = -PROBABILITY_TOLERANCE, 1 + PROBABILITY_TOLERANCE
+    outside = finite & ((values < low) | (values > high))
+    if outside.any():
+        raise _out_of_range(values, outside, output, source, rows)
+    return np.clip(np.where(finite, values, np.nan), 0.0, 1.0)
+
+
+def _out_of_range(
+    values: np.ndarray, outside: np.ndarray, output: str, source: str, rows: np.ndarray | None
+) -> ModelError:
+    positions = np.flatnonzero(outside)
+    numbers = positions if rows is None else np.asarray(rows)[positions]
+    shown = ", ".join(str(n) for n in numbers[:SHOWN_ROWS]) + (
+        ", ..." if len(numbers) > SHOWN_ROWS else ""
+    )
+    seen = values[outside]
+    message = (
+        f"{source}: output '{output}' is not a probability: {len(seen):,} of {len(values):,} "
+        f"values outside [0, 1] (min {seen.min():.6g}, max {seen.max():.6g}; batch rows {shown})"
+    )
+    if seen.min() < 0:  # negative: log-odds, not a percentage or a score
+        note = "if the model outputs logits (log-odds) rather than probabilities"
+        return ModelError(message, fix=Fix("logits", True, note))
+    return ModelError(f"{message}; the model must output the positive class's probability")
+
+
+def logit_probability(output: Any, choice: OutputChoice, *, source: str, n_rows: int) -> np.ndarray:
+    """Probabilities from logits: sigmoid of one logit, softmax of two class logits.
+
+    NaN where the model's output is not finite.
+    """
+    values = np.asarray(output, dtype=np.float64)
+    two_logits = choice.form == "class-probabilities" and values.ndim == 2 and values.shape[1] == 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        if two_logits:
+            finite = np.isfinite(values).all(axis=1)
+            logit = values[:, 1] - values[:, 0]  # softmax over two classes = sigmoid of this
+        else:
+            logit = positive_probability(values, choice, source=source)
+            finite = np.isfinite(logit)
+        _check_length(logit, n_rows, source)
+        probability = np.exp(-np.logaddexp(0.0, -logit))
+    return np.where(finite, probability, np.nan)
 
 
 def positive_probability(output: Any, choice: OutputChoice, *, source: str) -> np.ndarray:

@@ -48,6 +48,7 @@ ROW_REJECT_SCHEMA = pa.schema(
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 # Columns every scorer writes itself: a kept input column may not take their names.
 OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
+NOT_FINITE_OUTPUT = "model output not finite"
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,13 @@ class Scorer:
         threshold: float = 0.5,
         allow_state_mismatch: bool = False,
         threads: int | None = None,
+        logits: bool = False,
     ) -> None:
         """Load what is given as a path, then refuse a model and state that do not fit.
 
         ``threads``: ONNX Runtime intra-op threads wherever the model is opened
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
+        ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
@@ -97,9 +100,13 @@ class Scorer:
         self.threshold = _checked_threshold(threshold)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise UsageError(f"threads must be a whole number >= 0, got {threads!r}")
+        if not isinstance(logits, bool):
+            raise UsageError(f"logits must be True or False, got {logits!r}")
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
-        self.threads = threads
+        if logits:
+            opened.check_logits()
+        self.threads, self.logits = threads, logits
         self.allow_state_mismatch = allow_state_mismatch
         self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
         self._model_bytes, self._model_name = opened.data, opened.name
@@ -126,6 +133,7 @@ class Scorer:
             "keep": self.keep,
             "threshold": self.threshold,
             "threads": self.threads,
+            "logits": self.logits,
             "allow_state_mismatch": self.allow_state_mismatch,
             "check": self.check,
         }
@@ -135,7 +143,7 @@ class Scorer:
         self._model_bytes, self._model_name = settings["model"], settings["model_name"]
         self._model = None
         self.keep, self.threshold = settings["keep"], settings["threshold"]
-        self.threads = settings["threads"]
+        self.threads, self.logits = settings["threads"], settings["logits"]
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
 
@@ -146,10 +154,10 @@ class Scorer:
     def score(self, batch: BatchLike) -> ScoredBatch:
         """Scored rows and rejected rows; together they hold every input row once."""
         table = self._arrow(batch)
-        features = self.features(table)
+        features, raw = self._predict(table)
         valid = pa.array(features.valid)
-        raw = self.model.predict_proba(features.matrix[features.valid]).astype(np.float32)
         kept = [as_text(table.column(name)).filter(valid) for name in self.keep]
+        raw = raw[features.valid].astype(np.float32)
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
         scored = pa.Table.from_arrays(columns, schema=output_schema(self.keep))
         return ScoredBatch(scored, _rejects(table, features))
@@ -157,9 +165,8 @@ class Scorer:
     def score_aligned(self, batch: BatchLike) -> pa.Table:
         """One row per input row, in input order: kept columns, raw, exited, reject reason."""
         table = self._arrow(batch)
-        features = self.features(table)
-        raw = np.zeros(table.num_rows, dtype=np.float32)
-        raw[features.valid] = self.model.predict_proba(features.matrix[features.valid])
+        features, raw = self._predict(table)
+        raw = np.where(features.valid, raw, 0.0).astype(np.float32)
         missing = ~features.valid
         columns = [
             *(as_text(table.column(name)) for name in self.keep),
@@ -169,6 +176,14 @@ class Scorer:
             features.reject_reason,
         ]
         return pa.Table.from_arrays(columns, schema=aligned_schema(self.keep))
+
+    def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
+        """Features and each row's probability (NaN where rejected); non-finite output rejects."""
+        features = self.features(table)
+        rows = np.flatnonzero(features.valid)
+        raw = np.full(table.num_rows, np.nan)
+        raw[rows] = self.model.predict_proba(features.matrix[rows], logits=self.logits, rows=rows)
+        return features.rejecting(np.isnan(raw), None, NOT_FINITE_OUTPUT), raw
 
     def _arrow(self, batch: BatchLike) -> Batch:
         """The batch as Arrow, checked to hold every required column."""
@@ -223,6 +238,8 @@ def _rejects(table: Batch, features: FeatureBatch) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=ROW_REJECT_SCHEMA)
 
 
-def _cell_text(table: Batch, column: str, row: int) -> str | None:
+def _cell_text(table: Batch, column: str | None, row: int) -> str | None:
+    if column is None:  # the row as a whole (its model output), no one cell
+        return None
     value = table.column(column)[row].as_py()
     return None if value is None else str(value)

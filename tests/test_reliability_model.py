@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -25,15 +26,18 @@ import onnx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from hypothesis import HealthCheck, settings
-from onnx import TensorProto, helper
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+from onnx_factories import sklearn_zipmap
 from typer.testing import CliRunner, Result
 
 from churnctl import Scorer
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
-from churnctl.errors import UsageError
+from churnctl.errors import ModelError, UsageError
 from churnctl.frame import Frame
+from churnctl.model import ChurnModel
 from churnctl.pipeline import FeaturePipeline
 from churnctl.stages import VectorAssembler
 from churnctl.state import FeatureState, content_checksum
@@ -272,3 +276,233 @@ def test_the_cli_refuses_keep_raw_or_exited(
 def test_a_kept_column_with_another_name_is_fine() -> None:
     scorer = Scorer(bundled(STATE), bundled(MODEL), keep=["CustomerId", "Surname"])
     assert scorer.score(sample(5)).scored.column_names == ["CustomerId", "Surname", "raw", "exited"]
+
+
+# ------------------------------------------------------------------ 1. model output
+
+
+@pytest.fixture
+def sqrt_scorer(tmp_path: Path) -> Scorer:
+    return Scorer(age_state(), sqrt_model(tmp_path / "sqrt.onnx"))
+
+
+def test_rows_whose_model_output_is_nan_are_quarantined(sqrt_scorer: Scorer) -> None:
+    batch = age_batch([0.25, -4.0, 0.81, -1.0, 1.0])
+    result = sqrt_scorer.score(batch)
+    assert result.scored.column("CustomerId").to_pylist() == ["15000000", "15000002", "15000004"]
+    np.testing.assert_allclose(result.scored.column("raw").to_numpy(), [0.5, 0.9, 1.0], rtol=1e-6)
+    assert result.rejects.to_pylist() == [
+        {"row": 1, "column": None, "reason": NOT_FINITE, "value": None},
+        {"row": 3, "column": None, "reason": NOT_FINITE, "value": None},
+    ]
+    assert result.n_read == batch.num_rows
+
+
+def test_score_aligned_keeps_a_nan_output_row_in_place_with_its_reason(
+    sqrt_scorer: Scorer,
+) -> None:
+    aligned = sqrt_scorer.score_aligned(age_batch([0.25, -4.0, 0.81]))
+    assert aligned.column("raw").null_count == 1 and aligned.column("raw")[1].as_py() is None
+    assert aligned.column("exited").to_pylist() == [False, None, True]
+    assert aligned.column("reject_reason").to_pylist() == [None, NOT_FINITE, None]
+    assert aligned.column("reject_column").to_pylist() == [None, None, None]
+
+
+def test_an_input_reject_keeps_its_own_reason_next_to_a_nan_output(sqrt_scorer: Scorer) -> None:
+    batch = pa.table({"CustomerId": ["a", "b", "c"], "Age": ["x", "-1", "0.64"]})
+    aligned = sqrt_scorer.score_aligned(batch)
+    assert aligned.column("reject_reason").to_pylist() == ["not a number", NOT_FINITE, None]
+    assert aligned.column("reject_column").to_pylist() == ["Age", None, None]
+    assert sqrt_scorer.score(batch).rejects.column("row").to_pylist() == [0, 1]
+
+
+@PROPERTY
+@given(st.lists(st.floats(-1.0, 1.0), max_size=40))
+def test_every_row_is_scored_with_a_probability_or_quarantined(
+    sqrt_scorer: Scorer, ages: list[float]
+) -> None:
+    batch = age_batch(ages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = sqrt_scorer.score(batch)
+        aligned = sqrt_scorer.score_aligned(batch)
+    negative = [i for i, age in enumerate(ages) if np.float32(age) < 0]  # features are float32
+    assert result.rejects.column("row").to_pylist() == negative
+    assert set(result.rejects.column("reason").to_pylist()) <= {NOT_FINITE}
+    assert result.n_read == len(ages)
+    raw = result.scored.column("raw").to_numpy()
+    assert np.isfinite(raw).all() and ((raw >= 0) & (raw <= 1)).all()
+    assert (
+        aligned.filter(aligned.column("reject_reason").is_null())
+        .select(["CustomerId", "raw", "exited"])
+        .equals(result.scored)
+    )
+
+
+@pytest.mark.parametrize(
+    ("ages", "seen"),
+    [
+        ([0.5, 3.0, -2.0, 0.1], "2 of 4 values outside [0, 1] (min -2, max 3; batch rows 1, 2)"),
+        ([0.5, 7.0, 40.0], "2 of 3 values outside [0, 1] (min 7, max 40; batch rows 1, 2)"),
+    ],
+)
+def test_an_output_outside_0_to_1_is_refused_with_what_was_seen(
+    tmp_path: Path, ages: list[float], seen: str
+) -> None:
+    scorer = Scorer(age_state(), identity_model(tmp_path / "identity.onnx"))
+    with pytest.raises(ModelError) as info:
+        scorer.score(age_batch(ages))
+    error = info.value
+    assert f"{tmp_path / 'identity.onnx'}: output 'y' is not a probability: {seen}" in str(error)
+    assert "\n" not in str(error) and error.exit_code == 2
+    if min(ages) < 0:  # looks like logits: the remedy is the logits setting
+        assert error.fix is not None and (error.fix.setting, error.fix.example) == ("logits", True)
+    else:
+        assert error.fix is None and "must output the positive class's probability" in str(error)
+
+
+def test_the_reported_rows_are_rows_of_the_batch_not_of_the_valid_rows(tmp_path: Path) -> None:
+    scorer = Scorer(age_state(), identity_model(tmp_path / "identity.onnx"))
+    batch = pa.table({"CustomerId": list("abcd"), "Age": ["", "x", "0.5", "-3"]})
+    with pytest.raises(ModelError, match=r"batch rows 3\)"):
+        scorer.score_aligned(batch)
+
+
+def test_logits_are_turned_into_probabilities(tmp_path: Path, no_warnings: None) -> None:
+    ages = [-800.0, -2.0, 0.0, 0.5, 3.0, 800.0]
+    scorer = Scorer(age_state(), identity_model(tmp_path / "logit.onnx"), logits=True)
+    result = scorer.score(age_batch(ages))
+    expected = sigmoid(np.array(ages, dtype=np.float32))
+    np.testing.assert_allclose(result.scored.column("raw").to_numpy(), expected, rtol=1e-6)
+    assert result.scored.column("exited").to_pylist() == [False, False, False, True, True, True]
+    assert result.rejects.num_rows == 0
+
+
+def test_two_class_logits_go_through_the_softmax(tmp_path: Path, no_warnings: None) -> None:
+    ages = [-1.0, 0.0, 0.25, 2.0]
+    scorer = Scorer(age_state(), two_logits_model(tmp_path / "two.onnx"), logits=True)
+    raw = scorer.score(age_batch(ages)).scored.column("raw").to_numpy()
+    np.testing.assert_allclose(raw, sigmoid(2 * np.array(ages)), rtol=1e-6)
+
+
+def test_a_non_finite_logit_is_quarantined(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "log.onnx", [helper.make_node("Log", ["x"], ["y"])])
+    scorer = Scorer(age_state(), model, logits=True)
+    result = scorer.score(age_batch([1.0, -1.0, 0.0, np.e]))  # log: 0, nan, -inf, 1
+    np.testing.assert_allclose(result.scored.column("raw").to_numpy(), sigmoid([0, 1]), rtol=1e-6)
+    assert result.rejects.column("row").to_pylist() == [1, 2]
+    assert set(result.rejects.column("reason").to_pylist()) == {NOT_FINITE}
+
+
+def test_logits_survive_pickling(tmp_path: Path) -> None:
+    scorer = Scorer(age_state(), identity_model(tmp_path / "logit.onnx"), logits=True)
+    revived = pickle.loads(pickle.dumps(scorer))
+    batch = age_batch([-3.0, 3.0])
+    assert revived.logits is True
+    assert revived.score(batch).scored.equals(scorer.score(batch).scored)
+
+
+def test_logits_are_refused_for_a_zipmap_of_probabilities(tmp_path: Path) -> None:
+    model = sklearn_zipmap(tmp_path / "zipmap.onnx", 12).path
+    with pytest.raises(ModelError, match="ZipMap of class probabilities, not logits"):
+        Scorer(bundled(STATE), model, logits=True)
+    with pytest.raises(ModelError, match="not logits"):
+        ChurnModel(model).predict_proba(np.zeros((2, 12), np.float32), logits=True)
+    with pytest.raises(UsageError, match="logits must be True or False"):
+        Scorer(bundled(STATE), bundled(MODEL), logits="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_the_cli_quarantines_nan_outputs_and_writes_valid_files(work: Path, fmt: str) -> None:
+    state, model = work / "age.json", sqrt_model(work / "sqrt.onnx")
+    age_state().save(state)
+    data = write_age_csv(work / "in.csv", ["0.25", "-4", "0.81", "-1", "0.04"])
+    out = work / f"out.{fmt}"
+    result = run(["score", data, "--state", state, "--model", model, "-o", out,
+                  "--max-rejects", "100%"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "read 5 rows: 3 scored, 2 rejected" in result.stderr
+    rejects = pacsv.read_csv(work / "out.rejects.csv").to_pylist()
+    assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
+        (3, None, NOT_FINITE), (5, None, NOT_FINITE),
+    ]  # fmt: skip
+    if fmt == "jsonl":  # strict JSON: NaN would not parse
+        rows = [json.loads(line, parse_constant=_refuse) for line in out.read_text().splitlines()]
+        assert [row["raw"] for row in rows] == pytest.approx([0.5, 0.9, 0.2], rel=1e-6)
+    assert leftovers(work) == []
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_the_cli_refuses_a_model_whose_output_is_not_a_probability(work: Path) -> None:
+    state, model = work / "age.json", identity_model(work / "identity.onnx")
+    age_state().save(state)
+    data = write_age_csv(work / "in.csv", ["0.5", "-2.5", "3"])
+    before = digest(data)
+    result = run(["score", data, "--state", state, "--model", model, "-o", work / "out.csv"])
+    line = assert_refused(
+        result, 2, work, "identity.onnx: output 'y' is not a probability", "min -2.5, max 3"
+    )
+    assert line.endswith("; pass --logits if the model outputs logits (log-odds) rather than "
+                         "probabilities")  # fmt: skip
+    assert digest(data) == before
+
+
+def test_the_cli_applies_the_sigmoid_with_logits(work: Path) -> None:
+    state, model = work / "age.json", identity_model(work / "identity.onnx")
+    age_state().save(state)
+    data = write_age_csv(work / "in.csv", ["0.5", "-2.5", "3"])
+    result = run(["score", data, "--state", state, "--model", model, "-o", work / "out.csv",
+                  "--logits"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    raw = pacsv.read_csv(work / "out.csv").column("raw").to_numpy()
+    np.testing.assert_allclose(raw, sigmoid([0.5, -2.5, 3]), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ model output: siblings
+
+
+def reshape_model(path: Path, rows: int) -> Path:
+    """Reshapes its input to [rows, -1]: fails at run time unless rows divides N * 12."""
+    shape = numpy_helper.from_array(np.array([rows, -1], dtype=np.int64), "shape")
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["grid"], name="fixed_rows"),
+        helper.make_node("ReduceMean", ["grid"], ["mean"], axes=[1], keepdims=1),
+        helper.make_node("Sigmoid", ["mean"], ["y"]),
+    ]
+    return save_model(path, nodes, [shape], width=12)
+
+
+def symbolic_width_model(path: Path) -> Path:
+    """Its input width is symbolic, but its MatMul needs 12 features."""
+    weights = numpy_helper.from_array(np.full((12, 1), 0.1, dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["z"]),
+        helper.make_node("Sigmoid", ["z"], ["y"]),
+    ]
+    return save_model(path, nodes, [weights], width="k")
+
+
+def two_feature_state(path: Path) -> Path:
+    pipeline = FeaturePipeline(
+        stages=[VectorAssembler(input_cols=["Age", "Tenure"], output_col="features")]
+    )
+    pipeline.fit(Frame.from_columns({"Age": np.zeros(2), "Tenure": np.zeros(2)}))
+    FeatureState(pipeline, age_state().provenance).save(path)
+    return path
+
+
+def assert_clean_model_error(message: str) -> None:
+    assert "\n" not in message
+    for internal in ("[ONNXRuntimeError]", ".h:", ".cc:", "onnxruntime::", "was false"):
+        assert internal not in message, (internal, message)
+
+
+def test_a_model_that_returns_another_number_of_rows_is_refused(tmp_path: Path) -> None:
+    scorer = Scorer(bundled(STATE), reshape_model(tmp_path / "three.onnx", rows=3))
+    for score in (scorer.score, scorer.score_aligned):
+        with pytest.raises(ModelError) as info:
+            score(sample(10))
+        assert "returned 3 probabilities for 10 rows" in str(info.value)
