@@ -11,11 +11,13 @@ a copy can be opened in another process.
 
 Whatever the model computes, what comes out is a probability or NaN: a
 non-finite output is NaN (the scorer quarantines that row), a finite output
-outside [0, 1] is a ``ModelError``.
+outside [0, 1] is a ``ModelError``. ONNX Runtime's own logging is silenced; its
+failures become one-line ``ModelError`` messages.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from churnctl.errors import CompatibilityError, Fix, ModelError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
+# ONNX Runtime log severity: 4 = fatal only. Its errors reach the user as ModelError lines.
+ORT_QUIET = 4
 # float32 rounding can put a probability a hair outside [0, 1]; beyond this it is not one.
 PROBABILITY_TOLERANCE = 1e-6
 SHOWN_ROWS = 5
@@ -131,10 +135,15 @@ class ChurnModel:
 
     def _run(self, features: np.ndarray) -> Any:
         feed = {self.input.name: np.ascontiguousarray(features, dtype=self._dtype)}
+        options = ort.RunOptions()
+        options.log_severity_level = ORT_QUIET
         try:
-            (output,) = self._session.run([self.choice.name], feed)
+            (output,) = self._session.run([self.choice.name], feed, options)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"{self.name}: inference failed: {exc}") from None
+            shape = "x".join(str(n) for n in np.shape(features))
+            raise ModelError(
+                f"{self.name}: inference failed on a {shape} feature matrix: {ort_message(exc)}"
+            ) from None
         return output
 
 
@@ -153,12 +162,28 @@ def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     if threads:
         options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = ORT_QUIET
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{name}: not a loadable ONNX model: {first_line}") from None
+        raise ModelError(f"{name}: not a loadable ONNX model: {ort_message(exc)}") from None
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_NODE = re.compile(
+    r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' Status Message: "
+)
+# A C++ source location and the function it names; a failed internal assertion.
+_ORT_SOURCE = re.compile(r"(\S*/)?[\w.]+\.(h|cc|cpp):\d+ (\S+\([^)]*\)( const)? )?")
+_ORT_ASSERTION = re.compile(r"(: )[^:]*? was false\. ")
+
+
+def ort_message(exc: BaseException) -> str:
+    """ONNX Runtime's error as one line, without its error code, source paths or assertions."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ORT_PREFIX.sub("", text)
+    text = _ORT_NODE.sub(lambda m: f"node '{m.group(2)}' ({m.group(1)}): ", text)
+    return _ORT_ASSERTION.sub(r"\1", _ORT_SOURCE.sub("", text)).strip()
 
 
 def _info(node: Any) -> TensorInfo:

@@ -461,7 +461,7 @@ def test_the_cli_applies_the_sigmoid_with_logits(work: Path) -> None:
     np.testing.assert_allclose(raw, sigmoid([0.5, -2.5, 3]), rtol=1e-6)
 
 
-# ------------------------------------------------------------------ model output: siblings
+# ------------------------------------------------------------------ 5. inference failures
 
 
 def reshape_model(path: Path, rows: int) -> Path:
@@ -500,9 +500,61 @@ def assert_clean_model_error(message: str) -> None:
         assert internal not in message, (internal, message)
 
 
+def test_a_failure_at_run_time_is_one_clean_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    model = ChurnModel(reshape_model(tmp_path / "reshape.onnx", rows=7))
+    with pytest.raises(ModelError) as info:
+        model.predict_proba(np.zeros((5, 12), dtype=np.float32))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'reshape.onnx'}: inference failed on a 5x12 feature")
+    assert "node 'fixed_rows' (Reshape): " in message
+    assert "cannot be reshaped to the requested shape" in message
+    assert_clean_model_error(message)
+    assert capfd.readouterr().err == ""  # nothing from ONNX Runtime's own logger
+
+
+def test_a_symbolic_width_that_does_not_fit_fails_cleanly(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    scorer = Scorer(
+        two_feature_state(tmp_path / "s.json"), symbolic_width_model(tmp_path / "m.onnx")
+    )
+    with pytest.raises(ModelError) as info:
+        scorer.score(sample(10))
+    assert "inference failed on a 10x2 feature matrix" in str(info.value)
+    assert "MatMul" in str(info.value)
+    assert_clean_model_error(str(info.value))
+    assert capfd.readouterr().err == ""
+
+
 def test_a_model_that_returns_another_number_of_rows_is_refused(tmp_path: Path) -> None:
     scorer = Scorer(bundled(STATE), reshape_model(tmp_path / "three.onnx", rows=3))
     for score in (scorer.score, scorer.score_aligned):
         with pytest.raises(ModelError) as info:
             score(sample(10))
         assert "returned 3 probabilities for 10 rows" in str(info.value)
+
+
+@pytest.mark.parametrize("case", ["symbolic", "reshape"])
+def test_the_cli_prints_one_error_line_and_nothing_from_onnx_runtime(
+    tmp_path: Path, case: str
+) -> None:
+    data = tmp_path / "in.csv"
+    data.write_bytes(Path(bundled(SAMPLE)).read_bytes()[:5_000].rsplit(b"\n", 1)[0] + b"\n")
+    before = digest(data)
+    if case == "symbolic":
+        state = two_feature_state(tmp_path / "s.json")
+        model = symbolic_width_model(tmp_path / "m.onnx")
+    else:
+        state, model = Path(bundled(STATE)), reshape_model(tmp_path / "m.onnx", rows=7)
+    out = tmp_path / "out.csv"
+    done = run_process(["score", data, "--state", state, "--model", model, "-o", out])
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("Warning: model"), lines  # unbound model
+    assert lines[1].startswith(f"Error: {model}: inference failed on a "), lines
+    assert_clean_model_error(lines[1])
+    assert "\x1b" not in done.stderr and done.stdout == ""
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert digest(data) == before
