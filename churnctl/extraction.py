@@ -12,8 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnctl.frame import Frame
 from churnctl.inputs import frame_from_batch
 from churnctl.state import FeatureState
+
+TOO_LARGE = "value too large after scaling"
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,15 @@ class FeatureBatch:
 
 
 def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> FeatureBatch:
-    """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
+    """The float32 feature matrix, the valid-row mask and each row's reject column/reason.
+
+    A row with a feature that is not finite in float32 (a value too large after
+    scaling) is rejected on the feature's column, never handed to a model.
+    """
     frame = frame_from_batch(batch, state.pipeline.input_schema)
-    matrix = state.pipeline.transform(frame).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
+        matrix = state.pipeline.transform(frame).astype(np.float32)
+    _reject_non_finite(frame, matrix, state)
     n_rows = batch.num_rows
     return FeatureBatch(
         matrix,
@@ -50,6 +59,23 @@ def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> F
         _strings(frame.reject_column, n_rows),
         _strings(frame.reject_reason, n_rows),
     )
+
+
+def _reject_non_finite(frame: Frame, matrix: np.ndarray, state: FeatureState) -> None:
+    """Reject the valid rows holding a non-finite feature, naming the first such feature."""
+    bad = ~np.isfinite(matrix)
+    rows = bad.any(axis=1) & frame.ok
+    if not rows.any():
+        return
+    first = bad.argmax(axis=1)
+    names, columns = state.feature_names, set(state.pipeline.input_schema.columns)
+    for position in np.unique(first[rows]):
+        name = names[position]
+        mask = rows & (first == position)
+        if name in columns:
+            frame.reject(mask, name, TOO_LARGE)
+        else:  # a derived feature (one-hot): no one input column holds its value
+            frame.reject(mask, None, f"feature {name} too large after scaling")
 
 
 def _strings(values: np.ndarray | None, n_rows: int) -> pa.Array:

@@ -422,7 +422,7 @@ def _width(values: np.ndarray | pa.Array) -> int:
 
 
 class StandardScaler(Stage):
-    """Centres and/or scales each feature; a zero std scales that feature to 0."""
+    """Centres and/or scales each feature; a zero (or denormal) std scales that feature to 0."""
 
     TYPE = "StandardScaler"
     _fitted_attrs = ("mean_", "std_")
@@ -501,6 +501,14 @@ def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarr
     n = matrix.shape[0]
     if n <= ddof:
         raise PipelineSpecError(f"StandardScaler: need more than {ddof} training rows, got {n}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        mean, std = _two_pass(matrix, n, ddof)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise PipelineSpecError("StandardScaler: training values are too large to scale")
+    return mean, std
+
+
+def _two_pass(matrix: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     mean = (matrix / n).sum(axis=0)
     mean += (matrix - mean).sum(axis=0) / n
     constant = (matrix == matrix[0]).all(axis=0)
@@ -510,20 +518,24 @@ def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarr
     unit = np.where(largest > 0, largest, 1.0)
     std = largest * np.sqrt(((deviations / unit) ** 2).sum(axis=0) / (n - ddof))
     std[constant] = 0.0
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise PipelineSpecError("StandardScaler: training values are too large to scale")
     return mean, std
 
 
 def scale(
     matrix: np.ndarray, mean: np.ndarray, std: np.ndarray, with_mean: bool, with_std: bool
 ) -> np.ndarray:
-    """Apply standard scaling; features with zero std become 0 when scaling by std."""
-    result = matrix - mean if with_mean else matrix.copy()
-    if with_std:
-        zero = std == 0
-        np.divide(result, np.where(zero, 1.0, std), out=result)
-        result[:, zero] = 0.0
+    """Apply standard scaling; a feature whose std is 0 becomes 0 when scaling by std.
+
+    A std below the smallest normal float64 (a denormal, whose reciprocal
+    overflows) counts as 0 too. Values that overflow become ±inf without a
+    warning: the caller quarantines the rows that hold them.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = matrix - mean if with_mean else matrix.copy()
+        if with_std:
+            zero = ~(std >= np.finfo(np.float64).tiny)
+            np.divide(result, np.where(zero, 1.0, std), out=result)
+            result[:, zero] = 0.0
     return result
 
 

@@ -32,15 +32,15 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx_factories import sklearn_zipmap
 from typer.testing import CliRunner, Result
 
-from churnctl import Scorer
+from churnctl import Scorer, extract_features
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
 from churnctl.errors import ModelError, UsageError
 from churnctl.frame import Frame
 from churnctl.model import ChurnModel
 from churnctl.pipeline import FeaturePipeline
-from churnctl.stages import VectorAssembler
-from churnctl.state import FeatureState, content_checksum
+from churnctl.stages import StandardScaler, VectorAssembler
+from churnctl.state import FeatureState, content_checksum, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -558,3 +558,145 @@ def test_the_cli_prints_one_error_line_and_nothing_from_onnx_runtime(
     assert "\x1b" not in done.stderr and done.stdout == ""
     assert not out.exists() and leftovers(tmp_path) == []
     assert digest(data) == before
+
+
+# ------------------------------------------------------------------ 2. scaling numbers
+
+CREDIT_SCORE, BALANCE = 6, 9  # positions in the bundled state's feature order
+TOO_LARGE = "value too large after scaling"
+
+
+def edited_state(path: Path, *, mean: dict[int, float] = {}, std: dict[int, float] = {}) -> Path:  # noqa: B006
+    """The bundled state with some means/stds replaced, resealed (a valid state)."""
+    document = bundled_document()
+    fitted = document["stages"][3]["fitted"]
+    for position, value in mean.items():
+        fitted["mean"][position] = value
+    for position, value in std.items():
+        fitted["std"][position] = value
+    return write_state(path, document)
+
+
+@pytest.mark.parametrize("tiny", [1e-320, 5e-324, 2e-308, 0.0])
+def test_a_denormal_std_scales_its_feature_to_zero_like_a_zero_std(
+    tmp_path: Path, tiny: float, no_warnings: None
+) -> None:
+    state = load_state(edited_state(tmp_path / "tiny.json", std={CREDIT_SCORE: tiny}))
+    features = extract_features(state, sample())
+    assert features.valid.all()
+    assert (features.matrix[:, CREDIT_SCORE] == 0).all()
+    assert np.isfinite(features.matrix).all()
+    result = Scorer(state, bundled(MODEL), allow_state_mismatch=True).score(sample())
+    assert result.scored.num_rows == 200 and np.isfinite(result.scored.column("raw")).all()
+
+
+def test_the_cli_scores_with_a_denormal_std_and_prints_no_numpy_warning(work: Path) -> None:
+    state = edited_state(work / "tiny.json", std={CREDIT_SCORE: 1e-320})
+    data = work / "in.csv"
+    data.write_bytes(Path(bundled(SAMPLE)).read_bytes()[:5_000].rsplit(b"\n", 1)[0] + b"\n")
+    done = run_process(["score", data, "--state", state, "-o", work / "out.csv",
+                        "--allow-state-mismatch"])  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr.replace("Warning: check skipped", "")
+    assert "RuntimeWarning" not in done.stderr and "0 rejected" in done.stderr
+    raw = pacsv.read_csv(work / "out.csv").column("raw").to_numpy()
+    assert np.isfinite(raw).all()
+
+
+@pytest.mark.parametrize(
+    ("balance", "edit"),
+    [
+        ("1e308", {}),  # (1e308 - mean) / std overflows float32
+        ("1.7e308", {"mean": {BALANCE: -1.7e308}, "std": {BALANCE: 1e300}}),  # float64 overflow
+        ("-1e-250", {"mean": {BALANCE: 0.0}, "std": {BALANCE: 1e-300}}),  # a tiny (normal) std
+    ],
+)
+def test_a_feature_too_large_after_scaling_is_quarantined_on_its_column(
+    tmp_path: Path, balance: str, edit: dict, no_warnings: None
+) -> None:
+    state = load_state(edited_state(tmp_path / "s.json", **edit))
+    table = sample(6)
+    where = table.schema.get_field_index("Balance")
+    batch = table.set_column(where, "Balance", pa.array(["0", balance, "0", balance, "0", "0"]))
+    features = extract_features(state, batch)
+    assert np.flatnonzero(~features.valid).tolist() == [1, 3]
+    assert features.reject_column.to_pylist()[1] == "Balance"
+    assert features.reject_reason.to_pylist()[3] == TOO_LARGE
+    assert np.isfinite(features.matrix[features.valid]).all()
+    result = Scorer(state, bundled(MODEL), allow_state_mismatch=True).score(batch)
+    assert result.rejects.to_pylist()[0] == {
+        "row": 1, "column": "Balance", "reason": TOO_LARGE, "value": balance,
+    }  # fmt: skip
+    assert result.n_read == 6
+
+
+def test_a_one_hot_feature_too_large_after_scaling_names_the_feature(
+    tmp_path: Path, no_warnings: None
+) -> None:
+    edit = {"mean": {0: 0.0}, "std": {0: 1e-300}}  # Geography=France: 1 / 1e-300 overflows float32
+    state = load_state(edited_state(tmp_path / "s.json", **edit))
+    features = extract_features(state, sample(50))
+    france = np.array([g == "France" for g in sample(50).column("Geography").to_pylist()])
+    assert (features.valid == ~france).all()
+    assert set(features.reject_reason.filter(pa.array(france)).to_pylist()) == {
+        "feature Geography=France too large after scaling"
+    }
+    assert features.reject_column.null_count == 50  # not an input column
+
+
+def scaler_state(mean: list[float], std: list[float], with_mean: bool) -> FeatureState:
+    names = [f"x{i}" for i in range(len(mean))]
+    stages = [
+        VectorAssembler.from_state(
+            {"input_cols": names, "output_col": "raw"}, {"input_sizes": [1] * len(names)}
+        ),
+        StandardScaler.from_state(
+            {"input_col": "raw", "output_col": "features", "with_mean": with_mean},
+            {"mean": mean, "std": std},
+        ),
+    ]
+    pipeline = FeaturePipeline(stages=stages)
+    pipeline.feature_names_ = pipeline.compute_feature_names()
+    return FeatureState(pipeline, {})
+
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
+POSITIVE = st.one_of(
+    st.floats(0, 1e-300), st.floats(min_value=0, allow_nan=False, allow_infinity=False)
+)
+
+
+@PROPERTY
+@given(
+    st.integers(1, 3).flatmap(
+        lambda k: st.tuples(
+            st.lists(FINITE, min_size=k, max_size=k),
+            st.lists(POSITIVE, min_size=k, max_size=k),
+            st.lists(st.lists(FINITE, min_size=k, max_size=k), min_size=1, max_size=8),
+        )
+    ),
+    st.booleans(),
+)
+def test_scaling_never_warns_and_valid_rows_are_finite(
+    case: tuple[list[float], list[float], list[list[float]]], with_mean: bool
+) -> None:
+    mean, std, rows = case
+    state = scaler_state(mean, std, with_mean)
+    table = pa.table({f"x{i}": [row[i] for row in rows] for i in range(len(mean))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features = extract_features(state, table)
+    assert features.matrix.dtype == np.float32
+    assert np.isfinite(features.matrix[features.valid]).all()
+    assert set(features.reject_reason.drop_null().to_pylist()) <= {TOO_LARGE}
+    assert features.reject_reason.null_count == int(features.valid.sum())
+
+
+def test_fitting_on_values_whose_spread_overflows_is_refused_without_warnings(
+    no_warnings: None,
+) -> None:
+    from churnctl.errors import PipelineSpecError
+    from churnctl.stages import mean_and_std
+
+    with pytest.raises(PipelineSpecError, match="too large to scale"):
+        mean_and_std(np.array([[1.7e308], [-1.7e308]]), ddof=1)
