@@ -18,7 +18,7 @@ import re
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from typer.testing import CliRunner, Result
 from churnctl import Scorer, extract_features
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
-from churnctl.errors import ModelError, UsageError
+from churnctl.errors import ModelError, StateError, UsageError
 from churnctl.frame import Frame
 from churnctl.model import ChurnModel
 from churnctl.pipeline import FeaturePipeline
@@ -700,3 +700,101 @@ def test_fitting_on_values_whose_spread_overflows_is_refused_without_warnings(
 
     with pytest.raises(PipelineSpecError, match="too large to scale"):
         mean_and_std(np.array([[1.7e308], [-1.7e308]]), ddof=1)
+
+
+# ------------------------------------------------------------------ 6. state messages
+
+
+def bundled_text() -> str:
+    return Path(bundled(STATE)).read_text(encoding="utf-8")
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    """The one-line message of the StateError that loading ``text`` raises."""
+    path = tmp_path / "state.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(StateError) as info:
+        load_state(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert info.value.exit_code == 2
+    return message
+
+
+@pytest.mark.parametrize("version", [2, 7, 99])
+def test_a_newer_format_version_says_upgrade_churnctl(tmp_path: Path, version: int) -> None:
+    document = bundled_document()
+    document["format_version"] = version
+    message = refusal(tmp_path, resealed(document))
+    assert f"state format version {version} is newer than this churnctl" in message
+    assert message.endswith("upgrade churnctl to read it"), message
+    assert "refit" not in message and "churnctl fit" not in message
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_an_older_format_version_says_refit(tmp_path: Path, version: int) -> None:
+    document = bundled_document()
+    document["format_version"] = version
+    message = refusal(tmp_path, resealed(document))
+    assert f"state format version {version} is older than" in message
+    assert "refit it with `churnctl fit`" in message and "upgrade" not in message
+
+
+def test_the_cli_says_upgrade_for_a_newer_state(work: Path, sample_csv: Path) -> None:
+    document = bundled_document()
+    document["format_version"] = 2
+    state = write_state(work / "future.json", document)
+    result = run(["score", sample_csv, "--state", state, "-o", work / "out.csv"])
+    assert_refused(result, 2, work, "future.json: state format version 2 is newer", "upgrade")
+
+
+def test_truncated_json_gives_a_complete_sentence(tmp_path: Path) -> None:
+    text = bundled_text()
+    cut = text.index('"Germany"') + 4  # inside a string: "Unterminated string starting at"
+    message = refusal(tmp_path, text[:cut])
+    line, column = text[:cut].count("\n") + 1, cut - text[:cut].rindex("\n")
+    assert message.endswith(
+        f"not valid JSON: unterminated string starting at line {line}, column {column - 4}; "
+        "the file is truncated or damaged: restore it, or refit it with `churnctl fit`"
+    ), message
+
+
+@PROPERTY
+@given(st.floats(0.0, 1.0, exclude_max=True))
+def test_a_state_cut_anywhere_is_refused_with_a_complete_sentence(
+    tmp_path: Path, share: float
+) -> None:
+    text = bundled_text().rstrip()
+    cut = text[: int(len(text) * share)]
+    message = refusal(tmp_path, cut)
+    assert "not valid JSON" in message
+    assert message.endswith("refit it with `churnctl fit`"), message
+    if cut.strip():
+        assert re.search(r"[a-z'] at line \d+, column \d+; the file is truncated", message)
+    else:
+        assert "the file is empty" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda t: t.replace("1.5260000000000002", "1e400", 1), "a number is out of range"),
+        (
+            lambda t: t.replace('"rows": 10000', '"rows": ' + "1" * 5000, 1),
+            "5,000 digits is too large",
+        ),
+        (lambda t: "[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_odd_json_numbers_and_nesting_are_refused_cleanly(
+    tmp_path: Path, edit: Callable[[str], str], fragment: str
+) -> None:
+    message = refusal(tmp_path, edit(bundled_text()))
+    assert fragment in message, message
+    assert "sys.set_int_max_str_digits" not in message and "maximum recursion" not in message
+
+
+def test_a_state_with_a_utf8_bom_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + Path(bundled(STATE)).read_bytes())
+    assert load_state(path).fingerprint == load_state(bundled(STATE)).fingerprint
