@@ -276,6 +276,8 @@ def _features_table(report: Report) -> Table:
         features = Table("#", "feature", title="Feature order")
         for i, name in enumerate(report.feature_names):
             features.add_row(str(i), escape(name))
+        if report.more_features:
+            features.add_row("…", report.more_features)
         return features
     features = Table("#", "model (trained on)", "state (produces)", "", title="Feature order")
     model_names, state_names = report.model_feature_names or [], report.feature_names
@@ -283,6 +285,8 @@ def _features_table(report: Report) -> Table:
         left = model_names[i] if i < len(model_names) else ""
         right = state_names[i] if i < len(state_names) else ""
         features.add_row(str(i), escape(left), escape(right), "" if left == right else "≠")
+    if report.more_features or report.more_model_features:
+        features.add_row("…", report.more_model_features, report.more_features, "")
     return features
 
 

@@ -29,14 +29,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
-from onnx_factories import sklearn_zipmap
+from onnx_factories import logistic_n1, sklearn_zipmap
 from typer.testing import CliRunner, Result
 
 from churnctl import Scorer, extract_features
+from churnctl.binding import describe_orders
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
 from churnctl.errors import ModelError, StateError, UsageError
 from churnctl.frame import Frame
+from churnctl.inspection import inspect_pair
 from churnctl.model import ChurnModel
 from churnctl.pipeline import FeaturePipeline
 from churnctl.stages import StandardScaler, VectorAssembler
@@ -798,3 +800,106 @@ def test_a_state_with_a_utf8_bom_loads(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + Path(bundled(STATE)).read_bytes())
     assert load_state(path).fingerprint == load_state(bundled(STATE)).fingerprint
+
+
+# ------------------------------------------------------------------ 4. big states
+
+
+def test_the_checksum_is_checked_before_the_schema(tmp_path: Path) -> None:
+    document = bundled_document()
+    document["extra"] = 1  # a schema violation, and the checksum no longer matches
+    document["stages"][3]["fitted"]["std"][0] = "not a number"
+    message = refusal(tmp_path, json.dumps(document))
+    assert "checksum mismatch" in message and "extra" not in message
+
+
+def test_a_state_without_a_checksum_is_refused_as_such(tmp_path: Path) -> None:
+    document = bundled_document()
+    del document["checksum"]
+    assert "checksum mismatch" in refusal(tmp_path, json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "path"),
+    [
+        (("input_schema", "columns", 0, "vocabulary", 1), 5, "input_schema/columns/0/vocabulary/1"),
+        (("output", "feature_names", 11), None, "output/feature_names/11"),
+    ],
+)
+def test_string_lists_are_still_checked_item_by_item(
+    tmp_path: Path, where: tuple, value: object, path: str
+) -> None:
+    document = bundled_document()
+    target = document
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    message = refusal(tmp_path, resealed(document))
+    assert f"invalid state at {path}: {value!r} is not of type 'string'" in message
+
+
+def big_state(path: Path, n_labels: int) -> Path:
+    """The bundled state with n_labels Geography labels (one-hot: n_labels features)."""
+    document = bundled_document()
+    labels = [f"Region{i:07d}" for i in range(n_labels)]
+    document["input_schema"]["columns"][0]["vocabulary"] = labels
+    document["stages"][0]["fitted"]["labels"][0] = labels
+    document["stages"][1]["fitted"]["category_sizes"] = [n_labels]
+    document["stages"][2]["fitted"]["input_sizes"][0] = n_labels
+    fitted = document["stages"][3]["fitted"]
+    fitted["mean"] = [0.25] * n_labels + fitted["mean"][3:]
+    fitted["std"] = [0.5] * n_labels + fitted["std"][3:]
+    names = document["output"]["feature_names"]
+    document["output"]["feature_names"] = [f"Geography={label}" for label in labels] + names[3:]
+    return write_state(path, document)
+
+
+N_LABELS = 60_000
+
+
+@pytest.fixture(scope="module")
+def big_state_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return big_state(tmp_path_factory.mktemp("big") / "big.json", N_LABELS)
+
+
+def test_inspect_reports_a_big_state_in_a_bounded_size(big_state_path: Path) -> None:
+    report = inspect_pair(ChurnModel(bundled(MODEL)), load_state(big_state_path))
+    assert not report.compatible and f"produces {N_LABELS + 9}" in report.verdict
+    assert report.n_features == N_LABELS + 9
+    assert report.feature_names == [f"Geography=Region{i:07d}" for i in range(50)]
+    labels = report.stages[0].fitted
+    assert labels.startswith(
+        f"labels: [[{N_LABELS:,} labels; first 20: Region0000000, Region0000001, "
+    ), labels
+    assert labels.endswith("Region0000019, …], [Female, Male]]"), labels
+    assert all(len(stage.fitted) < 1_000 for stage in report.stages)
+    assert len(report.verdict) < 1_000
+
+
+@pytest.mark.parametrize("bound", [True, False])
+def test_the_cli_inspects_a_big_state_in_a_bounded_output(
+    big_state_path: Path, tmp_path: Path, bound: bool
+) -> None:
+    model = bundled(MODEL) if bound else logistic_n1(tmp_path / "unbound.onnx", 12).path
+    result = run(["inspect", "--state", big_state_path, "--model", model])
+    assert result.exit_code == 2, result.output  # 60,009 features for a 12-feature model
+    assert len(result.stdout.splitlines()) < 200
+    text = " ".join(result.stdout.split())
+    assert f"{N_LABELS + 9 - 50:,} more features" in text
+    assert "Region0000049" in text and "Region0000050" not in text
+    assert ("model (trained on)" in text) is bound  # side by side: the bound model's order
+    assert "NOT compatible" in text and "Traceback" not in result.output
+
+
+def test_two_long_feature_orders_are_described_around_their_first_difference() -> None:
+    model = [f"f{i}" for i in range(100_000)]
+    state = [*model[:70_000], "other", *model[70_001:]]
+    text = describe_orders(model, state)
+    assert text.startswith("first difference at position 70000 (model: … f69995, ")
+    assert "f70000" in text and "other" in text and "f69994" not in text
+    assert "(100,000 in all)" in text and len(text) < 1_000
+
+
+def test_short_feature_orders_are_described_in_full() -> None:
+    text = describe_orders(["a", "b", "c"], ["a", "c", "b"])
+    assert text == "first difference at position 1 (model: a, b, c | state: a, c, b)"
