@@ -36,7 +36,7 @@ from churnctl import Scorer, extract_features
 from churnctl.binding import describe_orders
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
-from churnctl.errors import ModelError, StateError, UsageError
+from churnctl.errors import ChurnctlError, ModelError, StateError, UsageError
 from churnctl.frame import Frame
 from churnctl.inspection import inspect_pair
 from churnctl.model import ChurnModel
@@ -903,3 +903,117 @@ def test_two_long_feature_orders_are_described_around_their_first_difference() -
 def test_short_feature_orders_are_described_in_full() -> None:
     text = describe_orders(["a", "b", "c"], ["a", "c", "b"])
     assert text == "first difference at position 1 (model: a, b, c | state: a, c, b)"
+
+
+# ------------------------------------------------------------------ siblings: odd states
+
+PYTHON_INTERNALS = (
+    "__init__", "NoneType", "unhashable", "not supported between", "invalid literal",
+    "argument must be", "ufunc", "dtype", "Traceback",
+)  # fmt: skip
+
+
+def assert_user_facing(message: str) -> None:
+    assert "\n" not in message
+    for internal in PYTHON_INTERNALS:
+        assert internal not in message, (internal, message)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("stages", 2, "fitted", "input_sizes", 6), None, "input_sizes"),
+        (("stages", 2, "fitted", "input_sizes", 2), "3", "input_sizes"),
+        (("stages", 1, "fitted", "category_sizes"), [None], "category_sizes"),
+        (("stages", 0, "fitted", "labels", 1, 1), {"a": 1}, "labels"),
+        (("stages", 0, "fitted", "labels", 1), "Female", "labels"),
+        (("stages", 3, "fitted", "std", 3), {}, "std"),
+        (("stages", 3, "fitted", "mean"), [True] * 12, "mean"),
+        (("stages", 0, "params", ""), [], "unknown parameter(s) ''"),
+        (("stages", 3, "params", "input_col"), None, "input_col"),
+    ],
+)
+def test_odd_stage_data_is_refused_in_plain_words(
+    tmp_path: Path, path: tuple, value: object, fragment: str
+) -> None:
+    document = bundled_document()
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    message = refusal(tmp_path, resealed(document))
+    assert "invalid stage" in message and fragment in message, message
+    assert_user_facing(message)
+
+
+def test_a_stage_without_a_required_parameter_is_refused_in_plain_words(tmp_path: Path) -> None:
+    document = bundled_document()
+    del document["stages"][2]["params"]["output_col"]
+    message = refusal(tmp_path, resealed(document))
+    assert "VectorAssembler: missing parameter(s) output_col" in message, message
+    assert_user_facing(message)
+
+
+def _state_paths(node: object, prefix: tuple = ()) -> Iterator[tuple]:
+    if prefix:
+        yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "checksum":
+                yield from _state_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _state_paths(value, (*prefix, i))
+
+
+def _child(node: object, key: str | int) -> object:
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and key < len(node):
+        return node[key]
+    return None
+
+
+def _edit(document: dict, path: tuple, value: object) -> None:
+    """Set ``value`` at ``path`` if an earlier edit left that place in the document."""
+    target: object = document
+    for key in path[:-1]:
+        target = _child(target, key)
+    last = path[-1]
+    if isinstance(target, dict) or (
+        isinstance(target, list) and isinstance(last, int) and last < len(target)
+    ):
+        target[last] = value
+
+
+STATE_PATHS = list(_state_paths(bundled_document()))
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e-320, 1e308, -1e308, 5e-324])
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(PROPERTY, max_examples=150)
+@given(st.lists(st.tuples(st.sampled_from(STATE_PATHS), JSON_VALUES), min_size=1, max_size=2))
+def test_an_edited_and_resealed_state_loads_and_extracts_or_is_refused_in_plain_words(
+    tmp_path: Path, edits: list[tuple[tuple, object]]
+) -> None:
+    document = bundled_document()
+    for path, value in edits:
+        _edit(document, path, value)
+    path = tmp_path / "edited.json"
+    path.write_text(resealed(document), encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            features = extract_features(load_state(path), sample(30))
+        except ChurnctlError as error:
+            assert_user_facing(str(error))
+        else:
+            assert np.isfinite(features.matrix[features.valid]).all()
