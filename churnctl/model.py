@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from churnctl.errors import CompatibilityError, Fix, ModelError
+from churnctl.errors import CompatibilityError, Fix, ModelError, UsageError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
@@ -34,6 +34,7 @@ ORT_QUIET = 4
 # float32 rounding can put a probability a hair outside [0, 1]; beyond this it is not one.
 PROBABILITY_TOLERANCE = 1e-6
 SHOWN_ROWS = 5
+MAX_THREADS = 2**31 - 1  # ONNX Runtime takes a 32-bit int
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class ChurnModel:
         """Load from a path or from the model's bytes; ``threads`` 0 lets ONNX Runtime choose."""
         self.path = None if isinstance(source, bytes) else Path(source)
         self.name = name or (str(self.path) if self.path is not None else "<model bytes>")
+        self.threads = check_threads(threads)
         self.data = source if isinstance(source, bytes) else read_model_file(Path(source))
-        self.threads = threads
         self._session = _open_session(self.data, self.name, threads)
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.inputs = [_info(node) for node in self._session.get_inputs()]
@@ -145,6 +146,16 @@ class ChurnModel:
                 f"{self.name}: inference failed on a {shape} feature matrix: {ort_message(exc)}"
             ) from None
         return output
+
+
+def check_threads(threads: Any) -> int:
+    """An intra-op thread count ONNX Runtime accepts: a whole number >= 0 (0: its choice)."""
+    whole = isinstance(threads, int) and not isinstance(threads, bool)
+    if not (whole and 0 <= threads <= MAX_THREADS):
+        raise UsageError(
+            f"threads must be a whole number from 0 to {MAX_THREADS:,}, got {threads!r}"
+        )
+    return threads
 
 
 def read_model_file(path: Path) -> bytes:

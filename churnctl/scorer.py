@@ -32,7 +32,7 @@ from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import Fix, UsageError
 from churnctl.extraction import FeatureBatch, extract_features
-from churnctl.model import ChurnModel
+from churnctl.model import ChurnModel, check_threads
 from churnctl.sources import check_header
 from churnctl.state import FeatureState, load_state, state_from_text
 
@@ -98,8 +98,7 @@ class Scorer:
             threads = model.threads if isinstance(model, ChurnModel) else 0
         self.keep = _checked_keep(keep)
         self.threshold = _checked_threshold(threshold)
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise UsageError(f"threads must be a whole number >= 0, got {threads!r}")
+        threads = check_threads(threads)
         if not isinstance(logits, bool):
             raise UsageError(f"logits must be True or False, got {logits!r}")
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))

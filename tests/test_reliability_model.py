@@ -1017,3 +1017,16 @@ def test_an_edited_and_resealed_state_loads_and_extracts_or_is_refused_in_plain_
             assert_user_facing(str(error))
         else:
             assert np.isfinite(features.matrix[features.valid]).all()
+
+
+# ------------------------------------------------------------------ siblings: odd settings
+
+
+@pytest.mark.parametrize("threads", [-1, 2**40, 2.5, True, "4"])
+def test_a_thread_count_onnx_runtime_cannot_take_is_refused_everywhere(threads: object) -> None:
+    for build in (
+        lambda: ChurnModel(bundled(MODEL), threads=threads),  # type: ignore[arg-type]
+        lambda: Scorer(bundled(STATE), bundled(MODEL), threads=threads),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UsageError, match="threads must be a whole number from 0 to"):
+            build()
