@@ -238,7 +238,7 @@ def _rejects(table: Batch, features: FeatureBatch) -> pa.Table:
 
 
 def _cell_text(table: Batch, column: str | None, row: int) -> str | None:
-    if column is None:  # the row as a whole (its model output), no one cell
+    if column is None:  # no one cell: the model output, or a derived feature
         return None
     value = table.column(column)[row].as_py()
     return None if value is None else str(value)

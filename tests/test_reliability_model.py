@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -419,19 +420,27 @@ def test_the_cli_quarantines_nan_outputs_and_writes_valid_files(work: Path, fmt:
     state, model = work / "age.json", sqrt_model(work / "sqrt.onnx")
     age_state().save(state)
     data = write_age_csv(work / "in.csv", ["0.25", "-4", "0.81", "-1", "0.04"])
-    out = work / f"out.{fmt}"
+    out, rejects = work / f"out.{fmt}", work / "rejects.csv"
     result = run(["score", data, "--state", state, "--model", model, "-o", out,
-                  "--max-rejects", "100%"])  # fmt: skip
+                  "--rejects", rejects, "--max-rejects", "100%"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "read 5 rows: 3 scored, 2 rejected" in result.stderr
-    rejects = pacsv.read_csv(work / "out.rejects.csv").to_pylist()
-    assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
-        (3, None, NOT_FINITE), (5, None, NOT_FINITE),
+    assert [(r["line"], r["column"], r["reason"], r["text"]) for r in read_csv(rejects)] == [
+        (3, None, NOT_FINITE, "15000001,-4"), (5, None, NOT_FINITE, "15000003,-1"),
     ]  # fmt: skip
     if fmt == "jsonl":  # strict JSON: NaN would not parse
         rows = [json.loads(line, parse_constant=_refuse) for line in out.read_text().splitlines()]
-        assert [row["raw"] for row in rows] == pytest.approx([0.5, 0.9, 0.2], rel=1e-6)
+    else:
+        rows = (pq.read_table(out) if fmt == "parquet" else pacsv.read_csv(out)).to_pylist()
+    assert [row["raw"] for row in rows] == pytest.approx([0.5, 0.9, 0.2], rel=1e-6)
+    assert [str(row["CustomerId"]) for row in rows] == ["15000000", "15000002", "15000004"]
     assert leftovers(work) == []
+
+
+def read_csv(path: Path) -> list[dict]:
+    return pacsv.read_csv(
+        path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
+    ).to_pylist()
 
 
 def _refuse(name: str) -> None:
@@ -568,14 +577,15 @@ CREDIT_SCORE, BALANCE = 6, 9  # positions in the bundled state's feature order
 TOO_LARGE = "value too large after scaling"
 
 
-def edited_state(path: Path, *, mean: dict[int, float] = {}, std: dict[int, float] = {}) -> Path:  # noqa: B006
+def edited_state(
+    path: Path, *, mean: dict[int, float] | None = None, std: dict[int, float] | None = None
+) -> Path:
     """The bundled state with some means/stds replaced, resealed (a valid state)."""
     document = bundled_document()
     fitted = document["stages"][3]["fitted"]
-    for position, value in mean.items():
-        fitted["mean"][position] = value
-    for position, value in std.items():
-        fitted["std"][position] = value
+    for key, replaced in (("mean", mean or {}), ("std", std or {})):
+        for position, value in replaced.items():
+            fitted[key][position] = value
     return write_state(path, document)
 
 
