@@ -25,13 +25,14 @@ from churnctl.atomic import atomic_write_bytes
 from churnctl.errors import CompatibilityError, Fix
 from churnctl.model import ChurnModel
 from churnctl.paths import check_distinct
-from churnctl.state import FeatureState, canonical_json
+from churnctl.state import FORMAT_VERSION, FeatureState, canonical_json
 
 FINGERPRINT_KEY = "churnctl.state_fingerprint"
 FEATURES_KEY = "churnctl.feature_names"
 VERSION_KEY = "churnctl.state_format_version"
 CHECKSUM_KEY = "churnctl.binding_checksum"
 BINDING_KEYS = (FINGERPRINT_KEY, FEATURES_KEY, VERSION_KEY, CHECKSUM_KEY)
+ORDER_SHOWN, ORDER_CONTEXT = 20, 5  # a long feature order: 20 names, 5 before the difference
 OVERRIDE = Fix(
     "allow_state_mismatch", True, "only if you are sure the model was trained with this state"
 )
@@ -48,8 +49,7 @@ class Binding:
     @classmethod
     def of_state(cls, state: FeatureState) -> Binding:
         """The binding a model trained with ``state`` carries."""
-        document_version = state.to_dict()["format_version"]
-        return cls(state.fingerprint, tuple(state.feature_names), document_version)
+        return cls(state.fingerprint, tuple(state.feature_names), FORMAT_VERSION)
 
     @property
     def checksum(self) -> str:
@@ -165,15 +165,29 @@ def _refuse_mismatch(bound: Binding, expected: Binding, model: str, state: str) 
 
 
 def describe_orders(model: Sequence[str], state: Sequence[str]) -> str:
-    """Both feature orders on one line, marking the first position where they differ."""
+    """Both feature orders on one line, marking the first position where they differ.
+
+    Long orders are shown around that position only, so the line stays short.
+    """
     width = max(len(model), len(state))
     first = next(
         i for i in range(width) if i >= len(model) or i >= len(state) or model[i] != state[i]
     )
     return (
         f"first difference at position {first} "
-        f"(model: {', '.join(model)} | state: {', '.join(state)})"
+        f"(model: {_window(model, first)} | state: {_window(state, first)})"
     )
+
+
+def _window(names: Sequence[str], first: int) -> str:
+    """All names if few; else some before ``first`` and more after it, with the total."""
+    if len(names) <= ORDER_SHOWN:
+        return ", ".join(names)
+    start = max(0, min(first - ORDER_CONTEXT, len(names) - ORDER_SHOWN))
+    shown = ", ".join(names[start : start + ORDER_SHOWN])
+    before = "… " if start > 0 else ""
+    after = ", …" if start + ORDER_SHOWN < len(names) else ""
+    return f"{before}{shown}{after} ({len(names):,} in all)"
 
 
 def short(fingerprint: str) -> str:

@@ -232,16 +232,6 @@ def _path(value: str) -> Path:
     return Path(_text(value))
 
 
-def _probability(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a number") from None
-    if not 0 <= number <= 1:  # NaN included
-        raise typer.BadParameter(f"must be a probability from 0 to 1, got {value!r}")
-    return number
-
-
 _DELIMITER_NAMES = {"tab": "\t"}
 _DELIMITER_ESCAPE = re.compile(r"\\(?:(t)|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(\\))")
 
@@ -348,11 +338,12 @@ KeepOpt = Annotated[
     ),
 ]
 KEEP_DEFAULT = ("CustomerId",)
+LogitsOpt = Annotated[
+    bool, typer.Option("--logits", help="The model outputs logits: raw is their sigmoid.")
+]
 ThresholdOpt = Annotated[
     float,
-    typer.Option(
-        metavar="P", parser=_probability, help="exited = raw > P (a probability, 0 to 1)."
-    ),
+    typer.Option(metavar="P", help="exited = raw > P (a probability, 0 to 1)."),
 ]
 FormatOpt = Annotated[
     str | None,
@@ -420,6 +411,7 @@ def score(
     rejects: RejectsOpt = None,
     max_rejects: MaxRejects = "5%",
     allow_state_mismatch: AllowMismatch = False,
+    logits: LogitsOpt = False,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
@@ -434,7 +426,7 @@ def score(
     features = _state_for_scoring(state, train, save_state, pipeline, read_options)
     scorer = Scorer(
         features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch,
+        allow_state_mismatch=allow_state_mismatch, logits=logits,
     )  # fmt: skip
     _warn_about_pair(scorer)
     request = ScoreRequest(
@@ -572,6 +564,8 @@ def _features_table(report: Report) -> Table:
         features = Table("#", "feature", title="Feature order")
         for i, name in enumerate(report.feature_names):
             _add_row(features, str(i), name)
+        if report.more_features:
+            _add_row(features, "…", report.more_features)
         return features
     features = Table("#", "model (trained on)", "state (produces)", "", title="Feature order")
     model_names, state_names = report.model_feature_names or [], report.feature_names
@@ -579,6 +573,8 @@ def _features_table(report: Report) -> Table:
         left = model_names[i] if i < len(model_names) else ""
         right = state_names[i] if i < len(state_names) else ""
         _add_row(features, str(i), left, right, "" if left == right else "≠")
+    if report.more_features or report.more_model_features:
+        _add_row(features, "…", report.more_model_features, report.more_features, "")
     return features
 
 

@@ -6,7 +6,7 @@ from, and ``Scorer.features`` is exactly this, so training and serving share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +15,7 @@ from churnctl.frame import Frame
 from churnctl.inputs import frame_from_batch
 from churnctl.state import FeatureState
 
+TOO_LARGE = "value too large after scaling"
 ROW_REJECT_SCHEMA = pa.schema(
     [("row", pa.int64()), ("column", pa.string()), ("reason", pa.string()), ("value", pa.string())]
 )
@@ -29,6 +30,21 @@ class FeatureBatch:
     reject_column: pa.Array  # string, null where the row is valid
     reject_reason: pa.Array  # string, null where the row is valid
 
+    def rejecting(self, rows: np.ndarray, column: str | None, reason: str) -> FeatureBatch:
+        """The same features with the still-valid ``rows`` (a mask) rejected for ``reason``."""
+        fresh = rows & self.valid
+        if not fresh.any():
+            return self
+        columns = self.reject_column.to_numpy(zero_copy_only=False).copy()
+        reasons = self.reject_reason.to_numpy(zero_copy_only=False).copy()
+        columns[fresh], reasons[fresh] = column, reason
+        return replace(
+            self,
+            valid=self.valid & ~fresh,
+            reject_column=pa.array(columns.tolist(), pa.string()),
+            reject_reason=pa.array(reasons.tolist(), pa.string()),
+        )
+
     def slice(self, start: int, length: int) -> FeatureBatch:
         """Rows ``start .. start + length - 1``."""
         end = start + length
@@ -39,16 +55,23 @@ class FeatureBatch:
 
 
 def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> FeatureBatch:
-    """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
+    """The float32 feature matrix, the valid-row mask and each row's reject column/reason.
+
+    A row with a feature that is not finite in float32 (a value too large after
+    scaling) is rejected on the feature's column, never handed to a model.
+    """
     frame = frame_from_batch(batch, state.pipeline.input_schema)
-    return features_of_frame(frame, state.pipeline.transform(frame))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
+        matrix = state.pipeline.transform(frame).astype(np.float32)
+    _reject_non_finite(frame, matrix, state)
+    return features_of_frame(frame, matrix)
 
 
 def features_of_frame(frame: Frame, matrix: np.ndarray) -> FeatureBatch:
     """A transformed frame's features: its matrix as float32, and its rejections."""
     column = _strings(frame.reject_column, frame.n_rows)
     reason = _strings(frame.reject_reason, frame.n_rows)
-    return FeatureBatch(matrix.astype(np.float32), frame.ok, column, reason)
+    return FeatureBatch(matrix.astype(np.float32, copy=False), frame.ok, column, reason)
 
 
 def rejected_rows(batch: pa.RecordBatch | pa.Table, features: FeatureBatch) -> pa.Table:
@@ -65,10 +88,28 @@ def rejected_rows(batch: pa.RecordBatch | pa.Table, features: FeatureBatch) -> p
 
 
 def _cell_text(batch: pa.RecordBatch | pa.Table, column: str | None, row: int) -> str | None:
+    """The cell's text; None where no one cell is to blame (a model output, a derived feature)."""
     if column is None or column not in batch.schema.names:
         return None
     value = batch.column(column)[row].as_py()
     return None if value is None else str(value)
+
+
+def _reject_non_finite(frame: Frame, matrix: np.ndarray, state: FeatureState) -> None:
+    """Reject the valid rows holding a non-finite feature, naming the first such feature."""
+    bad = ~np.isfinite(matrix)
+    rows = bad.any(axis=1) & frame.ok
+    if not rows.any():
+        return
+    first = bad.argmax(axis=1)
+    names, columns = state.feature_names, set(state.pipeline.input_schema.columns)
+    for position in np.unique(first[rows]):
+        name = names[position]
+        mask = rows & (first == position)
+        if name in columns:
+            frame.reject(mask, name, TOO_LARGE)
+        else:  # a derived feature (one-hot): no one input column holds its value
+            frame.reject(mask, None, f"feature {name} too large after scaling")
 
 
 def _strings(values: np.ndarray | None, n_rows: int) -> pa.Array:

@@ -43,7 +43,7 @@ class Frame:
     def __setitem__(self, name: str, values: Column) -> None:
         self.columns[name] = values
 
-    def reject(self, mask: np.ndarray, column: str, reason: str | np.ndarray) -> None:
+    def reject(self, mask: np.ndarray, column: str | None, reason: str | np.ndarray) -> None:
         """Reject the rows in ``mask`` for ``column``; a row's first reason wins."""
         fresh = mask & ~self.rejected
         if not fresh.any():

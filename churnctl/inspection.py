@@ -1,4 +1,8 @@
-"""What a model and a state contain, and whether they fit together (the scoring check)."""
+"""What a model and a state contain, and whether they fit together (the scoring check).
+
+The report stays small whatever the state's size: long lists (labels, feature
+names, parameters) are given as a count and their first items.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from churnctl.binding import Binding, PairStatus, check_pair, read_binding
 from churnctl.errors import CompatibilityError
 from churnctl.model import ChurnModel, TensorInfo
 from churnctl.state import FeatureState
+
+FEATURES_SHOWN = 50  # feature names listed; the report counts the rest
+ITEMS_SHOWN = 20  # items of a long list in a stage's parameters or fitted data
 
 
 @dataclass(frozen=True)
@@ -28,23 +35,36 @@ class Report:
     binding: str  # "bound", "unbound" or "damaged"
     model_fingerprint: str | None
     state_fingerprint: str
-    model_feature_names: list[str] | None  # the model's order when bound
+    model_feature_names: list[str] | None  # the model's order when bound (first ones)
     stages: list[StageSummary]
-    feature_names: list[str]
+    feature_names: list[str]  # the state's order: the first FEATURES_SHOWN names
+    n_features: int  # how many the state has in all
+    n_model_features: int | None  # how many the bound model has in all
+    orders_differ: bool  # the bound model's order is not the state's
     provenance: dict[str, Any]
     compatible: bool
     verdict: str
 
     @property
-    def orders_differ(self) -> bool:
-        names = self.model_feature_names
-        return names is not None and names != self.feature_names
+    def more_features(self) -> str:
+        """``59,959 more features`` when the state's list is cut; else empty."""
+        return _more(self.n_features, self.feature_names)
+
+    @property
+    def more_model_features(self) -> str:
+        """The same for the bound model's list."""
+        return _more(self.n_model_features or 0, self.model_feature_names or [])
+
+
+def _more(total: int, shown: list[str]) -> str:
+    return f"{total - len(shown):,} more features" if total > len(shown) else ""
 
 
 def inspect_pair(model: ChurnModel, state: FeatureState) -> Report:
     """Describe a model and a state and check them exactly as scoring does."""
     compatible, verdict = _verdict(model, state)
     binding, bound = _binding(model)
+    names = state.feature_names
     return Report(
         model_inputs=model.inputs,
         model_outputs=model.outputs,
@@ -52,9 +72,12 @@ def inspect_pair(model: ChurnModel, state: FeatureState) -> Report:
         binding=binding,
         model_fingerprint=bound.fingerprint if bound else None,
         state_fingerprint=state.fingerprint,
-        model_feature_names=list(bound.feature_names) if bound else None,
-        stages=[_summarise(stage) for stage in state.to_dict()["stages"]],
-        feature_names=state.feature_names,
+        model_feature_names=list(bound.feature_names[:FEATURES_SHOWN]) if bound else None,
+        stages=[_summarise(stage) for stage in state.content()["stages"]],
+        feature_names=names[:FEATURES_SHOWN],
+        n_features=len(names),
+        n_model_features=len(bound.feature_names) if bound else None,
+        orders_differ=bound is not None and list(bound.feature_names) != names,
         provenance=state.provenance,
         compatible=compatible,
         verdict=verdict,
@@ -80,14 +103,29 @@ def _binding(model: ChurnModel) -> tuple[str, Binding | None]:
 
 
 def _summarise(stage: dict[str, Any]) -> StageSummary:
+    params = {key: _capped(value) for key, value in stage["params"].items()}
     parts = []
     for key, value in stage["fitted"].items():
-        size = len(value) if isinstance(value, list) else 1
-        parts.append(f"{key}: {_short(value)}" if size <= 4 else f"{key}: {size} values")
-    return StageSummary(stage["type"], stage["params"], "; ".join(parts))
+        nested = isinstance(value, list) and bool(value) and isinstance(value[0], list)
+        if isinstance(value, list) and not nested and len(value) > 4:
+            parts.append(f"{key}: {len(value):,} values")
+        else:
+            parts.append(f"{key}: {_short(value, key)}")
+    return StageSummary(stage["type"], params, "; ".join(parts))
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_short(v) for v in value) + "]"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+def _capped(value: Any) -> Any:
+    """A parameter as is, or a long list as its count and first items."""
+    if isinstance(value, list) and len(value) > ITEMS_SHOWN:
+        return _short(value, "items")
+    return value
+
+
+def _short(value: Any, what: str) -> str:
+    """``[a, b]``; a long list: ``[9,000,000 labels; first 20: a, b, …]``."""
+    if not isinstance(value, list):
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+    items = ", ".join(_short(v, what) for v in value[:ITEMS_SHOWN])
+    if len(value) <= ITEMS_SHOWN:
+        return f"[{items}]"
+    return f"[{len(value):,} {what}; first {ITEMS_SHOWN}: {items}, …]"

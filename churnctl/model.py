@@ -3,13 +3,21 @@
 Accepted outputs, as real exporters produce them: a probability of shape [N] or
 [N, 1] (Keras via tf2onnx, PyTorch), class probabilities [N, 2], and
 scikit-learn/skl2onnx label + probabilities, including the ZipMap
-``seq(map)`` form. Inference runs per chunk, on float32 (or float64) input.
+``seq(map)`` form. A model that outputs logits (log-odds) is read with
+``logits=True``: the sigmoid (or, for two class logits, the softmax) turns them
+into probabilities. Inference runs per chunk, on float32 (or float64) input.
 A model is loaded from a file or from its bytes, and keeps those bytes so that
 a copy can be opened in another process.
+
+Whatever the model computes, what comes out is a probability or NaN: a
+non-finite output is NaN (the scorer quarantines that row), a finite output
+outside [0, 1] is a ``ModelError``. ONNX Runtime's own logging is silenced; its
+failures become one-line ``ModelError`` messages.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +25,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from churnctl.errors import CompatibilityError, Fix, ModelError
+from churnctl.errors import CompatibilityError, Fix, ModelError, UsageError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
+# ONNX Runtime log severity: 4 = fatal only. Its errors reach the user as ModelError lines.
+ORT_QUIET = 4
+# float32 rounding can put a probability a hair outside [0, 1]; beyond this it is not one.
+PROBABILITY_TOLERANCE = 1e-6
+SHOWN_ROWS = 5
+MAX_THREADS = 2**31 - 1  # ONNX Runtime takes a 32-bit int
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,8 @@ class ChurnModel:
         """Load from a path or from the model's bytes; ``threads`` 0 lets ONNX Runtime choose."""
         self.path = None if isinstance(source, bytes) else Path(source)
         self.name = name or (str(self.path) if self.path is not None else "<model bytes>")
+        self.threads = check_threads(threads)
         self.data = source if isinstance(source, bytes) else read_model_file(Path(source))
-        self.threads = threads
         self._session = _open_session(self.data, self.name, threads)
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.inputs = [_info(node) for node in self._session.get_inputs()]
@@ -92,16 +106,56 @@ class ChurnModel:
                 fix=Fix("state", note="(the state the model was trained with)"),
             )
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Positive-class probability (float64, shape [N]) for a feature matrix [N, k]."""
+    def predict_proba(
+        self, features: np.ndarray, *, logits: bool = False, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Positive-class probability (float64, shape [N]) for a feature matrix [N, k].
+
+        NaN where the model's output is not finite (NaN or infinite); a finite
+        output outside [0, 1] is a ``ModelError`` naming the values and the
+        ``rows`` they come from (default: positions 0..N-1). ``logits``: the
+        model outputs log-odds, turned into probabilities here.
+        """
         if len(features) == 0:
             return np.zeros(0, dtype=np.float64)
+        if logits:
+            self.check_logits()
+            output = self._run(features)
+            return logit_probability(output, self.choice, source=self.name, n_rows=len(features))
+        values = positive_probability(self._run(features), self.choice, source=self.name)
+        _check_length(values, len(features), self.name)
+        return checked_probability(values, self.choice.name, source=self.name, rows=rows)
+
+    def check_logits(self) -> None:
+        """Refuse ``logits=True`` for an output that can only hold probabilities (ZipMap)."""
+        if self.choice.form == "zipmap":
+            raise ModelError(
+                f"{self.name}: output '{self.choice.name}' is a ZipMap of class probabilities, "
+                "not logits; score this model without logits"
+            )
+
+    def _run(self, features: np.ndarray) -> Any:
         feed = {self.input.name: np.ascontiguousarray(features, dtype=self._dtype)}
+        options = ort.RunOptions()
+        options.log_severity_level = ORT_QUIET
         try:
-            (output,) = self._session.run([self.choice.name], feed)
+            (output,) = self._session.run([self.choice.name], feed, options)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"{self.name}: inference failed: {exc}") from None
-        return positive_probability(output, self.choice, source=self.name)
+            shape = "x".join(str(n) for n in np.shape(features))
+            raise ModelError(
+                f"{self.name}: inference failed on a {shape} feature matrix: {ort_message(exc)}"
+            ) from None
+        return output
+
+
+def check_threads(threads: Any) -> int:
+    """An intra-op thread count ONNX Runtime accepts: a whole number >= 0 (0: its choice)."""
+    whole = isinstance(threads, int) and not isinstance(threads, bool)
+    if not (whole and 0 <= threads <= MAX_THREADS):
+        raise UsageError(
+            f"threads must be a whole number from 0 to {MAX_THREADS:,}, got {threads!r}"
+        )
+    return threads
 
 
 def read_model_file(path: Path) -> bytes:
@@ -119,12 +173,28 @@ def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     if threads:
         options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = ORT_QUIET
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{name}: not a loadable ONNX model: {first_line}") from None
+        raise ModelError(f"{name}: not a loadable ONNX model: {ort_message(exc)}") from None
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_NODE = re.compile(
+    r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' Status Message: "
+)
+# A C++ source location and the function it names; a failed internal assertion.
+_ORT_SOURCE = re.compile(r"(\S*/)?[\w.]+\.(h|cc|cpp):\d+ (\S+\([^)]*\)( const)? )?")
+_ORT_ASSERTION = re.compile(r"(: )[^:]*? was false\. ")
+
+
+def ort_message(exc: BaseException) -> str:
+    """ONNX Runtime's error as one line, without its error code, source paths or assertions."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ORT_PREFIX.sub("", text)
+    text = _ORT_NODE.sub(lambda m: f"node '{m.group(2)}' ({m.group(1)}): ", text)
+    return _ORT_ASSERTION.sub(r"\1", _ORT_SOURCE.sub("", text)).strip()
 
 
 def _info(node: Any) -> TensorInfo:
@@ -157,6 +227,65 @@ def _tensor_form(output: TensorInfo, source: str) -> str:
         f"{source}: output {output.describe()} is not a binary classifier's probability "
         "([N], [N, 1] or [N, 2] expected)"
     )
+
+
+def _check_length(values: np.ndarray, n_rows: int, source: str) -> None:
+    if len(values) != n_rows:
+        raise ModelError(
+            f"{source}: the model returned {len(values):,} probabilities for {n_rows:,} rows; "
+            "it must return one per row (a fixed batch size or a reshape in the graph?)"
+        )
+
+
+def checked_probability(
+    values: np.ndarray, output: str, *, source: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Probabilities as float64: non-finite → NaN; finite outside [0, 1] → ``ModelError``."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    low, high = -PROBABILITY_TOLERANCE, 1 + PROBABILITY_TOLERANCE
+    outside = finite & ((values < low) | (values > high))
+    if outside.any():
+        raise _out_of_range(values, outside, output, source, rows)
+    return np.clip(np.where(finite, values, np.nan), 0.0, 1.0)
+
+
+def _out_of_range(
+    values: np.ndarray, outside: np.ndarray, output: str, source: str, rows: np.ndarray | None
+) -> ModelError:
+    positions = np.flatnonzero(outside)
+    numbers = positions if rows is None else np.asarray(rows)[positions]
+    shown = ", ".join(str(n) for n in numbers[:SHOWN_ROWS]) + (
+        ", ..." if len(numbers) > SHOWN_ROWS else ""
+    )
+    seen = values[outside]
+    message = (
+        f"{source}: output '{output}' is not a probability: {len(seen):,} of {len(values):,} "
+        f"values outside [0, 1] (min {seen.min():.6g}, max {seen.max():.6g}; batch rows {shown})"
+    )
+    if seen.min() < 0:  # negative: log-odds, not a percentage or a score
+        note = "if the model outputs logits (log-odds) rather than probabilities"
+        return ModelError(message, fix=Fix("logits", True, note))
+    return ModelError(f"{message}; the model must output the positive class's probability")
+
+
+def logit_probability(output: Any, choice: OutputChoice, *, source: str, n_rows: int) -> np.ndarray:
+    """Probabilities from logits: sigmoid of one logit, softmax of two class logits.
+
+    NaN where the model's output is not finite.
+    """
+    values = np.asarray(output, dtype=np.float64)
+    two_logits = choice.form == "class-probabilities" and values.ndim == 2 and values.shape[1] == 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        if two_logits:
+            finite = np.isfinite(values).all(axis=1)
+            logit = values[:, 1] - values[:, 0]  # softmax over two classes = sigmoid of this
+        else:
+            logit = positive_probability(values, choice, source=source)
+            finite = np.isfinite(logit)
+        _check_length(logit, n_rows, source)
+        probability = np.exp(-np.logaddexp(0.0, -logit))
+    return np.where(finite, probability, np.nan)
 
 
 def positive_probability(output: Any, choice: OutputChoice, *, source: str) -> np.ndarray:

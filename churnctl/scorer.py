@@ -18,8 +18,10 @@ the ONNX Runtime session is opened lazily in the process that scores, with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -28,13 +30,9 @@ import pyarrow as pa
 
 from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
-from churnctl.errors import UsageError
-from churnctl.extraction import (
-    FeatureBatch,
-    extract_features,
-    rejected_rows,
-)
-from churnctl.model import ChurnModel
+from churnctl.errors import Fix, UsageError
+from churnctl.extraction import FeatureBatch, extract_features, rejected_rows
+from churnctl.model import ChurnModel, check_threads
 from churnctl.sources import check_header
 from churnctl.state import FeatureState, load_state, state_from_text
 
@@ -45,6 +43,9 @@ Batch = pa.RecordBatch | pa.Table
 BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
+# Columns every scorer writes itself: a kept input column may not take their names.
+OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
+NOT_FINITE_OUTPUT = "model output not finite"
 
 
 @dataclass(frozen=True)
@@ -82,23 +83,26 @@ class Scorer:
         threshold: float = 0.5,
         allow_state_mismatch: bool = False,
         threads: int | None = None,
+        logits: bool = False,
     ) -> None:
         """Load what is given as a path, then refuse a model and state that do not fit.
 
         ``threads``: ONNX Runtime intra-op threads wherever the model is opened
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
+        ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
-        if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
-            raise UsageError(f"keep must be a list of column names, got {keep!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise UsageError(f"threads must be a whole number >= 0, got {threads!r}")
+        self.keep = _checked_keep(keep)
+        self.threshold = _checked_threshold(threshold)
+        threads = check_threads(threads)
+        if not isinstance(logits, bool):
+            raise UsageError(f"logits must be True or False, got {logits!r}")
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
-        self.keep = tuple(dict.fromkeys(keep))
-        self.threshold = float(threshold)
-        self.threads = threads
+        if logits:
+            opened.check_logits()
+        self.threads, self.logits = threads, logits
         self.allow_state_mismatch = allow_state_mismatch
         self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
         self._model_bytes, self._model_name = opened.data, opened.name
@@ -125,6 +129,7 @@ class Scorer:
             "keep": self.keep,
             "threshold": self.threshold,
             "threads": self.threads,
+            "logits": self.logits,
             "allow_state_mismatch": self.allow_state_mismatch,
             "check": self.check,
         }
@@ -134,7 +139,7 @@ class Scorer:
         self._model_bytes, self._model_name = settings["model"], settings["model_name"]
         self._model = None
         self.keep, self.threshold = settings["keep"], settings["threshold"]
-        self.threads = settings["threads"]
+        self.threads, self.logits = settings["threads"], settings["logits"]
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
 
@@ -145,10 +150,10 @@ class Scorer:
     def score(self, batch: BatchLike) -> ScoredBatch:
         """Scored rows and rejected rows; together they hold every input row once."""
         table = self._arrow(batch)
-        features = self.features(table)
+        features, raw = self._predict(table)
         valid = pa.array(features.valid)
-        raw = self.model.predict_proba(features.matrix[features.valid]).astype(np.float32)
         kept = [as_text(table.column(name)).filter(valid) for name in self.keep]
+        raw = raw[features.valid].astype(np.float32)
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
         scored = pa.Table.from_arrays(columns, schema=output_schema(self.keep))
         return ScoredBatch(scored, rejected_rows(table, features))
@@ -156,9 +161,8 @@ class Scorer:
     def score_aligned(self, batch: BatchLike) -> pa.Table:
         """One row per input row, in input order: kept columns, raw, exited, reject reason."""
         table = self._arrow(batch)
-        features = self.features(table)
-        raw = np.zeros(table.num_rows, dtype=np.float32)
-        raw[features.valid] = self.model.predict_proba(features.matrix[features.valid])
+        features, raw = self._predict(table)
+        raw = np.where(features.valid, raw, 0.0).astype(np.float32)
         missing = ~features.valid
         columns = [
             *(as_text(table.column(name)) for name in self.keep),
@@ -169,12 +173,43 @@ class Scorer:
         ]
         return pa.Table.from_arrays(columns, schema=aligned_schema(self.keep))
 
+    def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
+        """Features and each row's probability (NaN where rejected); non-finite output rejects."""
+        features = self.features(table)
+        rows = np.flatnonzero(features.valid)
+        raw = np.full(table.num_rows, np.nan)
+        raw[rows] = self.model.predict_proba(features.matrix[rows], logits=self.logits, rows=rows)
+        return features.rejecting(np.isnan(raw), None, NOT_FINITE_OUTPUT), raw
+
     def _arrow(self, batch: BatchLike) -> Batch:
         """The batch as Arrow, checked to hold every required column."""
         if not isinstance(batch, pa.RecordBatch | pa.Table):
             batch = _from_pandas(batch)
         check_header("batch", batch.schema.names, self.required_columns)
         return batch
+
+
+def _checked_keep(keep: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
+        raise UsageError(f"keep must be a list of column names, got {keep!r}")
+    clash = [name for name in keep if name in OWN_COLUMNS]
+    if clash:
+        raise UsageError(
+            f"cannot keep column '{clash[0]}': the scorer writes its own '{clash[0]}' column "
+            f"({', '.join(OWN_COLUMNS)} are reserved); keep other columns, or rename it in "
+            "the input"
+        )
+    return tuple(dict.fromkeys(keep))
+
+
+def _checked_threshold(threshold: Any) -> float:
+    number = isinstance(threshold, Real) and not isinstance(threshold, bool)
+    if not (number and math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise UsageError(
+            f"threshold must be a number from 0 to 1 (exited = raw > threshold), got {threshold!r}",
+            fix=Fix("threshold", "0.5"),
+        )
+    return float(threshold)
 
 
 def _from_pandas(frame: Any) -> pa.Table:

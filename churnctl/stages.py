@@ -9,6 +9,7 @@ a fitted stage back from them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -100,6 +101,7 @@ class Stage:
     @classmethod
     def from_state(cls, params: dict[str, Any], fitted: dict[str, Any]) -> Stage:
         """Rebuild a fitted stage from its stored params and learned data."""
+        _check_params(cls, params)
         stage = cls(**params)
         expected = {attr.rstrip("_") for attr in cls._fitted_attrs}
         if set(fitted) != expected:
@@ -120,6 +122,48 @@ class Stage:
     def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
         """What each output column carries, given what the input columns carry."""
         raise NotImplementedError
+
+
+def _check_params(cls: type[Stage], params: dict[str, Any]) -> None:
+    """Refuse unknown or missing constructor parameters by name (not with Python's TypeError)."""
+    signature = inspect.signature(cls.__init__).parameters
+    known = [name for name, p in signature.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = [name for name in params if name not in known]
+    if unknown:
+        raise PipelineSpecError(
+            f"{cls.TYPE}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(known)}"
+        )
+    missing = [name for name in known if signature[name].default is signature[name].empty]
+    missing = [name for name in missing if name not in params]
+    if missing:
+        raise PipelineSpecError(f"{cls.TYPE}: missing parameter(s) {', '.join(missing)}")
+
+
+def _whole_numbers(stage: str, key: str, value: Any, minimum: int, meaning: str) -> list[int]:
+    """Fitted data that must be a list of whole numbers >= ``minimum``."""
+    if not isinstance(value, list) or not all(type(v) is int and v >= minimum for v in value):
+        raise PipelineSpecError(
+            f"{stage}: fitted {key} must be whole numbers >= {minimum} ({meaning})"
+        )
+    return value
+
+
+def _numbers(stage: str, key: str, value: Any) -> np.ndarray:
+    """Fitted data that must be a list of numbers (not booleans), as float64."""
+    if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
+        raise PipelineSpecError(f"{stage}: fitted {key} must be a list of numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _label_lists(stage: str, value: Any) -> list[list[str]]:
+    """Fitted labels: one list of text labels per column."""
+    lists = isinstance(value, list) and all(isinstance(v, list) for v in value)
+    if not lists or not all(isinstance(label, str) for v in value for label in v):
+        raise PipelineSpecError(
+            f"{stage}: fitted labels must be one list of text labels per column"
+        )
+    return value
 
 
 def _names_of(names: NameMap, column: str) -> tuple[str, ...]:
@@ -184,7 +228,7 @@ class StringIndexer(Stage):
         return self
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
-        labels = fitted["labels"]
+        labels = _label_lists(self.TYPE, fitted["labels"])
         if len(labels) != len(self.input_cols):
             raise PipelineSpecError(
                 f"StringIndexer: {len(labels)} label lists for {len(self.input_cols)} columns"
@@ -327,8 +371,11 @@ class OneHotEncoder(Stage):
         return self
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
-        sizes = fitted["category_sizes"]
-        if len(sizes) != len(self.input_cols) or any(s < 1 for s in sizes):
+        sizes = _whole_numbers(
+            self.TYPE, "category_sizes", fitted["category_sizes"], 1,
+            "one positive category size per column",
+        )  # fmt: skip
+        if len(sizes) != len(self.input_cols):
             raise PipelineSpecError("OneHotEncoder: one positive category size per column needed")
         self.category_sizes_ = [int(s) for s in sizes]
 
@@ -391,8 +438,10 @@ class VectorAssembler(Stage):
         return self
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
-        sizes = fitted["input_sizes"]
-        if len(sizes) != len(self.input_cols) or any(int(s) < 0 for s in sizes):
+        sizes = _whole_numbers(
+            self.TYPE, "input_sizes", fitted["input_sizes"], 0, "one input size per column"
+        )
+        if len(sizes) != len(self.input_cols):
             raise PipelineSpecError("VectorAssembler: one input size (>= 0) per column needed")
         self.input_sizes_ = [int(s) for s in sizes]
 
@@ -422,7 +471,7 @@ def _width(values: np.ndarray | pa.Array) -> int:
 
 
 class StandardScaler(Stage):
-    """Centres and/or scales each feature; a zero std scales that feature to 0."""
+    """Centres and/or scales each feature; a zero (or denormal) std scales that feature to 0."""
 
     TYPE = "StandardScaler"
     _fitted_attrs = ("mean_", "std_")
@@ -467,9 +516,9 @@ class StandardScaler(Stage):
         return self
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
-        mean = np.asarray(fitted["mean"], dtype=np.float64)
-        std = np.asarray(fitted["std"], dtype=np.float64)
-        if mean.ndim != 1 or mean.shape != std.shape:
+        mean = _numbers(self.TYPE, "mean", fitted["mean"])
+        std = _numbers(self.TYPE, "std", fitted["std"])
+        if mean.shape != std.shape:
             raise PipelineSpecError("StandardScaler: mean and std must be equal-length lists")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):
             raise PipelineSpecError("StandardScaler: mean and std must be finite, std >= 0")
@@ -501,6 +550,14 @@ def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarr
     n = matrix.shape[0]
     if n <= ddof:
         raise PipelineSpecError(f"StandardScaler: need more than {ddof} training rows, got {n}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        mean, std = _two_pass(matrix, n, ddof)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise PipelineSpecError("StandardScaler: training values are too large to scale")
+    return mean, std
+
+
+def _two_pass(matrix: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     mean = (matrix / n).sum(axis=0)
     mean += (matrix - mean).sum(axis=0) / n
     constant = (matrix == matrix[0]).all(axis=0)
@@ -510,20 +567,24 @@ def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarr
     unit = np.where(largest > 0, largest, 1.0)
     std = largest * np.sqrt(((deviations / unit) ** 2).sum(axis=0) / (n - ddof))
     std[constant] = 0.0
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise PipelineSpecError("StandardScaler: training values are too large to scale")
     return mean, std
 
 
 def scale(
     matrix: np.ndarray, mean: np.ndarray, std: np.ndarray, with_mean: bool, with_std: bool
 ) -> np.ndarray:
-    """Apply standard scaling; features with zero std become 0 when scaling by std."""
-    result = matrix - mean if with_mean else matrix.copy()
-    if with_std:
-        zero = std == 0
-        np.divide(result, np.where(zero, 1.0, std), out=result)
-        result[:, zero] = 0.0
+    """Apply standard scaling; a feature whose std is 0 becomes 0 when scaling by std.
+
+    A std below the smallest normal float64 (a denormal, whose reciprocal
+    overflows) counts as 0 too. Values that overflow become ±inf without a
+    warning: the caller quarantines the rows that hold them.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = matrix - mean if with_mean else matrix.copy()
+        if with_std:
+            zero = ~(std >= np.finfo(np.float64).tiny)
+            np.divide(result, np.where(zero, 1.0, std), out=result)
+            result[:, zero] = 0.0
     return result
 
 

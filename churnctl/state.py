@@ -29,6 +29,7 @@ FORMAT = "churnctl-feature-state"
 FORMAT_VERSION = 1
 # What the fingerprint covers: what the state computes, not where or when it was fitted.
 FINGERPRINT_KEYS = ("format_version", "input_schema", "stages", "output")
+MAX_INT_DIGITS = 100  # far beyond any count a state holds; Python refuses past 4,300
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 STATE_SCHEMA: dict[str, Any] = {
@@ -92,6 +93,21 @@ STATE_SCHEMA: dict[str, Any] = {
 }  # fmt: skip
 
 
+_ITEMS = jsonschema.Draft202012Validator.VALIDATORS["items"]
+
+
+def _items(validator: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Any:
+    """``items``, with a fast path for the long lists of strings (labels, feature names)."""
+    strings = items == _STRINGS["items"] and isinstance(instance, list)
+    if strings and all(isinstance(item, str) for item in instance):
+        return
+    yield from _ITEMS(validator, items, instance, schema)
+
+
+# Checking millions of labels one by one through jsonschema takes minutes; this takes seconds.
+StateValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"items": _items})
+
+
 @dataclass
 class FeatureState:
     """A fitted pipeline plus where it came from; ``source`` names it in messages."""
@@ -111,16 +127,17 @@ class FeatureState:
         Refitting the same pipeline on the same data gives the same fingerprint;
         any other feature order, parameter or fitted number gives another.
         """
-        content = self._content()
+        content = self.content()
         covered = {key: content[key] for key in FINGERPRINT_KEYS}
         return "sha256:" + hashlib.sha256(canonical_json(covered).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, checksum included."""
-        content = self._content()
+        content = self.content()
         return {**content, "checksum": "sha256:" + content_checksum(content)}
 
-    def _content(self) -> dict[str, Any]:
+    def content(self) -> dict[str, Any]:
+        """The JSON document without its checksum (cheaper than ``to_dict``)."""
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -189,46 +206,92 @@ def state_from_text(text: str, *, source: str = "state") -> FeatureState:
     """Validate a state document and build its fitted pipeline."""
     document = _parse_json(text, source)
     _check_version(document, source)
+    _verify_checksum(document, source)  # cheap: before the item-by-item schema validation
     try:
-        jsonschema.validate(document, STATE_SCHEMA)
+        jsonschema.validate(document, STATE_SCHEMA, cls=StateValidator)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise StateError(f"{source}: invalid state at {where}: {exc.message}") from None
-    if document["checksum"] != "sha256:" + content_checksum(document):
+    return _build_state(document, source)
+
+
+def _verify_checksum(document: dict[str, Any], source: str) -> None:
+    try:
+        expected = "sha256:" + content_checksum(document)
+    except ValueError:  # 1e400 parses as inf, which canonical JSON refuses
+        raise StateError(
+            f"{source}: a number is out of range for float64 (numbers must be finite); "
+            "refit it with `churnctl fit`"
+        ) from None
+    if document.get("checksum") != expected:
         raise StateError(
             f"{source}: checksum mismatch: the file was edited or corrupted; "
             "refit it with `churnctl fit`"
         )
-    return _build_state(document, source)
 
 
 def _parse_json(text: str, source: str) -> dict[str, Any]:
-    try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
+    if not text.strip():
         raise StateError(
-            f"{source}: not valid JSON (truncated or damaged?) at line {exc.lineno}: {exc.msg}"
-        ) from None
-    except (ValueError, RecursionError) as exc:
+            f"{source}: not valid JSON (the file is empty); refit it with `churnctl fit`"
+        )
+    try:
+        document = json.loads(
+            text.removeprefix("\ufeff"), parse_constant=_refuse_constant, parse_int=_bounded_int
+        )
+    except json.JSONDecodeError as exc:
+        raise StateError(f"{source}: {_json_problem(exc)}") from None
+    except RecursionError:
+        raise StateError(f"{source}: not a state document: nested too deeply") from None
+    except ValueError as exc:
         raise StateError(f"{source}: not a valid state document: {exc}") from None
     if not isinstance(document, dict):
         raise StateError(f"{source}: a state file must hold a JSON object")
     return document
 
 
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """``not valid JSON: expecting ',' delimiter at line 3, column 7; ...``, a whole sentence."""
+    what = exc.msg[:1].lower() + exc.msg[1:]
+    where = f"line {exc.lineno}, column {exc.colno}"
+    located = f"{what} {where}" if what.endswith(" at") else f"{what} at {where}"
+    return (
+        f"not valid JSON: {located}; the file is truncated or damaged: restore it, or refit it "
+        "with `churnctl fit`"
+    )
+
+
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in a state file (numbers must be finite)")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"a whole number with {len(text):,} digits is too large")
+    return int(text)
 
 
 def _check_version(document: dict[str, Any], source: str) -> None:
     if document.get("format") != FORMAT:
         raise StateError(f"{source}: not a churnctl state file (format {FORMAT!r} expected)")
     version = document.get("format_version")
-    if version != FORMAT_VERSION:
+    if version == FORMAT_VERSION and type(version) is int:
+        return
+    reads = f"this churnctl ({__version__}) reads (version {FORMAT_VERSION})"
+    if type(version) is int and version > FORMAT_VERSION:
         raise StateError(
-            f"{source}: unsupported state format version {version!r}; this churnctl "
-            f"({__version__}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
+            f"{source}: state format version {version} is newer than {reads}; upgrade churnctl "
+            "to read it"
         )
+    if type(version) is int:
+        raise StateError(
+            f"{source}: state format version {version} is older than {reads}; refit it with "
+            "`churnctl fit`"
+        )
+    raise StateError(
+        f"{source}: unsupported state format version {version!r}; this churnctl "
+        f"({__version__}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
+    )
 
 
 def _build_state(document: dict[str, Any], source: str) -> FeatureState:
@@ -243,7 +306,7 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
     except (ChurnctlError, TypeError, ValueError) as exc:
         raise StateError(f"{source}: invalid stage: {exc}") from None
     state = FeatureState(pipeline, dict(document["provenance"]), source=source)
-    rebuilt = state.to_dict()
+    rebuilt = state.content()
     for key in ("input_schema", "output"):
         if rebuilt[key] != document[key]:
             raise StateError(f"{source}: '{key}' does not match the stages it describes")

@@ -328,7 +328,9 @@ REFUSALS = [
         edited(_set(["format_version"], 0)), ["version 0", "churnctl fit"], id="old-version-0"
     ),
     pytest.param(
-        edited(_set(["format_version"], 2)), ["version 2", "churnctl fit"], id="future-version-2"
+        edited(_set(["format_version"], 2)),
+        ["version 2", "upgrade churnctl"],
+        id="future-version-2",
     ),
     pytest.param(edited(_set(["format_version"], "1")), ["version '1'"], id="version-as-string"),
     pytest.param(
