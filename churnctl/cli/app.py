@@ -1,0 +1,169 @@
+"""The Typer application: one-line usage errors, flag-spelled fixes, SIGTERM, the entry point.
+
+Usage errors, like library errors, are one ``Error: ...`` line with exit code 2;
+a reader of stdout that goes away (``| head``) ends the run quietly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from churnctl import __version__
+from churnctl.cli.console import fail, is_closed_pipe, stdout, stop_quietly
+from churnctl.errors import ChurnctlError, Fix
+
+TERMINATED = 128 + signal.SIGTERM
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """A usage error (unknown option, bad value, ...) as one line, with where to get help."""
+    message = exc.format_message().strip()
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    stop = "" if message.endswith((".", "?", "!")) else "."
+    return f"{message}{stop} Try '{ctx.command_path} --help' for help."
+
+
+@contextlib.contextmanager
+def _clean_exits() -> Iterator[None]:
+    """Usage errors become one `Error:` line (exit 2); a closed stdout pipe a quiet exit."""
+    try:
+        yield
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # help shown; typer tests the name too
+            raise
+        fail(_usage_message(exc), exc.exit_code)
+    except OSError as exc:
+        if not is_closed_pipe(exc):
+            raise
+        stop_quietly()
+
+
+def _tidy_metavars(params: list[Any]) -> list[Any]:
+    """Help shows a flag with no value, an argument by name alone (not `<bool>`, `<str>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar is not None:
+            param.display_type_rich = _no_type  # typer shows an argument's type beside its name
+    return params
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+class _Command(TyperCommand):
+    """A churnctl command: flags (``--help`` included) without a metavar."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The churnctl group: parsing and running every command under ``_clean_exits``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _clean_exits():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _clean_exits():
+            return super().invoke(ctx)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _tidy_metavars(super().get_params(ctx))
+
+
+app = typer.Typer(
+    name="churnctl",
+    cls=_Group,
+    help="Score customer churn with one JSON feature-extractor state for every runtime.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def command(fn: F) -> F:
+    """Register a command; the one place where ChurnctlError becomes `Error: ...` + exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ChurnctlError as exc:
+            fail(_with_flags(exc), exc.exit_code)
+        except OSError as exc:  # the file system said no: still one actionable line
+            if is_closed_pipe(exc):
+                stop_quietly()
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+
+    app.command(fn.__name__.replace("_", "-"), cls=_Command)(wrapper)
+    return fn
+
+
+def _with_flags(exc: ChurnctlError) -> str:
+    """The error's message, its structured fix spelled as this CLI's flag."""
+    return exc.message if exc.fix is None else f"{exc.message}; {_flag_fix(exc.fix)}"
+
+
+def _flag_fix(fix: Fix) -> str:
+    flag = "--" + fix.setting.replace("_", "-")
+    if fix.example is None or fix.example is True:
+        text = f"pass {flag}"
+    else:
+        example = str(fix.example)
+        text = f"pass {flag} {example if shlex.quote(example) == example else repr(example)}"
+    return text if fix.note is None else f"{text} {fix.note}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"churnctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """churnctl: batch and stream churn scoring without training/serving skew."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: temporary outputs and the stdin spool are removed."""
+    raise SystemExit(TERMINATED)
+
+
+def run() -> None:
+    """The console script: the app, and after SIGTERM (once cleaned up) an immediate exit.
+
+    Exiting at once skips interpreter finalisation, which would abort while an
+    Arrow I/O thread is still blocked reading a pipe.
+    """
+    try:
+        app()
+    except SystemExit as exit:
+        if exit.code != TERMINATED:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(TERMINATED)

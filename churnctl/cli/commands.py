@@ -1,0 +1,238 @@
+"""The commands: each parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from churnctl.binding import PairStatus, bind_file, short
+from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.cli.app import command
+from churnctl.cli.console import stderr, stdout
+from churnctl.cli.options import (
+    KEEP_DEFAULT,
+    AllowMismatch,
+    Delimiter,
+    Encoding,
+    FormatOpt,
+    InputArg,
+    KeepOpt,
+    LogitsOpt,
+    MaxRejects,
+    ModelOpt,
+    PipelineOpt,
+    RejectsOpt,
+    SaveStateOpt,
+    ScoreOutput,
+    StateOpt,
+    ThresholdOpt,
+    TrainOpt,
+    output_file,
+    parse_max_rejects,
+    path_value,
+    read_options,
+    text_value,
+)  # fmt: skip
+from churnctl.cli.report import binding_lines, report_tables
+from churnctl.errors import UsageError
+from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
+from churnctl.fitting import FitRequest, fit_file, fit_state
+from churnctl.generate import MAX_FILES, generate_files
+from churnctl.inspection import inspect_pair
+from churnctl.model import ChurnModel
+from churnctl.paths import check_distinct
+from churnctl.rejects import rejects_path
+from churnctl.scorer import Scorer
+from churnctl.sources import ReadOptions
+from churnctl.state import FeatureState, load_state
+
+
+@command
+def fit(
+    train: Annotated[
+        str,
+        typer.Argument(
+            metavar="TRAIN", parser=text_value, help="Training CSV, CSV.gz or Parquet file."
+        ),
+    ],
+    output: Annotated[Path, output_file("State JSON file to write.")],
+    pipeline: PipelineOpt = None,
+    rejects: RejectsOpt = None,
+    max_rejects: MaxRejects = "5%",
+    delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
+) -> None:
+    """Fit the feature extractor on TRAIN and write its JSON state."""
+    request = FitRequest(
+        train=train, output=str(output), pipeline=pipeline, rejects=rejects,
+        max_rejects=parse_max_rejects(max_rejects),
+        read_options=read_options(delimiter, encoding),
+    )  # fmt: skip
+    state, rejects_file = fit_file(request)
+    prov = state.provenance
+    stderr.print(
+        f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
+        f"({prov['rows_rejected']:,} rejected) → {output}; rejects → {rejects_file}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@command
+def score(
+    input: InputArg,
+    output: ScoreOutput = "-",
+    state: StateOpt = None,
+    train: TrainOpt = None,
+    save_state: SaveStateOpt = None,
+    pipeline: PipelineOpt = None,
+    model: ModelOpt = None,
+    keep: KeepOpt = KEEP_DEFAULT,  # a tuple: an immutable default, shown by --help
+    threshold: ThresholdOpt = 0.5,
+    format: FormatOpt = None,
+    rejects: RejectsOpt = None,
+    max_rejects: MaxRejects = "5%",
+    allow_state_mismatch: AllowMismatch = False,
+    logits: LogitsOpt = False,
+    delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
+) -> None:
+    """Score INPUT with a model and a feature state; write raw probability and exited."""
+    check_distinct(
+        {"input": input, "training file": train, "state": state, "model": model},
+        {"output": output, "rejects": rejects or rejects_path(output, input),
+         "saved state": save_state},
+    )  # fmt: skip
+    options = read_options(delimiter, encoding)
+    limit = parse_max_rejects(max_rejects)
+    features = _state_for_scoring(state, train, save_state, pipeline, options)
+    scorer = Scorer(
+        features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
+        allow_state_mismatch=allow_state_mismatch, logits=logits,
+    )  # fmt: skip
+    _warn_about_pair(scorer)
+    request = ScoreRequest(
+        input=input, output=output, scorer=scorer, format=format, rejects=rejects,
+        max_rejects=limit, read_options=options,
+    )  # fmt: skip
+    with _progress() as advance:
+        summary = score_file(request, on_progress=advance)
+    if save_state is not None:
+        features.save(save_state)
+    _print_summary(summary, scorer)
+
+
+def _state_for_scoring(
+    state: Path | None,
+    train: str | None,
+    save_state: Path | None,
+    pipeline: str | None,
+    options: ReadOptions,
+) -> FeatureState:
+    if state is not None and train is not None:
+        raise UsageError("pass either --state or --train, not both")
+    if train is None:
+        if save_state is not None or pipeline is not None:
+            raise UsageError("--save-state and --pipeline need --train")
+        return load_state(state or bundled(STATE))
+    return fit_state(train, pipeline=pipeline, read_options=options)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr when it is a terminal; nothing otherwise."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("scoring", total=None)
+        yield lambda rows: bar.update(task, completed=rows)
+
+
+def _warn_about_pair(scorer: Scorer) -> None:
+    if scorer.check.status is not PairStatus.BOUND:
+        stderr.print(f"Warning: {scorer.check.message}", markup=False)
+
+
+def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
+    target = "stdout" if summary.output == "-" else summary.output
+    skipped = scorer.check.status is PairStatus.SKIPPED
+    stderr.print(
+        f"read {summary.rows_read:,} rows: {summary.rows_scored:,} scored, "
+        f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
+        f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}"
+        + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
+        markup=False,
+    )
+
+
+@command
+def bind(
+    model: Annotated[
+        Path, typer.Option(metavar="FILE", parser=path_value, help="ONNX model to bind.")
+    ],
+    state: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE", parser=path_value, help="The state the model was trained with."
+        ),
+    ],
+    output: Annotated[Path, output_file("Bound model to write (not the input model).")],
+) -> None:
+    """Write MODEL bound to STATE: every runtime then refuses any other state."""
+    check_distinct({"model": model, "state": state}, {"output": output})
+    binding = bind_file(model, load_state(state), output)
+    stderr.print(
+        f"bound {model} to state {short(binding.fingerprint)} "
+        f"({len(binding.feature_names)} features) → {output}",
+        markup=False,
+    )
+
+
+@command
+def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
+    """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
+    report = inspect_pair(ChurnModel(model or bundled(MODEL)), load_state(state or bundled(STATE)))
+    for table in report_tables(report):
+        stdout.print(table)
+    for line in binding_lines(report):
+        stdout.print(line, markup=False, soft_wrap=True)
+    verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
+    stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
+    if not report.compatible:
+        raise typer.Exit(2)
+
+
+@command
+def generate(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            parser=path_value,
+            help="A .csv, .csv.gz or .parquet file; with --files N, a directory for N CSV parts.",
+        ),
+    ],
+    rows: Annotated[
+        int, typer.Option("-n", "--rows", metavar="N", min=0, help="Number of rows.")
+    ] = 10_000,
+    files: Annotated[
+        int,
+        typer.Option(metavar="N", min=1, max=MAX_FILES, help="Split the rows into N part files."),
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option(metavar="N", min=0, help="Random seed (same seed, same bytes).")
+    ] = 0,
+) -> None:
+    """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
+    paths = generate_files(output, n_rows=rows, files=files, seed=seed)
+    stderr.print(f"wrote {rows:,} rows to {len(paths)} file(s) under {output}", markup=False)

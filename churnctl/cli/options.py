@@ -1,0 +1,173 @@
+"""Option values: parsers, and the annotated option types the commands share."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from churnctl.errors import UsageError
+from churnctl.rejects import RejectLimit
+from churnctl.sources import ReadOptions
+
+
+def text_value(value: str) -> str:
+    """A path given as text: refuse the empty string (which would mean the current folder)."""
+    if value == "":
+        raise typer.BadParameter("the path is empty")
+    return value
+
+
+def path_value(value: str) -> Path:
+    return Path(text_value(value))
+
+
+_DELIMITER_NAMES = {"tab": "\t"}
+_DELIMITER_ESCAPE = re.compile(r"\\(?:(t)|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(\\))")
+
+
+def parse_delimiter(spec: str) -> str:
+    r"""``--delimiter``: one character, ``tab``, or an escape: ``\t``, ``\xHH``, ``\uHHHH``."""
+    char = _DELIMITER_NAMES.get(spec.lower()) or _unescape(spec) or spec
+    if len(char) != 1 or char in '"\r\n\x00':
+        raise UsageError(
+            "--delimiter must be one character other than a quote or a line break, tab, "
+            f"or an escape such as \\t or \\x1f; got {spec!r}"
+        )
+    return char
+
+
+def _unescape(spec: str) -> str | None:
+    match = _DELIMITER_ESCAPE.fullmatch(spec)
+    if match is None:
+        return None
+    tab, byte, code, backslash = match.groups()
+    return "\t" if tab else "\\" if backslash else chr(int(byte or code, 16))
+
+
+def _text_encoding(name: str) -> str:
+    try:
+        b"a".decode(name)
+    except LookupError:  # unknown, or a bytes-to-bytes codec such as rot13 or zlib
+        raise UsageError(
+            f"--encoding {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+    except UnicodeError:  # a text encoding all the same (utf-16 cannot decode one byte)
+        pass
+    return name
+
+
+def read_options(delimiter: str, encoding: str) -> ReadOptions:
+    return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=_text_encoding(encoding))
+
+
+Delimiter = Annotated[
+    str,
+    typer.Option(
+        metavar="CHAR",
+        help=r"CSV field delimiter: one character, tab, or an escape such as \t or \x1f.",
+    ),
+]
+Encoding = Annotated[
+    str, typer.Option(metavar="NAME", help="Text encoding of CSV input, e.g. latin-1.")
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", metavar="PRESET|FILE", help="Preset (reference, sklearn) or TOML/JSON spec."
+    ),
+]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=path_value, help="ONNX model (default: the bundled one)."),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE", parser=path_value, help="Fitted state (default: the bundled one)."
+    ),
+]
+AllowMismatch = Annotated[
+    bool,
+    typer.Option(
+        "--allow-state-mismatch",
+        help="Score even if the model is bound to another state (unsafe).",
+    ),
+]
+
+
+def output_file(help: str) -> Any:
+    return typer.Option("-o", "--output", metavar="FILE", parser=path_value, help=help)
+
+
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT", parser=text_value, help="CSV, CSV.gz or Parquet file; - reads stdin."
+    ),
+]
+ScoreOutput = Annotated[
+    str,
+    typer.Option(
+        "-o", "--output", metavar="FILE", parser=text_value,
+        help="Output .csv, .jsonl or .parquet file; - writes CSV to stdout.",
+    ),
+]  # fmt: skip
+TrainOpt = Annotated[
+    str | None,
+    typer.Option(metavar="FILE", parser=text_value, help="Fit a state on this file first."),
+]
+SaveStateOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", parser=path_value, help="Save the state fitted by --train."),
+]
+KeepOpt = Annotated[
+    list[str],
+    typer.Option(
+        metavar="COLUMN",
+        help="Column copied to the output as text; repeat the option for more columns.",
+    ),
+]
+KEEP_DEFAULT = ("CustomerId",)
+LogitsOpt = Annotated[
+    bool, typer.Option("--logits", help="The model outputs logits: raw is their sigmoid.")
+]
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(metavar="P", help="exited = raw > P (a probability, 0 to 1)."),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="csv|jsonl|parquet",
+        help="Output format (default: from the output's extension; CSV for -).",
+    ),
+]
+RejectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE", parser=text_value,
+        help="Rejects CSV (default: named after the output, beside it); - writes it to stderr.",
+    ),
+]  # fmt: skip
+MaxRejects = Annotated[
+    str,
+    typer.Option(
+        metavar="N|P%", help="Fail (exit 3) when over N rows or P% of the rows are rejected."
+    ),
+]
+
+
+def parse_max_rejects(spec: str) -> RejectLimit:
+    """``--max-rejects``: ``N`` (a count) or ``P%`` (0 ≤ P ≤ 100, a share of rows read)."""
+    count = re.fullmatch(r"\s*(\d+)\s*", spec)
+    share = re.fullmatch(r"\s*(\d+(\.\d*)?)\s*%\s*", spec)
+    if count is not None:
+        return RejectLimit(count=int(count.group(1)))
+    if share is not None and float(share.group(1)) <= 100:
+        return RejectLimit(fraction=float(share.group(1)) / 100)
+    raise UsageError(
+        f"--max-rejects must be a count (e.g. 100) or a percentage (e.g. 5%), got {spec!r}"
+    )
