@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 ColumnLike = pa.Array | pa.ChunkedArray | np.ndarray
+MAX_FIELD_CHARS = 10_000  # a longer field is rejected; a quoted field may not run on further
 
 
 def as_array(values: ColumnLike) -> pa.Array:

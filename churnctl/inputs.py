@@ -14,13 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnctl.columns import as_array, as_text, empty_as_null
+from churnctl.columns import MAX_FIELD_CHARS, as_array, as_text, empty_as_null
 from churnctl.frame import Frame
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
-MAX_FIELD_CHARS = 10_000
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
 
 

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.locate import RecordLocator
 from churnctl.sinks import STDOUT, TableWriter
@@ -138,7 +139,7 @@ class RejectLog:
         if self._locator is None and self._reread is not None:
             self._locator = RecordLocator(
                 self._reread(), delimiter=self._options.delimiter,
-                encoding=self._options.encoding,
+                encoding=self._options.encoding, cap=MAX_FIELD_CHARS,
             )  # fmt: skip
         return self._locator
 

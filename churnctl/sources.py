@@ -4,8 +4,10 @@ CSV (optionally compressed, e.g. ``.csv.gz``), Parquet, or ``-`` for CSV on
 stdin. The header is read first and checked, so that only the needed columns
 are converted, as text, whatever other columns the file carries. Each batch
 comes with the malformed lines (wrong number of fields) set aside while it was
-read, instead of failing the file. A field longer than a read block makes the
-reader start over with larger blocks, skipping what it already handed out.
+read, instead of failing the file; the bytes pass ``records.QuoteGuard`` first,
+so an unbalanced quote costs one line, not the rest of the file. A field longer
+than a read block makes the reader start over with larger blocks, skipping what
+it already handed out.
 CSV input can be read again from the start (``reread``) to locate rejected
 records; stdin is spooled to a temporary file for that as it is read.
 """
@@ -13,9 +15,9 @@ records; stdin is spooled to a temporary file for that as it is read.
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -28,7 +30,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, InputError, SchemaError
+from churnctl.records import RUNAWAY_MARKER, QuoteGuard, runaway_reason, split_records
 
 STDIN = "-"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -117,7 +121,9 @@ def _open_csv(
     replay = _Replay(prefix, stream, tee=spool)
     reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
     start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
-    reader = _CsvBatches(name, required, options, first=replay, start_over=start_over)
+    reader = _CsvBatches(
+        name, required, options, width=len(columns), first=replay, start_over=start_over
+    )
     try:
         reader.open()
     except InputError:
@@ -178,7 +184,10 @@ def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
         raise InputError(
             f"{name}: header is not valid {options.encoding} text", fix=ENCODING_FIX
         ) from None
-    return next(csv.reader([text], delimiter=options.delimiter))
+    split = next(split_records([text], delimiter=options.delimiter, cap=0))
+    if split.cut:
+        raise InputError(f"{name}: the header line has an unbalanced quote; fix the header")
+    return split.fields
 
 
 def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> None:
@@ -253,15 +262,23 @@ class _Replay(io.RawIOBase):
 
 
 class _Collector:
-    """Arrow's invalid-row handler: keeps malformed lines, dropping the first ``skip``."""
+    """Arrow's invalid-row handler: keeps malformed lines, dropping the first ``skip``.
 
-    def __init__(self, skip: int = 0) -> None:
+    A runaway marker line (see ``records``) becomes the runaway line it replaced.
+    """
+
+    def __init__(self, runaways: dict[int, str], skip: int = 0) -> None:
         self.skip = skip
         self.pending: list[BadLine] = []
+        self._runaways = runaways
 
     def __call__(self, row: pacsv.InvalidRow) -> str:
         if self.skip:
             self.skip -= 1
+        elif row.text.startswith(RUNAWAY_MARKER):
+            offset = re.match(r"\d*", row.text[len(RUNAWAY_MARKER) :]).group()
+            text = self._runaways.get(int(offset or -1), "")
+            self.pending.append(BadLine(None, runaway_reason(MAX_FIELD_CHARS), text))
         else:
             reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
             self.pending.append(BadLine(row.number, reason, row.text))
@@ -281,15 +298,18 @@ class _CsvBatches:
         required: Sequence[str],
         options: ReadOptions,
         *,
+        width: int,
         first: io.RawIOBase,
         start_over: Callable[[], BinaryIO],
     ) -> None:
         self._name, self._required, self._options = name, list(required), options
+        self._width = width
         self._first: io.RawIOBase | None = first
         self._start_over = start_over
         self._block_size = options.block_size
         self._rows_out = self._bad_out = self._skip_rows = 0
-        self._bad = _Collector()
+        self._runaways: dict[int, str] = {}
+        self._bad = _Collector(self._runaways)
 
     def open(self) -> None:
         """Open the reader on the input; an over-long first field grows the block size."""
@@ -302,8 +322,16 @@ class _CsvBatches:
 
     def _open_reader(self) -> pacsv.CSVStreamingReader:
         stream, self._first = self._first or _Replay(b"", self._start_over()), None
+        guarded = QuoteGuard(
+            stream,  # type: ignore[arg-type]
+            delimiter=self._options.delimiter,
+            encoding=self._options.encoding,
+            width=self._width,
+            cap=MAX_FIELD_CHARS,
+            runaways=self._runaways,
+        )
         return pacsv.open_csv(
-            io.BufferedReader(stream, buffer_size=1 << 20),  # type: ignore[arg-type]
+            io.BufferedReader(guarded, buffer_size=1 << 20),  # type: ignore[arg-type]
             read_options=pacsv.ReadOptions(
                 block_size=self._block_size, encoding=self._options.encoding
             ),
@@ -329,7 +357,7 @@ class _CsvBatches:
                 "split or remove it"
             ) from None
         self._block_size = min(self._block_size * 16, MAX_BLOCK_SIZE)
-        self._bad = _Collector(skip=self._bad_out)
+        self._bad = _Collector(self._runaways, skip=self._bad_out)
         self._skip_rows = self._rows_out
 
     def __iter__(self) -> Iterator[SourceBatch]:

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
 from csv_rows import csv_bytes, text_rows
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import churnctl.records
+import churnctl.sources
 from churnctl.cli import app
+from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.generate import COLUMNS
+from churnctl.records import RUNAWAY_MARKER, QuoteGuard, split_records
 from churnctl.rejects import EARLY_ROWS, RejectLimit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +74,230 @@ def with_stray_quote(lines: list[str], row: int, column: str = "Surname") -> lis
     fields = lines[row].split(",")
     fields[COLUMNS.index(column)] = '"' + fields[COLUMNS.index(column)]
     return [*lines[:row], ",".join(fields), *lines[row + 1 :]]
+
+
+# ------------------------------------------------------------------ 1. runaway quotes
+
+
+def test_a_stray_quote_quarantines_its_line_and_every_later_row_is_read(tmp_path: Path) -> None:
+    lines = with_stray_quote(sample_lines(), 5)
+    path = tmp_path / "in.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    before = sha256(path)
+    result = score(path, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "read 10,000 rows: 9,999 scored, 1 rejected" in result.stderr
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    assert (reject["line"], reject["column"]) == ("6", "")
+    assert reject["reason"].startswith("unbalanced quote: a quoted field ran over line breaks")
+    assert reject["text"] == lines[5].rstrip("\n")
+    expected = [line.split(",")[1] for i, line in enumerate(lines[1:], 1) if i != 5]
+    assert [r["CustomerId"] for r in rows_of(tmp_path / "out.csv")] == expected
+    assert sha256(path) == before
+    assert_no_leftovers(tmp_path, "in.csv", "out.csv", "out.rejects.csv")
+
+
+def test_a_stray_quote_closed_far_below_is_still_cut_at_the_cap(tmp_path: Path) -> None:
+    """Closed 400 lines later the record would be *valid*: one row swallowing 400 rows."""
+    lines = with_stray_quote(sample_lines(), 5)
+    closing = lines[405].split(",")
+    closing[COLUMNS.index("Surname")] += '"'
+    lines[405] = ",".join(closing)
+    lines[700] = lines[700].replace(",France,", ",Atlantis,").replace(",Spain,", ",Atlantis,")
+    path = tmp_path / "in.csv"
+    path.write_text("".join(lines), encoding="utf-8")
+    result = score(path, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "read 10,000 rows: 9,998 scored, 2 rejected" in result.stderr
+    first, second = rows_of(tmp_path / "out.rejects.csv")
+    assert (first["line"], first["text"]) == ("6", lines[5].rstrip("\n"))
+    assert (second["line"], second["column"]) == ("701", "Geography")  # lines still right
+    assert second["text"] == lines[700].rstrip("\n")
+
+
+def test_stdin_and_file_give_the_same_rejects_for_a_stray_quote(tmp_path: Path) -> None:
+    content = "".join(with_stray_quote(sample_lines(), 9_000)).encode()
+    (tmp_path / "in.csv").write_bytes(content)
+    by_file = score(tmp_path / "in.csv", "-o", tmp_path / "out.csv")
+    piped = score("-", "-o", tmp_path / "p.csv", input=content)
+    assert by_file.exit_code == piped.exit_code == 0, piped.output
+    assert "read 10,000 rows: 9,999 scored, 1 rejected" in piped.stderr
+    strip = [
+        {k: v for k, v in r.items() if k != "source"} for r in rows_of(tmp_path / "p.rejects.csv")
+    ]
+    assert strip == [
+        {k: v for k, v in r.items() if k != "source"} for r in rows_of(tmp_path / "out.rejects.csv")
+    ]
+    assert [r["line"] for r in strip] == ["9001"]
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
+
+
+def test_short_multi_line_fields_and_a_stray_quote_in_one_file(tmp_path: Path) -> None:
+    rows = [line.rstrip("\n").split(",") for line in sample_lines()[1:301]]
+    for i in (10, 200):
+        rows[i][COLUMNS.index("Surname")] = 'two\nlines, "quoted"'
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows([COLUMNS, *rows])
+    text = buffer.getvalue().split("\r\n")
+    stray = text.index(",".join(rows[100]))
+    text[stray] = text[stray].replace(f",{rows[100][2]},", f',"{rows[100][2]},')
+    content = "\r\n".join(text)
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8", newline="")
+    result = score(path, "-o", tmp_path / "out.csv", "--keep", "CustomerId", "--keep", "Surname")
+    assert result.exit_code == 0, result.output
+    assert "read 300 rows: 299 scored, 1 rejected" in result.stderr
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    physical_line = content[: content.index(text[stray])].count("\n") + 1
+    assert int(reject["line"]) == physical_line and reject["text"] == text[stray]
+    surnames = [r["Surname"] for r in rows_of(tmp_path / "out.csv")]
+    assert surnames.count('two\nlines, "quoted"') == 2  # the stray quote took neither
+
+
+# The guard against the reference reader: Arrow reading through QuoteGuard sees
+# exactly the records that split_records (the csv module with the cap) sees.
+
+FIELD = st.one_of(
+    st.sampled_from(["", "a", "1.5", ' "', '"', 'x"y', "a,b", "\n", "\r\n", "ab\ncd", "é"]),
+    st.text(alphabet='ab1 ,"\n\r', max_size=6),
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> bytes:
+    rows = draw(st.lists(st.lists(FIELD, min_size=2, max_size=4), max_size=12))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    quote = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONE]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline, quoting=quote, escapechar="\\")
+    writer.writerow(["a", "b", "c"])
+    for row in rows:
+        if quote == csv.QUOTE_NONE:
+            buffer.write(",".join(row) + newline)  # raw: stray quotes and line breaks as they come
+        else:
+            writer.writerow(row)
+    return buffer.getvalue().encode()
+
+
+def reference(data: bytes, cap: int) -> list[tuple[str, object]]:
+    lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    found: list[tuple[str, object]] = []
+    for split in list(split_records(lines, delimiter=",", cap=cap, width=3))[1:]:
+        if split.runaway:
+            found.append(("runaway", split.lines[0].rstrip("\r\n")))
+        elif len(split.fields) == 3:
+            found.append(("row", split.fields))
+        elif split.fields:
+            found.append(("bad", len(split.fields)))
+    return found
+
+
+def through_guard(data: bytes, cap: int, chunk_size: int) -> list[tuple[str, object]]:
+    runaways: dict[int, str] = {}
+    bad: list[tuple[str, object]] = []
+
+    def invalid(row: pacsv.InvalidRow) -> str:
+        if row.text.startswith(RUNAWAY_MARKER):
+            offset = int(row.text[len(RUNAWAY_MARKER) :])
+            bad.append(("runaway", runaways[offset]))
+        else:
+            bad.append(("bad", row.actual_columns))
+        return "skip"
+
+    guard = QuoteGuard(io.BytesIO(data), delimiter=",", encoding="utf-8", width=3, cap=cap,
+                       runaways=runaways, chunk_size=chunk_size)  # fmt: skip
+    table = pacsv.read_csv(
+        io.BufferedReader(guard),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys("abc", pa.string()), strings_can_be_null=False
+        ),
+    )
+    rows = [("row", list(r.values())) for r in table.to_pylist()]
+    return rows + bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=documents(),
+    cap=st.integers(0, 12),
+    chunk_size=st.integers(1, 9),
+    resync=st.integers(1, 3),
+)
+def test_the_guard_makes_arrow_read_the_records_the_reference_reader_reads(
+    document: bytes, cap: int, chunk_size: int, resync: int
+) -> None:
+    expected = reference(document, cap)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(churnctl.records, "RESYNC", resync)  # hand back to NumPy early and often
+        got = through_guard(document, cap, chunk_size)
+    by_kind = lambda found, kind: [value for k, value in found if k == kind]  # noqa: E731
+    for kind in ("row", "runaway", "bad"):
+        assert by_kind(got, kind) == by_kind(expected, kind)
+
+
+@settings(max_examples=100, deadline=None)
+@given(document=documents(), chunk_size=st.integers(1, 64))
+def test_the_guard_passes_every_byte_of_a_file_without_runaways(
+    document: bytes, chunk_size: int
+) -> None:
+    """Where no record runs away, the bytes Arrow parses are the file's bytes."""
+    assume(all(kind != "runaway" for kind, _ in reference(document, 1 << 20)))
+    guard = QuoteGuard(io.BytesIO(document), delimiter=",", encoding="utf-8", width=3,
+                       cap=1 << 20, runaways={}, chunk_size=chunk_size)  # fmt: skip
+    assert io.BufferedReader(guard).read() == document
+
+
+@st.composite
+def churn_files(draw: st.DrawFn) -> str:
+    """Synthetic churn rows, some with a stray quote, a multi-line field or a bad value."""
+    rows = [list(r) for r in text_rows(draw(st.integers(1, 30)), seed=draw(st.integers(0, 9)))]
+    for row in rows:
+        change = draw(st.sampled_from(["none"] * 6 + ["stray", "multi", "bad", "short"]))
+        column = draw(st.sampled_from(["Surname", "Geography", "Age"]))
+        i = COLUMNS.index(column)
+        if change == "stray":
+            row[i] = '"' + row[i]
+        elif change == "multi":
+            row[i] = '"' + row[i] + '\nmore"'
+        elif change == "bad":
+            row[i] = "?"
+        elif change == "short":
+            del row[i:]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return newline.join(",".join(r) for r in [COLUMNS, *rows]) + newline
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(content=churn_files())
+def test_rows_read_and_reject_lines_agree_with_the_reference_reader(
+    tmp_path_factory: pytest.TempPathFactory, content: str
+) -> None:
+    directory = tmp_path_factory.mktemp("churn")
+    path = directory / "in.csv"
+    path.write_text(content, encoding="utf-8", newline="")
+    result = score(path, "-o", directory / "out.csv", "--max-rejects", "100%")
+    assert result.exit_code == 0, result.output
+    records, line = [], 0
+    for split in split_records(
+        io.StringIO(content, newline=""), delimiter=",", cap=MAX_FIELD_CHARS
+    ):
+        if split.fields or split.runaway:
+            records.append((line + 1, "".join(split.lines).rstrip("\r\n"), split.runaway))
+        line += len(split.lines)
+    records = records[1:]  # the header
+    rejects = rows_of(directory / "out.rejects.csv")
+    scored = rows_of(directory / "out.csv")
+    assert len(scored) + len(rejects) == len(records)
+    assert f"read {len(records)} rows" in result.stderr
+    located = {(n, text) for n, text, _ in records}
+    assert {(int(r["line"]), r["text"]) for r in rejects} <= located
+    runaway_lines = [n for n, _, runaway in records if runaway]
+    assert [
+        int(r["line"]) for r in rejects if r["reason"].startswith("unbalanced")
+    ] == runaway_lines
 
 
 # ------------------------------------------------------------------ 7. the early reject limit
