@@ -11,7 +11,7 @@ import pyarrow as pa
 from churnctl.errors import InputError
 from churnctl.inputs import frame_from_batch
 from churnctl.pipeline import load_pipeline_spec
-from churnctl.sources import STDIN, ReadOptions, open_source
+from churnctl.sources import STDIN, ReadOptions, is_stream, open_source
 from churnctl.state import FeatureState
 
 
@@ -25,8 +25,11 @@ def fit_state(
     train: str | Path, *, pipeline: str | None = None, read_options: ReadOptions | None = None
 ) -> FeatureState:
     """Fit a pipeline (preset name or spec file) on a training file."""
-    if str(train) == STDIN:
-        raise InputError("training data must be a file (its SHA-256 goes into the state), not -")
+    if str(train) == STDIN or is_stream(train):
+        raise InputError(
+            f"{train}: training data must be a regular file (its SHA-256 goes into the state), "
+            "not stdin or a pipe"
+        )
     description, features = load_pipeline_spec(pipeline)
     source = open_source(train, features.input_schema.columns, read_options or ReadOptions())
     parts = list(source.batches)

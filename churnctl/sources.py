@@ -1,15 +1,16 @@
 """Reading input files as a stream of Arrow record batches, in constant memory.
 
 CSV (optionally compressed, e.g. ``.csv.gz``), Parquet, or ``-`` for CSV on
-stdin. The header is read first and checked, so that only the needed columns
-are converted, as text, whatever other columns the file carries. Each batch
-comes with the malformed lines (wrong number of fields) set aside while it was
-read, instead of failing the file; the bytes pass ``records.QuoteGuard`` first,
-so an unbalanced quote costs one line, not the rest of the file. A field longer
-than a read block makes the reader start over with larger blocks, skipping what
-it already handed out.
-CSV input can be read again from the start (``reread``) to locate rejected
-records; stdin is spooled to a temporary file for that as it is read.
+stdin; a pipe or FIFO (``<(zcat x.gz)``) is read as a stream, like stdin. The
+header is read first and checked, so that only the needed columns are
+converted, as text, whatever other columns the file carries. Each batch comes
+with the malformed lines (wrong number of fields) set aside while it was read,
+instead of failing the file; the bytes pass ``records.QuoteGuard`` first, so an
+unbalanced quote costs one line, not the rest of the file. A field longer than
+a read block makes the reader start over with larger blocks, skipping what it
+already handed out. CSV input can be read again from the start (``reread``) to
+locate rejected records; stdin and pipes are spooled to a temporary file for
+that as they are read. Unreadable input is an ``InputError`` naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import codecs
 import io
 import os
 import re
+import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -31,7 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churnctl.columns import MAX_FIELD_CHARS
-from churnctl.errors import Fix, InputError, SchemaError
+from churnctl.errors import Fix, InputError, SchemaError, UsageError
 from churnctl.records import RUNAWAY_MARKER, QuoteGuard, runaway_reason, split_records
 
 STDIN = "-"
@@ -39,6 +42,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 HEADER_LIMIT = 1 << 20
 MAX_BLOCK_SIZE = 1 << 30  # the largest single field a CSV file may hold
 ENCODING_FIX = Fix("encoding", "latin-1", "if the file uses another encoding")
+GZIP_MAGIC = b"\x1f\x8b"
+ASCII_PROBE = '\n\r,;|\t"azAZ09'  # an encoding must spell these as ASCII does
 
 
 @dataclass(frozen=True)
@@ -90,34 +95,94 @@ def is_parquet(name: str | Path) -> bool:
 def open_source(
     source: str | Path, required: Sequence[str], options: ReadOptions = ReadOptions()
 ) -> BatchSource:
-    """Open ``source`` and check its header; batches carry only ``required`` columns."""
+    """Open ``source`` and check its header; batches carry only ``required`` columns.
+
+    A pipe, FIFO or device (``<(zcat x.gz)``) is read once, as a stream, like stdin.
+    """
     name = "<stdin>" if str(source) == STDIN else str(source)
-    if str(source) != STDIN and not Path(source).is_file():
-        raise InputError(f"{name}: input file not found")
+    streamed = str(source) == STDIN or is_stream(source)
     if is_parquet(source):
-        return _open_parquet(Path(source), required)
-    return _open_csv(source, name, required, options)
+        return _open_parquet(Path(source), required, streamed=streamed)
+    check_read_options(name, options)
+    return _open_csv(source, name, required, options, streamed=streamed)
 
 
-def _open_parquet(path: Path, required: Sequence[str]) -> BatchSource:
+def is_stream(source: str | Path) -> bool:
+    """Whether an existing input is a pipe, FIFO or device rather than a regular file."""
+    name = str(source)
     try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
-    columns = list(parquet.schema_arrow.names)
-    check_header(str(path), columns, required)
+        mode = Path(source).stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{name}: input file not found") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{name}: is a directory, not a CSV or Parquet file")
+    return not stat.S_ISREG(mode)
+
+
+def check_read_options(name: str, options: ReadOptions) -> None:
+    """Refuse an unknown or not ASCII-compatible encoding, and an unusable delimiter."""
+    try:
+        probe = ASCII_PROBE.encode(codecs.lookup(options.encoding).name)
+    except UnicodeError:
+        probe = b""
+    except LookupError:
+        raise UsageError(
+            f"{name}: unknown text encoding {options.encoding!r}", fix=Fix("encoding", "utf-8")
+        ) from None
+    if probe != ASCII_PROBE.encode("ascii"):
+        raise UsageError(
+            f"{name}: CSV is read in an ASCII-compatible encoding (utf-8, latin-1, cp1252, ...), "
+            f"not {options.encoding}; convert the file to utf-8 first"
+        )
+    delimiter = options.delimiter
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise UsageError(
+            f"{name}: the delimiter must be one ASCII character other than a quote or a line "
+            f"break, got {delimiter!r}",
+            fix=Fix("delimiter", ","),
+        )
+
+
+def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> BatchSource:
+    spool = _spool_copy(path) if streamed else None
+    try:
+        try:
+            parquet = pq.ParquetFile(spool or path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
+        check_header(str(path), parquet.schema_arrow.names, required)
+    except BaseException:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        raise
+    batches = _parquet_batches(parquet, str(path), required)
+    return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool)
+
+
+def _parquet_batches(
+    parquet: pq.ParquetFile, name: str, required: Sequence[str]
+) -> Iterator[SourceBatch]:
     batches = parquet.iter_batches(batch_size=65_536, columns=list(required))
-    return BatchSource(str(path), columns, (SourceBatch(batch) for batch in batches))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{name}: corrupt Parquet data: {_first_line(exc)}") from None
+        yield SourceBatch(batch)
 
 
 def _open_csv(
-    source: str | Path, name: str, required: Sequence[str], options: ReadOptions
+    source: str | Path, name: str, required: Sequence[str], options: ReadOptions, *, streamed: bool
 ) -> BatchSource:
-    stream = _raw_stream(source)
+    stream = _raw_stream(source, streamed=streamed)
     prefix = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options)
     check_header(name, columns, required)
-    spool = _spool_path() if str(source) == STDIN else None
+    spool = _spool_path() if streamed else None
     replay = _Replay(prefix, stream, tee=spool)
     reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
     start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
@@ -133,19 +198,65 @@ def _open_csv(
     return BatchSource(name, columns, iter(reader), reread=reread, spool=spool)
 
 
-def _spool_path() -> Path:
-    fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=".csv")
+def _spool_path(suffix: str = ".csv") -> Path:
+    fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=suffix)
     os.close(fd)
     return Path(name)
 
 
-def _raw_stream(source: str | Path) -> BinaryIO:
-    if str(source) == STDIN:
-        return sys.stdin.buffer
+def _spool_copy(path: Path) -> Path:
+    """A streamed Parquet input copied to a temporary file (Parquet needs random access)."""
+    spool = _spool_path(".parquet")
     try:
+        with path.open("rb") as stream, spool.open("wb") as copy:
+            shutil.copyfileobj(stream, copy, 1 << 20)
+    except OSError as exc:
+        spool.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return spool
+
+
+def _raw_stream(source: str | Path, *, streamed: bool = False) -> BinaryIO:
+    """The input's bytes, decompressed by its extension (``.gz``, ...).
+
+    A stream (stdin, a pipe) has no telling name: gzip is recognised by its magic bytes.
+    """
+    if str(source) == STDIN:
+        if sys.stdin is None:
+            raise InputError("<stdin>: standard input is closed; pipe CSV into it or name a file")
+        return _sniffed(sys.stdin.buffer, "<stdin>", None)
+    try:
+        if streamed:  # a pipe cannot seek: open it here, let Arrow only decompress
+            return _sniffed(Path(source).open("rb"), str(source), _compression(source))
         return pa.input_stream(str(source), compression="detect")  # type: ignore[return-value]
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{source}: cannot open: {exc}") from None
+        raise InputError(f"{source}: cannot open: {_first_line(exc)}") from None
+
+
+def _sniffed(stream: BinaryIO, name: str, compression: str | None) -> BinaryIO:
+    """A stream decompressed by ``compression``, or by its first bytes when that is None."""
+    if compression is None:
+        head = b""
+        while len(head) < len(GZIP_MAGIC):
+            try:
+                chunk = stream.read(len(GZIP_MAGIC) - len(head))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{name}: cannot read: {_first_line(exc)}") from None
+            if not chunk:
+                break
+            head += chunk
+        compression = "gzip" if head == GZIP_MAGIC else None
+        stream = _Replay(head, stream)  # type: ignore[assignment]
+    if compression is None:
+        return stream
+    return pa.input_stream(stream, compression=compression)  # type: ignore[return-value]
+
+
+def _compression(source: str | Path) -> str | None:
+    try:
+        return pa.Codec.detect(str(source)).name
+    except (TypeError, ValueError):  # no compression extension
+        return None
 
 
 def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
@@ -155,7 +266,7 @@ def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
         try:
             chunk = stream.read(1 << 16)
         except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{name}: cannot read: {exc}") from None
+            raise InputError(f"{name}: cannot read: {_first_line(exc)}") from None
         if not chunk:
             break
         prefix += chunk
@@ -211,6 +322,11 @@ def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> 
         raise SchemaError(
             f"{name}: missing required column(s) {', '.join(missing)}; found: {', '.join(columns)}"
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _likely_delimiter(columns: Sequence[str]) -> str | None:
@@ -319,6 +435,8 @@ class _CsvBatches:
                 return
             except pa.ArrowInvalid as exc:
                 self._grow_or_fail(exc)
+            except (OSError, pa.ArrowException) as exc:
+                raise read_error(self._name, exc) from None
 
     def _open_reader(self) -> pacsv.CSVStreamingReader:
         stream, self._first = self._first or _Replay(b"", self._start_over()), None
@@ -371,6 +489,8 @@ class _CsvBatches:
                 self._reader.close()
                 self.open()
                 continue
+            except (OSError, pa.ArrowException) as exc:
+                raise read_error(self._name, exc) from None
             if self._skip_rows:
                 skipped = min(self._skip_rows, rows.num_rows)
                 rows, self._skip_rows = rows.slice(skipped), self._skip_rows - skipped
@@ -424,3 +544,8 @@ def parse_error(name: str, message: str, options: ReadOptions) -> InputError:
     if "UTF8" in message or "UTF-8" in message:
         return InputError(f"{name}: content is not valid {options.encoding} text", fix=ENCODING_FIX)
     return InputError(f"{name}: cannot parse CSV: {message.splitlines()[0]}")
+
+
+def read_error(name: str, exc: BaseException) -> InputError:
+    """A failure to read the input's bytes (a truncated or corrupt compressed file, ...)."""
+    return InputError(f"{name}: cannot read: {_first_line(exc)} (truncated or corrupt file?)")

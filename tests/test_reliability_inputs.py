@@ -8,12 +8,19 @@ the file, exit code 2, no traceback, nothing published.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, assume, given, settings
@@ -24,9 +31,11 @@ import churnctl.records
 import churnctl.sources
 from churnctl.cli import app
 from churnctl.columns import MAX_FIELD_CHARS
+from churnctl.errors import UsageError
 from churnctl.generate import COLUMNS
 from churnctl.records import RUNAWAY_MARKER, QuoteGuard, split_records
 from churnctl.rejects import EARLY_ROWS, RejectLimit
+from churnctl.sources import ReadOptions, open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.csv"
@@ -298,6 +307,181 @@ def test_rows_read_and_reject_lines_agree_with_the_reference_reader(
     assert [
         int(r["line"]) for r in rejects if r["reason"].startswith("unbalanced")
     ] == runaway_lines
+
+
+# ------------------------------------------------------------------ 2. pipes, FIFOs, closed stdin
+
+
+def small_csv(rows: int = 40, *, bad_row: int | None = 7) -> bytes:
+    data = [list(r) for r in text_rows(rows, seed=5)]
+    if bad_row is not None:
+        data[bad_row][COLUMNS.index("Age")] = "old"
+    return csv_bytes(data)
+
+
+def feed_pipe(content: bytes) -> int:
+    """The read end of a pipe a thread writes ``content`` into (what ``<(zcat x)`` gives)."""
+    read, write = os.pipe()
+
+    def pump() -> None:
+        with os.fdopen(write, "wb") as handle:
+            handle.write(content)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return read
+
+
+def feed_fifo(path: Path, content: bytes) -> Path:
+    os.mkfifo(path)
+
+    def pump() -> None:
+        with path.open("wb") as handle:
+            handle.write(content)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return path
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    return spool
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_process_substitution_is_read_as_a_stream(
+    tmp_path: Path, spool_dir: Path, compress: bool
+) -> None:
+    content = small_csv()
+    (tmp_path / "in.csv").write_bytes(content)
+    reference_run = score(tmp_path / "in.csv", "-o", tmp_path / "ref.csv")
+    assert reference_run.exit_code == 0, reference_run.output
+    fd = feed_pipe(gzip.compress(content) if compress else content)
+    try:
+        result = score(f"/dev/fd/{fd}", "-o", tmp_path / "out.csv")
+    finally:
+        os.close(fd)
+    assert result.exit_code == 0, result.output
+    assert "read 40 rows: 39 scored, 1 rejected" in result.stderr
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    (expected,) = rows_of(tmp_path / "ref.rejects.csv")
+    assert (
+        (reject["line"], reject["text"])
+        == (expected["line"], expected["text"])
+        == ("9", content.decode().splitlines()[8])
+    )
+    assert list(spool_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz", "in.parquet"])
+def test_a_named_fifo_is_read_as_a_stream(tmp_path: Path, spool_dir: Path, name: str) -> None:
+    content = small_csv(bad_row=None)
+    if name.endswith(".gz"):
+        payload = gzip.compress(content)
+    elif name.endswith(".parquet"):
+        buffer = io.BytesIO()
+        pq.write_table(pacsv.read_csv(io.BytesIO(content)), buffer)
+        payload = buffer.getvalue()
+    else:
+        payload = content
+    fifo = feed_fifo(tmp_path / name, payload)
+    result = score(fifo, "-o", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "read 40 rows: 40 scored, 0 rejected" in result.stderr
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_gzip_on_stdin_is_recognised_by_its_magic_bytes(tmp_path: Path) -> None:
+    content = small_csv()
+    result = score("-", "-o", tmp_path / "out.csv", input=gzip.compress(content))
+    assert result.exit_code == 0, result.output
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    assert reject["text"] == content.decode().splitlines()[8]
+
+
+def test_training_on_a_pipe_is_refused_not_hashed_empty(tmp_path: Path) -> None:
+    fd = feed_pipe(small_csv())
+    try:
+        result = runner.invoke(app, ["fit", f"/dev/fd/{fd}", "-o", str(tmp_path / "s.json")])
+    finally:
+        os.close(fd)
+    assert_refused(result, 2, f"/dev/fd/{fd}", "must be a regular file", "not stdin or a pipe")
+    assert_no_leftovers(tmp_path)
+
+
+def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
+    result = score(tmp_path, "-o", tmp_path / "out.csv")
+    assert_refused(result, 2, f"{tmp_path}: is a directory")
+    assert_no_leftovers(tmp_path)
+
+
+def test_closed_stdin_is_one_error_line(tmp_path: Path) -> None:
+    code = "import sys; from churnctl.cli import app; sys.argv[0] = 'churnctl'; app()"
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$0" -c "{code}" score - -o out.csv <&-', sys.executable],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "Error: <stdin>: standard input is closed; pipe CSV into it or name a file"
+    )
+    assert_no_leftovers(tmp_path)
+
+
+# ------------------------------------------------------------------ 6. unreadable inputs
+
+
+def test_unknown_encodings_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(small_csv())
+    assert_refused(
+        score(path, "-o", tmp_path / "out.csv", "--encoding", "bogus"),
+        2, f"{path}: unknown text encoding 'bogus'", "pass --encoding utf-8",
+    )  # fmt: skip
+    for encoding in ("utf-16", "base64"):
+        message = assert_refused(score(path, "--encoding", encoding), 2, f"{path}: ")
+        assert "encoding" in message
+    with pytest.raises(UsageError, match="delimiter must be one ASCII character"):
+        open_source(path, ["Age"], ReadOptions(delimiter='"'))
+    assert_no_leftovers(tmp_path, "in.csv")
+
+
+def gzip_truncated(content: bytes) -> bytes:
+    packed = gzip.compress(content, mtime=0)
+    return packed[: len(packed) * 2 // 3]
+
+
+def gzip_corrupt(content: bytes) -> bytes:
+    packed = bytearray(gzip.compress(content, mtime=0))
+    packed[len(packed) // 2] ^= 0xFF
+    return bytes(packed)
+
+
+@pytest.mark.parametrize("damage", [gzip_truncated, gzip_corrupt])
+@pytest.mark.parametrize("size", [40, 5_000], ids=["in-header-read", "mid-file"])
+def test_a_damaged_gzip_names_the_file(tmp_path: Path, damage, size: int) -> None:
+    path = tmp_path / "in.csv.gz"
+    path.write_bytes(damage(small_csv(size)))
+    before = sha256(path)
+    assert_refused(score(path, "-o", tmp_path / "out.csv"), 2, f"{path}: cannot read: ")
+    assert sha256(path) == before
+    assert_no_leftovers(tmp_path, "in.csv.gz")
+
+
+def test_a_corrupt_parquet_page_names_the_file(tmp_path: Path) -> None:
+    table = pacsv.read_csv(io.BytesIO(small_csv(3_000, bad_row=None)))
+    path = tmp_path / "in.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+    data = bytearray(path.read_bytes())
+    page = pq.ParquetFile(path).metadata.row_group(1).column(6).data_page_offset
+    data[page + 2 : page + 40] = bytes(38)
+    path.write_bytes(bytes(data))
+    assert_refused(score(path, "-o", tmp_path / "out.csv"), 2, f"{path}: corrupt Parquet data")
+    assert_no_leftovers(tmp_path, "in.parquet")
 
 
 # ------------------------------------------------------------------ 7. the early reject limit
