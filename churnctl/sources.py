@@ -24,6 +24,7 @@ import stat
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 HEADER_LIMIT = 1 << 20
 MAX_BLOCK_SIZE = 1 << 30  # the largest single field a CSV file may hold
 ENCODING_FIX = Fix("encoding", "latin-1", "if the file uses another encoding")
+LINE_BREAK = re.compile(rb"[\r\n]")
 GZIP_MAGIC = b"\x1f\x8b"
 ASCII_PROBE = '\n\r,;|\t"azAZ09'  # an encoding must spell these as ASCII does
 
@@ -179,8 +181,8 @@ def _open_csv(
     source: str | Path, name: str, required: Sequence[str], options: ReadOptions, *, streamed: bool
 ) -> BatchSource:
     stream = _raw_stream(source, streamed=streamed)
-    prefix = _read_header_bytes(stream, name)
-    columns = parse_header(prefix, name, options)
+    prefix, whole = _read_header_bytes(stream, name)
+    columns = parse_header(prefix, name, options, whole=whole)
     check_header(name, columns, required)
     spool = _spool_path() if streamed else None
     replay = _Replay(prefix, stream, tee=spool)
@@ -259,34 +261,56 @@ def _compression(source: str | Path) -> str | None:
         return None
 
 
-def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
-    """Read until the first non-blank line is complete (or end of input)."""
-    prefix = b""
-    while not _has_complete_line(prefix) and len(prefix) < HEADER_LIMIT:
+def _read_header_bytes(stream: BinaryIO, name: str) -> tuple[bytes, bool]:
+    """The first bytes, up to a complete first non-blank line (or the end of input).
+
+    Also says whether the header line is whole: False when it runs past HEADER_LIMIT.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        prefix = b"".join(chunks)
+        if _has_complete_line(prefix):
+            return prefix, True
+        if size > HEADER_LIMIT:
+            return prefix, False
         try:
             chunk = stream.read(1 << 16)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{name}: cannot read: {_first_line(exc)}") from None
         if not chunk:
-            break
-        prefix += chunk
-    return prefix
+            return prefix, True
+        chunks.append(chunk)
+        size += len(chunk)
 
 
 def _has_complete_line(prefix: bytes) -> bool:
-    return any(line.strip() for line in prefix.split(b"\n")[:-1])
+    """Whether a non-blank line ends (with a line break) within ``prefix``."""
+    start = 0
+    while (found := LINE_BREAK.search(prefix, start)) is not None:
+        if prefix[start : found.start()].strip():
+            return True
+        start = found.end()
+    return False
 
 
-def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
+def parse_header(
+    prefix: bytes, name: str, options: ReadOptions, *, whole: bool = True
+) -> list[str]:
     """Column names from the first non-blank line of a CSV file."""
     if b"\x00" in prefix[:4096]:
         raise InputError(
             f"{name}: binary content (NUL bytes), not {options.encoding} CSV text; "
             "a Parquet file needs a .parquet name, a gzip file a .gz name"
         )
+    if not whole:
+        raise InputError(
+            f"{name}: the header line is longer than {HEADER_LIMIT >> 20} MiB (no line break in "
+            f"its first {HEADER_LIMIT:,} bytes); keep only the needed columns, or check that "
+            "this is a CSV file"
+        )
     encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
-    lines = [line.rstrip(b"\r") for line in prefix.split(b"\n")]
-    first = next((line for line in lines if line.strip()), None)
+    first = next((line for line in prefix.splitlines() if line.strip()), None)
     if first is None:
         raise InputError(f"{name}: the file is empty (no header line, no rows)")
     try:
@@ -303,25 +327,33 @@ def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
 
 def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> None:
     """Refuse a missing header, a wrong delimiter, duplicate names or missing columns."""
-    missing = [c for c in required if c not in columns]
-    if len(missing) == len(required) and any(_looks_numeric(c) for c in columns):
+    names = list(columns)
+    present = set(names)
+    missing = [c for c in required if c not in present]
+    if len(missing) == len(required) and any(_looks_numeric(c) for c in names):
         raise SchemaError(
             f"{name}: no header row: the first line looks like data; add a header line "
             f"naming the columns ({', '.join(required)})"
         )
-    delimiter = _likely_delimiter(columns) if missing else None
+    delimiter = _likely_delimiter(names) if missing else None
     if delimiter is not None:
         raise SchemaError(
             f"{name}: the header has one column but looks {delimiter!r}-delimited",
             fix=Fix("delimiter", delimiter),
         )
-    duplicates = sorted({c for c in columns if list(columns).count(c) > 1})
+    duplicates = sorted(c for c, n in Counter(names).items() if n > 1)
     if duplicates:
-        raise SchemaError(f"{name}: duplicate column name(s) {', '.join(duplicates)} in the header")
+        raise SchemaError(f"{name}: duplicate column name(s) {_listing(duplicates)} in the header")
     if missing:
         raise SchemaError(
-            f"{name}: missing required column(s) {', '.join(missing)}; found: {', '.join(columns)}"
+            f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"
         )
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    """Names joined by commas, the first ``limit`` of them and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,11 +31,11 @@ import churnctl.records
 import churnctl.sources
 from churnctl.cli import app
 from churnctl.columns import MAX_FIELD_CHARS
-from churnctl.errors import UsageError
+from churnctl.errors import SchemaError, UsageError
 from churnctl.generate import COLUMNS
 from churnctl.records import RUNAWAY_MARKER, QuoteGuard, split_records
 from churnctl.rejects import EARLY_ROWS, RejectLimit
-from churnctl.sources import ReadOptions, open_source
+from churnctl.sources import ReadOptions, check_header, open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.csv"
@@ -430,6 +430,59 @@ def test_closed_stdin_is_one_error_line(tmp_path: Path) -> None:
         "Error: <stdin>: standard input is closed; pipe CSV into it or name a file"
     )
     assert_no_leftovers(tmp_path)
+
+
+# ------------------------------------------------------------------ 3. huge headers
+
+
+def test_a_header_longer_than_the_limit_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut at the limit, the header used to end in a false duplicate or missing column."""
+    monkeypatch.setattr(churnctl.sources, "HEADER_LIMIT", 4096)
+    extra = [f"c{i}" for i in range(20_000)]  # 128 KiB, past the limit and a read chunk
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join([*extra, *COLUMNS]) + "\n" + ",".join(["1"] * 20_014) + "\n")
+    before = sha256(path)
+    message = assert_refused(
+        score(path, "-o", tmp_path / "out.csv"), 2, f"{path}: the header line is longer than"
+    )
+    assert "duplicate" not in message and "missing" not in message
+    assert sha256(path) == before
+    assert_no_leftovers(tmp_path, "wide.csv")
+
+
+def test_a_huge_header_is_checked_in_one_pass_and_named_briefly() -> None:
+    """300,000 names: list.count made this quadratic (hours); the listing is cut short."""
+    names = [f"c{i}" for i in range(300_000)]
+    with pytest.raises(SchemaError) as missing:
+        check_header("wide.csv", names, ["Age"])
+    assert len(str(missing.value)) < 500 and "(299,980 more)" in str(missing.value)
+    with pytest.raises(SchemaError) as twice:
+        check_header("wide.csv", [*names, "c7", "Age"], ["Age"])
+    assert str(twice.value) == "wide.csv: duplicate column name(s) c7 in the header"
+
+
+def test_a_header_with_an_unbalanced_quote_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(small_csv().replace(b"Surname", b'"Surname', 1))
+    assert_refused(
+        score(path, "-o", tmp_path / "out.csv"),
+        2,
+        f"{path}: the header line has an unbalanced quote",
+    )
+
+
+def test_carriage_return_line_endings_are_read(tmp_path: Path) -> None:
+    """Old-Mac CR-only files crashed the header parser (csv: new-line in unquoted field)."""
+    content = small_csv()
+    (tmp_path / "lf.csv").write_bytes(content)
+    (tmp_path / "cr.csv").write_bytes(content.replace(b"\n", b"\r"))
+    assert score(tmp_path / "lf.csv", "-o", tmp_path / "lf-out.csv").exit_code == 0
+    result = score(tmp_path / "cr.csv", "-o", tmp_path / "cr-out.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cr-out.csv").read_bytes() == (tmp_path / "lf-out.csv").read_bytes()
+    assert rows_of(tmp_path / "cr-out.rejects.csv")[0]["line"] == "9"
 
 
 # ------------------------------------------------------------------ 6. unreadable inputs
