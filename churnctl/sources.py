@@ -154,7 +154,7 @@ def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> Bat
             parquet = pq.ParquetFile(spool or path)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
-        check_header(str(path), parquet.schema_arrow.names, required)
+        check_header(str(path), parquet.schema_arrow, required)
     except BaseException:
         if spool is not None:
             spool.unlink(missing_ok=True)
@@ -325,9 +325,12 @@ def parse_header(
     return split.fields
 
 
-def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> None:
-    """Refuse a missing header, a wrong delimiter, duplicate names or missing columns."""
-    names = list(columns)
+def check_header(name: str, columns: Sequence[str] | pa.Schema, required: Sequence[str]) -> None:
+    """Refuse a missing header, a wrong delimiter, duplicate names or missing columns.
+
+    Given a schema, also refuse required columns of nested types (struct, list, map).
+    """
+    names = list(columns.names if isinstance(columns, pa.Schema) else columns)
     present = set(names)
     missing = [c for c in required if c not in present]
     if len(missing) == len(required) and any(_looks_numeric(c) for c in names):
@@ -348,6 +351,18 @@ def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> 
         raise SchemaError(
             f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"
         )
+    if isinstance(columns, pa.Schema):
+        _check_types(name, columns, required)
+
+
+def _check_types(name: str, schema: pa.Schema, required: Sequence[str]) -> None:
+    for column in required:
+        kind = schema.field(column).type
+        if pa.types.is_nested(kind):
+            raise SchemaError(
+                f"{name}: column {column} holds nested values ({kind}), not numbers or text; "
+                "flatten it into plain columns"
+            )
 
 
 def _listing(names: Sequence[str], limit: int = 20) -> str:

@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import io
+import math
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -30,7 +32,7 @@ from typer.testing import CliRunner
 import churnctl.records
 import churnctl.sources
 from churnctl.cli import app
-from churnctl.columns import MAX_FIELD_CHARS
+from churnctl.columns import MAX_FIELD_CHARS, as_text
 from churnctl.errors import SchemaError, UsageError
 from churnctl.generate import COLUMNS
 from churnctl.records import RUNAWAY_MARKER, QuoteGuard, split_records
@@ -483,6 +485,125 @@ def test_carriage_return_line_endings_are_read(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cr-out.csv").read_bytes() == (tmp_path / "lf-out.csv").read_bytes()
     assert rows_of(tmp_path / "cr-out.rejects.csv")[0]["line"] == "9"
+
+
+# ------------------------------------------------------------------ 4-6. Parquet types
+
+
+def parquet_of(tmp_path: Path, name: str, **columns: pa.Array) -> Path:
+    """The first 50 sample rows as Parquet, with some columns replaced or added."""
+    table = pacsv.read_csv(io.BytesIO(small_csv(50, bad_row=None)))
+    for column, values in columns.items():
+        if column in table.column_names:
+            table = table.set_column(table.column_names.index(column), column, values)
+        else:
+            table = table.append_column(column, values)
+    pq.write_table(table, tmp_path / name)
+    return tmp_path / name
+
+
+def scored_rows(tmp_path: Path, path: Path, *extra: str) -> list[dict[str, str]]:
+    out = tmp_path / f"{path.stem}.out.csv"
+    result = score(path, "-o", out, *extra)
+    assert result.exit_code == 0, result.output
+    assert rows_of(out.with_name(f"{path.stem}.out.rejects.csv")) == []
+    return rows_of(out)
+
+
+def test_parquet_booleans_are_read_as_one_and_zero(tmp_path: Path) -> None:
+    table = pacsv.read_csv(io.BytesIO(small_csv(50, bad_row=None)))
+    flags = {c: pa.array([v == 1 for v in table.column(c).to_pylist()])
+             for c in ("HasCrCard", "IsActiveMember")}  # fmt: skip
+    as_bools = scored_rows(tmp_path, parquet_of(tmp_path, "bools.parquet", **flags))
+    as_ints = scored_rows(tmp_path, parquet_of(tmp_path, "ints.parquet"))
+    assert as_bools == as_ints and len(as_bools) == 50
+
+
+def test_float_ids_are_copied_as_their_exact_text(tmp_path: Path) -> None:
+    ids = [15580685.0, 1.5580685e19, 1e15, 12.5, 2.0**70, 0.1, 123456789012.5, -0.0] * 6
+    path = parquet_of(tmp_path, "ids.parquet", CustomerId=pa.array([*ids, None, 3.0]))
+    kept = [r["CustomerId"] for r in scored_rows(tmp_path, path)]
+    assert kept[:8] == ["15580685", "15580685000000000000", "1000000000000000", "12.5",
+                        "1180591620717411300000", "0.1", "123456789012.5", "-0"]  # fmt: skip
+    assert kept[-2:] == ["", "3"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
+def test_float_text_reads_back_as_the_same_float(values: list[float]) -> None:
+    for kind, parse in ((pa.float64(), float), (pa.float32(), np.float32)):
+        column = pa.array(values, pa.float64()).cast(kind, safe=False)
+        for value, text in zip(column.to_pylist(), as_text(column).to_pylist(), strict=True):
+            assert parse(text) == parse(value)
+            if math.isfinite(value) and value == int(value) and value != 0:
+                assert "e" not in text and "." not in text
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "kept"),
+    [("Age", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), None),
+     ("Age", pa.array([-(2**63)] + [30] * 49, pa.int64()), None),
+     ("CustomerId", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), "18446744073709551615"),
+     ("CustomerId", pa.array([-(2**63)] + [30] * 49, pa.int64()), "-9223372036854775808")],
+    ids=["uint64-feature", "int64-feature", "uint64-kept", "int64-kept"],
+)  # fmt: skip
+def test_extreme_parquet_integers_score_like_their_csv_text(
+    tmp_path: Path, column: str, values: pa.Array, kept: str | None
+) -> None:
+    """A feature takes the nearest float64 (as the same digits in a CSV file do); kept, exact."""
+    path = parquet_of(tmp_path, "extreme.parquet", **{column: values})
+    rows = scored_rows(tmp_path, path)
+    assert len(rows) == 50
+    csv_path = tmp_path / "extreme.csv"
+    pacsv.write_csv(pq.read_table(path), csv_path)
+    assert [r["raw"] for r in scored_rows(tmp_path, csv_path)] == [r["raw"] for r in rows]
+    if kept is not None:
+        assert rows[0]["CustomerId"] == kept
+
+
+NESTED = {
+    "struct": pa.array([{"a": 1}] * 50),
+    "list": pa.array([[1, 2]] * 50),
+    "map": pa.array([[("k", 1)]] * 50, pa.map_(pa.string(), pa.int64())),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NESTED))
+@pytest.mark.parametrize("column", ["Age", "Geography", "CustomerId"])
+def test_nested_parquet_columns_in_use_are_refused(tmp_path: Path, kind: str, column: str) -> None:
+    path = parquet_of(tmp_path, "nested.parquet", **{column: NESTED[kind]})
+    assert_refused(
+        score(path, "-o", tmp_path / "out.csv"), 2,
+        f"{path}: column {column} holds nested values", "flatten it",
+    )  # fmt: skip
+    assert_no_leftovers(tmp_path, "nested.parquet")
+
+
+def test_nested_parquet_columns_not_in_use_are_ignored(tmp_path: Path) -> None:
+    path = parquet_of(tmp_path, "extra.parquet", **{f"Extra{k}": v for k, v in NESTED.items()})
+    assert len(scored_rows(tmp_path, path)) == 50
+
+
+def test_other_parquet_types_are_read_as_text_or_numbers(tmp_path: Path) -> None:
+    """Dictionary-encoded text, decimals and binary text read like plain columns."""
+    table = pacsv.read_csv(io.BytesIO(small_csv(50, bad_row=None)))
+    path = parquet_of(
+        tmp_path, "types.parquet",
+        Geography=table.column("Geography").combine_chunks().dictionary_encode(),
+        Gender=table.column("Gender").cast(pa.binary()),
+        Balance=table.column("Balance").cast(pa.decimal128(12, 2)),
+    )  # fmt: skip
+    assert scored_rows(tmp_path, path) == scored_rows(tmp_path, parquet_of(tmp_path, "p.parquet"))
+
+
+def test_invalid_utf8_bytes_in_a_used_column_are_quarantined(tmp_path: Path) -> None:
+    values = pa.array([b"\xff\xfe"] + [b"France"] * 49, pa.binary())
+    path = parquet_of(tmp_path, "bytes.parquet", Geography=values)
+    result = score(path, "-o", tmp_path / "out.csv", "--max-rejects", "1")
+    assert result.exit_code == 0, result.output
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    assert (reject["line"], reject["column"]) == ("1", "Geography")
+    assert reject["reason"] == "unseen category '\ufffd\ufffd'"
 
 
 # ------------------------------------------------------------------ 6. unreadable inputs
