@@ -12,14 +12,12 @@ from __future__ import annotations
 import codecs
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from churnctl.records import split_records
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One CSV record: first physical line (1-based), fields and original text.
 
     A runaway record (see ``records``) is its first line alone, with no fields.

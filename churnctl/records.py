@@ -51,42 +51,38 @@ class _RunOn(Exception):
     """A record's continuation lines went past the cap."""
 
 
-class _Feed:
-    """The lines csv.reader reads: collects each record's lines, stops a runaway."""
+class _Record:
+    """The physical lines of the record being read, and what the input said about them."""
 
-    def __init__(self, lines: Iterator[str], cap: int) -> None:
-        self._source = lines
-        self._cap = cap
-        self.replay: deque[str] = deque()
-        self._record: list[str] = []
-        self._continuation = 0
-        self._cut = False
+    __slots__ = ("continuation", "cut", "lines")
 
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> str:
-        line = self.replay.popleft() if self.replay else next(self._source, None)
-        if line is None:
-            self._cut = bool(self._record)
-            raise StopIteration
-        if self._record:
-            self._continuation += len(line)
-        self._record.append(line)
-        if self._continuation > self._cap:
-            raise _RunOn
-        return line
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.continuation = 0  # characters on the lines after the first
+        self.cut = False  # the input ended inside the record
 
     def take(self) -> tuple[list[str], bool]:
-        """The current record's lines and whether the input ended inside it."""
-        taken = self._record, self._cut
-        self._record, self._continuation, self._cut = [], 0, False
+        """The record's lines and whether the input ended inside it; start the next one."""
+        taken = self.lines, self.cut
+        self.lines, self.continuation, self.cut = [], 0, False
         return taken
 
-    def runaway(self, lines: list[str], *, cut: bool = False) -> Split:
-        """Set a record's first line aside; its other lines are read again."""
-        self.replay.extendleft(reversed(lines[1:]))
-        return Split(lines[:1], [], runaway=True, cut=cut)
+
+def _feed(source: Iterator[str], replay: deque[str], record: _Record, cap: int) -> Iterator[str]:
+    """The lines csv.reader reads (replayed ones first), kept in ``record``; stops a runaway."""
+    while True:
+        if replay:
+            line = replay.popleft()
+        elif (line := next(source, None)) is None:
+            record.cut = bool(record.lines)
+            return
+        if record.lines:
+            record.continuation += len(line)
+            if record.continuation > cap:
+                record.lines.append(line)
+                raise _RunOn
+        record.lines.append(line)
+        yield line
 
 
 def split_records(
@@ -96,23 +92,28 @@ def split_records(
 
     A record that continues onto other lines is a runaway when those lines hold
     more than ``cap`` characters, or when it does not have ``width`` fields (by
-    default, the first record's count: the header's).
+    default, the first record's count: the header's). A runaway is its first
+    line alone; reading resumes on the next line.
     """
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
-    feed = _Feed(iter(lines), cap)
+    source, replay, record = iter(lines), deque[str](), _Record()
     while True:
         try:
-            for fields in csv.reader(feed, delimiter=delimiter):
-                record, cut = feed.take()
-                width = len(fields) if width is None and fields else width
-                if len(record) > 1 and len(fields) != width:
-                    yield feed.runaway(record, cut=cut)
+            for fields in csv.reader(_feed(source, replay, record, cap), delimiter=delimiter):
+                taken, cut = record.take()
+                if len(taken) > 1 and len(fields) != (width or len(fields)):
+                    replay.extendleft(reversed(taken[1:]))
+                    yield Split(taken[:1], [], True, cut)
                     break
-                yield Split(record, fields, cut=cut)
+                if width is None and fields:
+                    width = len(fields)
+                yield Split(taken, fields, False, cut)
             else:
                 return
         except _RunOn:
-            yield feed.runaway(feed.take()[0])
+            taken, _ = record.take()
+            replay.extendleft(reversed(taken[1:]))
+            yield Split(taken[:1], [], runaway=True)
 
 
 def runaway_reason(cap: int) -> str:
