@@ -165,6 +165,26 @@ def test_short_multi_line_fields_and_a_stray_quote_in_one_file(tmp_path: Path) -
     assert surnames.count('two\nlines, "quoted"') == 2  # the stray quote took neither
 
 
+def test_a_stray_quote_in_latin1_semicolon_csv_closed_by_a_later_quoted_field(
+    tmp_path: Path,
+) -> None:
+    """The stray quote pairs with a legitimate quote 23 lines below: one record of the wrong
+    width, cut to its first line; the quoted field below is read as written."""
+    lines = [line.rstrip("\n").split(",") for line in sample_lines()]
+    lines[7][2] = '"Gr\xfcn' + lines[7][2]
+    lines[30][2] = '"M\xfcller; Jr"'
+    text = [";".join(fields) for fields in lines]
+    path = tmp_path / "in.csv"
+    path.write_bytes("\n".join(text).encode("latin-1"))
+    result = score(path, "-o", tmp_path / "out.csv", "--delimiter", ";", "--encoding", "latin-1",
+                   "--keep", "Surname")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "read 10,000 rows: 9,999 scored, 1 rejected" in result.stderr
+    (reject,) = rows_of(tmp_path / "out.rejects.csv")
+    assert (reject["line"], reject["text"]) == ("8", text[7])
+    assert "M\xfcller; Jr" in [r["Surname"] for r in rows_of(tmp_path / "out.csv")]
+
+
 # The guard against the reference reader: Arrow reading through QuoteGuard sees
 # exactly the records that split_records (the csv module with the cap) sees.
 
