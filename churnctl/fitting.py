@@ -28,7 +28,7 @@ from churnctl.pipeline import FeaturePipeline, load_pipeline_spec
 from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, RejectLimit, RejectLog, check_limit
 from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import TableWriter, open_sink
-from churnctl.sources import STDIN, ReadOptions, SourceBatch, open_source
+from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
 from churnctl.state import FeatureState
 
 
@@ -61,8 +61,11 @@ def fit_state(
     Rejected training rows go to ``rejects`` (with their lines and text); more of
     them than ``max_rejects`` allows refuses the fit (``TooManyRejectsError``).
     """
-    if str(train) == STDIN:
-        raise InputError("training data must be a file (its SHA-256 goes into the state), not -")
+    if str(train) == STDIN or is_stream(train):
+        raise InputError(
+            f"{train}: training data must be a regular file (its SHA-256 goes into the state), "
+            "not stdin or a pipe"
+        )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
     source = open_source(train, features.input_schema.columns, options)

@@ -14,14 +14,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnctl.columns import as_array, as_text, empty_as_null
+from churnctl.columns import MAX_FIELD_CHARS, as_array, as_text, empty_as_null
 from churnctl.frame import Frame
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
-MAX_FIELD_CHARS = 10_000
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
+NUMERIC_TYPES = (
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_decimal,
+    pa.types.is_boolean,
+)
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,14 @@ def categorical_column(column: pa.Array) -> pa.Array:
 
 def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     """Float64 values and per-row reasons (None where valid, or None if all valid)."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _parse_strings(column)
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        column = pc.cast(column, pa.string())
-        return _parse_strings(column)
-    values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    if not any(test(kind) for test in NUMERIC_TYPES):
+        return _parse_strings(as_text(column))
+    # booleans are 1/0; integers beyond 2**53 take the nearest float64, as their text would
+    values = pc.cast(column, pa.float64(), safe=False).fill_null(0.0)
+    values = values.to_numpy(zero_copy_only=False)
     missing = column.is_null().to_numpy(zero_copy_only=False)
     return values, _reasons(len(values), missing=missing, malformed=None, values=values)
 

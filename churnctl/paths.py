@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def check_distinct(
     resolved (links followed) and by ``os.path.samefile`` (hard links); a
     character device such as ``/dev/null`` may serve twice.
     """
+    for role, name in [*_files(inputs), *_files(outputs)]:
+        _check_encodable(role, name)
     seen = [(role, Path(name)) for role, name in _files(inputs)]
     for role, name in _files(outputs):
         path = Path(name)
@@ -33,21 +36,30 @@ def check_distinct(
         seen.append((role, path))
 
 
+def _check_encodable(role: str, name: str | Path) -> None:
+    """A name the file system cannot spell (a lone surrogate) is no file at all."""
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        raise UsageError(
+            f"the {role} {name} is not a valid file name here (it cannot be encoded as "
+            f"{sys.getfilesystemencoding()}); use another name"
+        ) from None
+
+
 def _files(roles: Mapping[str, str | Path | None]) -> list[tuple[str, str | Path]]:
     return [(r, n) for r, n in roles.items() if n is not None and str(n) not in (STREAM, "")]
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet
-        return False
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except (OSError, UnicodeError, ValueError):  # not there yet, or a name no file can have
+        return a == b
 
 
 def _is_device(path: Path) -> bool:
     try:
         return stat.S_ISCHR(path.stat().st_mode)
-    except OSError:
+    except (OSError, UnicodeError, ValueError):
         return False

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.locate import RecordLocator
 from churnctl.sinks import STDOUT, TableWriter
@@ -27,6 +28,9 @@ REJECTS_SCHEMA = pa.schema(
     [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
      ("reason", pa.string()), ("text", pa.string())]
 )  # fmt: skip
+
+
+EARLY_ROWS = 1_000  # a fraction limit is checked early only from this many rows read on
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,20 @@ class RejectLimit:
             raise UsageError(f"a reject fraction must be within [0, 1], got {self.fraction}")
 
     def exceeded(self, rejected: int, read: int, *, final: bool) -> bool:
-        """A count is checked as rows come; a fraction only once all rows are read."""
+        """Whether the run must fail now.
+
+        A count fails as soon as it is passed. A fraction is judged on all rows
+        once they are read (``final``), and earlier, from ``EARLY_ROWS`` rows on,
+        when the share rejected so far is over twice the limit: a file that is
+        systematically wrong fails in its first batches, while one whose bad rows
+        merely cluster near the start is still judged on the whole.
+        """
         if self.count is not None:
             return rejected > self.count
-        return final and self.fraction is not None and rejected > self.fraction * read
+        fraction = self.fraction or 0.0
+        if final:
+            return rejected > fraction * read
+        return read >= EARLY_ROWS and rejected > 2 * fraction * read
 
     def __str__(self) -> str:
         if self.count is not None:
@@ -126,7 +140,7 @@ class RejectLog:
         if self._locator is None and self._reread is not None:
             self._locator = RecordLocator(
                 self._reread(), delimiter=self._options.delimiter,
-                encoding=self._options.encoding,
+                encoding=self._options.encoding, cap=MAX_FIELD_CHARS,
             )  # fmt: skip
         return self._locator
 

@@ -1,24 +1,30 @@
 """Reading input files as a stream of Arrow record batches, in constant memory.
 
 CSV (optionally compressed, e.g. ``.csv.gz``), Parquet, or ``-`` for CSV on
-stdin. The header is read first and checked, so that only the needed columns
-are converted, as text, whatever other columns the file carries. Each batch
-comes with the malformed lines (wrong number of fields) set aside while it was
-read, instead of failing the file. A field longer than a read block makes the
-reader start over with larger blocks, skipping what it already handed out.
-CSV input can be read again from the start (``reread``) to locate rejected
-records; stdin is spooled to a temporary file for that as it is read.
+stdin; a pipe or FIFO (``<(zcat x.gz)``) is read as a stream, like stdin. The
+header is read first and checked, so that only the needed columns are
+converted, as text, whatever other columns the file carries. Each batch comes
+with the malformed lines (wrong number of fields) set aside while it was read,
+instead of failing the file; the bytes pass ``records.QuoteGuard`` first, so an
+unbalanced quote costs one line, not the rest of the file. A field longer than
+a read block makes the reader start over with larger blocks, skipping what it
+already handed out. CSV input can be read again from the start (``reread``) to
+locate rejected records; stdin and pipes are spooled to a temporary file for
+that as they are read. Unreadable input is an ``InputError`` naming the file.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import os
+import re
+import shutil
+import stat
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +34,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnctl.errors import Fix, InputError, SchemaError
+from churnctl.columns import MAX_FIELD_CHARS
+from churnctl.errors import Fix, InputError, SchemaError, UsageError
+from churnctl.records import RUNAWAY_MARKER, QuoteGuard, runaway_reason, split_records
 
 STDIN = "-"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HEADER_LIMIT = 1 << 20
 MAX_BLOCK_SIZE = 1 << 30  # the largest single field a CSV file may hold
 ENCODING_FIX = Fix("encoding", "latin-1", "if the file uses another encoding")
+LINE_BREAK = re.compile(rb"[\r\n]")
+GZIP_MAGIC = b"\x1f\x8b"
+ASCII_PROBE = '\n\r,;|\t"azAZ09'  # an encoding must spell these as ASCII does
 
 
 @dataclass(frozen=True)
@@ -86,38 +97,100 @@ def is_parquet(name: str | Path) -> bool:
 def open_source(
     source: str | Path, required: Sequence[str], options: ReadOptions = ReadOptions()
 ) -> BatchSource:
-    """Open ``source`` and check its header; batches carry only ``required`` columns."""
+    """Open ``source`` and check its header; batches carry only ``required`` columns.
+
+    A pipe, FIFO or device (``<(zcat x.gz)``) is read once, as a stream, like stdin.
+    """
     name = "<stdin>" if str(source) == STDIN else str(source)
-    if str(source) != STDIN and not Path(source).is_file():
-        raise InputError(f"{name}: input file not found")
+    streamed = str(source) == STDIN or is_stream(source)
     if is_parquet(source):
-        return _open_parquet(Path(source), required)
-    return _open_csv(source, name, required, options)
+        return _open_parquet(Path(source), required, streamed=streamed)
+    check_read_options(name, options)
+    return _open_csv(source, name, required, options, streamed=streamed)
 
 
-def _open_parquet(path: Path, required: Sequence[str]) -> BatchSource:
+def is_stream(source: str | Path) -> bool:
+    """Whether an existing input is a pipe, FIFO or device rather than a regular file."""
+    name = str(source)
     try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file: {exc}") from None
-    columns = list(parquet.schema_arrow.names)
-    check_header(str(path), columns, required)
+        mode = Path(source).stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{name}: input file not found") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{name}: is a directory, not a CSV or Parquet file")
+    return not stat.S_ISREG(mode)
+
+
+def check_read_options(name: str, options: ReadOptions) -> None:
+    """Refuse an unknown or not ASCII-compatible encoding, and an unusable delimiter."""
+    try:
+        probe = ASCII_PROBE.encode(codecs.lookup(options.encoding).name)
+    except UnicodeError:
+        probe = b""
+    except LookupError:
+        raise UsageError(
+            f"{name}: unknown text encoding {options.encoding!r}", fix=Fix("encoding", "utf-8")
+        ) from None
+    if probe != ASCII_PROBE.encode("ascii"):
+        raise UsageError(
+            f"{name}: CSV is read in an ASCII-compatible encoding (utf-8, latin-1, cp1252, ...), "
+            f"not {options.encoding}; convert the file to utf-8 first"
+        )
+    delimiter = options.delimiter
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise UsageError(
+            f"{name}: the delimiter must be one ASCII character other than a quote or a line "
+            f"break, got {delimiter!r}",
+            fix=Fix("delimiter", ","),
+        )
+
+
+def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> BatchSource:
+    spool = _spool_copy(path) if streamed else None
+    try:
+        try:
+            parquet = pq.ParquetFile(spool or path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
+        check_header(str(path), parquet.schema_arrow, required)
+    except BaseException:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        raise
+    batches = _parquet_batches(parquet, str(path), required)
+    return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool)
+
+
+def _parquet_batches(
+    parquet: pq.ParquetFile, name: str, required: Sequence[str]
+) -> Iterator[SourceBatch]:
     batches = parquet.iter_batches(batch_size=65_536, columns=list(required))
-    return BatchSource(str(path), columns, (SourceBatch(batch) for batch in batches))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{name}: corrupt Parquet data: {_first_line(exc)}") from None
+        yield SourceBatch(batch)
 
 
 def _open_csv(
-    source: str | Path, name: str, required: Sequence[str], options: ReadOptions
+    source: str | Path, name: str, required: Sequence[str], options: ReadOptions, *, streamed: bool
 ) -> BatchSource:
-    stream = _raw_stream(source)
-    prefix = _read_header_bytes(stream, name)
-    columns = parse_header(prefix, name, options)
+    stream = _raw_stream(source, streamed=streamed)
+    prefix, whole = _read_header_bytes(stream, name)
+    columns = parse_header(prefix, name, options, whole=whole)
     check_header(name, columns, required)
-    spool = _spool_path() if str(source) == STDIN else None
+    spool = _spool_path() if streamed else None
     replay = _Replay(prefix, stream, tee=spool)
     reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
     start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
-    reader = _CsvBatches(name, required, options, first=replay, start_over=start_over)
+    reader = _CsvBatches(
+        name, required, options, width=len(columns), first=replay, start_over=start_over
+    )
     try:
         reader.open()
     except BaseException:  # a bad file, or SIGTERM while the first block is read
@@ -127,50 +200,118 @@ def _open_csv(
     return BatchSource(name, columns, iter(reader), reread=reread, spool=spool)
 
 
-def _spool_path() -> Path:
-    fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=".csv")
+def _spool_path(suffix: str = ".csv") -> Path:
+    fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=suffix)
     os.close(fd)
     return Path(name)
 
 
-def _raw_stream(source: str | Path) -> BinaryIO:
-    if str(source) == STDIN:
-        return sys.stdin.buffer
+def _spool_copy(path: Path) -> Path:
+    """A streamed Parquet input copied to a temporary file (Parquet needs random access)."""
+    spool = _spool_path(".parquet")
     try:
+        with path.open("rb") as stream, spool.open("wb") as copy:
+            shutil.copyfileobj(stream, copy, 1 << 20)
+    except OSError as exc:
+        spool.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return spool
+
+
+def _raw_stream(source: str | Path, *, streamed: bool = False) -> BinaryIO:
+    """The input's bytes, decompressed by its extension (``.gz``, ...).
+
+    A stream (stdin, a pipe) has no telling name: gzip is recognised by its magic bytes.
+    """
+    if str(source) == STDIN:
+        if sys.stdin is None:
+            raise InputError("<stdin>: standard input is closed; pipe CSV into it or name a file")
+        return _sniffed(sys.stdin.buffer, "<stdin>", None)
+    try:
+        if streamed:  # a pipe cannot seek: open it here, let Arrow only decompress
+            return _sniffed(Path(source).open("rb"), str(source), _compression(source))
         return pa.input_stream(str(source), compression="detect")  # type: ignore[return-value]
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{source}: cannot open: {exc}") from None
+        raise InputError(f"{source}: cannot open: {_first_line(exc)}") from None
 
 
-def _read_header_bytes(stream: BinaryIO, name: str) -> bytes:
-    """Read until the first non-blank line is complete (or end of input)."""
-    prefix = b""
+def _sniffed(stream: BinaryIO, name: str, compression: str | None) -> BinaryIO:
+    """A stream decompressed by ``compression``, or by its first bytes when that is None."""
+    if compression is None:
+        head = b""
+        while len(head) < len(GZIP_MAGIC):
+            try:
+                chunk = stream.read(len(GZIP_MAGIC) - len(head))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{name}: cannot read: {_first_line(exc)}") from None
+            if not chunk:
+                break
+            head += chunk
+        compression = "gzip" if head == GZIP_MAGIC else None
+        stream = _Replay(head, stream)  # type: ignore[assignment]
+    if compression is None:
+        return stream
+    return pa.input_stream(stream, compression=compression)  # type: ignore[return-value]
+
+
+def _compression(source: str | Path) -> str | None:
+    try:
+        return pa.Codec.detect(str(source)).name
+    except (TypeError, ValueError):  # no compression extension
+        return None
+
+
+def _read_header_bytes(stream: BinaryIO, name: str) -> tuple[bytes, bool]:
+    """The first bytes, up to a complete first non-blank line (or the end of input).
+
+    Also says whether the header line is whole: False when it runs past HEADER_LIMIT.
+    """
+    chunks: list[bytes] = []
+    size = 0
     read = getattr(stream, "read1", stream.read)  # a pipe: what has arrived, without waiting
-    while not _has_complete_line(prefix) and len(prefix) < HEADER_LIMIT:
+    while True:
+        prefix = b"".join(chunks)
+        if _has_complete_line(prefix):
+            return prefix, True
+        if size > HEADER_LIMIT:
+            return prefix, False
         try:
             chunk = read(1 << 16)
         except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{name}: cannot read: {exc}") from None
+            raise InputError(f"{name}: cannot read: {_first_line(exc)}") from None
         if not chunk:
-            break
-        prefix += chunk
-    return prefix
+            return prefix, True
+        chunks.append(chunk)
+        size += len(chunk)
 
 
 def _has_complete_line(prefix: bytes) -> bool:
-    return any(line.strip() for line in prefix.split(b"\n")[:-1])
+    """Whether a non-blank line ends (with a line break) within ``prefix``."""
+    start = 0
+    while (found := LINE_BREAK.search(prefix, start)) is not None:
+        if prefix[start : found.start()].strip():
+            return True
+        start = found.end()
+    return False
 
 
-def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
+def parse_header(
+    prefix: bytes, name: str, options: ReadOptions, *, whole: bool = True
+) -> list[str]:
     """Column names from the first non-blank line of a CSV file."""
     if b"\x00" in prefix[:4096]:
         raise InputError(
             f"{name}: binary content (NUL bytes), not {options.encoding} CSV text; "
             "a Parquet file needs a .parquet name, a gzip file a .gz name"
         )
+    if not whole:
+        raise InputError(
+            f"{name}: the header line is longer than {HEADER_LIMIT >> 20} MiB (no line break in "
+            f"its first {HEADER_LIMIT:,} bytes); keep only the needed columns, or check that "
+            "this is a CSV file"
+        )
     encoding = "utf-8-sig" if codecs.lookup(options.encoding).name == "utf-8" else options.encoding
-    lines = [line.rstrip(b"\r") for line in prefix.split(b"\n")]
-    first = next((line for line in lines if line.strip()), None)
+    first = next((line for line in prefix.splitlines() if line.strip()), None)
     if first is None:
         raise InputError(f"{name}: the file is empty (no header line, no rows)")
     try:
@@ -179,30 +320,61 @@ def parse_header(prefix: bytes, name: str, options: ReadOptions) -> list[str]:
         raise InputError(
             f"{name}: header is not valid {options.encoding} text", fix=ENCODING_FIX
         ) from None
-    return next(csv.reader([text], delimiter=options.delimiter))
+    split = next(split_records([text], delimiter=options.delimiter, cap=0))
+    if split.cut:
+        raise InputError(f"{name}: the header line has an unbalanced quote; fix the header")
+    return split.fields
 
 
-def check_header(name: str, columns: Sequence[str], required: Sequence[str]) -> None:
-    """Refuse a missing header, a wrong delimiter, duplicate names or missing columns."""
-    missing = [c for c in required if c not in columns]
-    if len(missing) == len(required) and any(_looks_numeric(c) for c in columns):
+def check_header(name: str, columns: Sequence[str] | pa.Schema, required: Sequence[str]) -> None:
+    """Refuse a missing header, a wrong delimiter, duplicate names or missing columns.
+
+    Given a schema, also refuse required columns of nested types (struct, list, map).
+    """
+    names = list(columns.names if isinstance(columns, pa.Schema) else columns)
+    present = set(names)
+    missing = [c for c in required if c not in present]
+    if len(missing) == len(required) and any(_looks_numeric(c) for c in names):
         raise SchemaError(
             f"{name}: no header row: the first line looks like data; add a header line "
             f"naming the columns ({', '.join(required)})"
         )
-    delimiter = _likely_delimiter(columns) if missing else None
+    delimiter = _likely_delimiter(names) if missing else None
     if delimiter is not None:
         raise SchemaError(
             f"{name}: the header has one column but looks {delimiter!r}-delimited",
             fix=Fix("delimiter", delimiter),
         )
-    duplicates = sorted({c for c in columns if list(columns).count(c) > 1})
+    duplicates = sorted(c for c, n in Counter(names).items() if n > 1)
     if duplicates:
-        raise SchemaError(f"{name}: duplicate column name(s) {', '.join(duplicates)} in the header")
+        raise SchemaError(f"{name}: duplicate column name(s) {_listing(duplicates)} in the header")
     if missing:
         raise SchemaError(
-            f"{name}: missing required column(s) {', '.join(missing)}; found: {', '.join(columns)}"
+            f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"
         )
+    if isinstance(columns, pa.Schema):
+        _check_types(name, columns, required)
+
+
+def _check_types(name: str, schema: pa.Schema, required: Sequence[str]) -> None:
+    for column in required:
+        kind = schema.field(column).type
+        if pa.types.is_nested(kind):
+            raise SchemaError(
+                f"{name}: column {column} holds nested values ({kind}), not numbers or text; "
+                "flatten it into plain columns"
+            )
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    """Names joined by commas, the first ``limit`` of them and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _likely_delimiter(columns: Sequence[str]) -> str | None:
@@ -231,6 +403,7 @@ class _Replay(io.RawIOBase):
     def __init__(self, prefix: bytes, rest: BinaryIO, *, tee: Path | None = None) -> None:
         self._prefix = memoryview(prefix)
         self._rest = rest
+        self._read = getattr(rest, "read1", rest.read)  # a pipe: what has arrived, no waiting
         self._lock = threading.Lock()
         self._tee = tee.open("wb", buffering=0) if tee is not None else None
         if self._tee is not None:
@@ -246,7 +419,7 @@ class _Replay(io.RawIOBase):
                 buffer[:n] = self._prefix[:n]
                 self._prefix = self._prefix[n:]
                 return n
-            data = self._rest.read(len(buffer))
+            data = self._read(len(buffer))
             buffer[: len(data)] = data
             if self._tee is not None:
                 self._tee.write(data)
@@ -254,15 +427,23 @@ class _Replay(io.RawIOBase):
 
 
 class _Collector:
-    """Arrow's invalid-row handler: keeps malformed lines, dropping the first ``skip``."""
+    """Arrow's invalid-row handler: keeps malformed lines, dropping the first ``skip``.
 
-    def __init__(self, skip: int = 0) -> None:
+    A runaway marker line (see ``records``) becomes the runaway line it replaced.
+    """
+
+    def __init__(self, runaways: dict[int, str], skip: int = 0) -> None:
         self.skip = skip
         self.pending: list[BadLine] = []
+        self._runaways = runaways
 
     def __call__(self, row: pacsv.InvalidRow) -> str:
         if self.skip:
             self.skip -= 1
+        elif row.text.startswith(RUNAWAY_MARKER):
+            offset = re.match(r"\d*", row.text[len(RUNAWAY_MARKER) :]).group()
+            text = self._runaways.get(int(offset or -1), "")
+            self.pending.append(BadLine(None, runaway_reason(MAX_FIELD_CHARS), text))
         else:
             reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
             self.pending.append(BadLine(row.number, reason, row.text))
@@ -282,15 +463,18 @@ class _CsvBatches:
         required: Sequence[str],
         options: ReadOptions,
         *,
+        width: int,
         first: io.RawIOBase,
         start_over: Callable[[], BinaryIO],
     ) -> None:
         self._name, self._required, self._options = name, list(required), options
+        self._width = width
         self._first: io.RawIOBase | None = first
         self._start_over = start_over
         self._block_size = options.block_size
         self._rows_out = self._bad_out = self._skip_rows = 0
-        self._bad = _Collector()
+        self._runaways: dict[int, str] = {}
+        self._bad = _Collector(self._runaways)
 
     def open(self) -> None:
         """Open the reader on the input; an over-long first field grows the block size."""
@@ -300,11 +484,21 @@ class _CsvBatches:
                 return
             except pa.ArrowInvalid as exc:
                 self._grow_or_fail(exc)
+            except (OSError, pa.ArrowException) as exc:
+                raise read_error(self._name, exc) from None
 
     def _open_reader(self) -> pacsv.CSVStreamingReader:
         stream, self._first = self._first or _Replay(b"", self._start_over()), None
+        guarded = QuoteGuard(
+            stream,  # type: ignore[arg-type]
+            delimiter=self._options.delimiter,
+            encoding=self._options.encoding,
+            width=self._width,
+            cap=MAX_FIELD_CHARS,
+            runaways=self._runaways,
+        )
         return pacsv.open_csv(
-            io.BufferedReader(stream, buffer_size=1 << 20),  # type: ignore[arg-type]
+            io.BufferedReader(guarded, buffer_size=1 << 20),  # type: ignore[arg-type]
             read_options=pacsv.ReadOptions(
                 block_size=self._block_size, encoding=self._options.encoding
             ),
@@ -330,7 +524,7 @@ class _CsvBatches:
                 "split or remove it"
             ) from None
         self._block_size = min(self._block_size * 16, MAX_BLOCK_SIZE)
-        self._bad = _Collector(skip=self._bad_out)
+        self._bad = _Collector(self._runaways, skip=self._bad_out)
         self._skip_rows = self._rows_out
 
     def __iter__(self) -> Iterator[SourceBatch]:
@@ -344,6 +538,8 @@ class _CsvBatches:
                 self._reader.close()
                 self.open()
                 continue
+            except (OSError, pa.ArrowException) as exc:
+                raise read_error(self._name, exc) from None
             if self._skip_rows:
                 skipped = min(self._skip_rows, rows.num_rows)
                 rows, self._skip_rows = rows.slice(skipped), self._skip_rows - skipped
@@ -397,3 +593,8 @@ def parse_error(name: str, message: str, options: ReadOptions) -> InputError:
     if "UTF8" in message or "UTF-8" in message:
         return InputError(f"{name}: content is not valid {options.encoding} text", fix=ENCODING_FIX)
     return InputError(f"{name}: cannot parse CSV: {message.splitlines()[0]}")
+
+
+def read_error(name: str, exc: BaseException) -> InputError:
+    """A failure to read the input's bytes (a truncated or corrupt compressed file, ...)."""
+    return InputError(f"{name}: cannot read: {_first_line(exc)} (truncated or corrupt file?)")

@@ -990,9 +990,9 @@ def _edit(document: dict, path: tuple, value: object) -> None:
     for key in path[:-1]:
         target = _child(target, key)
     last = path[-1]
-    if isinstance(target, dict) or (
-        isinstance(target, list) and isinstance(last, int) and last < len(target)
-    ):
+    if isinstance(target, dict):
+        target[str(last)] = value  # JSON object keys are text
+    elif isinstance(target, list) and isinstance(last, int) and last < len(target):
         target[last] = value
 
 

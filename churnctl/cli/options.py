@@ -47,20 +47,8 @@ def _unescape(spec: str) -> str | None:
     return "\t" if tab else "\\" if backslash else chr(int(byte or code, 16))
 
 
-def _text_encoding(name: str) -> str:
-    try:
-        b"a".decode(name)
-    except LookupError:  # unknown, or a bytes-to-bytes codec such as rot13 or zlib
-        raise UsageError(
-            f"--encoding {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)"
-        ) from None
-    except UnicodeError:  # a text encoding all the same (utf-16 cannot decode one byte)
-        pass
-    return name
-
-
 def read_options(delimiter: str, encoding: str) -> ReadOptions:
-    return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=_text_encoding(encoding))
+    return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=encoding)
 
 
 Delimiter = Annotated[
