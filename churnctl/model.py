@@ -70,6 +70,8 @@ class ChurnModel:
         self.threads = check_threads(threads)
         self.data = source if isinstance(source, bytes) else read_model_file(Path(source))
         self._session = _open_session(self.data, self.name, threads)
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = ORT_QUIET
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self.inputs = [_info(node) for node in self._session.get_inputs()]
         self.outputs = [_info(node) for node in self._session.get_outputs()]
@@ -136,10 +138,8 @@ class ChurnModel:
 
     def _run(self, features: np.ndarray) -> Any:
         feed = {self.input.name: np.ascontiguousarray(features, dtype=self._dtype)}
-        options = ort.RunOptions()
-        options.log_severity_level = ORT_QUIET
         try:
-            (output,) = self._session.run([self.choice.name], feed, options)
+            (output,) = self._session.run([self.choice.name], feed, self._run_options)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             shape = "x".join(str(n) for n in np.shape(features))
             raise ModelError(
