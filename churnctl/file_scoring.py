@@ -8,7 +8,6 @@ the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +16,10 @@ from churnctl.atomic import publishing
 from churnctl.paths import check_distinct
 from churnctl.rejects import (
     DEFAULT_LIMIT,
-    REJECTS_SCHEMA,
     RejectLimit,
     RejectLog,
     check_limit,
+    open_rejects,
     rejects_path,
 )
 from churnctl.scorer import Scorer, output_schema
@@ -77,9 +76,7 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
     source = open_source(request.input, request.scorer.required_columns, request.read_options)
     try:
         with publishing() as publication:
-            rejects_sink = open_sink(
-                rejects, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer
-            )
+            rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
                 rejects_sink as rejects_writer,
                 open_sink(request.output, schema, fmt, publication) as out,

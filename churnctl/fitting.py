@@ -10,7 +10,6 @@ every runtime.
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,9 @@ from churnctl.frame import Frame
 from churnctl.inputs import frame_from_batch
 from churnctl.paths import check_distinct
 from churnctl.pipeline import FeaturePipeline, load_pipeline_spec
-from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, RejectLimit, RejectLog, check_limit
+from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
 from churnctl.rejects import rejects_path as default_rejects_path
-from churnctl.sinks import TableWriter, open_sink
+from churnctl.sinks import TableWriter
 from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
 from churnctl.state import FeatureState
 
@@ -129,9 +128,7 @@ def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
     rejects = request.rejects or default_rejects_path(request.output, request.train)
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:
-        rejects_sink = open_sink(
-            rejects, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer
-        )
+        rejects_sink = open_rejects(rejects, publication)
         with rejects_sink as writer:
             state = fit_state(
                 request.train, pipeline=request.pipeline, read_options=request.read_options,

@@ -9,19 +9,22 @@ number and ``text`` the row's needed values as CSV.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from churnctl.atomic import Publication
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.locate import RecordLocator
-from churnctl.sinks import STDOUT, TableWriter
+from churnctl.sinks import STDOUT, TableWriter, open_sink
 from churnctl.sources import STDIN, BadLine, ReadOptions, SourceBatch
 
 REJECTS_SCHEMA = pa.schema(
@@ -82,6 +85,13 @@ def rejects_path(output: str, input: str) -> str:
         out = Path(output)
         return str(out.with_name(_rejects_name(out.name)))
     return _rejects_name("stdin" if input == STDIN else Path(input).name)
+
+
+@contextlib.contextmanager
+def open_rejects(target: str, publication: Publication) -> Iterator[TableWriter]:
+    """The rejects CSV writer: a file published with ``publication``, or stderr for ``-``."""
+    with open_sink(target, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer) as writer:
+        yield writer
 
 
 def _rejects_name(name: str) -> str:
