@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from churnctl.errors import OutputError
+from churnctl.faults import checkpoint
 
 
 def is_write_through(target: Path) -> bool:
@@ -66,10 +67,12 @@ class Publication:
         for tmp, final in self._pending:
             with _as_output_error(final, "cannot publish the output"):
                 _fsync(tmp)
+        checkpoint("after-temp-write")
         with _locked(folders):
             for tmp, final in reversed(self._pending):
                 with _as_output_error(final, "cannot publish the output"):
                     os.replace(tmp, final)
+        checkpoint("after-rename")
         for folder in folders:
             with _as_output_error(folder, "cannot publish the output"):
                 _fsync(folder)
@@ -139,6 +142,11 @@ def _as_output_error(path: Path, what: str, hint: str = "") -> Iterator[None]:
         yield
     except OSError as exc:
         raise OutputError(f"{path}: {what} ({exc.strerror or exc}){hint}") from None
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a folder's entries (a rename, a new or deleted file) durable."""
+    _fsync(folder)
 
 
 def _fsync(path: Path) -> None:

@@ -96,3 +96,9 @@ class TooManyRejectsError(ChurnctlError):
     """More rows were rejected than the reject limit allows."""
 
     exit_code = 3
+
+
+class FilesFailedError(ChurnctlError):
+    """Some of the files a run was given failed (each is quarantined with its reason)."""
+
+    exit_code = 4

@@ -63,3 +63,33 @@ def _is_device(path: Path) -> bool:
         return stat.S_ISCHR(path.stat().st_mode)
     except (OSError, UnicodeError, ValueError):
         return False
+
+
+INPUT_SUFFIXES = (".csv.gz", ".csv.bz2", ".csv.zst", ".csv", ".parquet", ".pq")
+TAG_LENGTH = 16  # hex digits of the content hash in derived names
+
+
+def split_suffix(name: str) -> tuple[str, str]:
+    """``part-1.csv.gz`` → (``part-1``, ``.csv.gz``): the stem and the input-format suffix."""
+    for suffix in INPUT_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], name[-len(suffix) :]
+    return name, ""
+
+
+def derived_names(name: str, sha256: str, fmt: str) -> tuple[str, str]:
+    """The output and rejects names of one input: from its name and content hash, stable.
+
+    ``part-1.csv`` with content hash ``ab12…`` → ``part-1.ab12….scored.csv`` and
+    ``part-1.ab12….rejects.csv``: the same input always gives the same names, and
+    new content under the same name gives new ones.
+    """
+    stem, _ = split_suffix(name)
+    tag = sha256[:TAG_LENGTH]
+    return f"{stem}.{tag}.scored.{fmt}", f"{stem}.{tag}.rejects.csv"
+
+
+def tagged_name(name: str, sha256: str) -> str:
+    """``part-1.csv`` → ``part-1.ab12….csv``: a name that cannot clash with another content."""
+    stem, suffix = split_suffix(name)
+    return f"{stem}.{sha256[:TAG_LENGTH]}{suffix}"

@@ -18,6 +18,7 @@ the ONNX Runtime session is opened lazily in the process that scores, with
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ class Scorer:
         if self._model is None:
             self._model = ChurnModel(self._model_bytes, threads=self.threads, name=self._model_name)
         return self._model
+
+    @property
+    def model_digest(self) -> str:
+        """SHA-256 of the model's bytes."""
+        return hashlib.sha256(self._model_bytes).hexdigest()
 
     @property
     def required_columns(self) -> list[str]:

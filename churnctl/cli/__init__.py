@@ -2,10 +2,11 @@
 
 ``app`` is the Typer application, ``run`` the console script; ``commands`` holds
 the commands (each calls one library function), ``options`` their option types,
-``console`` what and how they print, ``report`` the ``inspect`` tables.
+``console`` what and how they print, ``report`` the ``inspect`` tables,
+``watching`` the ``watch`` commands.
 """
 
-from churnctl.cli import commands  # noqa: F401  (registers the commands on the app)
+from churnctl.cli import commands, watching  # noqa: F401  (register the commands on the app)
 from churnctl.cli.app import app, run
 from churnctl.cli.console import printable
 from churnctl.cli.options import parse_delimiter

@@ -39,7 +39,7 @@ from churnctl.cli.options import (
     read_options,
     text_value,
 )  # fmt: skip
-from churnctl.cli.report import binding_lines, report_tables
+from churnctl.cli.report import binding_lines, pair_warning, report_tables
 from churnctl.errors import UsageError
 from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
 from churnctl.fitting import FitRequest, fit_file, fit_state
@@ -116,7 +116,7 @@ def score(
         features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch, logits=logits,
     )  # fmt: skip
-    _warn_about_pair(scorer)
+    pair_warning(scorer, stderr)
     request = ScoreRequest(
         input=input, output=output, scorer=scorer, format=format, rejects=rejects,
         max_rejects=limit, read_options=options,
@@ -154,11 +154,6 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task("scoring", total=None)
         yield lambda rows: bar.update(task, completed=rows)
-
-
-def _warn_about_pair(scorer: Scorer) -> None:
-    if scorer.check.status is not PairStatus.BOUND:
-        stderr.print(f"Warning: {scorer.check.message}", markup=False)
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:

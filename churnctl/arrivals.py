@@ -1,0 +1,235 @@
+"""Which files of a landing folder are there to score, and when each is complete.
+
+Kernel events (watchdog: inotify on Linux) are hints that arrive in
+milliseconds; a listing of the folder is the truth, taken at start-up, after an
+event overflow and every few seconds. A file *renamed into* the folder is
+complete at once (the producer convention: write elsewhere, then rename). A
+file *written in place* is complete once its writer has closed it, its size
+and mtime have not changed for the settle time, and its content ends as a
+complete file does (a CSV with a newline, a Parquet file with its footer). With
+a done marker, a file is complete when ``<name><marker>`` exists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from churnctl.errors import InputError, UsageError
+
+DEFAULT_PATTERNS = ("*.csv", "*.csv.gz", "*.csv.bz2", "*.csv.zst", "*.parquet", "*.pq")
+TEMPORARY_SUFFIXES = (".tmp", ".part", ".crdownload")
+EVENT_QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """Which names are inputs: the patterns, never hidden or temporary names, never markers."""
+
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    done_marker: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.done_marker is not None and not self.done_marker.strip(". "):
+            raise UsageError(
+                f"a done marker needs a suffix such as '.done', got {self.done_marker!r}"
+            )
+
+    def is_input(self, name: str) -> bool:
+        if name.startswith((".", "_")) or name.lower().endswith(TEMPORARY_SUFFIXES):
+            return False
+        if self.done_marker is not None and name.endswith(self.done_marker):
+            return False
+        return any(fnmatch.fnmatch(name.lower(), p.lower()) for p in self.patterns)
+
+    def input_of_marker(self, name: str) -> str | None:
+        """For a done-marker name, the input it marks."""
+        if self.done_marker is None or not name.endswith(self.done_marker):
+            return None
+        return name[: -len(self.done_marker)] or None
+
+
+@dataclass
+class Pending:
+    """A file seen but not yet scored: what is known of its completeness."""
+
+    renamed_in: bool = False  # arrived by a rename: complete at once
+    writing: bool = False  # created or modified in place and not yet closed
+    stat: tuple[int, int] | None = None  # (size, mtime_ns) when last looked at
+    stable_since: float = field(default_factory=time.monotonic)
+    seen_at: float = field(default_factory=time.monotonic)
+    not_before: float = 0.0  # a retry waits until then (monotonic)
+
+
+def has_complete_ending(path: Path) -> bool:
+    """A CSV ends with a newline, a Parquet file with its footer magic; others cannot tell."""
+    name = path.name.lower()
+    tail = (
+        b"\n" if name.endswith(".csv") else b"PAR1" if name.endswith((".parquet", ".pq")) else b""
+    )
+    if not tail:
+        return True
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size < len(tail):
+                return size == 0 and tail == b"\n"
+            handle.seek(size - len(tail))
+            return handle.read(len(tail)) == tail
+    except OSError:
+        return False
+
+
+def list_inputs(folder: Path, rules: NameRules) -> dict[str, os.stat_result]:
+    """The input files now in ``folder`` (no sub-folders), with their stat."""
+    found: dict[str, os.stat_result] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if rules.is_input(entry.name) and entry.is_file(follow_symlinks=False):
+                    try:
+                        found[entry.name] = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # gone between the listing and the stat
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    return found
+
+
+def list_markers(folder: Path, rules: NameRules) -> set[str]:
+    """The inputs whose done marker is in ``folder``."""
+    if rules.done_marker is None:
+        return set()
+    with os.scandir(folder) as entries:
+        return {n for e in entries if (n := rules.input_of_marker(e.name) or "")}
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One event, reduced to what matters: a name and what happened to it."""
+
+    kind: str  # "renamed-in", "writing", "closed", "gone", "marker"
+    name: str
+
+
+class Events:
+    """Kernel events of one folder as hints on a bounded queue; an overflow asks for a rescan."""
+
+    def __init__(self, folder: Path, rules: NameRules, size: int = EVENT_QUEUE_SIZE) -> None:
+        self.folder = Path(folder).resolve()
+        self.rules = rules
+        self.queue: queue.Queue[Hint] = queue.Queue(maxsize=size)
+        self.overflowed = threading.Event()
+        self._observer: Any = None
+        self._writing: set[str] = set()  # names with a "writing" hint queued since their close
+
+    def start(self) -> None:
+        """Start watching (before the first listing, so nothing arriving meanwhile is missed)."""
+        from watchdog.events import (
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+        )  # fmt: skip
+
+        self._observer = _observer()
+        kinds = [FileMovedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
+                 FileClosedEvent]  # fmt: skip
+        self._observer.schedule(
+            _Handler(self), str(self.folder), recursive=False, event_filter=kinds
+        )
+        self._observer.start()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def put(self, kind: str, path: str) -> None:
+        """Queue a hint for a name in the folder; a full queue is noted, not blocked on."""
+        where = Path(path)
+        if not path or where.parent != self.folder:
+            return
+        name = where.name
+        marked = self.rules.input_of_marker(name)
+        if marked is not None and kind in ("renamed-in", "closed"):
+            kind, name = "marker", marked
+        elif not self.rules.is_input(name):
+            return
+        if kind == "writing":
+            if name in self._writing:
+                return  # one hint per write, not one per write() call
+            self._writing.add(name)
+        else:
+            self._writing.discard(name)
+        try:
+            self.queue.put_nowait(Hint(kind, name))
+        except queue.Full:
+            self.overflowed.set()
+
+    def get(self, timeout: float) -> Hint | None:
+        try:
+            return self.queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+    def drain(self) -> Iterable[Hint]:
+        while True:
+            try:
+                yield self.queue.get_nowait()
+            except queue.Empty:
+                return
+
+
+def _observer() -> Any:
+    """inotify with unmatched moves reported as moves, where there is inotify."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+
+        return InotifyObserver(generate_full_events=True)
+    except (ImportError, OSError):
+        from watchdog.observers import Observer
+
+        return Observer()
+
+
+class _Handler:
+    """A watchdog handler that turns events into hints."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    def dispatch(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "FileMovedEvent":
+            self.events.put("gone", event.src_path)
+            self.events.put("renamed-in", event.dest_path)
+        elif kind in ("FileCreatedEvent", "FileModifiedEvent"):
+            self.events.put("writing", event.src_path)
+        elif kind == "FileClosedEvent":
+            self.events.put("closed", event.src_path)
+        elif kind == "FileDeletedEvent":
+            self.events.put("gone", event.src_path)
+
+
+def is_ready(pending: Pending, stat: os.stat_result, path: Path, settle: float) -> bool:
+    """Whether a pending file is complete now (updating what is known of its stability)."""
+    now = time.monotonic()
+    current = (stat.st_size, stat.st_mtime_ns)
+    if current != pending.stat:
+        pending.stat, pending.stable_since = current, now
+    if pending.renamed_in:
+        return True
+    if pending.writing:
+        return False
+    quiet = max(now - pending.stable_since, time.time() - stat.st_mtime_ns / 1e9)
+    return quiet >= settle and has_complete_ending(path)

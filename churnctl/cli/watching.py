@@ -1,0 +1,292 @@
+"""``watch`` and ``watch-status``: stream a landing folder; show a watcher's manifest."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from churnctl.arrivals import DEFAULT_PATTERNS, NameRules
+from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.cli.app import command
+from churnctl.cli.console import stderr, stdout
+from churnctl.cli.options import (
+    KEEP_DEFAULT,
+    AllowMismatch,
+    Delimiter,
+    Encoding,
+    KeepOpt,
+    LogitsOpt,
+    MaxRejects,
+    ModelOpt,
+    StateOpt,
+    ThresholdOpt,
+    parse_max_rejects,
+    path_value,
+    read_options,
+)  # fmt: skip
+from churnctl.cli.report import add_text_row, pair_warning
+from churnctl.errors import FilesFailedError, UsageError
+from churnctl.manifest import ManifestSummary, read_manifest
+from churnctl.scorer import Scorer
+from churnctl.state import load_state
+from churnctl.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
+
+LATENCIES_KEPT = 1_000  # the live p99 is over the last this many files
+
+
+def _opt(metavar: str, help: str, *names: str) -> Any:
+    return typer.Option(*names, metavar=metavar, help=help)
+
+
+OutDir = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="DIR", parser=path_value,
+                 help="Folder for outputs, rejects and the manifest (.churnctl/)."),
+]  # fmt: skip
+InDir = Annotated[
+    Path | None,
+    typer.Argument(metavar="IN_DIR", parser=path_value, help="Landing folder to watch."),
+]
+OutFormat = Annotated[str, _opt("csv|jsonl|parquet", "Output format.")]
+Patterns = Annotated[list[str], _opt("GLOB", "Input names to take; repeat for more.")]
+SettleMs = Annotated[int, _opt("MS", "A file written in place must stay unchanged this long.")]
+DoneMarker = Annotated[str | None, _opt("SUFFIX", "Take X only once X+SUFFIX exists.")]
+Rescan = Annotated[float, _opt("SECONDS", "List the folder this often (events are hints).")]
+Poll = Annotated[float | None, _opt("SECONDS", "No kernel events (NFS, SMB): list this often.")]
+After = Annotated[str, _opt("keep|archive|delete", "What becomes of a scored input.")]
+ArchiveDir = Annotated[Path | None, _opt("DIR", "Archive folder (default IN_DIR/.processed).")]
+Retain = Annotated[float | None, _opt("DAYS", "Forget finished files after DAYS.")]
+MaxAttempts = Annotated[int, _opt("N", "Quarantine a file after N failed attempts.")]
+Reprocess = Annotated[bool, typer.Option(help="Score again files edited after scoring.")]
+Once = Annotated[bool, typer.Option(help="Score what is there, then exit (4 if any failed).")]
+LogJson = Annotated[str | None, _opt("FILE", "Append one JSON line per file; - for stderr.")]
+Status = Annotated[bool, typer.Option(help="Show the manifest of --out and exit.")]
+
+
+@command
+def watch(
+    in_dir: InDir = None,
+    out: OutDir = None,
+    state: StateOpt = None,
+    model: ModelOpt = None,
+    keep: KeepOpt = KEEP_DEFAULT,
+    threshold: ThresholdOpt = 0.5,
+    format: OutFormat = "csv",
+    max_rejects: MaxRejects = "5%",
+    allow_state_mismatch: AllowMismatch = False,
+    logits: LogitsOpt = False,
+    delimiter: Delimiter = ",",
+    encoding: Encoding = "utf-8",
+    pattern: Patterns = DEFAULT_PATTERNS,
+    settle: SettleMs = 1000,
+    done_marker: DoneMarker = None,
+    rescan: Rescan = 30.0,
+    poll: Poll = None,
+    after: After = "keep",
+    archive_dir: ArchiveDir = None,
+    retain: Retain = None,
+    max_attempts: MaxAttempts = 3,
+    reprocess_changed: Reprocess = False,
+    once: Once = False,
+    log_json: LogJson = None,
+    status: Status = False,
+) -> None:
+    """Score each complete file landing in IN_DIR exactly once, within milliseconds."""
+    if status:
+        return watch_status(_required(out, "--out DIR"))
+    scorer = Scorer(
+        load_state(state or bundled(STATE)), model or bundled(MODEL), keep=list(keep),
+        threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
+    )  # fmt: skip
+    pair_warning(scorer, stderr)
+    settings = WatchSettings(
+        in_dir=_required(in_dir, "IN_DIR"), out_dir=_required(out, "--out DIR"), scorer=scorer,
+        format=format, max_rejects=parse_max_rejects(max_rejects),
+        read_options=read_options(delimiter, encoding),
+        rules=NameRules(tuple(pattern), done_marker), settle=settle / 1000, rescan=rescan,
+        poll=poll, after=after, archive_dir=archive_dir, retain_days=retain,
+        max_attempts=max_attempts, reprocess_changed=reprocess_changed, once=once,
+    )  # fmt: skip
+    report = _run(settings, log_json)
+    _print_report(report, settings)
+    if report.failed:
+        raise FilesFailedError(
+            f"{report.failed} file(s) failed: see {settings.in_dir / '.failed'} and "
+            f"churnctl watch-status {settings.out_dir}"
+        )
+    return None
+
+
+def _required(value: Path | None, what: str) -> Path:
+    if value is None:
+        raise UsageError(f"watch needs {what}")
+    return value
+
+
+def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
+    with _json_log(log_json) as log, _Status(settings) as status:
+        watcher = Watcher(settings, on_event=lambda event: status.show(event, log))
+        status.watcher = watcher
+        with _stopped_by_signals(watcher):
+            return watcher.run()
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(watcher: Watcher) -> Iterator[None]:
+    """SIGINT and SIGTERM finish the current file and stop; a second one stops at once."""
+
+    def stop(signum: int, frame: object) -> None:
+        if watcher.stopping:
+            raise KeyboardInterrupt
+        watcher.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _json_log(target: str | None) -> Iterator[IO[str] | None]:
+    if target is None:
+        yield None
+    elif target == "-":
+        yield sys.stderr
+    else:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            yield handle
+
+
+def _json_line(event: WatchEvent) -> str:
+    record: dict[str, Any] = {"event": event.kind, "input": event.input, "output": event.output,
+                              "rejects": event.rejects}  # fmt: skip
+    if event.counts is not None:
+        record |= {f"rows_{k}": v for k, v in asdict(event.counts).items()}
+    record |= {"latency_ms": event.latency_ms, "message": event.message or None, "at": event.at}
+    return json.dumps(record, ensure_ascii=False)
+
+
+class _Status:
+    """Per-file lines on stderr, or a live panel when stderr is a terminal."""
+
+    def __init__(self, settings: WatchSettings) -> None:
+        self.settings = settings
+        self.watcher: Watcher | None = None
+        self.started = time.monotonic()
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCIES_KEPT)
+        self.live: Live | None = None
+
+    def __enter__(self) -> _Status:
+        if stderr.is_terminal:
+            self.live = Live(get_renderable=self._panel, console=stderr, refresh_per_second=4,
+                             transient=False)  # fmt: skip
+            self.live.__enter__()
+        stderr.print(f"watching {self.settings.in_dir} → {self.settings.out_dir}", markup=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def show(self, event: WatchEvent, log: IO[str] | None) -> None:
+        if log is not None:
+            log.write(_json_line(event) + "\n")
+            log.flush()
+        if event.latency_ms is not None:
+            self.latencies.append(event.latency_ms)
+        if self.live is None or event.kind != "scored":
+            stderr.print(_event_line(event), markup=False, soft_wrap=True)
+
+    def _panel(self) -> Table:
+        report = self.watcher.report if self.watcher else WatchReport()
+        pending = len(self.watcher.pending) if self.watcher else 0
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else None
+        last = self.latencies[-1] if self.latencies else None
+        table = Table.grid(padding=(0, 2))
+        for label, value in (
+            ("files", f"{report.scored:,} done, {pending:,} pending, {report.failed:,} failed"),
+            ("rows", f"{report.rows.read:,} read, {report.rows.rejected:,} rejected, "
+                     f"{report.rows.read / elapsed:,.0f} rows/s"),
+            ("latency", f"last {_ms(last)}, p99 {_ms(p99)}"),
+        ):  # fmt: skip
+            table.add_row(label, value)
+        return table
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _event_line(event: WatchEvent) -> str:
+    if event.kind == "scored" and event.counts is not None:
+        return (f"scored {event.input}: {event.counts.read:,} rows ({event.counts.rejected:,} "
+                f"rejected) in {_ms(event.latency_ms)} → {event.output}")  # fmt: skip
+    if event.kind == "failed":
+        return f"FAILED {event.input}: {event.message} (moved to {event.output})"
+    return f"{event.kind} {event.input}: {event.message or event.output or ''}".rstrip(": ")
+
+
+def _print_report(report: WatchReport, settings: WatchSettings) -> None:
+    left = f"; {len(report.left)} incomplete file(s) left: {', '.join(report.left)}"
+    stderr.print(
+        f"watch stopped: {report.scored:,} file(s) scored, {report.failed:,} failed; "
+        f"{report.rows.read:,} rows read: {report.rows.scored:,} scored, "
+        f"{report.rows.rejected:,} rejected" + (left if report.left else ""),
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+@command
+def watch_status(
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT_DIR", parser=path_value, help="The output folder of a watcher."
+        ),
+    ],
+) -> None:
+    """Show a watcher's manifest: files by state, the last ones, failures and reasons."""
+    manifest = read_manifest(out)
+    try:
+        summary = manifest.summary()
+    finally:
+        manifest.close()
+    for table in _status_tables(summary):
+        stdout.print(table)
+
+
+def _status_tables(summary: ManifestSummary) -> list[Table]:
+    counts = Table(title="files by state")
+    for state in summary.by_state:
+        counts.add_column(state, justify="right")
+    counts.add_row(*(f"{n:,}" for n in summary.by_state.values()))
+    last = Table("input", "rows", "rejected", "latency", "output", title="last scored")
+    for entry in summary.last:
+        read, rejected = f"{entry.rows_read or 0:,}", f"{entry.rows_rejected or 0:,}"
+        add_text_row(last, entry.name, read, rejected, _ms(entry.latency_ms), entry.output or "")
+    failures = Table("input", "attempts", "reason", title="failed")
+    for entry in summary.failures:
+        add_text_row(failures, entry.name, str(entry.attempts), entry.error or "")
+    rows = summary.rows
+    totals = Table.grid(padding=(0, 2))
+    totals.add_row(
+        "rows", f"{rows.read:,} read: {rows.scored:,} scored, {rows.rejected:,} rejected"
+    )
+    totals.add_row("manifest", f"{summary.size_bytes:,} bytes")
+    return [counts, totals, last, failures]

@@ -1,0 +1,30 @@
+"""Fault injection for crash tests: kill the process at a named step, when asked.
+
+Off in normal use. A test sets ``CHURNCTL_FAULT`` to a step name (``after-rename``)
+or to ``step@N`` (the N-th time the step is reached, from 1) and the process
+SIGKILLs itself there, as ``kill -9`` would, with no clean-up of any kind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+FAULT_ENV = "CHURNCTL_FAULT"
+STEPS = ("after-temp-write", "after-rename", "after-commit", "after-archive")
+
+_reached: Counter[str] = Counter()
+
+
+def checkpoint(step: str) -> None:
+    """Die here if ``CHURNCTL_FAULT`` names this step (and this is the asked occurrence)."""
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted:
+        return
+    name, _, nth = wanted.partition("@")
+    if name != step:
+        return
+    _reached[step] += 1
+    if _reached[step] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
