@@ -67,10 +67,10 @@ class WatchSettings:
     def __post_init__(self) -> None:
         self.in_dir, self.out_dir = Path(self.in_dir), Path(self.out_dir)
         check_after(self.after)
-        for name in ("settle", "rescan", "poll", "retain_days"):
+        for name, least in (("settle", 0), ("rescan", 0.01), ("poll", 0.01), ("retain_days", 0)):
             value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise UsageError(f"{name} must be >= 0, got {value}")
+            if value is not None and not value >= least:
+                raise UsageError(f"{name} must be >= {least}, got {value}")
         if self.max_attempts < 1:
             raise UsageError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if not self.in_dir.is_dir():
