@@ -149,7 +149,7 @@ def _stopped_by_signals(watcher: Watcher) -> Iterator[None]:
 
     def stop(signum: int, frame: object) -> None:
         if watcher.stopping:
-            raise KeyboardInterrupt
+            raise SystemExit(128 + signum)  # unwinds: temporary files are removed
         watcher.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
