@@ -37,6 +37,7 @@ from churnctl.manifest import Counts, Entry, Manifest, ManifestError, open_manif
 from churnctl.paths import derived_names
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
 from churnctl.scorer import Scorer
+from churnctl.sinks import output_format
 from churnctl.sources import ReadOptions
 
 PENDING_CHECK = 0.05  # seconds between looks at files not yet complete
@@ -67,6 +68,7 @@ class WatchSettings:
     def __post_init__(self) -> None:
         self.in_dir, self.out_dir = Path(self.in_dir), Path(self.out_dir)
         check_after(self.after)
+        output_format(f"output.{self.format}", self.format)
         for name, least in (("settle", 0), ("rescan", 0.01), ("poll", 0.01), ("retain_days", 0)):
             value = getattr(self, name)
             if value is not None and not value >= least:
@@ -281,8 +283,8 @@ class Watcher:
         )  # fmt: skip
         try:
             summary = score_file(request)
-        except (OutputError, ManifestError):
-            raise  # the output folder or the manifest is broken: stop the watcher, loudly
+        except (OutputError, ManifestError, UsageError):
+            raise  # the output folder, the manifest or the settings are wrong: stop, loudly
         except ChurnctlError as exc:  # the file as a whole is refused
             self._fail(path, claim.sha256, str(exc), attempts)
             return
