@@ -226,13 +226,16 @@ class Manifest:
         return self._rows("SELECT * FROM inputs WHERE state = 'claimed'")
 
     def done_names(self) -> dict[str, tuple[int, int, int]]:
-        """Each name with a done or failed row: its (size, mtime_ns, inode) at the last claim."""
-        rows = self._rows("SELECT * FROM inputs WHERE state != 'claimed' ORDER BY claimed_at")
-        return {row.name: (row.size, row.mtime_ns, row.inode) for row in rows}
+        """Each name whose latest row is done: its (size, mtime_ns, inode) when it was claimed."""
+        rows = self._rows("SELECT * FROM inputs ORDER BY claimed_at")
+        latest = {row.name: row for row in rows}
+        return {n: (r.size, r.mtime_ns, r.inode) for n, r in latest.items() if r.state == "done"}
 
     def prune_missing(self, present: set[str]) -> int:
         """Drop the done rows whose input has left the input folder; how many."""
-        gone = [name for name in self.done_names() if name not in present]
+        with _checked(self.path, "cannot read the manifest"):
+            done = self._db.execute("SELECT DISTINCT name FROM inputs WHERE state = 'done'")
+            gone = [row[0] for row in done if row[0] not in present]
         with self._transaction() as db:
             db.executemany(
                 "DELETE FROM inputs WHERE name = ? AND state = 'done'", [(n,) for n in gone]
