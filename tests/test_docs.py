@@ -28,4 +28,4 @@ def test_python_api_example_runs(index: int) -> None:
 
 
 def test_python_api_page_has_examples() -> None:
-    assert len(examples("docs/python-api.md")) == 2
+    assert len(examples("docs/python-api.md")) == 3
