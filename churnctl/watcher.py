@@ -92,7 +92,7 @@ class WatchSettings:
 class WatchEvent:
     """What happened to one file (or to the watcher): for logs and live status."""
 
-    kind: str  # scored | failed | changed | retry | overflow | reconciled
+    kind: str  # started | scored | failed | changed | retry | overflow | reconciled
     input: str
     output: str | None = None
     rejects: str | None = None
@@ -147,6 +147,7 @@ class Watcher:
             events = None if s.once or s.poll is not None else Events(s.in_dir, s.rules)
             if events is not None:
                 events.start()  # before the first listing: nothing arriving meanwhile is missed
+            self.on_event(WatchEvent("started", str(s.in_dir), str(s.out_dir)))
             try:
                 self._loop(events)
             finally:

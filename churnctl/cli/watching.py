@@ -195,7 +195,6 @@ class _Status:
             self.live = Live(get_renderable=self._panel, console=stderr, refresh_per_second=4,
                              transient=False)  # fmt: skip
             self.live.__enter__()
-        stderr.print(f"watching {self.settings.in_dir} → {self.settings.out_dir}", markup=False)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -203,7 +202,7 @@ class _Status:
             self.live.__exit__(None, None, None)
 
     def show(self, event: WatchEvent, log: IO[str] | None) -> None:
-        if log is not None:
+        if log is not None and event.kind != "started":  # the JSON log: one line per file
             log.write(_json_line(event) + "\n")
             log.flush()
         if event.latency_ms is not None:
@@ -234,6 +233,8 @@ def _ms(value: float | None) -> str:
 
 
 def _event_line(event: WatchEvent) -> str:
+    if event.kind == "started":  # the folder is locked and watched: only now say so
+        return f"watching {event.input} → {event.output}"
     if event.kind == "scored" and event.counts is not None:
         return (f"scored {event.input}: {event.counts.read:,} rows ({event.counts.rejected:,} "
                 f"rejected) in {_ms(event.latency_ms)} → {event.output}")  # fmt: skip
