@@ -126,6 +126,7 @@ class Watcher:
         self._stopping = False
         self._changed: dict[str, tuple[int, int]] = {}  # logged as changed: (size, mtime_ns)
         self._redo: set[str] = set()
+        self._removed: set[str] = set()  # deleted or moved away since: a file there now is new
         self._manifest: Manifest | None = None
 
     def stop(self) -> None:
@@ -191,6 +192,7 @@ class Watcher:
     def _take(self, hint: Hint) -> None:
         if hint.kind == "gone":
             self.pending.pop(hint.name, None)
+            self._removed.add(hint.name)
         elif hint.kind in ("renamed-in", "marker"):
             self.pending[hint.name] = Pending(renamed_in=True)
         else:
@@ -219,6 +221,7 @@ class Watcher:
         for name in [n for n in self.pending if n not in listed]:
             del self.pending[name]
         self._changed = {n: v for n, v in self._changed.items() if n in listed}
+        self._removed &= set(listed)  # the done rows of the others are pruned or forgotten
         if s.after == "keep":
             manifest.prune_missing(set(listed))
         if s.retain_days is not None:
@@ -269,6 +272,7 @@ class Watcher:
                       output, rejects)  # fmt: skip
         attempts = manifest.claim(claim)
         self._redo.discard(name)
+        self._removed.discard(name)
         if attempts > s.max_attempts:
             reason = f"the watcher stopped while scoring it {attempts - 1} times"
             self._fail(path, sha, reason, attempts)
@@ -314,9 +318,17 @@ class Watcher:
         self._dispose(path, entry.sha256)
 
     def _may_score(self, name: str, sha: str, stat: os.stat_result) -> bool:
-        """New content under a done name: a re-upload (new inode) is scored, an edit is not."""
+        """New content under a done name: a re-upload is scored, an edit is not.
+
+        An edit is new content in the scored file itself: kept (not archived or deleted by
+        the watcher), not deleted or moved away since, same inode. A file deleted and
+        written again may get the old inode number back: it is a re-upload all the same.
+        """
         latest = self._checked_manifest().latest(name)
-        edited = latest is not None and latest.state == "done" and latest.inode == stat.st_ino
+        edited = (
+            self.settings.after == "keep" and name not in self._removed
+            and latest is not None and latest.state == "done" and latest.inode == stat.st_ino
+        )  # fmt: skip
         if not edited or self.settings.reprocess_changed:
             return True
         self._changed[name] = (stat.st_size, stat.st_mtime_ns)
