@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class Pending:
     stable_since: float = field(default_factory=time.monotonic)
     seen_at: float = field(default_factory=time.monotonic)
     not_before: float = 0.0  # a retry waits until then (monotonic)
+    reported: bool = False  # its incomplete ending was reported (until it changes)
 
 
 def has_complete_ending(path: Path) -> bool:
@@ -221,15 +223,35 @@ class _Handler:
             self.events.put("gone", event.src_path)
 
 
-def is_ready(pending: Pending, stat: os.stat_result, path: Path, settle: float) -> bool:
-    """Whether a pending file is complete now (updating what is known of its stability)."""
+class Readiness(Enum):
+    """Where a pending file stands."""
+
+    READY = "ready"
+    WAITING = "waiting"  # being written, or not quiet for the settle time yet
+    INCOMPLETE = "incomplete"  # quiet, but its content does not end as a complete file does
+
+
+def readiness(pending: Pending, stat: os.stat_result, path: Path, settle: float) -> Readiness:
+    """Whether a pending file is complete now (updating what is known of its stability).
+
+    The quiet time is what the watcher itself saw, never the file's mtime against
+    this machine's clock: a network file system's clock may be behind.
+    """
     now = time.monotonic()
     current = (stat.st_size, stat.st_mtime_ns)
     if current != pending.stat:
-        pending.stat, pending.stable_since = current, now
+        pending.stat, pending.stable_since, pending.reported = current, now, False
     if pending.renamed_in:
-        return True
-    if pending.writing:
-        return False
-    quiet = max(now - pending.stable_since, time.time() - stat.st_mtime_ns / 1e9)
-    return quiet >= settle and has_complete_ending(path)
+        return Readiness.READY
+    if pending.writing or now - pending.stable_since < settle:
+        return Readiness.WAITING
+    return Readiness.READY if has_complete_ending(path) else Readiness.INCOMPLETE
+
+
+def marker_readiness(marker: Path, stat: os.stat_result) -> Readiness:
+    """With done markers: ready once a marker at least as new as the file exists."""
+    try:
+        marked = marker.stat().st_mtime_ns >= stat.st_mtime_ns
+    except FileNotFoundError:
+        marked = False
+    return Readiness.READY if marked else Readiness.WAITING

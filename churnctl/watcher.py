@@ -28,7 +28,16 @@ from typing import Any
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churnctl.arrivals import Events, Hint, NameRules, Pending, is_ready, list_inputs
+from churnctl.arrivals import (
+    Events,
+    Hint,
+    NameRules,
+    Pending,
+    Readiness,
+    list_inputs,
+    marker_readiness,
+    readiness,
+)  # fmt: skip
 from churnctl.disposal import ARCHIVE_FOLDER, check_after, dispose, quarantine
 from churnctl.errors import ChurnctlError, OutputError, UsageError
 from churnctl.faults import checkpoint
@@ -245,13 +254,17 @@ class Watcher:
             self._process(name, pending)
 
     def _complete(self, name: str, pending: Pending, stat: os.stat_result) -> bool:
-        marker = self.settings.rules.done_marker
+        path, marker = self.settings.in_dir / name, self.settings.rules.done_marker
         if marker is not None:
-            return (self.settings.in_dir / f"{name}{marker}").exists()
-        settle = self.settings.settle
-        if self.settings.poll is not None:
-            settle = min(settle, self.settings.poll)
-        return is_ready(pending, stat, self.settings.in_dir / name, settle)
+            return marker_readiness(path.with_name(name + marker), stat) is Readiness.READY
+        status = readiness(pending, stat, path, self.settings.settle)
+        if status is Readiness.INCOMPLETE and not pending.reported:
+            pending.reported = True
+            self.on_event(WatchEvent("incomplete", name, message=(
+                f"unchanged for {self.settings.settle:g} s but its content is cut short "
+                "(a CSV must end with a newline); waiting for the rest"
+            )))  # fmt: skip
+        return status is Readiness.READY
 
     def _process(self, name: str, pending: Pending) -> None:
         """Score one complete file, in the commit order; see the module docstring."""

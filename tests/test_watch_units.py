@@ -14,7 +14,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from churnctl.arrivals import Events, NameRules, Pending, has_complete_ending, is_ready
+from churnctl.arrivals import (
+    Events,
+    NameRules,
+    Pending,
+    Readiness,
+    has_complete_ending,
+    marker_readiness,
+    readiness,
+)  # fmt: skip
 from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.disposal import dispose, move_aside, quarantine
 from churnctl.errors import UsageError
@@ -177,14 +185,31 @@ def test_complete_endings(tmp_path: Path, name: str, content: bytes, complete: b
 def test_a_file_written_in_place_is_ready_after_its_settle_time(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_bytes(b"h\n1\n")
+    old = time.time() - 3600
+    os.utime(path, (old, old))  # an old mtime does not count: the watcher's own view does
     pending = Pending()
-    os.utime(path, (time.time(), time.time()))
-    assert not is_ready(pending, path.stat(), path, settle=0.2)
+    assert readiness(pending, path.stat(), path, settle=0.2) is Readiness.WAITING
     time.sleep(0.25)
-    assert is_ready(pending, path.stat(), path, settle=0.2)
+    assert readiness(pending, path.stat(), path, settle=0.2) is Readiness.READY
     pending.writing = True  # a writer still has it open
-    assert not is_ready(pending, path.stat(), path, settle=0.2)
-    assert is_ready(Pending(renamed_in=True), path.stat(), path, settle=60)
+    assert readiness(pending, path.stat(), path, settle=0.2) is Readiness.WAITING
+    pending.writing = False
+    with path.open("ab") as handle:
+        handle.write(b"2")  # a cut-short line: changed, so quiet again from now
+    assert readiness(pending, path.stat(), path, settle=0.2) is Readiness.WAITING
+    time.sleep(0.25)
+    assert readiness(pending, path.stat(), path, settle=0.2) is Readiness.INCOMPLETE
+    assert readiness(Pending(renamed_in=True), path.stat(), path, settle=60) is Readiness.READY
+
+
+def test_a_done_marker_counts_only_when_newer_than_its_file(tmp_path: Path) -> None:
+    path, marker = tmp_path / "a.csv", tmp_path / "a.csv.done"
+    path.write_bytes(b"h\n")
+    assert marker_readiness(marker, path.stat()) is Readiness.WAITING
+    marker.touch()
+    assert marker_readiness(marker, path.stat()) is Readiness.READY
+    os.utime(marker, (time.time() - 60, time.time() - 60))  # an old marker, a rewritten file
+    assert marker_readiness(marker, path.stat()) is Readiness.WAITING
 
 
 def test_a_full_event_queue_asks_for_a_rescan(tmp_path: Path) -> None:

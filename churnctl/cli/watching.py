@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -136,6 +137,9 @@ def _required(value: Path | None, what: str) -> Path:
 
 
 def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
+    # watchdog logs a harmless race on stop ("queue_events() called when the thread is
+    # inactive"); events are only hints here, listings the truth: keep its log quiet
+    logging.getLogger("watchdog").addHandler(logging.NullHandler())
     with _json_log(log_json) as log, _Status(settings) as status:
         watcher = Watcher(settings, on_event=lambda event: status.show(event, log))
         status.watcher = watcher
