@@ -13,11 +13,13 @@ a done marker, a file is complete when ``<name><marker>`` exists.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import queue
+import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -48,13 +50,19 @@ class NameRules:
             return False
         if self.done_marker is not None and name.endswith(self.done_marker):
             return False
-        return any(fnmatch.fnmatch(name.lower(), p.lower()) for p in self.patterns)
+        return _matcher(self.patterns)(name.lower()) is not None
 
     def input_of_marker(self, name: str) -> str | None:
         """For a done-marker name, the input it marks."""
         if self.done_marker is None or not name.endswith(self.done_marker):
             return None
         return name[: -len(self.done_marker)] or None
+
+
+@functools.cache
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regular expression for all the patterns, case-insensitive."""
+    return re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns)).match
 
 
 @dataclass
@@ -119,6 +127,7 @@ class Hint:
 
     kind: str  # "renamed-in", "writing", "closed", "gone", "marker"
     name: str
+    at: float = field(default_factory=time.monotonic)  # when the event arrived
 
 
 class Events:

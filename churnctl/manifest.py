@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,19 +227,21 @@ class Manifest:
 
     def done_names(self) -> dict[str, tuple[int, int, int]]:
         """Each name whose latest row is done: its (size, mtime_ns, inode) when it was claimed."""
-        rows = self._rows("SELECT * FROM inputs ORDER BY claimed_at")
-        latest = {row.name: row for row in rows}
-        return {n: (r.size, r.mtime_ns, r.inode) for n, r in latest.items() if r.state == "done"}
-
-    def prune_missing(self, present: set[str]) -> int:
-        """Drop the done rows whose input has left the input folder; how many."""
+        latest: dict[str, tuple[int, int, int] | None] = {}
         with _checked(self.path, "cannot read the manifest"):
-            done = self._db.execute("SELECT DISTINCT name FROM inputs WHERE state = 'done'")
-            gone = [row[0] for row in done if row[0] not in present]
-        with self._transaction() as db:
-            db.executemany(
-                "DELETE FROM inputs WHERE name = ? AND state = 'done'", [(n,) for n in gone]
+            rows = self._db.execute(
+                "SELECT name, size, mtime_ns, inode, state FROM inputs ORDER BY claimed_at"
             )
+            for name, size, mtime_ns, inode, state in rows:
+                latest[name] = (size, mtime_ns, inode) if state == "done" else None
+        return {name: stat for name, stat in latest.items() if stat is not None}
+
+    def forget_done(self, names: Iterable[str]) -> int:
+        """Drop the done rows of ``names`` (inputs that left the folder); how many names."""
+        gone = [(name,) for name in names]
+        if gone:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM inputs WHERE name = ? AND state = 'done'", gone)
         return len(gone)
 
     def prune_older(self, days: float) -> int:

@@ -203,9 +203,9 @@ class Watcher:
             self.pending.pop(hint.name, None)
             self._removed.add(hint.name)
         elif hint.kind in ("renamed-in", "marker"):
-            self.pending[hint.name] = Pending(renamed_in=True)
+            self.pending[hint.name] = Pending(renamed_in=True, seen_at=hint.at)
         else:
-            pending = self.pending.setdefault(hint.name, Pending())
+            pending = self.pending.setdefault(hint.name, Pending(seen_at=hint.at))
             pending.writing = hint.kind == "writing"
 
     def _nothing_to_wait_for(self) -> bool:
@@ -232,7 +232,7 @@ class Watcher:
         self._changed = {n: v for n, v in self._changed.items() if n in listed}
         self._removed &= set(listed)  # the done rows of the others are pruned or forgotten
         if s.after == "keep":
-            manifest.prune_missing(set(listed))
+            manifest.forget_done(name for name in known if name not in listed)
         if s.retain_days is not None:
             manifest.prune_older(s.retain_days)
 

@@ -112,7 +112,8 @@ def test_pruning_keeps_claimed_rows_and_present_inputs(tmp_path: Path) -> None:
             manifest.claim(entry(name))
         for name in ("gone.csv", "here.csv"):
             manifest.done(name, "ab" * 32, Counts(1, 1, 0), None)
-        assert manifest.prune_missing({"here.csv"}) == 1
+        assert manifest.done_names().keys() == {"gone.csv", "here.csv"}
+        assert manifest.forget_done(["gone.csv"]) == 1
         assert manifest.prune_older(0) == 1  # here.csv finished before now
         assert [e.name for e in manifest.claimed()] == ["busy.csv"]
 
