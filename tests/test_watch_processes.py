@@ -300,6 +300,25 @@ def test_a_kill_at_each_commit_step_is_repaired_on_restart(
     assert inputs_in(in_dir) == [] and len(inputs_in(in_dir / ".processed")) == 3
 
 
+def test_a_file_the_watcher_dies_on_each_time_is_quarantined(
+    folders: tuple[Path, Path], watchers: Watchers, pool: RowPool
+) -> None:
+    """Three deaths while scoring one file (max attempts 3): the fourth start quarantines it."""
+    in_dir, out_dir = folders
+    drop_renamed(in_dir, "deadly.csv", pool.take(10))
+    for _ in range(3):
+        dying = watchers.start(in_dir, out_dir, "--once",
+                               env=watch_env(CHURNCTL_FAULT="after-temp-write"))  # fmt: skip
+        assert dying.wait_exit() == -signal.SIGKILL, dying.stderr
+    code, stderr = watchers.once(in_dir, out_dir)
+    assert code == 4, stderr
+    record = json.loads((in_dir / ".failed" / "deadly.csv.error.json").read_text())
+    assert record["reason"] == "the watcher stopped while scoring it 3 times"
+    assert record["attempts"] == 4
+    assert manifest_states(out_dir) == {"failed": 1}
+    assert temporaries(out_dir) == [] and list(out_dir.glob("*.scored.csv")) == []
+
+
 def test_sigterm_while_files_flow_finishes_cleanly(
     folders: tuple[Path, Path], watchers: Watchers, pool: RowPool
 ) -> None:
