@@ -8,8 +8,8 @@ folders on one file system:
 1. latency: a producer renames 250-row CSV files from a staging folder into
    IN_DIR one at a time, with a gap, and each file's latency is the ``at`` of
    its JSON log line (published and committed) minus the wall time just before
-   the rename; then the same with ``--poll`` (no kernel events), whose latency
-   is bounded by the interval;
+   the rename; then the same with ``--poll`` (no kernel events) and a short
+   ``--settle``, whose latency is bounded by the interval plus the settle time;
 2. throughput: a few large files renamed in at once; rows/s is their rows over
    (last ``at`` - first rename), set against ``churnctl score`` on the same
    files, one process per file, run serially (and ``score_file`` in process);
