@@ -3,10 +3,10 @@
 ``app`` is the Typer application, ``run`` the console script; ``commands`` holds
 the commands (each calls one library function), ``options`` their option types,
 ``console`` what and how they print, ``report`` the ``inspect`` tables,
-``watching`` the ``watch`` commands.
+``watching`` the ``watch`` commands, ``flink`` ``flink-submit``.
 """
 
-from churnctl.cli import commands, watching  # noqa: F401  (register the commands on the app)
+from churnctl.cli import commands, flink, watching  # noqa: F401  (register the commands)
 from churnctl.cli.app import app, run
 from churnctl.cli.console import printable
 from churnctl.cli.options import parse_delimiter

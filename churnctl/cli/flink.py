@@ -1,0 +1,141 @@
+"""``flink-submit``: the scoring job on embedded Flink or a Flink session cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.cli.app import command
+from churnctl.cli.console import stderr, stdout
+from churnctl.cli.options import (
+    KEEP_DEFAULT,
+    AllowMismatch,
+    KeepOpt,
+    MaxRejects,
+    ModelOpt,
+    StateOpt,
+    ThresholdOpt,
+    TrainOpt,
+    parse_max_rejects,
+    path_value,
+)  # fmt: skip
+from churnctl.cli.report import pair_warning
+from churnctl.errors import UsageError
+from churnctl.fitting import fit_state
+from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
+from churnctl.flink_submit import (
+    WORK_FOLDER,
+    FlinkRequest,
+    FlinkResult,
+    emit_job,
+    input_columns,
+    stop_job,
+    submit,
+)  # fmt: skip
+from churnctl.scorer import Scorer
+from churnctl.state import load_state
+
+
+def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, metavar=metavar, help=help, **kwargs)
+
+
+FlinkInput = Annotated[
+    str | None, typer.Argument(metavar="INPUT", help="CSV file, or a folder of CSV files.")
+]
+OutDir = Annotated[Path | None, _opt("DIR", "Folder for scored/ and rejects/.", "--out",
+                                     parser=path_value)]  # fmt: skip
+Streaming = Annotated[bool, typer.Option(help="Keep reading new files in the folder.")]
+Parallelism = Annotated[int, _opt("N", "Parallel scoring workers.", min=1)]
+JobManager = Annotated[str | None, _opt("HOST:PORT", "Submit to this session cluster.")]
+Emit = Annotated[Path | None, _opt("FILE", "Write the job file, do not run it.", parser=path_value)]
+Stop = Annotated[str | None, _opt("JOB_ID", "Stop this streaming job with a savepoint.")]
+Savepoint = Annotated[str | None, _opt("DIR", "Folder for the savepoint of --stop.")]
+FromSavepoint = Annotated[str | None, _opt("DIR", "Resume a streaming job from a savepoint.")]
+Monitor = Annotated[str, _opt("DURATION", "--streaming: list the folder this often.")]
+
+
+@command
+def flink_submit(
+    input: FlinkInput = None,
+    out: OutDir = None,
+    state: StateOpt = None,
+    model: ModelOpt = None,
+    train: TrainOpt = None,
+    keep: KeepOpt = KEEP_DEFAULT,
+    threshold: ThresholdOpt = 0.5,
+    max_rejects: MaxRejects = "5%",
+    allow_state_mismatch: AllowMismatch = False,
+    streaming: Streaming = False,
+    parallelism: Parallelism = 1,
+    monitor_interval: Monitor = "1 s",
+    jobmanager: JobManager = None,
+    emit: Emit = None,
+    stop: Stop = None,
+    savepoint: Savepoint = None,
+    from_savepoint: FromSavepoint = None,
+) -> None:
+    """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
+    if stop is not None:
+        return _stop(stop, jobmanager, savepoint)
+    if input is None or out is None:
+        raise UsageError("flink-submit needs INPUT and --out DIR")
+    state_path = _state_path(state, train, out)
+    spec = FlinkJobSpec(
+        input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
+        model=str((model or bundled(MODEL)).resolve()), columns=input_columns(input),
+        keep=tuple(keep), threshold=threshold, allow_state_mismatch=allow_state_mismatch,
+        streaming=streaming, parallelism=parallelism, monitor_interval=monitor_interval,
+    )  # fmt: skip
+    scorer = Scorer(spec.state, spec.model, keep=list(keep), threshold=threshold,
+                    allow_state_mismatch=allow_state_mismatch)  # fmt: skip
+    pair_warning(scorer, stderr)
+    if emit is not None:
+        emit_job(spec, emit)
+        stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
+        return None
+    request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
+                           max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
+    _report(submit(request), jobmanager)
+    return None
+
+
+def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
+    """The state the job reads: given, bundled, or fitted now on ``train`` and saved."""
+    if train is None:
+        return (state or bundled(STATE)).resolve()
+    if state is not None:
+        raise UsageError("pass either --state or --train, not both")
+    fitted = out / WORK_FOLDER / "state.json"
+    fitted.parent.mkdir(parents=True, exist_ok=True)
+    fit_state(train).save(fitted)
+    load_state(fitted)
+    return fitted.resolve()
+
+
+def _report(result: FlinkResult, jobmanager: str | None) -> None:
+    if not result.finished:
+        stdout.print(result.job_id or "", markup=False)
+        stderr.print(f"submitted streaming job {result.job_id}: http://{jobmanager}/#/job/"
+                     f"running/{result.job_id}/overview; log: {result.log}", markup=False)  # fmt: skip
+        return
+    stderr.print(
+        f"read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
+        f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s "
+        f"({result.rows_per_second:,.0f} rows/s) → {result.out_dir / SCORED}; "
+        f"rejects → {result.out_dir / REJECTS}",
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
+    if jobmanager is None or savepoint is None:
+        raise UsageError("--stop JOB_ID needs --jobmanager HOST:PORT and --savepoint DIR")
+    log = Path(savepoint) / "stop.log"
+    Path(savepoint).mkdir(parents=True, exist_ok=True)
+    path = stop_job(jobmanager, job_id, str(Path(savepoint).resolve()), log)
+    stdout.print(path, markup=False)
+    stderr.print(f"stopped job {job_id} with savepoint {path}", markup=False)

@@ -1,0 +1,305 @@
+"""Running the Flink job: embedded (a local MiniCluster) or on a session cluster.
+
+The job is written as a file (``flink_render``) and run as its own process:
+``python job.py`` for embedded Flink, ``flink run -m HOST:PORT -py job.py``
+(the ``flink`` script shipped in the apache-flink package) for a cluster. Its
+whole log goes to a file; a failure is reported as its root cause in a line.
+A bounded job writes into a staging folder first: its outputs are published
+(renamed into OUT_DIR) only when the reject limit holds. The counts are read
+from the job's own output files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from churnctl.errors import (
+    ChurnctlError,
+    Fix,
+    InputError,
+    OutputError,
+    TooManyRejectsError,
+    UsageError,
+)  # fmt: skip
+from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
+from churnctl.flink_render import render_job
+from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
+from churnctl.sources import is_parquet
+
+WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
+JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
+CONNECT_TIMEOUT = 3.0
+
+
+class FlinkError(ChurnctlError):
+    """Flink is missing, unreachable, or the job failed."""
+
+    exit_code = 1
+
+
+@dataclass
+class FlinkRequest:
+    """One ``flink-submit`` run."""
+
+    spec: FlinkJobSpec
+    jobmanager: str | None = None  # HOST:PORT of a session cluster's REST endpoint
+    from_savepoint: str | None = None
+    max_rejects: RejectLimit = DEFAULT_LIMIT
+
+
+@dataclass
+class FlinkResult:
+    """What a run did: the outputs and counts of a finished job, or a submitted job's id."""
+
+    out_dir: Path
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    job_id: str | None = None
+    log: Path | None = None
+    finished: bool = True
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_scored + self.rows_rejected
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class FlinkHome:
+    """The apache-flink package's Flink distribution: its ``flink`` script, its jars."""
+
+    root: Path
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def flink(self) -> Path:
+        return self.root / "bin" / "flink"
+
+
+def input_columns(path: str) -> tuple[str, ...]:
+    """The header of the input CSV (or of the first CSV file in the input folder)."""
+    source = Path(path)
+    if source.is_dir():
+        files = _parts(source)
+        if not files:
+            raise InputError(f"{source}: no file to read the column names from; add one first")
+        source = files[0]
+    if is_parquet(source) or source.suffix in (".gz", ".bz2", ".zst"):
+        raise InputError(f"{source}: the Flink job reads plain CSV files only")
+    try:
+        with source.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read its header ({exc})") from None
+    if not header:
+        raise InputError(f"{source}: empty file, no header to read the column names from")
+    return tuple(header)
+
+
+def flink_home() -> FlinkHome:
+    """The installed apache-flink package, with Java checked; a clear error otherwise."""
+    found = importlib.util.find_spec("pyflink")
+    if found is None or found.origin is None:
+        raise FlinkError("Flink is not installed: install churnctl's Flink extra, "
+                         "pip install 'churnctl[flink]'")  # fmt: skip
+    check_java()
+    root = Path(found.origin).parent
+    return FlinkHome(root, {**os.environ, "FLINK_HOME": str(root)})
+
+
+def check_java() -> None:
+    """Java 11 or newer (Flink 2 runs on 11, 17 or 21)."""
+    java = Path(os.environ["JAVA_HOME"]) / "bin" / "java" if os.environ.get("JAVA_HOME") else None
+    command = str(java) if java and java.exists() else shutil.which("java")
+    if command is None:
+        raise FlinkError("Java not found: Flink needs Java 17; install it or set JAVA_HOME")
+    done = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr)
+    major = int(match.group(1)) if match else 0
+    major = int(match.group(2) or 0) if major == 1 and match else major
+    if major < 11:
+        raise FlinkError(f"{command} is Java {major or 'of an unknown version'}: Flink needs "
+                         "Java 17 (11 or newer); install it or set JAVA_HOME")  # fmt: skip
+
+
+def emit_job(spec: FlinkJobSpec, target: Path) -> Path:
+    """Write the job file; its path."""
+    try:
+        target.write_text(render_job(spec), encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write the job file ({exc.strerror or exc})") from None
+    return target
+
+
+def submit(request: FlinkRequest) -> FlinkResult:
+    """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``."""
+    home = flink_home()
+    out_dir = Path(request.spec.out_dir)
+    work = out_dir / WORK_FOLDER
+    _check_out_dir(out_dir, request.spec.streaming)
+    work.mkdir(parents=True, exist_ok=True)
+    bounded = not request.spec.streaming
+    staging = work / f"staging-{os.getpid()}"
+    spec = replace(request.spec, out_dir=str(staging)) if bounded else request.spec
+    job = emit_job(spec, work / "job.py")
+    log = work / "job.log"
+    started = time.perf_counter()
+    with _staging(staging if bounded else None):
+        job_id = _run(home, request, job.resolve(), log)
+        if not bounded and request.jobmanager is not None:
+            return FlinkResult(out_dir, job_id=job_id, log=log, finished=False)
+        if bounded:
+            _publish(staging, out_dir, request.max_rejects)
+    result = count_outputs(out_dir)
+    result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
+    return result
+
+
+def _run(home: FlinkHome, request: FlinkRequest, job: Path, log: Path) -> str | None:
+    if request.jobmanager is None:
+        if request.from_savepoint is not None:
+            raise UsageError("a savepoint is restored on a cluster only",
+                             fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
+        _logged([sys.executable, str(job)], home, log, "the embedded Flink job")
+        return None
+    check_reachable(request.jobmanager)
+    command = [str(home.flink), "run", "-m", request.jobmanager, "-py", str(job),
+               "-pyexec", request.spec.python_executable]  # fmt: skip
+    if request.spec.streaming:
+        command.insert(2, "-d")
+    if request.from_savepoint is not None:
+        command[2:2] = ["-s", request.from_savepoint]
+    output = _logged(command, home, log, f"the Flink job on {request.jobmanager}")
+    match = JOB_ID.search(output)
+    return match.group(1) if match else None
+
+
+def stop_job(jobmanager: str, job_id: str, savepoint_dir: str, log: Path) -> str:
+    """Stop a streaming job with a savepoint; the savepoint's path."""
+    home = flink_home()
+    check_reachable(jobmanager)
+    command = [str(home.flink), "stop", "-m", jobmanager, "--savepointPath", savepoint_dir, job_id]
+    output = _logged(command, home, log, f"stopping job {job_id} on {jobmanager}")
+    match = SAVEPOINT.search(output)
+    if match is None:
+        raise FlinkError(f"job {job_id} stopped but no savepoint path was reported; see {log}")
+    return match.group(1)
+
+
+def check_reachable(jobmanager: str) -> None:
+    """Refuse an address no Flink REST endpoint answers on, naming it."""
+    host, _, port = jobmanager.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"the job manager must be HOST:PORT, got {jobmanager!r}",
+                         fix=Fix("jobmanager", "127.0.0.1:8081"))  # fmt: skip
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise FlinkError(f"cannot reach the Flink cluster at {jobmanager} "
+                         f"({exc.strerror or exc}); is it running?") from None  # fmt: skip
+
+
+def _logged(command: list[str], home: FlinkHome, log: Path, what: str) -> str:
+    """Run ``command`` with its output appended to ``log``; its output, or a FlinkError."""
+    done = subprocess.run(command, env=home.environment, capture_output=True, text=True,
+                          errors="replace", stdin=subprocess.DEVNULL)  # fmt: skip
+    output = done.stdout + done.stderr
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(f"$ {' '.join(command)}\n{output}\n")
+    if done.returncode != 0:
+        raise FlinkError(f"{what} failed: {root_cause(output)} (full log: {log})")
+    return output
+
+
+_PYTHON_ERROR = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .+$", re.MULTILINE)
+_CAUSED_BY = re.compile(r"^Caused by: (.+)$", re.MULTILINE)
+
+
+def root_cause(output: str) -> str:
+    """The line of a Flink failure worth reading: churnctl's own error, else the deepest cause."""
+    ours = [m for m in _PYTHON_ERROR.findall(output) if m.startswith("churnctl.")]
+    causes = _CAUSED_BY.findall(output)
+    errors = _PYTHON_ERROR.findall(output)
+    last = output.strip().splitlines()[-1:] or ["no output"]
+    line = (ours or causes or errors or last)[-1]
+    return line if len(line) <= 400 else line[:400] + "…"
+
+
+def count_outputs(out_dir: Path) -> FlinkResult:
+    """The rows of the finished part files under ``out_dir``'s scored/ and rejects/."""
+    scored = sum(_lines(p) for p in _parts(out_dir / SCORED))
+    rejected = sum(_csv_records(p) for p in _parts(out_dir / REJECTS))
+    return FlinkResult(out_dir, rows_scored=scored, rows_rejected=rejected)
+
+
+def _parts(folder: Path) -> list[Path]:
+    """Finished part files (Flink keeps in-progress ones hidden, with a leading dot)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def _csv_records(path: Path) -> int:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return sum(1 for _ in csv.reader(handle))
+
+
+def _check_out_dir(out_dir: Path, streaming: bool) -> None:
+    for name in (SCORED, REJECTS):
+        if _parts(out_dir / name) and not streaming:
+            raise OutputError(
+                f"{out_dir / name}: holds the part files of an earlier job; a new job would "
+                "mix its rows with them; choose an empty output folder"
+            )
+
+
+def _publish(staging: Path, out_dir: Path, limit: RejectLimit) -> None:
+    """Check the reject limit on the staged outputs, then rename them into ``out_dir``."""
+    counts = count_outputs(staging)
+    if limit.exceeded(counts.rows_rejected, counts.rows_read, final=True):
+        raise _too_many(counts, limit)
+    for name in (SCORED, REJECTS):
+        (staging / name).mkdir(exist_ok=True)
+        shutil.rmtree(out_dir / name, ignore_errors=True)  # empty: checked before the job
+        os.replace(staging / name, out_dir / name)
+
+
+def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:
+    return TooManyRejectsError(
+        f"{counts.rows_rejected:,} of {counts.rows_read:,} rows rejected, over the limit of "
+        f"{limit}; nothing was published",
+        fix=Fix("max_rejects", "100%", "to never fail on rejects"),
+    )
+
+
+@contextlib.contextmanager
+def _staging(staging: Path | None) -> Iterator[None]:
+    """A bounded job's staging folder, removed whatever happens."""
+    try:
+        yield
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
