@@ -18,8 +18,8 @@ LAYERS: dict[str, int] = {
     "binding": 5, "extraction": 5, "sources": 1, "sinks": 2, "rejects": 3,
     "scorer": 6, "fitting": 6, "file_scoring": 7, "inspection": 6, "generate": 2, "paths": 1,
     "faults": 0, "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8,
-    "flink_job": 7, "flink_render": 8, "flink_submit": 8,
-    "cli": 9, "__init__": 8,
+    "flink_job": 7, "flink_render": 8, "flink_submit": 9,
+    "cli": 10, "__init__": 8,
 }  # fmt: skip
 
 

@@ -119,8 +119,9 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
 def _report(result: FlinkResult, jobmanager: str | None) -> None:
     if not result.finished:
         stdout.print(result.job_id or "", markup=False)
-        stderr.print(f"submitted streaming job {result.job_id}: http://{jobmanager}/#/job/"
-                     f"running/{result.job_id}/overview; log: {result.log}", markup=False)  # fmt: skip
+        url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
+        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}",
+                     markup=False)  # fmt: skip
         return
     stderr.print(
         f"read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
