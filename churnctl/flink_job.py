@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import churnctl
 from churnctl.scorer import Scorer
 
 HEADER = "#header"  # the reason given to a file's header line, which is dropped
+BOM = "\ufeff"  # Flink's CSV reader keeps a UTF-8 byte order mark in a file's first value
 ARROW_BATCH = 10_000  # rows per Arrow batch and per bundle: Flink's 1000 is ~2x slower
 SCORED, REJECTS = "scored", "rejects"
 
@@ -56,7 +58,11 @@ def build_scorer(spec: FlinkJobSpec) -> Scorer:
 
 
 def run_job(spec: FlinkJobSpec, *, wait: bool = True) -> Any:
-    """Build the job and submit it; wait for a bounded (batch) job; the TableResult."""
+    """Build the job and submit it; the TableResult.
+
+    ``wait``: wait for a bounded (batch) job to finish, and for a streaming job too when
+    this process runs Flink embedded (its own MiniCluster), which ends when it exits.
+    """
     scorer = build_scorer(spec)
     t_env = _environment(spec)
     _create_tables(t_env, spec, scorer)
@@ -72,9 +78,14 @@ def run_job(spec: FlinkJobSpec, *, wait: bool = True) -> Any:
         f" reject_reason, text FROM scored_rows WHERE reject_reason <> '{HEADER}'"
     )
     result = statements.execute()
-    if wait and not spec.streaming:
+    if wait and (not spec.streaming or _embedded()):
         result.wait()
     return result
+
+
+def _embedded() -> bool:
+    """Whether PyFlink starts its own JVM here (``flink run`` passes its gateway's port)."""
+    return "PYFLINK_GATEWAY_PORT" not in os.environ
 
 
 def _environment(spec: FlinkJobSpec) -> Any:
@@ -151,7 +162,9 @@ class ScoreBatch:
         table = pa.Table.from_pandas(values, preserve_index=False)
         table = table.cast(pa.schema([(n, pa.string()) for n in self.needed]))
         aligned = self.scorer.score_aligned(table).to_pandas()
-        header = (values == pd.Series(self.needed, index=self.needed)).all(axis=1).to_numpy()
+        names = pd.Series(self.needed, index=self.needed)  # a file's first value may hold a BOM
+        unmarked = values.apply(lambda column: column.str.removeprefix(BOM))
+        header = (unmarked == names).all(axis=1).to_numpy()
         aligned.loc[header, "reject_reason"] = HEADER
         rejected = aligned["reject_reason"].notna().to_numpy()
         aligned["raw"] = aligned["raw"].astype("float64")

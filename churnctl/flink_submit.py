@@ -104,7 +104,7 @@ def input_columns(path: str) -> tuple[str, ...]:
     if is_parquet(source) or source.suffix in (".gz", ".bz2", ".zst"):
         raise InputError(f"{source}: the Flink job reads plain CSV files only")
     try:
-        with source.open(encoding="utf-8", newline="") as handle:
+        with source.open(encoding="utf-8-sig", newline="") as handle:  # without a BOM
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read its header ({exc})") from None
@@ -230,7 +230,9 @@ def _logged(command: list[str], home: FlinkHome, log: Path, what: str) -> str:
 
 
 _PYTHON_ERROR = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .+$", re.MULTILINE)
-_CAUSED_BY = re.compile(r"^Caused by: (.+)$", re.MULTILINE)
+# "Caused by: ..." in a Java stack; py4j puts the Java exception on a line of its own,
+# after "py4j.protocol.Py4JJavaError: An error occurred while calling o92.select."
+_CAUSED_BY = re.compile(r"^(?:Caused by: |: (?=[\w.$]+(?:Exception|Error)\b))(.+)$", re.MULTILINE)
 
 
 def root_cause(output: str) -> str:

@@ -36,6 +36,7 @@ from churnctl.flink_submit import (
     submit,
 )  # fmt: skip
 from churnctl.scorer import Scorer
+from churnctl.sources import check_header
 from churnctl.state import load_state
 
 
@@ -92,6 +93,7 @@ def flink_submit(
     )  # fmt: skip
     scorer = Scorer(spec.state, spec.model, keep=list(keep), threshold=threshold,
                     allow_state_mismatch=allow_state_mismatch)  # fmt: skip
+    check_header(input, spec.columns, scorer.required_columns)  # before Flink starts
     pair_warning(scorer, stderr)
     if emit is not None:
         emit_job(spec, emit)
