@@ -34,7 +34,7 @@ from test_cli import assert_clean_error, plain, run
 
 from churnctl.flink_job import FlinkJobSpec
 from churnctl.flink_render import render_job
-from churnctl.flink_submit import WORK_FOLDER, count_outputs, root_cause
+from churnctl.flink_submit import WORK_FOLDER, count_outputs, input_records, root_cause
 from churnctl.generate import COLUMNS
 from tests.csv_rows import text_rows
 
@@ -170,7 +170,7 @@ SHORT_ID, LONG_ID = "900001", "900002"  # rows with one field too few / too many
 
 
 def messy_file(path: Path) -> Path:
-    """43 rows in the file's own column order, after a BOM: 3 rejects, quotes, 2 odd rows."""
+    """42 rows in the file's own column order, after a BOM: 3 rejects, quotes, 2 odd rows."""
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(40, 11)]
     for i, row in enumerate(rows):
         row["CustomerId"] = str(800_000 + i)
@@ -321,14 +321,18 @@ def test_batch_job_rejects_like_score(batch: BatchRuns, scored_by_score: Path) -
 
 def test_wrong_field_counts_are_not_seen_by_flink(batch: BatchRuns, scored_by_score: Path) -> None:
     """A known difference: Flink's positional CSV reader fills a short row's missing last
-    column with null (here RowNumber, not needed, so the row is scored) and silently skips
-    a row with a field too many (csv.ignore-parse-errors); ``score`` rejects both."""
+    column with null (here RowNumber, not needed, so the row is scored) and skips a row with
+    a field too many (csv.ignore-parse-errors), which the summary warns of; ``score``
+    rejects both."""
     flink_ids = {row[0] for row in records(batch.out / "scored")}
     flink_rejects = {next(csv.reader([r[4]]))[-1] for r in records(batch.out / "rejects")}
     assert SHORT_ID in flink_ids and LONG_ID not in flink_ids | flink_rejects
     ours = {r["text"][:6]: r["reason"] for r in read_csv(scored_by_score / "rejects.csv")}
     assert ours[SHORT_ID] == "expected 14 fields, found 13"
     assert ours[LONG_ID] == "expected 14 fields, found 15"
+    assert input_records(str(batch.input)) == 42  # 40 rows, the short one and the long one
+    skipped = "the input holds 42 records but the job read 41: Flink's CSV reader skips 1"
+    assert skipped in plain(batch.run.stderr)  # not silent: the summary says so
 
 
 def test_batch_summary_matches_the_outputs(batch: BatchRuns) -> None:

@@ -132,6 +132,13 @@ def _report(result: FlinkResult, jobmanager: str | None) -> None:
         f"rejects → {result.out_dir / REJECTS}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
+    missing = (result.input_records or result.rows_read) - result.rows_read
+    if missing > 0:
+        stderr.print(
+            f"Warning: the input holds {result.input_records:,} records but the job read "
+            f"{result.rows_read:,}: Flink's CSV reader skips {missing:,} record(s) with too "
+            "many fields; churnctl score reports them in its rejects file", markup=False,
+        )  # fmt: skip
 
 
 def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
