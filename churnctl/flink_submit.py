@@ -200,8 +200,9 @@ def _run(home: FlinkHome, request: FlinkRequest, job: Path, log: Path) -> str | 
         _logged([sys.executable, str(job)], home, log, "the embedded Flink job")
         return None
     check_reachable(request.jobmanager)
+    python = request.spec.python_executable  # runs job.py (-pyclientexec) and the workers
     command = [str(home.flink), "run", "-m", request.jobmanager, "-py", str(job),
-               "-pyexec", request.spec.python_executable]  # fmt: skip
+               "-pyclientexec", python, "-pyexec", python]  # fmt: skip
     if request.spec.streaming:
         command.insert(2, "-d")
     if request.from_savepoint is not None:
@@ -239,7 +240,9 @@ def check_reachable(jobmanager: str) -> None:
 
 def _logged(command: list[str], home: FlinkHome, log: Path, what: str) -> str:
     """Run ``command`` with its output appended to ``log``; its output, or a FlinkError."""
-    done = subprocess.run(command, env=home.environment, capture_output=True, text=True,
+    # Flink's own log files beside ours, not in the package's log/ (FLINK_LOG_DIR wins)
+    env = {"FLINK_LOG_DIR": str(log.parent), **home.environment}
+    done = subprocess.run(command, env=env, capture_output=True, text=True,
                           errors="replace", stdin=subprocess.DEVNULL)  # fmt: skip
     output = done.stdout + done.stderr
     with log.open("a", encoding="utf-8") as handle:
@@ -253,13 +256,14 @@ _PYTHON_ERROR = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception): .+$", re.MULT
 # "Caused by: ..." in a Java stack; py4j puts the Java exception on a line of its own,
 # after "py4j.protocol.Py4JJavaError: An error occurred while calling o92.select."
 _CAUSED_BY = re.compile(r"^(?:Caused by: |: (?=[\w.$]+(?:Exception|Error)\b))(.+)$", re.MULTILINE)
+_PYTHON_EXITED = "Python process exits with code"  # `flink run`: says less than the traceback
 
 
 def root_cause(output: str) -> str:
     """The line of a Flink failure worth reading: churnctl's own error, else the deepest cause."""
     ours = [m for m in _PYTHON_ERROR.findall(output) if m.startswith("churnctl.")]
-    causes = _CAUSED_BY.findall(output)
-    errors = _PYTHON_ERROR.findall(output)
+    causes = [c for c in _CAUSED_BY.findall(output) if _PYTHON_EXITED not in c]
+    errors = [e for e in _PYTHON_ERROR.findall(output) if _PYTHON_EXITED not in e]
     last = output.strip().splitlines()[-1:] or ["no output"]
     line = (ours or causes or errors or last)[-1]
     return line if len(line) <= 400 else line[:400] + "…"

@@ -120,7 +120,7 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
 
 def _report(result: FlinkResult, jobmanager: str | None) -> None:
     if not result.finished:
-        stdout.print(result.job_id or "", markup=False)
+        stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
         stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}",
                      markup=False)  # fmt: skip
@@ -147,5 +147,5 @@ def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
     log = Path(savepoint) / "stop.log"
     Path(savepoint).mkdir(parents=True, exist_ok=True)
     path = stop_job(jobmanager, job_id, str(Path(savepoint).resolve()), log)
-    stdout.print(path, markup=False)
+    stdout.print(path, markup=False, soft_wrap=True)  # a long path must stay one line
     stderr.print(f"stopped job {job_id} with savepoint {path}", markup=False)
