@@ -38,24 +38,22 @@ counts do not add up; ``--check-targets`` also exits 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the child runs this file by path
     sys.path.insert(0, str(ROOT))
+
+import bench_report  # noqa: E402
 
 import churnctl  # noqa: E402
 from churnctl.bundled import MODEL, STATE, bundled  # noqa: E402
@@ -383,52 +381,21 @@ class Result:
         return self.rows / self.net if self.net > 0 else None
 
 
-def machine() -> dict[str, str]:
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    memory = cpu = ""
-    try:
-        found = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        memory = f"{int(found.group(1)) / 1024**2:.1f} GiB" if found else ""
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1).strip() if found else ""
-    except OSError:
-        pass
-    load = ""
-    with contextlib.suppress(OSError):
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return {
-        "cores": f"{os.cpu_count()}" + (f" ({cpu})" if cpu else ""),
-        "memory": memory or "?",
-        "load average at the end (1, 5, 15 min)": load or "?",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("pyarrow", "apache-flink", "onnxruntime")},
-    }
-
-
 def markdown(run: Run, command: str, seconds: float) -> str:
-    lines = ["## `churnctl flink-submit` (embedded Flink) benchmark", "",
-             f"`{command}` ({time.strftime('%Y-%m-%d')}, {seconds:.0f} s)", ""]  # fmt: skip
-    lines += [f"- {key}: {value}" for key, value in machine().items()]
-    lines += ["", "| figure | measured | target | met? |", "|---|---|---|---|"]
-    for name, measured, target, met in run.rows:
-        verdict = "" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {name} | {measured} | {target} | {verdict} |")
-    lines += [
-        "",
+    notes = [
         "Each variant ran alone in a fresh subprocess (its own MiniCluster); wall is that "
         "process's whole life; start-up is the same variant's wall on a small file, measured "
-        "once per variant; net rows/s = rows / (wall - start-up).",
-        "",
+        "once per variant; net rows/s = rows / (wall - start-up)."
     ]
-    if run.problems:
-        lines += ["**Problems:**", "", *(f"- {p}" for p in run.problems), ""]
-    return "\n".join(lines)
+    return bench_report.markdown(
+        "`churnctl flink-submit` (embedded Flink) benchmark",
+        command,
+        seconds,
+        ("pyarrow", "apache-flink", "onnxruntime"),
+        run.rows,
+        notes,
+        run.problems,
+    )
 
 
 def rate_text(rate: float | None) -> str:

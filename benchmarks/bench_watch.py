@@ -38,7 +38,6 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -52,9 +51,10 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
+
+import bench_report
 
 from churnctl.generate import generate_files
 
@@ -651,55 +651,20 @@ def bench_stream(run: Run, tmp: Path, files: int, early: int) -> None:
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, str]:
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    memory = ""
-    try:
-        found = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-        memory = f"{int(found.group(1)) / 1024**2:.1f} GiB" if found else ""
-    except OSError:
-        pass
-    cpu = ""
-    try:
-        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = found.group(1).strip() if found else ""
-    except OSError:
-        pass
-    return {
-        "cores": f"{os.cpu_count()}" + (f" ({cpu})" if cpu else ""),
-        "memory": memory or "?",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("pyarrow", "onnxruntime", "watchdog")},
-    }
-
-
 def markdown(run: Run, command: str, seconds: float) -> str:
-    lines = [
-        "## `churnctl watch` benchmark",
-        "",
-        f"`{command}` ({time.strftime('%Y-%m-%d')}, {seconds:.0f} s)",
-        "",
-    ]
-    lines += [f"- {key}: {value}" for key, value in machine().items()]
-    lines += ["", "| figure | measured | target | met? |", "|---|---|---|---|"]
-    for name, measured, target, met in run.rows:
-        verdict = "" if met is None else ("yes" if met else "**no**")
-        lines.append(f"| {name} | {measured} | {target} | {verdict} |")
-    lines += [
-        "",
+    notes = [
         "Targets marked * are the benchmark's own; latency is `at` (output published, "
-        "manifest committed) minus the wall time before the producer's rename.",
-        "",
+        "manifest committed) minus the wall time before the producer's rename."
     ]
-    if run.problems:
-        lines += ["**Problems:**", "", *(f"- {p}" for p in run.problems), ""]
-    return "\n".join(lines)
+    return bench_report.markdown(
+        "`churnctl watch` benchmark",
+        command,
+        seconds,
+        ("pyarrow", "onnxruntime", "watchdog"),
+        run.rows,
+        notes,
+        run.problems,
+    )
 
 
 @dataclass

@@ -33,6 +33,7 @@ from churnctl.errors import (
     TooManyRejectsError,
     UsageError,
 )  # fmt: skip
+from churnctl.file_scoring import RunSummary
 from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
 from churnctl.flink_render import render_job
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
@@ -61,25 +62,14 @@ class FlinkRequest:
 
 
 @dataclass
-class FlinkResult:
-    """What a run did: the outputs and counts of a finished job, or a submitted job's id."""
+class FlinkResult(RunSummary):
+    """What a run did: the counts of a finished job (``RunSummary``'s), or a submitted job."""
 
-    out_dir: Path
-    rows_scored: int = 0
-    rows_rejected: int = 0
-    seconds: float = 0.0
+    out_dir: Path = Path()
     job_id: str | None = None
     log: Path | None = None
     finished: bool = True
     input_records: int | None = None  # embedded bounded jobs: records in the input files
-
-    @property
-    def rows_read(self) -> int:
-        return self.rows_scored + self.rows_rejected
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
@@ -165,7 +155,7 @@ def submit(request: FlinkRequest) -> FlinkResult:
     with _staging(staging if bounded else None):
         job_id = _run(home, request, job.resolve(), log)
         if not bounded and request.jobmanager is not None:
-            return FlinkResult(out_dir, job_id=job_id, log=log, finished=False)
+            return FlinkResult(out_dir=out_dir, job_id=job_id, log=log, finished=False)
         if bounded:
             _publish(staging, out_dir, request.max_rejects)
     result = count_outputs(out_dir)
@@ -273,7 +263,7 @@ def count_outputs(out_dir: Path) -> FlinkResult:
     """The rows of the finished part files under ``out_dir``'s scored/ and rejects/."""
     scored = sum(_lines(p) for p in _parts(out_dir / SCORED))
     rejected = sum(_csv_records(p) for p in _parts(out_dir / REJECTS))
-    return FlinkResult(out_dir, rows_scored=scored, rows_rejected=rejected)
+    return FlinkResult(out_dir=out_dir, rows_scored=scored, rows_rejected=rejected)
 
 
 def _parts(folder: Path) -> list[Path]:
