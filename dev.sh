@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for set-up and the two everyday commands (see README):
 #   ./dev.sh demo   install everything, then score the bundled sample with the bundled model
-#   ./dev.sh test   install everything, then run the linters and the whole test suite
+#   ./dev.sh test   install everything, then run the linters and the whole test suite; then
+#                   run the suite again, less Flink tests, on the newest releases (.venv-latest/)
 # Needs only python3 (>= 3.11) and, for the Flink extra, Java 17. Installs uv in .tools/,
 # then the locked environment (uv.lock) in .venv/.
 set -euo pipefail
@@ -17,6 +18,18 @@ ensure_env() {
   .tools/bin/uv sync --frozen --all-extras --quiet
 }
 
+# The lock holds pyarrow and numpy where the flink extra (apache-flink, apache-beam) allows;
+# a plain `pip install churnctl` gets today's releases. This second environment has those:
+# the project editable with the train extra (not flink) and the dev group, resolved anew to
+# the newest releases, on the locked environment's Python.
+ensure_latest_env() {
+  .tools/bin/uv venv --clear --quiet --python .venv/bin/python .venv-latest
+  .tools/bin/uv pip install --quiet --python .venv-latest/bin/python --upgrade \
+    -e '.[train]' --group dev
+  .venv-latest/bin/python -c 'from importlib.metadata import version as v
+print("newest releases:", *(f"{p} {v(p)}" for p in ("pyarrow", "numpy", "onnxruntime", "pandas")))'
+}
+
 case "${1:-}" in
   demo)
     ensure_env
@@ -29,6 +42,8 @@ case "${1:-}" in
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/python -m pytest "${@:2}"
+    ensure_latest_env
+    .venv-latest/bin/python -m pytest -x -q -m "not flink" "${@:2}"
     ;;
   *)
     echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2

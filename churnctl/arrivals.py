@@ -59,6 +59,14 @@ class NameRules:
         return name[: -len(self.done_marker)] or None
 
 
+class Readiness(Enum):
+    """Where a pending file stands."""
+
+    READY = "ready"
+    WAITING = "waiting"  # being written, or not quiet for the settle time yet
+    INCOMPLETE = "incomplete"  # quiet, but its content does not end as a complete file does
+
+
 @functools.cache
 def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
     """One compiled regular expression for all the patterns, case-insensitive."""
@@ -76,6 +84,7 @@ class Pending:
     seen_at: float = field(default_factory=time.monotonic)
     not_before: float = 0.0  # a retry waits until then (monotonic)
     reported: bool = False  # its incomplete ending was reported (until it changes)
+    status: Readiness | None = None  # the verdict of the last look at it
 
 
 def has_complete_ending(path: Path) -> bool:
@@ -230,14 +239,6 @@ class _Handler:
             self.events.put("closed", event.src_path)
         elif kind == "FileDeletedEvent":
             self.events.put("gone", event.src_path)
-
-
-class Readiness(Enum):
-    """Where a pending file stands."""
-
-    READY = "ready"
-    WAITING = "waiting"  # being written, or not quiet for the settle time yet
-    INCOMPLETE = "incomplete"  # quiet, but its content does not end as a complete file does
 
 
 def readiness(pending: Pending, stat: os.stat_result, path: Path, settle: float) -> Readiness:

@@ -209,9 +209,16 @@ class Watcher:
             pending.writing = hint.kind == "writing"
 
     def _nothing_to_wait_for(self) -> bool:
-        """With ``once``: every file left is waiting for something that waiting will not bring."""
+        """With ``once``: every file left is waiting for something that waiting will not bring.
+
+        That is the verdict of the last look at each file (``_complete``), never a new
+        reading of the clock: on a slow machine a file found not yet quiet must be
+        looked at again, not given up on.
+        """
         settle, now = self.settings.settle, time.monotonic()
-        return all(now - p.stable_since >= settle + PENDING_CHECK and now >= p.not_before
+        marked = self.settings.rules.done_marker is not None
+        return all(p.status is Readiness.INCOMPLETE
+                   or (marked and p.status is Readiness.WAITING and now - p.seen_at >= settle)
                    for p in self.pending.values())  # fmt: skip
 
     def _scan(self) -> None:
@@ -256,8 +263,10 @@ class Watcher:
     def _complete(self, name: str, pending: Pending, stat: os.stat_result) -> bool:
         path, marker = self.settings.in_dir / name, self.settings.rules.done_marker
         if marker is not None:
-            return marker_readiness(path.with_name(name + marker), stat) is Readiness.READY
-        status = readiness(pending, stat, path, self.settings.settle)
+            status = marker_readiness(path.with_name(name + marker), stat)
+        else:
+            status = readiness(pending, stat, path, self.settings.settle)
+        pending.status = status
         if status is Readiness.INCOMPLETE and not pending.reported:
             pending.reported = True
             self.on_event(WatchEvent("incomplete", name, message=(
