@@ -440,6 +440,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows for s, f and s2")
     parser.add_argument("--row-rows", type=int, default=100_000, help="rows for r")
+    parser.add_argument(
+        "--parts", type=int, default=4, help="the s, f, s2 rows as this many CSV files in a folder"
+    )
     parser.add_argument("--startup-rows", type=int, default=1_000)
     parser.add_argument("--variants", default="s,f,r,s2", help="comma-separated, of s,f,r,s2")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per subprocess")
@@ -477,10 +480,15 @@ def bench(args: argparse.Namespace, keys: list[str]) -> int:
         for label, rows in sizes.items():
             if rows == 0:
                 continue
+            if label == "main" and args.parts > 1:  # a folder: Flink splits work by file
+                generate_files(tmp / "main", n_rows=rows, files=args.parts, seed=7)
+                files[label] = tmp / "main"
+                continue
             (files[label],) = generate_files(tmp / f"{label}-{rows}.csv", n_rows=rows, seed=7)
         startup = (f"{args.startup_rows:,} rows (start-up of each variant)" if not args.smoke
                    else "no start-up runs (--smoke)")  # fmt: skip
-        print(f"inputs: {args.rows:,} rows (s, f, s2), {args.row_rows:,} rows (r), {startup}",
+        print(f"inputs: {args.rows:,} rows in {args.parts} file(s) (s, f, s2), "
+              f"{args.row_rows:,} rows (r), {startup}",
               flush=True)  # fmt: skip
         if "r" in keys:
             scorer = Scorer(str(bundled(STATE)), str(bundled(MODEL)), threads=1)
