@@ -155,30 +155,47 @@ class ScoreBatch:
         self.scorer, self.needed = scorer, needed
 
     def __call__(self, batch: Any) -> Any:
-        import pandas as pd
+        import numpy as np
         import pyarrow as pa
 
-        values = batch[self.needed]
-        table = pa.Table.from_pandas(values, preserve_index=False)
-        table = table.cast(pa.schema([(n, pa.string()) for n in self.needed]))
+        schema = pa.schema([(name, pa.string()) for name in self.needed])
+        table = pa.Table.from_pandas(batch[self.needed], preserve_index=False).cast(schema)
         aligned = self.scorer.score_aligned(table).to_pandas()
-        names = pd.Series(self.needed, index=self.needed)  # a file's first value may hold a BOM
-        unmarked = values.apply(lambda column: column.str.removeprefix(BOM))
-        header = (unmarked == names).all(axis=1).to_numpy()
-        aligned.loc[header, "reject_reason"] = HEADER
-        rejected = aligned["reject_reason"].notna().to_numpy()
+        aligned.loc[self._header_rows(table), "reject_reason"] = HEADER
         aligned["raw"] = aligned["raw"].astype("float64")
         aligned["source"] = batch["source"].to_numpy()
-        rows = values.itertuples(index=False)
-        aligned["text"] = [
-            _csv_line(r) if bad else None for r, bad in zip(rows, rejected, strict=True)
-        ]
+        rejected = np.flatnonzero(aligned["reject_reason"].notna().to_numpy())
+        text = np.full(len(aligned), None, dtype=object)
+        text[rejected] = [_csv_line(row) for row in table.take(pa.array(rejected)).to_pylist()]
+        aligned["text"] = text
         return aligned
 
+    def _header_rows(self, table: Any) -> list[int]:
+        """The rows that repeat the header (a file's first line; its first value may hold a BOM).
 
-def _csv_line(values: Any) -> str:
+        Only rows whose first value is the first name are compared in full: cheap per batch.
+        """
+        import pyarrow.compute as pc
+
+        first = self.needed[0]
+        found = pc.is_in(table.column(first), value_set=pa_strings([first, BOM + first]))
+        candidates = pc.indices_nonzero(found.fill_null(False)).to_pylist()
+        names = [first, *self.needed[1:]]
+        return [i for i in candidates
+                if [str(v).removeprefix(BOM) for v in table.slice(i, 1).to_pylist()[0].values()]
+                == names]  # fmt: skip
+
+
+def pa_strings(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())
+
+
+def _csv_line(row: dict[str, Any]) -> str:
+    """A row's values as one CSV line (what a rejects file's ``text`` holds)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
+    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in row.values()])
     return buffer.getvalue()
 
 

@@ -550,3 +550,41 @@ def test_root_cause(log: str, cause: str) -> None:
 
 def test_root_cause_is_short() -> None:
     assert len(root_cause("Caused by: java.lang.Error: " + "x" * 1000)) == 401
+
+
+def test_the_udf_marks_headers_and_keeps_rejected_text() -> None:
+    """ScoreBatch without Flink: one row out per row in, headers (BOM or not) marked, a
+    rejected row's needed values as CSV, the same raw as the Scorer's."""
+    import pandas as pd
+
+    from churnctl.bundled import MODEL, STATE, bundled
+    from churnctl.flink_job import BOM, HEADER, ScoreBatch
+    from churnctl.scorer import Scorer
+
+    scorer = Scorer(bundled(STATE), bundled(MODEL))
+    needed = scorer.required_columns
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(6, 3)]
+    rows[2]["Geography"] = "Atlantis"
+    rows[4]["Surname"] = "a, b"
+    frame = pd.DataFrame([{c: r[c] for c in needed} for r in rows])
+    header = {c: c for c in needed}
+    frame = pd.concat([pd.DataFrame([{**header, needed[0]: BOM + needed[0]}]), frame,
+                       pd.DataFrame([header])], ignore_index=True)  # fmt: skip
+    frame["source"] = "file:/in.csv"
+    out = ScoreBatch(scorer, needed)(frame)
+    assert len(out) == len(frame)
+    assert list(out["reject_reason"].isna()) == [False, True, True, False, True, True, True, False]
+    assert out.loc[[0, 7], "reject_reason"].tolist() == [HEADER, HEADER]
+    assert out.loc[3, "reject_column"] == "Geography"
+    assert out.loc[3, "text"].split(",") == [rows[2][c] for c in needed]
+    assert out["text"].isna().tolist() == out["reject_reason"].isna().tolist()
+    expected = scorer.score(pa_table(rows, needed)).scored.column("raw").to_pylist()
+    valid = out["reject_reason"].isna()
+    assert out.loc[valid, "raw"].tolist() == pytest.approx(expected, abs=1e-7)
+    assert (out["source"] == "file:/in.csv").all()
+
+
+def pa_table(rows: list[dict[str, str]], needed: list[str]) -> object:
+    import pyarrow as pa
+
+    return pa.table({c: [r[c] for r in rows] for c in needed})
