@@ -290,6 +290,23 @@ class Timing:
     scored: int = 0
     rejected: int = 0
     problem: str | None = None
+    busy_cores: float | None = None  # the machine's busy cores, on average, while it ran
+
+
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) CPU time of the whole machine from /proc/stat, or None."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
 
 
 def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: float) -> Timing:
@@ -303,7 +320,7 @@ def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: flo
     command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
                "--input", str(csv_path), "--out", str(out_dir),
                "--parallelism", str(parallelism)]  # fmt: skip
-    started = time.perf_counter()
+    started, jiffies = time.perf_counter(), cpu_jiffies()
     with log.open("wb") as handle:
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -314,7 +331,7 @@ def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: flo
             return Timing(timeout, problem=f"{key}: timed out after {timeout:.0f} s (killed)")
         finally:
             stop_group(proc)  # the JVM and Python workers it may have left behind
-    timing = Timing(time.perf_counter() - started)
+    timing = Timing(time.perf_counter() - started, busy_cores=busy_cores(jiffies, cpu_jiffies()))
     if code != 0:
         output = log.read_text(errors="replace")
         timing.problem = f"{key}: exited {code}: {root_cause(output)} (log: {log})"
@@ -398,6 +415,11 @@ def markdown(run: Run, command: str, seconds: float) -> str:
     )
 
 
+def busy_text(cores: float | None) -> str:
+    """The machine's average busy cores during the run (the cores a wider job could use)."""
+    return "" if cores is None else f", {cores:.2f} of {os.cpu_count()} cores busy"
+
+
 def rate_text(rate: float | None) -> str:
     return "n/a (net time <= 0)" if rate is None else f"{rate:,.0f} rows/s"
 
@@ -413,7 +435,7 @@ def report(run: Run, results: dict[str, Result], smoke: bool) -> None:
     for key, r in results.items():
         run.figure(f"{key} ({VARIANTS[key][0]}): net rows/s", rate_text(r.rate) +
                    f" ({r.rows:,} rows, wall {r.wall.seconds:.1f} s, "
-                   f"start-up {r.startup.seconds:.1f} s)")  # fmt: skip
+                   f"start-up {r.startup.seconds:.1f} s{busy_text(r.wall.busy_cores)})")  # fmt: skip
 
     def judged(met: bool) -> bool | None:
         return None if smoke else met
