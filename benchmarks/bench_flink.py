@@ -433,9 +433,10 @@ def report(run: Run, results: dict[str, Result], smoke: bool) -> None:
               f"{r.startup.seconds:>12.1f}{r.net:>9.1f}{rate:>13}")  # fmt: skip
     print(flush=True)
     for key, r in results.items():
+        busy = busy_text(r.wall.busy_cores)
         run.figure(f"{key} ({VARIANTS[key][0]}): net rows/s", rate_text(r.rate) +
                    f" ({r.rows:,} rows, wall {r.wall.seconds:.1f} s, "
-                   f"start-up {r.startup.seconds:.1f} s{busy_text(r.wall.busy_cores)})")  # fmt: skip
+                   f"start-up {r.startup.seconds:.1f} s{busy})")  # fmt: skip
 
     def judged(met: bool) -> bool | None:
         return None if smoke else met
