@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import churnctl
+from churnctl.errors import UsageError
 from churnctl.scorer import Scorer
 
 HEADER = "#header"  # the reason given to a file's header line, which is dropped
@@ -49,6 +50,13 @@ class FlinkJobSpec:
     monitor_interval: str = "1 s"  # streaming: how often the folder is listed
     checkpoint_interval: str = "2 s"  # streaming: sink files are committed at checkpoints
     python_executable: str = field(default_factory=lambda: sys.executable)
+
+    def __post_init__(self) -> None:
+        """Refuse what no job could run (and no job file could spell as a literal)."""
+        if not 0 <= self.threshold <= 1:  # also NaN and infinities
+            raise UsageError(f"threshold must be within [0, 1], got {self.threshold!r}")
+        if self.parallelism < 1:
+            raise UsageError(f"parallelism must be >= 1, got {self.parallelism}")
 
 
 def build_scorer(spec: FlinkJobSpec) -> Scorer:
