@@ -1,0 +1,68 @@
+"""flink-submit's checks that need no Flink: the extra, Java's version, counts, addresses."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+
+import pytest
+
+from churnctl import flink_submit
+from churnctl.errors import UsageError
+from churnctl.flink_submit import FlinkError, check_java, check_reachable, count_outputs
+
+
+def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        flink_submit.importlib.util, "find_spec",
+        lambda name, *a: None if name == "pyflink" else real(name, *a),
+    )  # fmt: skip
+    with pytest.raises(FlinkError, match=r"pip install 'churnctl\[flink\]'"):
+        flink_submit.flink_home()
+
+
+@pytest.mark.parametrize(
+    ("printed", "fragment"),
+    [('java version "1.8.0_292"', "is Java 8"), ("no version here", "of an unknown version")],
+)
+def test_an_old_java_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, printed: str, fragment: str
+) -> None:
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text(f"#!/bin/sh\necho '{printed}' >&2\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(FlinkError, match=f"{fragment}.*Java 17"):
+        check_java()
+
+
+def test_java_17_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text("#!/bin/sh\necho 'openjdk version \"17.0.15\" 2025-04-15' >&2\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    check_java()
+
+
+def test_an_address_is_host_and_port_and_must_answer() -> None:
+    with pytest.raises(UsageError, match="HOST:PORT"):
+        check_reachable("localhost")
+    with socket.socket() as probe:  # a free port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(FlinkError, match=f"cannot reach the Flink cluster at 127.0.0.1:{port}"):
+        check_reachable(f"127.0.0.1:{port}")
+
+
+def test_counts_come_from_finished_part_files(tmp_path: Path) -> None:
+    (tmp_path / "scored").mkdir()
+    (tmp_path / "rejects").mkdir()
+    (tmp_path / "scored" / "part-0").write_text("1,0.5,true\n2,0.1,false\n")
+    (tmp_path / "scored" / ".part-1.inprogress").write_text("3,0.2,false\n")  # not committed
+    (tmp_path / "rejects" / "part-0").write_text('f,,Age,empty value,"a\nb"\n')  # one record
+    counts = count_outputs(tmp_path)
+    assert (counts.rows_scored, counts.rows_rejected, counts.rows_read) == (2, 1, 3)
