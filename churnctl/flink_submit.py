@@ -88,7 +88,7 @@ def input_columns(path: str) -> tuple[str, ...]:
     """The header of the input CSV (or of the first CSV file in the input folder)."""
     source = Path(path)
     if source.is_dir():
-        files = _parts(source)
+        files = finished_parts(source)
         if not files:
             raise InputError(f"{source}: no file to read the column names from; add one first")
         source = files[0]
@@ -173,7 +173,7 @@ def input_records(path: str) -> int | None:
     """
     source = Path(path)
     records = 0
-    for file in _parts(source) if source.is_dir() else [source]:
+    for file in finished_parts(source) if source.is_dir() else [source]:
         try:
             with file.open(encoding="utf-8-sig", newline="", errors="replace") as handle:
                 records += max(sum(1 for row in csv.reader(handle) if row) - 1, 0)
@@ -261,12 +261,12 @@ def root_cause(output: str) -> str:
 
 def count_outputs(out_dir: Path) -> FlinkResult:
     """The rows of the finished part files under ``out_dir``'s scored/ and rejects/."""
-    scored = sum(_lines(p) for p in _parts(out_dir / SCORED))
-    rejected = sum(_csv_records(p) for p in _parts(out_dir / REJECTS))
+    scored = sum(_lines(p) for p in finished_parts(out_dir / SCORED))
+    rejected = sum(_csv_records(p) for p in finished_parts(out_dir / REJECTS))
     return FlinkResult(out_dir=out_dir, rows_scored=scored, rows_rejected=rejected)
 
 
-def _parts(folder: Path) -> list[Path]:
+def finished_parts(folder: Path) -> list[Path]:
     """Finished part files (Flink keeps in-progress ones hidden, with a leading dot)."""
     if not folder.is_dir():
         return []
@@ -285,7 +285,7 @@ def _csv_records(path: Path) -> int:
 
 def _check_out_dir(out_dir: Path, streaming: bool) -> None:
     for name in (SCORED, REJECTS):
-        if _parts(out_dir / name) and not streaming:
+        if finished_parts(out_dir / name) and not streaming:
             raise OutputError(
                 f"{out_dir / name}: holds the part files of an earlier job; a new job would "
                 "mix its rows with them; choose an empty output folder"

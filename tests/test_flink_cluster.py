@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_flink_embedded import records
 
 pytestmark = pytest.mark.flink
 
@@ -207,21 +208,6 @@ def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return done
 
 
-def parts(folder: Path) -> list[Path]:
-    """Finished part files (in-progress ones are hidden, with a leading dot)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-
-
-def rows(folder: Path) -> list[list[str]]:
-    found: list[list[str]] = []
-    for part in parts(folder):
-        with part.open(encoding="utf-8", newline="") as handle:
-            found += list(csv.reader(handle))
-    return found
-
-
 def write_csv(path: Path, header: Sequence[str], body: Sequence[Sequence[str]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -256,7 +242,7 @@ def test_batch_job_on_the_cluster_scores_as_score_does(cluster: Cluster, tmp_pat
     summary = SUMMARY.search(done.stderr)
     assert summary, done.stderr
     read, scored, rejected = (int(g.replace(",", "")) for g in summary.groups())
-    flink_scored, flink_rejects = rows(out / "scored"), rows(out / "rejects")
+    flink_scored, flink_rejects = records(out / "scored"), records(out / "rejects")
     assert (scored, rejected) == (len(flink_scored), len(flink_rejects)) == (398, 2)
     assert read == len(body)
     assert not list(out.glob(".churnctl-flink/staging-*"))
@@ -292,7 +278,7 @@ def test_streaming_job_stops_with_a_savepoint_and_resumes_without_rereading(
         return job_id
 
     def committed(n: int) -> Callable[[], bool]:
-        return lambda: len(rows(out / "scored")) >= n
+        return lambda: len(records(out / "scored")) >= n
 
     def stop(job_id: str) -> str:
         done = ok(churnctl("flink-submit", "--stop", job_id, "--savepoint", savepoints,
@@ -305,7 +291,7 @@ def test_streaming_job_stops_with_a_savepoint_and_resumes_without_rereading(
     first = submit()
     wait_for(committed(200), "the rows of a.csv and b.csv in scored/", cluster)
     savepoint = stop(first)
-    assert len(rows(out / "scored")) == 200
+    assert len(records(out / "scored")) == 200
 
     for name in ("c.csv", "d.csv"):
         write_csv(folder / name, header, files[name])
@@ -314,7 +300,7 @@ def test_streaming_job_stops_with_a_savepoint_and_resumes_without_rereading(
     wait_for(committed(350), "the rows of c.csv and d.csv in scored/", cluster)
     stop(second)
 
-    got = Counter(row[0] for row in rows(out / "scored"))
+    got = Counter(row[0] for row in records(out / "scored"))
     expected = Counter(row[ids] for row in body)
     assert got == expected  # every row of every file once: none read twice after resuming
-    assert rows(out / "rejects") == []
+    assert records(out / "rejects") == []

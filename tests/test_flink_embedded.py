@@ -35,7 +35,13 @@ from test_cli import assert_clean_error, plain, run
 from churnctl.errors import UsageError
 from churnctl.flink_job import FlinkJobSpec
 from churnctl.flink_render import render_job
-from churnctl.flink_submit import WORK_FOLDER, count_outputs, input_records, root_cause
+from churnctl.flink_submit import (
+    WORK_FOLDER,
+    count_outputs,
+    finished_parts,
+    input_records,
+    root_cause,
+)  # fmt: skip
 from churnctl.generate import COLUMNS
 from tests.csv_rows import text_rows
 
@@ -257,13 +263,10 @@ def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
             time.sleep(0.2)
 
 
-def parts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
-
-
 def records(folder: Path) -> list[list[str]]:
+    """The CSV records of a sink folder's finished part files."""
     rows: list[list[str]] = []
-    for part in parts(folder):
+    for part in finished_parts(folder):
         with part.open(encoding="utf-8", newline="") as handle:
             rows += list(csv.reader(handle))
     return rows
@@ -358,7 +361,7 @@ def test_reject_limit_publishes_nothing(batch: BatchRuns) -> None:
     assert "nothing was published" in message and "Traceback" not in batch.limited.stderr
     for name in ("scored", "rejects"):
         folder = batch.limited_out / name
-        assert not folder.exists() or not parts(folder)
+        assert not folder.exists() or not finished_parts(folder)
     work = batch.limited_out / WORK_FOLDER
     assert not [p for p in work.iterdir() if p.name.startswith("staging")]
 

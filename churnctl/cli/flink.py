@@ -37,7 +37,6 @@ from churnctl.flink_submit import (
 )  # fmt: skip
 from churnctl.scorer import Scorer
 from churnctl.sources import check_header
-from churnctl.state import load_state
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -114,7 +113,6 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
     fit_state(train).save(fitted)
-    load_state(fitted)
     return fitted.resolve()
 
 
