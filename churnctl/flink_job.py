@@ -171,11 +171,13 @@ class ScoreBatch:
         aligned = self.scorer.score_aligned(table).to_pandas()
         aligned.loc[self._header_rows(table), "reject_reason"] = HEADER
         aligned["raw"] = aligned["raw"].astype("float64")
-        aligned["source"] = batch["source"].to_numpy()
         rejected = np.flatnonzero(aligned["reject_reason"].notna().to_numpy())
+        # source and text only where a rejects row needs them: less to send back to the JVM
+        source = np.full(len(aligned), None, dtype=object)
+        source[rejected] = batch["source"].to_numpy()[rejected]
         text = np.full(len(aligned), None, dtype=object)
         text[rejected] = [_csv_line(row) for row in table.take(pa.array(rejected)).to_pylist()]
-        aligned["text"] = text
+        aligned["source"], aligned["text"] = source, text
         return aligned
 
     def _header_rows(self, table: Any) -> list[int]:
