@@ -30,6 +30,9 @@ which is far less noisy. Its start-up is the same variant run on a
 different things: the scoring UDFs unpickle the state and open the ONNX model);
 NET rows/s = rows / (job time - the small run's job time).
 
+Each variant's main run is repeated ``--repeat`` (3) times, the variants
+interleaved, and the median run is reported.
+
 Correctness, cheaply: for every variant, scored + rejected part-file rows must
 equal the input rows (the header line is dropped, as by the job). The script
 exits 1 if a job fails, times out (its whole process group is killed) or its
@@ -407,8 +410,9 @@ class Run:
 class Result:
     key: str
     rows: int
-    wall: Timing
+    wall: Timing  # the median run
     startup: Timing
+    runs: list[Timing] = field(default_factory=list)  # every main run, in order
 
     @property
     def net(self) -> float:
@@ -429,7 +433,7 @@ def markdown(run: Run, command: str, seconds: float) -> str:
         "Each variant ran alone in a fresh subprocess (its own MiniCluster); wall is that "
         "process's whole life; job is the job's net runtime as Flink measured it; start-up "
         "is the same variant's job time on a 1,000-row file, measured once per variant; "
-        "net rows/s = rows / (job - start-up)."
+        "net rows/s = rows / (job - start-up); the median of the repeated runs."
     ]
     return bench_report.markdown(
         "`churnctl flink-submit` (embedded Flink) benchmark",
@@ -445,6 +449,13 @@ def markdown(run: Run, command: str, seconds: float) -> str:
 def busy_text(cores: float | None) -> str:
     """The machine's average busy cores during the run (the cores a wider job could use)."""
     return "" if cores is None else f", {cores:.2f} of {os.cpu_count()} cores busy"
+
+
+def spread_text(result: Result) -> str:
+    """The job times of all runs when there were several."""
+    if len(result.runs) < 2:
+        return ""
+    return "; job times " + ", ".join(seconds_text(t.job_seconds) for t in result.runs) + " s"
 
 
 def seconds_text(seconds: float | None) -> str:
@@ -469,7 +480,7 @@ def report(run: Run, results: dict[str, Result], smoke: bool) -> None:
         run.figure(f"{key} ({VARIANTS[key][0]}): net rows/s", rate_text(r.rate) +
                    f" ({r.rows:,} rows, wall {r.wall.seconds:.1f} s, job "
                    f"{seconds_text(r.wall.job_seconds)} s, start-up job "
-                   f"{seconds_text(r.startup.job_seconds)} s{busy})")  # fmt: skip
+                   f"{seconds_text(r.startup.job_seconds)} s{busy}{spread_text(r)})")  # fmt: skip
 
     def judged(met: bool) -> bool | None:
         return None if smoke else met
@@ -500,6 +511,7 @@ def main() -> int:
         "--parts", type=int, default=4, help="the s, f, s2 rows as this many CSV files in a folder"
     )
     parser.add_argument("--startup-rows", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=3, help="main runs per variant (median)")
     parser.add_argument("--variants", default="s,f,r,s2", help="comma-separated, of s,f,r,s2")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per subprocess")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks counts only")
@@ -515,7 +527,7 @@ def main() -> int:
         child(args.child, args.input, args.out, args.parallelism)
         return 0
     if args.smoke:
-        args.rows, args.row_rows, args.startup_rows = 2_000, 500, 0
+        args.rows, args.row_rows, args.startup_rows, args.repeat = 2_000, 500, 0, 1
         args.timeout = min(args.timeout, 300)
     keys = [k.strip() for k in args.variants.split(",") if k.strip()]
     unknown = [k for k in keys if k not in VARIANTS]
@@ -524,11 +536,50 @@ def main() -> int:
     return bench(args, keys)
 
 
+def measure(
+    args: argparse.Namespace, keys: list[str], files: dict[str, Path], tmp: Path, run: Run
+) -> dict[str, Result]:
+    """Each variant's start-up run, then ``--repeat`` rounds of main runs, variants interleaved
+    (so that a slow spell of the shared machine hits them all); the median run of each."""
+    startups: dict[str, Timing] = {}
+    for key in keys:
+        if args.smoke:  # no start-up run: the same code as the main run, and as slow
+            startups[key] = Timing()
+            continue
+        print(f"{key} ({VARIANTS[key][0]}): start-up run ...", flush=True)
+        startups[key] = run_variant(key, files["startup"], args.startup_rows,
+                                    tmp / f"{key}-startup", args.timeout)  # fmt: skip
+        print(f"  {startups[key].seconds:.1f} s", flush=True)
+    walls: dict[str, list[Timing]] = {key: [] for key in keys}
+    for round_ in range(args.repeat):
+        for key in keys:
+            rows = args.row_rows if key == "r" else args.rows
+            print(f"{key} ({VARIANTS[key][0]}): {rows:,} rows, run {round_ + 1} ...", flush=True)
+            main_file = files["row"] if key == "r" else files["main"]
+            wall = run_variant(key, main_file, rows, tmp / f"{key}-main-{round_}", args.timeout)
+            print(f"  {wall.seconds:.1f} s, job {seconds_text(wall.job_seconds)} s "
+                  f"({wall.scored:,} scored, {wall.rejected:,} rejected)", flush=True)  # fmt: skip
+            walls[key].append(wall)
+    results = {}
+    for key in keys:
+        timings = [startups[key], *walls[key]]
+        run.problems += [t.problem for t in timings if t.problem]
+        if not any(t.problem for t in timings):
+            rows = args.row_rows if key == "r" else args.rows
+            results[key] = Result(key, rows, median_run(walls[key]), startups[key], walls[key])
+    return results
+
+
+def median_run(timings: list[Timing]) -> Timing:
+    """The run with the median job time (or wall time when Flink gave none)."""
+    ordered = sorted(timings, key=lambda t: t.seconds if t.job_seconds is None else t.job_seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def bench(args: argparse.Namespace, keys: list[str]) -> int:
     from churnctl.generate import generate_files
 
     run, started = Run(), time.perf_counter()
-    results: dict[str, Result] = {}
     with tempfile.TemporaryDirectory(prefix="bench-flink-", dir=args.tmp) as name:
         tmp = Path(name)
         sizes = {"main": args.rows, "row": args.row_rows, "startup": args.startup_rows}
@@ -551,25 +602,7 @@ def bench(args: argparse.Namespace, keys: list[str]) -> int:
             problem = check_row_udf(scorer, files["row"])
             if problem:
                 run.problems.append(f"r: {problem}")
-        for key in keys:
-            rows = args.row_rows if key == "r" else args.rows
-            main_file = files["row"] if key == "r" else files["main"]
-            if args.smoke:  # no start-up run: the same code as the main run, and as slow
-                startup = Timing()
-                print(f"{key} ({VARIANTS[key][0]}): {rows:,} rows ...", flush=True)
-            else:
-                print(f"{key} ({VARIANTS[key][0]}): start-up run ...", flush=True)
-                startup = run_variant(key, files["startup"], args.startup_rows,
-                                      tmp / f"{key}-startup", args.timeout)  # fmt: skip
-                print(f"  {startup.seconds:.1f} s; {rows:,} rows ...", flush=True)
-            wall = run_variant(key, main_file, rows, tmp / f"{key}-main", args.timeout)
-            print(f"  {wall.seconds:.1f} s ({wall.scored:,} scored, {wall.rejected:,} rejected)",
-                  flush=True)  # fmt: skip
-            for timing in (startup, wall):
-                if timing.problem:
-                    run.problems.append(timing.problem)
-            if not (startup.problem or wall.problem):
-                results[key] = Result(key, rows, wall, startup)
+        results = measure(args, keys, files, tmp, run)
         report(run, results, args.smoke)
     seconds = time.perf_counter() - started
     print(f"total {seconds:.0f} s")
