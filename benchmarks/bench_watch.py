@@ -450,7 +450,7 @@ def bench_throughput(run: Run, tmp: Path, files: int, rows: int) -> None:
         f"{total / inner:,.0f} rows/s ({inner:.2f} s)",
     )
     run.figure(
-        "`score_file` in this process, warm (as bench_score.py)",
+        "`score_file` in this process, warm",
         f"{total / warm:,.0f} rows/s ({warm:.2f} s)",
     )
     ratio = watch_rate / (total / inner)
