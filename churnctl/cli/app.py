@@ -120,7 +120,7 @@ def command(fn: F) -> F:
 
 @contextlib.contextmanager
 def pandas_hidden() -> Iterator[None]:
-    """Run as if pandas were not installed: ~0.4 s less for each command that reads data.
+    """Run as if pandas were not installed: some tenths of a second less for a command at work.
 
     Arrow imports pandas, when it is installed, at its first conversion of Python or
     NumPy values (``pa.array``, a compute call with a scalar) and in ``to_numpy``; the
