@@ -6,22 +6,25 @@ The public Python API (see docs/python-api.md)::
     scorer = Scorer("state.json", "model.onnx", keep=["CustomerId"])
     result = scorer.score(record_batch)           # scored rows + rejects
     aligned = scorer.score_aligned(record_batch)  # one row per input row
+
+``import churnctl`` is cheap: each public name imports its module (and so NumPy,
+Arrow, ONNX Runtime ...) on first use (PEP 562), which keeps ``churnctl --help`` fast.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("churnctl")
-except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-    __version__ = "0.0.0+unknown"
+from typing import TYPE_CHECKING, Any
 
-from churnctl.binding import bind_model
-from churnctl.errors import ChurnctlError
-from churnctl.extraction import FeatureBatch, extract_features
-from churnctl.fitting import fit_state
-from churnctl.model import ChurnModel
-from churnctl.scorer import ScoredBatch, Scorer
-from churnctl.state import FeatureState, load_state
+if TYPE_CHECKING:
+    from churnctl.binding import bind_model
+    from churnctl.errors import ChurnctlError
+    from churnctl.extraction import FeatureBatch, extract_features
+    from churnctl.fitting import fit_state
+    from churnctl.model import ChurnModel
+    from churnctl.scorer import ScoredBatch, Scorer
+    from churnctl.state import FeatureState, load_state
+
+    __version__: str
 
 __all__ = [
     "ChurnModel",
@@ -36,3 +39,43 @@ __all__ = [
     "fit_state",
     "load_state",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use (then kept here).
+
+    Each import is spelled out: the package never imports a module by a computed name.
+    """
+    match name:
+        case "__version__":
+            from churnctl.version import package_version
+
+            value: Any = package_version()
+        case "ChurnctlError":
+            from churnctl.errors import ChurnctlError as value
+        case "ChurnModel":
+            from churnctl.model import ChurnModel as value
+        case "FeatureState":
+            from churnctl.state import FeatureState as value
+        case "load_state":
+            from churnctl.state import load_state as value
+        case "FeatureBatch":
+            from churnctl.extraction import FeatureBatch as value
+        case "extract_features":
+            from churnctl.extraction import extract_features as value
+        case "bind_model":
+            from churnctl.binding import bind_model as value
+        case "fit_state":
+            from churnctl.fitting import fit_state as value
+        case "Scorer":
+            from churnctl.scorer import Scorer as value
+        case "ScoredBatch":
+            from churnctl.scorer import ScoredBatch as value
+        case _:
+            raise AttributeError(f"module 'churnctl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

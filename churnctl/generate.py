@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churnctl.atomic import atomic_path
+from churnctl.defaults import MAX_FILES
 from churnctl.errors import OutputError, UsageError
 
 COLUMNS: tuple[str, ...] = (
@@ -53,7 +54,6 @@ SCHEMA = pa.schema(
     ]
 )
 
-MAX_FILES = 10_000  # part files per call: more is a typo, not a data set
 _BLOCK = 16_384  # rows per independently seeded draw block
 _ID_BASE = 15_565_701  # CustomerId range of the public data set ...
 _ID_SPAN = 249_990  # ... 15,565,701..15,815,690; later blocks of this size extend it upward

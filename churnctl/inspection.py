@@ -73,7 +73,7 @@ def inspect_pair(model: ChurnModel, state: FeatureState) -> Report:
         model_fingerprint=bound.fingerprint if bound else None,
         state_fingerprint=state.fingerprint,
         model_feature_names=list(bound.feature_names[:FEATURES_SHOWN]) if bound else None,
-        stages=[_summarise(stage) for stage in state.content()["stages"]],
+        stages=[_summarise(stage) for stage in state.computation()["stages"]],
         feature_names=names[:FEATURES_SHOWN],
         n_features=len(names),
         n_model_features=len(bound.feature_names) if bound else None,

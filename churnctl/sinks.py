@@ -23,10 +23,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churnctl.atomic import Publication, publishing
+from churnctl.defaults import OUTPUT_FORMATS
 from churnctl.errors import Fix, UsageError
 
 STDOUT = "-"
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = OUTPUT_FORMATS
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 

@@ -18,12 +18,12 @@ import jsonschema
 import numpy as np
 import pyarrow as pa
 
-from churnctl import __version__
 from churnctl.atomic import atomic_write_text
 from churnctl.errors import ChurnctlError, StateError
 from churnctl.frame import Frame
 from churnctl.pipeline import FeaturePipeline
 from churnctl.stages import STAGE_TYPES, Stage
+from churnctl.version import package_version
 
 FORMAT = "churnctl-feature-state"
 FORMAT_VERSION = 1
@@ -127,7 +127,7 @@ class FeatureState:
         Refitting the same pipeline on the same data gives the same fingerprint;
         any other feature order, parameter or fitted number gives another.
         """
-        content = self.content()
+        content = {"format_version": FORMAT_VERSION, **self.computation()}
         covered = {key: content[key] for key in FINGERPRINT_KEYS}
         return "sha256:" + hashlib.sha256(canonical_json(covered).encode("utf-8")).hexdigest()
 
@@ -141,11 +141,17 @@ class FeatureState:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "churnctl_version": __version__,
+            "churnctl_version": package_version(),
+            **self.computation(),
+            "provenance": dict(self.provenance),
+        }
+
+    def computation(self) -> dict[str, Any]:
+        """What the state computes: input schema, stages, output (no version: scoring skips it)."""
+        return {
             "input_schema": {"columns": _schema_columns(self.pipeline)},
             "stages": [_stage_dict(stage) for stage in self.pipeline.stages],
             "output": {"column": self.pipeline.output_col, "feature_names": self.feature_names},
-            "provenance": dict(self.provenance),
         }
 
     def dumps(self) -> str:
@@ -277,7 +283,7 @@ def _check_version(document: dict[str, Any], source: str) -> None:
     version = document.get("format_version")
     if version == FORMAT_VERSION and type(version) is int:
         return
-    reads = f"this churnctl ({__version__}) reads (version {FORMAT_VERSION})"
+    reads = f"this churnctl ({package_version()}) reads (version {FORMAT_VERSION})"
     if type(version) is int and version > FORMAT_VERSION:
         raise StateError(
             f"{source}: state format version {version} is newer than {reads}; upgrade churnctl "
@@ -290,7 +296,7 @@ def _check_version(document: dict[str, Any], source: str) -> None:
         )
     raise StateError(
         f"{source}: unsupported state format version {version!r}; this churnctl "
-        f"({__version__}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
+        f"({package_version()}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
     )
 
 
@@ -306,7 +312,7 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
     except (ChurnctlError, TypeError, ValueError) as exc:
         raise StateError(f"{source}: invalid stage: {exc}") from None
     state = FeatureState(pipeline, dict(document["provenance"]), source=source)
-    rebuilt = state.content()
+    rebuilt = state.computation()
     for key in ("input_schema", "output"):
         if rebuilt[key] != document[key]:
             raise StateError(f"{source}: '{key}' does not match the stages it describes")

@@ -482,7 +482,7 @@ def test_missing_column_is_refused_before_flink(tmp_path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows([row[c] for c in header] for row in rows)
-    with mock.patch("churnctl.cli.flink.submit") as submit:
+    with mock.patch("churnctl.flink_submit.submit") as submit:
         result = run(["flink-submit", source, "--out", tmp_path / "out"])
         emitted = run(["flink-submit", source, "--out", tmp_path / "out", "--emit",
                        tmp_path / "job.py"])  # fmt: skip

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "scorer": 6, "fitting": 6, "file_scoring": 7, "inspection": 6, "generate": 2, "paths": 1,
     "faults": 0, "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8,
     "flink_job": 7, "flink_render": 8, "flink_submit": 9,
-    "cli": 10, "__init__": 8,
+    "defaults": 0, "version": 0, "cli": 10, "__init__": 8,
 }  # fmt: skip
 
 
@@ -48,6 +48,15 @@ def imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
             names = [a.name for a in node.names if a.name.startswith("churnctl.")]
             found += [(name.removeprefix("churnctl."), []) for name in names]
     return found
+
+
+def test_imports_inside_functions_and_type_checking_blocks_count_too() -> None:
+    """The CLI imports the library inside its commands: those imports obey the layers too."""
+    tree = ast.parse(
+        "if TYPE_CHECKING:\n    from churnctl.state import FeatureState\n"
+        "def f():\n    from churnctl.scorer import Scorer\n    import churnctl.model\n"
+    )
+    assert imported(tree) == [("state", ["FeatureState"]), ("scorer", ["Scorer"]), ("model", [])]
 
 
 def test_every_module_has_a_layer() -> None:

@@ -1,17 +1,19 @@
-"""The commands: each parses its options and calls one library function."""
+"""The commands: each parses its options and calls one library function.
+
+Library modules are imported inside the commands: defining the commands (and so
+``--help``) must not import NumPy, Arrow, ONNX Runtime or pandas.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from churnctl.binding import PairStatus, bind_file, short
 from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.app import command
 from churnctl.cli.console import stderr, stdout
@@ -40,17 +42,15 @@ from churnctl.cli.options import (
     text_value,
 )  # fmt: skip
 from churnctl.cli.report import binding_lines, pair_warning, report_tables
+from churnctl.defaults import MAX_FILES
 from churnctl.errors import UsageError
-from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
-from churnctl.fitting import FitRequest, fit_file, fit_state
-from churnctl.generate import MAX_FILES, generate_files
-from churnctl.inspection import inspect_pair
-from churnctl.model import ChurnModel
 from churnctl.paths import check_distinct
-from churnctl.rejects import rejects_path
-from churnctl.scorer import Scorer
-from churnctl.sources import ReadOptions
-from churnctl.state import FeatureState, load_state
+
+if TYPE_CHECKING:
+    from churnctl.file_scoring import RunSummary
+    from churnctl.scorer import Scorer
+    from churnctl.sources import ReadOptions
+    from churnctl.state import FeatureState
 
 
 @command
@@ -69,6 +69,8 @@ def fit(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Fit the feature extractor on TRAIN and write its JSON state."""
+    from churnctl.fitting import FitRequest, fit_file
+
     request = FitRequest(
         train=train, output=str(output), pipeline=pipeline, rejects=rejects,
         max_rejects=parse_max_rejects(max_rejects),
@@ -104,6 +106,10 @@ def score(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Score INPUT with a model and a feature state; write raw probability and exited."""
+    from churnctl.file_scoring import ScoreRequest, score_file
+    from churnctl.rejects import rejects_path
+    from churnctl.scorer import Scorer
+
     check_distinct(
         {"input": input, "training file": train, "state": state, "model": model},
         {"output": output, "rejects": rejects or rejects_path(output, input),
@@ -135,6 +141,9 @@ def _state_for_scoring(
     pipeline: str | None,
     options: ReadOptions,
 ) -> FeatureState:
+    from churnctl.fitting import fit_state
+    from churnctl.state import load_state
+
     if state is not None and train is not None:
         raise UsageError("pass either --state or --train, not both")
     if train is None:
@@ -150,6 +159,8 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
     if not stderr.is_terminal:
         yield None
         return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task("scoring", total=None)
@@ -157,6 +168,8 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
+    from churnctl.binding import PairStatus
+
     target = "stdout" if summary.output == "-" else summary.output
     skipped = scorer.check.status is PairStatus.SKIPPED
     stderr.print(
@@ -182,6 +195,9 @@ def bind(
     output: Annotated[Path, output_file("Bound model to write (not the input model).")],
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
+    from churnctl.binding import bind_file, short
+    from churnctl.state import load_state
+
     check_distinct({"model": model, "state": state}, {"output": output})
     binding = bind_file(model, load_state(state), output)
     stderr.print(
@@ -194,6 +210,10 @@ def bind(
 @command
 def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
     """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
+    from churnctl.inspection import inspect_pair
+    from churnctl.model import ChurnModel
+    from churnctl.state import load_state
+
     report = inspect_pair(ChurnModel(model or bundled(MODEL)), load_state(state or bundled(STATE)))
     for table in report_tables(report):
         stdout.print(table)
@@ -229,5 +249,7 @@ def generate(
     ] = 0,
 ) -> None:
     """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
+    from churnctl.generate import generate_files
+
     paths = generate_files(output, n_rows=rows, files=files, seed=seed)
     stderr.print(f"wrote {rows:,} rows to {len(paths)} file(s) under {output}", markup=False)

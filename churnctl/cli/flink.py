@@ -1,9 +1,12 @@
-"""``flink-submit``: the scoring job on embedded Flink or a Flink session cluster."""
+"""``flink-submit``: the scoring job on embedded Flink or a Flink session cluster.
+
+The Flink modules and the scorer are imported inside the command, not to slow ``--help``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,19 +27,9 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import pair_warning
 from churnctl.errors import UsageError
-from churnctl.fitting import fit_state
-from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
-from churnctl.flink_submit import (
-    WORK_FOLDER,
-    FlinkRequest,
-    FlinkResult,
-    emit_job,
-    input_columns,
-    stop_job,
-    submit,
-)  # fmt: skip
-from churnctl.scorer import Scorer
-from churnctl.sources import check_header
+
+if TYPE_CHECKING:
+    from churnctl.flink_submit import FlinkResult
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -79,6 +72,11 @@ def flink_submit(
     from_savepoint: FromSavepoint = None,
 ) -> None:
     """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
+    from churnctl.flink_job import FlinkJobSpec
+    from churnctl.flink_submit import FlinkRequest, emit_job, input_columns, submit
+    from churnctl.scorer import Scorer
+    from churnctl.sources import check_header
+
     if stop is not None:
         return _stop(stop, jobmanager, savepoint)
     if input is None or out is None:
@@ -106,6 +104,9 @@ def flink_submit(
 
 def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
     """The state the job reads: given, bundled, or fitted now on ``train`` and saved."""
+    from churnctl.fitting import fit_state
+    from churnctl.flink_submit import WORK_FOLDER
+
     if train is None:
         return (state or bundled(STATE)).resolve()
     if state is not None:
@@ -117,6 +118,8 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
 
 
 def _report(result: FlinkResult, jobmanager: str | None) -> None:
+    from churnctl.flink_job import REJECTS, SCORED
+
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
@@ -140,6 +143,8 @@ def _report(result: FlinkResult, jobmanager: str | None) -> None:
 
 
 def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
+    from churnctl.flink_submit import stop_job
+
     if jobmanager is None or savepoint is None:
         raise UsageError("--stop JOB_ID needs --jobmanager HOST:PORT and --savepoint DIR")
     log = Path(savepoint) / "stop.log"

@@ -1,16 +1,22 @@
-"""Option values: parsers, and the annotated option types the commands share."""
+"""Option values: parsers, and the annotated option types the commands share.
+
+Typer reads these types when the commands are defined, for ``--help`` too: this
+module imports no library module that would bring in Arrow or NumPy.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from churnctl.errors import UsageError
-from churnctl.rejects import RejectLimit
-from churnctl.sources import ReadOptions
+
+if TYPE_CHECKING:
+    from churnctl.rejects import RejectLimit
+    from churnctl.sources import ReadOptions
 
 
 def text_value(value: str) -> str:
@@ -48,6 +54,8 @@ def _unescape(spec: str) -> str | None:
 
 
 def read_options(delimiter: str, encoding: str) -> ReadOptions:
+    from churnctl.sources import ReadOptions
+
     return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=encoding)
 
 
@@ -150,6 +158,8 @@ MaxRejects = Annotated[
 
 def parse_max_rejects(spec: str) -> RejectLimit:
     """``--max-rejects``: ``N`` (a count) or ``P%`` (0 ≤ P ≤ 100, a share of rows read)."""
+    from churnctl.rejects import RejectLimit
+
     count = re.fullmatch(r"\s*(\d+)\s*", spec)
     share = re.fullmatch(r"\s*(\d+(\.\d*)?)\s*%\s*", spec)
     if count is not None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnctl.binding import PairStatus
-from churnctl.inspection import Report
-from churnctl.scorer import Scorer
+if TYPE_CHECKING:
+    from churnctl.inspection import Report
+    from churnctl.scorer import Scorer
 
 
 def pair_warning(scorer: Scorer, console: Console) -> None:
     """Warn when the model is not bound to the state (unbound, or the check skipped)."""
+    from churnctl.binding import PairStatus
+
     if scorer.check.status is not PairStatus.BOUND:
         console.print(f"Warning: {scorer.check.message}", markup=False)
 

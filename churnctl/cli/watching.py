@@ -1,4 +1,7 @@
-"""``watch`` and ``watch-status``: stream a landing folder; show a watcher's manifest."""
+"""``watch`` and ``watch-status``: stream a landing folder; show a watcher's manifest.
+
+The watcher and the scorer are imported inside the commands, not to slow ``--help``.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
 from churnctl.arrivals import DEFAULT_PATTERNS, NameRules
@@ -39,10 +41,12 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import add_text_row, pair_warning
 from churnctl.errors import FilesFailedError, UsageError
-from churnctl.manifest import ManifestSummary, read_manifest
-from churnctl.scorer import Scorer
-from churnctl.state import load_state
-from churnctl.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+    from churnctl.manifest import ManifestSummary
+    from churnctl.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
 
 LATENCIES_KEPT = 1_000  # the live p99 is over the last this many files
 
@@ -107,6 +111,10 @@ def watch(
     """Score each complete file landing in IN_DIR exactly once, within milliseconds."""
     if status:
         return watch_status(_required(out, "--out DIR"))
+    from churnctl.scorer import Scorer
+    from churnctl.state import load_state
+    from churnctl.watcher import WatchSettings
+
     scorer = Scorer(
         load_state(state or bundled(STATE)), model or bundled(MODEL), keep=list(keep),
         threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
@@ -137,6 +145,8 @@ def _required(value: Path | None, what: str) -> Path:
 
 
 def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
+    from churnctl.watcher import Watcher
+
     # watchdog logs a harmless race on stop ("queue_events() called when the thread is
     # inactive"); events are only hints here, listings the truth: keep its log quiet
     logging.getLogger("watchdog").addHandler(logging.NullHandler())
@@ -196,6 +206,8 @@ class _Status:
 
     def __enter__(self) -> _Status:
         if stderr.is_terminal:
+            from rich.live import Live
+
             self.live = Live(get_renderable=self._panel, console=stderr, refresh_per_second=4,
                              transient=False)  # fmt: skip
             self.live.__enter__()
@@ -215,6 +227,8 @@ class _Status:
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
 
     def _panel(self) -> Table:
+        from churnctl.watcher import WatchReport
+
         report = self.watcher.report if self.watcher else WatchReport()
         pending = len(self.watcher.pending) if self.watcher else 0
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -267,6 +281,8 @@ def watch_status(
     ],
 ) -> None:
     """Show a watcher's manifest: files by state, the last ones, failures and reasons."""
+    from churnctl.manifest import read_manifest
+
     manifest = read_manifest(out)
     try:
         summary = manifest.summary()
