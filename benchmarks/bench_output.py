@@ -16,6 +16,7 @@ import csv
 import io
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,12 +26,18 @@ from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.generate import generate_files
 from churnctl.rejects import NO_LIMIT
 
+CPU: dict[Path, list[float]] = {}  # CPU seconds of each run, by target: less noisy when shared
+
 
 def score_seconds(scorer: Scorer, source: Path, target: Path) -> float:
+    """Wall seconds of one in-process ``score`` run (its CPU seconds go to ``CPU``)."""
     request = ScoreRequest(
         input=str(source), output=str(target), scorer=scorer, max_rejects=NO_LIMIT
     )
-    return score_file(request).seconds
+    cpu = time.process_time()
+    seconds = score_file(request).seconds
+    CPU.setdefault(target, []).append(time.process_time() - cpu)
+    return seconds
 
 
 def with_bad_last_row(source: Path, target: Path, column: str = "Age") -> None:
@@ -77,14 +84,17 @@ def main() -> None:
             repeat=3,
         )  # fmt: skip
         assert (out / "b.rejects.csv").read_text().count("\n") == 2, "expected one reject"
+    cpu = {target.name: statistics.median(values) for target, values in CPU.items()}
     csv_rate, jsonl_rate = rows / formats["csv"], rows / formats["jsonl"]
     print(f"rows: {rows:,} (median of 3)")
     print(f"score -> CSV:   {formats['csv']:.2f} s ({csv_rate:,.0f} rows/s)")
     print(f"score -> JSONL: {formats['jsonl']:.2f} s ({jsonl_rate:,.0f} rows/s)")
     print(f"JSONL / CSV rows/s: {jsonl_rate / csv_rate:.2f} (target >= 0.6)")
+    print(f"  CPU seconds: CSV {cpu['o.csv']:.2f}, JSONL {cpu['o.jsonl']:.2f}")
     print(f"clean file:               {rejects['clean']:.2f} s")
     print(f"one bad value, last row:  {rejects['bad']:.2f} s")
     print(f"bad / clean: {rejects['bad'] / rejects['clean']:.2f} (target <= 1.15)")
+    print(f"  CPU seconds: clean {cpu['c.csv']:.2f}, bad {cpu['b.csv']:.2f}")
 
 
 if __name__ == "__main__":
