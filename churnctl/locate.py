@@ -92,7 +92,7 @@ class RecordLocator:
 
         A checkpoint is only a valid start when no invalid record comes before it.
         """
-        self._counted = _Counted(stream)
+        self._stream, self._counted = stream, _Counted(stream)
         self.seekable = stream.seekable()
         if start is not None:
             self._counted.read_bytes += skip_to(stream, start.offset)
@@ -132,6 +132,10 @@ class RecordLocator:
     def drain(self) -> None:
         """Read to the end of the input, collecting the remaining invalid records."""
         self.advance(1 << 62, wanted=set())
+
+    def close(self) -> None:
+        """Close the stream (a locator given up for one that starts later)."""
+        self._stream.close()
 
     def pop(self, valid_index: int) -> Record | None:
         """The located record at ``valid_index`` (0-based among valid records), once."""

@@ -173,6 +173,7 @@ class RejectLog:
             if not (ahead and self._clean_until is None and self._locator.seekable):
                 return self._locator
             self._done_bytes += self._locator.read_bytes
+            self._locator.close()
         self._locator = RecordLocator(
             self._reread(), delimiter=self._options.delimiter, encoding=self._options.encoding,
             cap=MAX_FIELD_CHARS, start=start, width=self._width,
