@@ -82,8 +82,9 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
                 open_sink(request.output, schema, fmt, publication) as out,
             ):
                 log = RejectLog(
-                    rejects_writer, source.name, reread=source.reread, options=request.read_options
-                )
+                    rejects_writer, source.name, reread=source.reread,
+                    options=request.read_options, index=source.index, width=len(source.columns),
+                )  # fmt: skip
                 _score_batches(source, request, summary, log, out, on_progress)
     finally:
         source.close()

@@ -71,7 +71,10 @@ def fit_state(
     try:
         parts = list(source.batches)
         frame = _fit(features, parts, str(train))
-        log = RejectLog(rejects or _Discard(), source.name, reread=source.reread, options=options)
+        log = RejectLog(
+            rejects or _Discard(), source.name, reread=source.reread, options=options,
+            index=source.index, width=len(source.columns),
+        )  # fmt: skip
         _log_rejects(log, parts, frame)
     finally:
         source.close()

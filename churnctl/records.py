@@ -13,14 +13,19 @@ dialect as Arrow's reader); the rejects pipeline locates records with it.
 replaces each runaway line by a marker line (the wrong number of fields, so
 Arrow hands it to its invalid-row handler, in order). It looks only at chunks
 holding a quote, with NumPy, and runs ``split_records`` only on the records
-that span lines or hold a quote that does not start or end a field.
+that span lines or hold a quote that does not start or end a field. Given a
+``RecordIndex``, it also notes, at each record boundary it passes, how many
+lines and records came before (counted with ``bytes.count`` or NumPy), so that
+a rejected record can be located by rereading from there instead of the start.
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import io
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
@@ -124,6 +129,61 @@ def runaway_reason(cap: int) -> str:
     )
 
 
+class Checkpoint(NamedTuple):
+    """A record boundary in the input: its byte offset, and the physical lines and
+    non-blank records (the header included) before it."""
+
+    offset: int
+    lines: int
+    records: int
+
+
+class RecordIndex:
+    """Checkpoints in input order, noted by ``QuoteGuard`` as it passes bytes on.
+
+    A reader that starts over from the first byte notes the same checkpoints
+    again: only those past the last one are kept.
+    """
+
+    def __init__(self) -> None:
+        self._points: list[Checkpoint] = []
+        self._lock = threading.Lock()  # Arrow may read ahead on another thread
+
+    def add(self, point: Checkpoint) -> None:
+        with self._lock:
+            if not self._points or point.offset > self._points[-1].offset:
+                self._points.append(point)
+
+    def points(self) -> tuple[Checkpoint, ...]:
+        with self._lock:
+            return tuple(self._points)
+
+    def before(self, records: int) -> Checkpoint | None:
+        """The last checkpoint with at most ``records`` records before it."""
+        with self._lock:
+            i = bisect.bisect_right(self._points, records, key=lambda point: point.records)
+            return self._points[i - 1] if i else None
+
+
+def line_counts(data: bytes) -> tuple[int, int]:
+    """Line ends in ``data`` (``\\n``, ``\\r\\n``, a lone ``\\r``), and how many end a
+    non-blank line. ``data`` ends with a line end; a blank line holds nothing before it.
+    """
+    if b"\r" not in data:
+        lines = data.count(b"\n")
+        if not data.startswith(b"\n") and b"\n\n" not in data:
+            return lines, lines
+    buffer = np.frombuffer(data, np.uint8)
+    breaks = np.flatnonzero((buffer == LF) | (buffer == CR))
+    after_cr = (breaks > 0) & (buffer[breaks] == LF) & (buffer[np.maximum(breaks - 1, 0)] == CR)
+    starts = breaks[~after_cr]  # where each line end starts
+    crlf = (buffer[starts] == CR) & (buffer[np.minimum(starts + 1, len(data) - 1)] == LF)
+    crlf &= starts + 1 < len(data)
+    ends = starts + 1 + crlf
+    line_starts = np.concatenate(([0], ends[:-1]))
+    return len(starts), int(np.count_nonzero(starts != line_starts))
+
+
 class QuoteGuard(io.RawIOBase):
     """A CSV byte stream with each runaway record's first line replaced by a marker line.
 
@@ -141,6 +201,7 @@ class QuoteGuard(io.RawIOBase):
         cap: int,
         runaways: dict[int, str],
         chunk_size: int = CHUNK_SIZE,
+        index: RecordIndex | None = None,
     ) -> None:
         self._raw, self._delimiter, self._cap = raw, delimiter, cap
         self._width, self._chunk_size = width, chunk_size
@@ -152,6 +213,9 @@ class QuoteGuard(io.RawIOBase):
         self._offset = 0  # stream offset of the first held byte
         self._out = memoryview(b"")
         self._eof = False
+        self._index = index
+        self._lines_before = self._records_before = 0  # before self._offset
+        self._continued = 0  # non-blank continuation lines of multi-line records released
 
     def readable(self) -> bool:
         return True
@@ -189,8 +253,21 @@ class QuoteGuard(io.RawIOBase):
         else:
             out, held = [data], b""
         self._out = memoryview(b"".join(out))
+        if self._index is not None and not final:
+            self._note(data[: len(data) - len(held)])
         self._offset += len(data) - len(held)
         return held
+
+    def _note(self, released: bytes) -> None:
+        """Count the released complete records; note the boundary after them."""
+        end = self._offset + len(released)
+        if self._offset == 0 and self._codec == "utf-8":
+            released = released.removeprefix(codecs.BOM_UTF8)
+        lines, non_blank = line_counts(released)
+        self._lines_before += lines
+        self._records_before += non_blank - self._continued
+        self._continued = 0
+        self._index.add(Checkpoint(end, self._lines_before, self._records_before))  # type: ignore[union-attr]
 
     def _records(self, data: bytes, out: list[bytes], *, final: bool) -> bytes:
         """Pass clean stretches on as they are, read problem records exactly; return a hold."""
@@ -230,6 +307,8 @@ class QuoteGuard(io.RawIOBase):
             if split.cut and not final:
                 return len(data), data[begin:]
             line += len(split.lines)
+            if len(split.lines) > 1 and not split.runaway:
+                self._continued += sum(1 for text in split.lines[1:] if text.rstrip("\r\n"))
             end = int(ends[line - 1])
             out.append(self._marker(begin, split) if split.runaway else data[begin:end])
             begin = end

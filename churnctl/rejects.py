@@ -3,7 +3,9 @@
 Every input row is either scored or written here, one CSV line per rejected
 row: ``source, line, column, reason, text``. For CSV input ``line`` is the
 record's first physical line and ``text`` its original text (found by a lazy
-second pass, see ``locate``); for Parquet input ``line`` is the 1-based row
+second pass, see ``locate``, from the last record boundary the source noted
+before the batch, as long as no malformed line comes before it; otherwise from
+an earlier one, or the start); for Parquet input ``line`` is the 1-based row
 number and ``text`` the row's needed values as CSV.
 """
 
@@ -24,6 +26,7 @@ from churnctl.atomic import Publication
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.locate import RecordLocator
+from churnctl.records import Checkpoint, RecordIndex
 from churnctl.sinks import STDOUT, TableWriter, open_sink
 from churnctl.sources import STDIN, BadLine, ReadOptions, SourceBatch
 
@@ -108,12 +111,19 @@ class RejectLog:
         *,
         reread: Callable[[], BinaryIO] | None = None,
         options: ReadOptions | None = None,
+        index: RecordIndex | None = None,
+        width: int = 0,
     ) -> None:
+        """``reread`` opens the input's bytes again; ``index`` (with the header's ``width``)
+        lets the locating pass start at a noted record boundary instead of the start."""
         self._writer = writer
         self._name = source_name
         self._reread = reread
         self._options = options or ReadOptions()
         self._locator: RecordLocator | None = None
+        self._index, self._width = index, width
+        self._clean_until: int | None = None  # valid rows before the first malformed line
+        self._done_bytes = 0  # read by locators given up for a later start
         self._valid_before = 0
         self._pending: list[BadLine] = []
         self.count = 0
@@ -127,6 +137,8 @@ class RejectLog:
     def record_batch(self, source_batch: SourceBatch, rejects: pa.Table) -> None:
         """Log one batch's rejected rows and the malformed lines read with it, in input order."""
         batch = source_batch.rows
+        if source_batch.bad_lines and self._clean_until is None:
+            self._clean_until = self._valid_before
         self._pending.extend(source_batch.bad_lines)
         rows = rejects.column("row").to_pylist()
         if rows or self._pending:
@@ -146,13 +158,33 @@ class RejectLog:
             self._locator.drain()
         self._write(self._located_bad_lines(final=True))
 
+    @property
+    def reread_bytes(self) -> int:
+        """Bytes read again from the input to locate rejects (dropped ones included)."""
+        return self._done_bytes + (self._locator.read_bytes if self._locator else 0)
+
     def _get_locator(self) -> RecordLocator | None:
-        if self._locator is None and self._reread is not None:
-            self._locator = RecordLocator(
-                self._reread(), delimiter=self._options.delimiter,
-                encoding=self._options.encoding, cap=MAX_FIELD_CHARS,
-            )  # fmt: skip
+        """The locator, started (again) at the last boundary it may start at."""
+        if self._reread is None:
+            return None
+        start = self._start()
+        if self._locator is not None:
+            ahead = start is not None and start.records - 1 > self._locator.valid_seen
+            if not (ahead and self._clean_until is None and self._locator.seekable):
+                return self._locator
+            self._done_bytes += self._locator.read_bytes
+            self._locator.close()
+        self._locator = RecordLocator(
+            self._reread(), delimiter=self._options.delimiter, encoding=self._options.encoding,
+            cap=MAX_FIELD_CHARS, start=start, width=self._width,
+        )  # fmt: skip
         return self._locator
+
+    def _start(self) -> Checkpoint | None:
+        """The last noted boundary before the current batch and any malformed line."""
+        limit = self._valid_before if self._clean_until is None else self._clean_until
+        point = self._index.before(limit + 1) if self._index is not None else None
+        return point if point is not None and point.records > 0 else None
 
     def _advance(self, n_valid: int, rows: list[int]) -> None:
         locator = self._get_locator()

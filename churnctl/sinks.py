@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -161,18 +162,114 @@ def _csv_rows(rows: Iterable[Sequence[str]]) -> bytes:
 
 
 class JsonLinesWriter:
-    """One JSON object per line; floats keep their shortest float32 form."""
+    """One JSON object per line; floats keep their shortest float32 form.
+
+    Encoded column by column: each column becomes the JSON text of its values
+    (vectorised; orjson for floats), and Arrow joins them into lines. The bytes
+    are those of ``json.dumps(row, ensure_ascii=False)`` per row (``", "`` and
+    ``": "`` separators, ``NaN``/``Infinity`` for non-finite floats, floats in
+    Python's ``repr`` of their shortest float32 digits).
+    """
 
     def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
 
     def write_table(self, table: pa.Table) -> None:
-        lines = (json.dumps(_jsonable(row), ensure_ascii=False) for row in table.to_pylist())
-        self._handle.write("".join(line + "\n" for line in lines).encode("utf-8"))
+        if table.num_rows:
+            self._handle.write(jsonl_bytes(table))
 
     def close(self) -> None:
         self._handle.flush()
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: float(str(np.float32(v))) if isinstance(v, float) else v for k, v in row.items()}
+def jsonl_bytes(table: pa.Table) -> bytes:
+    """The table as JSON Lines: one object per row, keys in column order, ``\\n`` after each."""
+    last = {name: i for i, name in enumerate(table.column_names)}  # a repeated name: last wins
+    if not last or not table.num_rows:
+        return b"{}\n" * table.num_rows
+    parts: list[Any] = []
+    for n, (name, i) in enumerate(last.items()):
+        key = ("{" if n == 0 else ", ") + json.dumps(name, ensure_ascii=False) + ": "
+        parts += [_text(key), _json_texts(table.column(i))]
+    lines = pc.binary_join_element_wise(*parts, _text("}\n"), _text(""))
+    chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
+    return b"".join(_string_data(chunk) for chunk in chunks)
+
+
+def _json_texts(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Each value's JSON text (``null`` for a null), as a large string column."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        texts = _json_strings(column)
+    elif pa.types.is_boolean(kind):
+        texts = pc.if_else(column, "true", "false")
+    elif pa.types.is_floating(kind):
+        texts = _json_floats(column)
+    elif pa.types.is_integer(kind):
+        texts = pc.cast(column, pa.large_string())
+    else:
+        texts = pa.array([_json_value(v) for v in column.to_pylist()], pa.large_string())
+    texts = pc.cast(texts, pa.large_string())
+    if not column.null_count:
+        return texts
+    return pc.if_else(pc.is_valid(column), texts, _text("null"))
+
+
+ESCAPED = r'[\x00-\x1f"\\]'  # what json.dumps escapes with ensure_ascii=False
+
+
+def _json_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Quoted strings; those holding a quote, backslash or control character via json.dumps."""
+    column = pc.cast(column, pa.large_string())
+    quoted = pc.binary_join_element_wise(_text('"'), column, _text('"'), _text(""))
+    if not any(_may_escape(chunk) for chunk in column.chunks):
+        return quoted
+    escape = pc.fill_null(pc.match_substring_regex(column, ESCAPED), False)
+    values = pc.filter(column, escape).to_pylist()
+    texts = pa.array([json.dumps(v, ensure_ascii=False) for v in values], pa.large_string())
+    return pc.replace_with_mask(quoted.combine_chunks(), escape.combine_chunks(), texts)
+
+
+def _may_escape(chunk: pa.Array) -> bool:
+    """Whether the chunk's bytes hold a quote, a backslash or a control character."""
+    data = chunk.buffers()[2]
+    if data is None:
+        return False
+    view = np.frombuffer(data, np.uint8)
+    return bool(((view < 0x20) | (view == 0x22) | (view == 0x5C)).any())
+
+
+def _json_floats(column: pa.ChunkedArray) -> pa.Array:
+    """Shortest float32 digits as Python's repr spells them (orjson, repr where they differ)."""
+    with np.errstate(over="ignore"):
+        values = column.to_numpy().astype(np.float32)
+    encoded = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode("ascii")
+    texts = pc.list_flatten(pc.split_pattern(pa.array([encoded], pa.large_string()), ","))
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(values)
+        positional = ((magnitude >= 1e-4) & (magnitude < 1e16)) | (magnitude == 0)
+    repr_only = ~positional  # where Python's repr and orjson may spell a value apart
+    if "e" in encoded:
+        repr_only |= pc.match_substring(texts, "e").to_numpy(zero_copy_only=False)
+    if not repr_only.any():
+        return texts
+    spelled = [_json_value(float(v)) for v in values[repr_only]]
+    return pc.replace_with_mask(texts, pa.array(repr_only), pa.array(spelled, pa.large_string()))
+
+
+def _text(literal: str) -> pa.Scalar:
+    return pa.scalar(literal, pa.large_string())
+
+
+def _json_value(value: Any) -> str:
+    """One value as JSON text, floats as their shortest float32 form (the row-wise rule)."""
+    if isinstance(value, float):
+        value = float(str(np.float32(value)))
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _string_data(lines: pa.Array) -> memoryview:
+    """The concatenated bytes of a large string array without nulls."""
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, np.int64)[[lines.offset, lines.offset + len(lines)]]
+    return memoryview(data)[int(bounds[0]) : int(bounds[1])]

@@ -8,9 +8,10 @@ with the malformed lines (wrong number of fields) set aside while it was read,
 instead of failing the file; the bytes pass ``records.QuoteGuard`` first, so an
 unbalanced quote costs one line, not the rest of the file. A field longer than
 a read block makes the reader start over with larger blocks, skipping what it
-already handed out. CSV input can be read again from the start (``reread``) to
-locate rejected records; stdin and pipes are spooled to a temporary file for
-that as they are read. Unreadable input is an ``InputError`` naming the file.
+already handed out. CSV input can be read again (``reread``) to locate rejected
+records, from a record boundary noted in ``index`` as the batches were read;
+stdin and pipes are spooled to a temporary file for that as they are read.
+Unreadable input is an ``InputError`` naming the file.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ import pyarrow.parquet as pq
 
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, InputError, SchemaError, UsageError
-from churnctl.records import RUNAWAY_MARKER, QuoteGuard, runaway_reason, split_records
+from churnctl.records import (
+    CHUNK_SIZE,
+    RUNAWAY_MARKER,
+    QuoteGuard,
+    RecordIndex,
+    runaway_reason,
+    split_records,
+)
 
 STDIN = "-"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -82,6 +90,7 @@ class BatchSource:
     columns: list[str]
     batches: Iterator[SourceBatch]
     reread: Callable[[], BinaryIO] | None = None  # the same bytes from the start (CSV only)
+    index: RecordIndex | None = None  # record boundaries seen so far in those bytes (CSV only)
     spool: Path | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -191,13 +200,14 @@ def _open_csv(
     reader = _CsvBatches(
         name, required, options, width=len(columns), first=replay, start_over=start_over
     )
+    index = reader.index
     try:
         reader.open()
     except BaseException:  # a bad file, or SIGTERM while the first block is read
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    return BatchSource(name, columns, iter(reader), reread=reread, spool=spool)
+    return BatchSource(name, columns, iter(reader), reread=reread, index=index, spool=spool)
 
 
 def _spool_path(suffix: str = ".csv") -> Path:
@@ -475,6 +485,7 @@ class _CsvBatches:
         self._rows_out = self._bad_out = self._skip_rows = 0
         self._runaways: dict[int, str] = {}
         self._bad = _Collector(self._runaways)
+        self.index = RecordIndex()
 
     def open(self) -> None:
         """Open the reader on the input; an over-long first field grows the block size."""
@@ -496,6 +507,8 @@ class _CsvBatches:
             width=self._width,
             cap=MAX_FIELD_CHARS,
             runaways=self._runaways,
+            chunk_size=min(self._block_size, CHUNK_SIZE),
+            index=self.index,
         )
         return pacsv.open_csv(
             io.BufferedReader(guarded, buffer_size=1 << 20),  # type: ignore[arg-type]
