@@ -69,29 +69,36 @@ def fit_state(
         )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
+    log, kept = _fit_passes(train, StreamingFit(features), options, rejects or _Discard())
+    rows = log.count + kept
+    check_limit(max_rejects, log, rows, final=True, written="no state was written")
+    provenance = {
+        "training_file": Path(train).name,
+        "training_sha256": file_sha256(Path(train)),
+        "rows": rows,
+        "rows_rejected": log.count,
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pipeline": description,
+    }
+    return FeatureState(features, provenance, source=f"the state fitted on {train}")
+
+
+def _fit_passes(
+    train: str | Path, fitting: StreamingFit, options: ReadOptions, writer: TableWriter
+) -> tuple[RejectLog, int]:
+    """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
     before = _file_identity(train)
-    fitting = StreamingFit(features)
     tally = _Tally()
     for _ in range(fitting.passes):
-        _fit_pass(str(train), fitting, options, rejects or _Discard(), tally)
-    if tally.log is None:  # the last pass logs
-        raise AssertionError("the streaming fit ended without its logging pass")
+        _fit_pass(str(train), fitting, options, writer, tally)
     if _file_identity(train) != before:
         raise InputError(
             f"{train}: the training file changed while it was read "
             f"({fitting.passes} passes); fit a copy that nothing writes to"
         )
-    rows = tally.log.count + tally.kept
-    check_limit(max_rejects, tally.log, rows, final=True, written="no state was written")
-    provenance = {
-        "training_file": Path(train).name,
-        "training_sha256": file_sha256(Path(train)),
-        "rows": rows,
-        "rows_rejected": tally.log.count,
-        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "pipeline": description,
-    }
-    return FeatureState(features, provenance, source=f"the state fitted on {train}")
+    if tally.log is None:  # cannot happen: the last pass always logs
+        raise AssertionError("the streaming fit ended without its logging pass")
+    return tally.log, tally.kept
 
 
 def _file_identity(path: str | Path) -> tuple[int, int, int]:

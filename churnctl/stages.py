@@ -503,6 +503,7 @@ class VectorAssembler(Stage):
     """Concatenates scalar and vector columns, in the given order, into one vector."""
 
     TYPE = "VectorAssembler"
+    NEEDS_ROWS = False  # fitted from the column shapes of one batch
     _fitted_attrs = ("input_sizes_",)
 
     def __init__(self, *, input_cols: list[str], output_col: str) -> None:
@@ -517,8 +518,6 @@ class VectorAssembler(Stage):
 
     def output_columns(self) -> list[str]:
         return [self.output_col]
-
-    NEEDS_ROWS = False
 
     def accumulator(self) -> InputSizes:
         """Records each input's size (1 for a scalar column)."""

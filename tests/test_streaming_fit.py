@@ -529,6 +529,22 @@ def test_largest_index_merged_gives_the_whole_size(index: list[int], cuts: list[
     assert stage.category_sizes_ == whole
 
 
+def test_scaler_accumulators_merged_give_the_whole_fit() -> None:
+    rng = np.random.default_rng(6)
+    frame = Frame.from_columns({"x": 1e9 + rng.standard_normal((500, 3))})
+    frame.reject(np.arange(500) % 7 == 0, "x", "test")
+    stage = StandardScaler(input_col="x", output_col="y", with_mean=True)
+    whole = stage.fit(frame)
+    mean, std = whole.mean_.copy(), whole.std_.copy()
+    merged = stage.accumulator()
+    for start, end in chunks(500, [50, 51, 300]):
+        part = stage.accumulator()
+        part.update(sliced(frame, start, end))
+        merged.merge(part)
+    merged.finish()
+    assert_moments_close({"mean": stage.mean_, "std": stage.std_}, {"mean": mean, "std": std})
+
+
 def test_vector_assembler_fits_on_shapes_alone() -> None:
     stage = VectorAssembler(input_cols=["a", "v"], output_col="out")
     frame = Frame.from_columns({"a": np.zeros(0), "v": np.zeros((0, 3))})
