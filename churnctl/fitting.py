@@ -1,6 +1,7 @@
 """Fitting a feature-extractor state on a training file, with its rejected rows accounted for.
 
-Training rows are read through the same input policy as scoring. Rows that
+Training rows are read through the same input policy as scoring, one batch at
+a time: the fit streams, one pass over the file per fitting level. Rows that
 cannot be used (a bad number, an empty category, a malformed line) go to a
 rejects file like scoring's, and too many of them refuse the fit: a state
 fitted on a fraction of a file would silently carry that file's problem into
@@ -20,10 +21,9 @@ import pyarrow as pa
 from churnctl.atomic import publishing
 from churnctl.errors import InputError
 from churnctl.extraction import features_of_frame, rejected_rows
-from churnctl.frame import Frame
-from churnctl.inputs import frame_from_batch
+from churnctl.inputs import InputSchema, frame_from_batch
 from churnctl.paths import check_distinct
-from churnctl.pipeline import FeaturePipeline, load_pipeline_spec
+from churnctl.pipeline import StreamingFit, load_pipeline_spec
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
 from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import TableWriter
@@ -55,10 +55,12 @@ def fit_state(
     max_rejects: RejectLimit = DEFAULT_LIMIT,
     rejects: TableWriter | None = None,
 ) -> FeatureState:
-    """Fit a pipeline (preset name or spec file) on a training file.
+    """Fit a pipeline (preset name or spec file) on a training file, in constant memory.
 
-    Rejected training rows go to ``rejects`` (with their lines and text); more of
-    them than ``max_rejects`` allows refuses the fit (``TooManyRejectsError``).
+    The file is read once per fitting level (see ``StreamingFit``; three times
+    for the presets). Rejected training rows go to ``rejects`` (with their lines
+    and text); more of them than ``max_rejects`` allows refuses the fit
+    (``TooManyRejectsError``).
     """
     if str(train) == STDIN or is_stream(train):
         raise InputError(
@@ -67,18 +69,8 @@ def fit_state(
         )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
-    source = open_source(train, features.input_schema.columns, options)
-    try:
-        parts = list(source.batches)
-        frame = _fit(features, parts, str(train))
-        log = RejectLog(
-            rejects or _Discard(), source.name, reread=source.reread, options=options,
-            index=source.index, width=len(source.columns),
-        )  # fmt: skip
-        _log_rejects(log, parts, frame)
-    finally:
-        source.close()
-    rows = log.count + int(frame.ok.sum())
+    log, kept = _fit_passes(train, StreamingFit(features), options, rejects or _Discard())
+    rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
     provenance = {
         "training_file": Path(train).name,
@@ -91,27 +83,81 @@ def fit_state(
     return FeatureState(features, provenance, source=f"the state fitted on {train}")
 
 
-def _fit(features: FeaturePipeline, parts: list[SourceBatch], train: str) -> Frame:
-    batches = [part.rows for part in parts if part.rows.num_rows]
-    frame = None
-    if batches:
-        frame = frame_from_batch(pa.Table.from_batches(batches), features.input_schema)
-    if frame is None or not frame.ok.any():
-        read = sum(part.rows.num_rows + len(part.bad_lines) for part in parts)
-        raise InputError(f"{train}: no valid training rows (read {read}); check the file")
-    features.fit(frame)
-    return frame
+def _fit_passes(
+    train: str | Path, fitting: StreamingFit, options: ReadOptions, writer: TableWriter
+) -> tuple[RejectLog, int]:
+    """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
+    before = _file_identity(train)
+    tally = _Tally()
+    for _ in range(fitting.passes):
+        _fit_pass(str(train), fitting, options, writer, tally)
+    if _file_identity(train) != before:
+        raise InputError(
+            f"{train}: the training file changed while it was read "
+            f"({fitting.passes} passes); fit a copy that nothing writes to"
+        )
+    if tally.log is None:  # cannot happen: the last pass always logs
+        raise AssertionError("the streaming fit ended without its logging pass")
+    return tally.log, tally.kept
 
 
-def _log_rejects(log: RejectLog, parts: list[SourceBatch], frame: Frame) -> None:
-    """Log each part's rejected rows (after fitting, stage rejections included) in order."""
-    fitted = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # only the rejections
-    start = 0
-    for part in parts:
-        rows = fitted.slice(start, part.rows.num_rows)
-        log.record_batch(part, rejected_rows(part.rows, rows))
-        start += part.rows.num_rows
-    log.finish()
+def _file_identity(path: str | Path) -> tuple[int, int, int]:
+    info = Path(path).stat()
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+@dataclass
+class _Tally:
+    """Rows of one pass: read, valid as input, kept after fitting; the last pass's reject log."""
+
+    read: int = 0
+    valid: int = 0
+    kept: int = 0
+    log: RejectLog | None = None
+
+
+def _fit_pass(
+    train: str, fitting: StreamingFit, options: ReadOptions, writer: TableWriter, tally: _Tally
+) -> None:
+    """One pass over the training file; the last one logs the rejected rows."""
+    schema = fitting.pipeline.input_schema
+    source = open_source(train, schema.columns, options)
+    try:
+        log = None
+        if fitting.last_pass:
+            log = RejectLog(
+                writer, source.name, reread=source.reread, options=options,
+                index=source.index, width=len(source.columns),
+            )  # fmt: skip
+        tally.read = tally.valid = tally.kept = 0
+        for part in source.batches:
+            _fit_batch(fitting, part, schema, log, tally)
+        if not tally.valid:
+            raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
+        if log is not None:
+            log.finish()
+        fitting.end_pass()
+        tally.log = log
+    finally:
+        source.close()
+
+
+def _fit_batch(
+    fitting: StreamingFit,
+    part: SourceBatch,
+    schema: InputSchema,
+    log: RejectLog | None,
+    tally: _Tally,
+) -> None:
+    frame = frame_from_batch(part.rows, schema)
+    tally.read += part.rows.num_rows + len(part.bad_lines)
+    tally.valid += int(frame.ok.sum())
+    if part.rows.num_rows:
+        fitting.update(frame)
+    tally.kept += int(frame.ok.sum())
+    if log is not None:
+        rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
+        log.record_batch(part, rejected_rows(part.rows, rejections))
 
 
 @dataclass

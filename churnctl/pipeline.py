@@ -12,7 +12,7 @@ import numpy as np
 from churnctl.errors import Fix, NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
 from churnctl.inputs import InputSchema
-from churnctl.stages import STAGE_TYPES, ColumnNames, Stage
+from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Stage
 
 NUMERIC_FEATURES = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary")
 
@@ -114,6 +114,81 @@ class FeaturePipeline:
     @property
     def n_features(self) -> int:
         return len(self.feature_names_)
+
+
+def fitting_levels(stages: list[Stage]) -> list[int]:
+    """The pass over the training data (0 first) in which each stage is fitted.
+
+    A stage is fitted after an earlier stage whose output it reads, or whose
+    transform may reject rows (it must fit on the rows that survive them): in
+    the next pass if that stage needs every row (``NEEDS_ROWS``), in the same
+    pass if it is fitted from the pass's first batch alone.
+    """
+    levels: list[int] = []
+    for position, stage in enumerate(stages):
+        reads = set(stage.input_columns())
+        level = 0
+        for earlier, at in zip(stages[:position], levels, strict=True):
+            if reads.intersection(earlier.output_columns()) or earlier.rejects_rows():
+                level = max(level, at + 1 if earlier.NEEDS_ROWS else at)
+        levels.append(level)
+    return levels
+
+
+class StreamingFit:
+    """Fits a pipeline one batch at a time, in constant memory, one pass per fitting level.
+
+    For each of ``passes`` passes over the same data: ``update`` with each
+    batch's frame, in order, then ``end_pass``. ``update`` applies every stage
+    fitted so far to the frame; in the last pass (``last_pass``) the frame
+    leaves with the rejections the fitted pipeline makes (with one more pass
+    than the levels when the last level's stages may reject rows).
+    """
+
+    def __init__(self, pipeline: FeaturePipeline) -> None:
+        self.pipeline = pipeline
+        self.levels = fitting_levels(pipeline.stages)
+        self.fitting_passes = max(self.levels) + 1
+        last = zip(pipeline.stages, self.levels, strict=True)
+        rejecting = any(
+            stage.NEEDS_ROWS and stage.rejects_rows()
+            for stage, level in last
+            if level == self.fitting_passes - 1
+        )
+        self.passes = self.fitting_passes + int(rejecting)
+        self.pass_index = 0
+        self._open = self._accumulators(0)
+
+    @property
+    def last_pass(self) -> bool:
+        return self.pass_index == self.passes - 1
+
+    def update(self, frame: Frame) -> Frame:
+        """Fit this pass's stages on the frame, after applying the stages fitted before them."""
+        for index, stage in enumerate(self.pipeline.stages):
+            accumulator = self._open.get(index)
+            if accumulator is not None:
+                accumulator.update(frame)
+                if stage.NEEDS_ROWS:
+                    continue
+                accumulator.finish()  # fitted on shapes: applied from this batch on
+                del self._open[index]
+            if self.levels[index] <= self.pass_index:
+                stage.transform(frame)
+        return frame
+
+    def end_pass(self) -> None:
+        """Finish the stages fitted in this pass; the pipeline is fitted after the last level."""
+        for accumulator in self._open.values():
+            accumulator.finish()
+        self.pass_index += 1
+        if self.pass_index == self.fitting_passes:
+            self.pipeline.feature_names_ = self.pipeline.compute_feature_names()
+        self._open = self._accumulators(self.pass_index)
+
+    def _accumulators(self, level: int) -> dict[int, Accumulator]:
+        pairs = enumerate(zip(self.pipeline.stages, self.levels, strict=True))
+        return {index: stage.accumulator() for index, (stage, at) in pairs if at == level}
 
 
 def _derive_schema(stages: list[Stage]) -> InputSchema:

@@ -5,14 +5,19 @@ stored in ``__init__``, ``fit(frame)`` returns ``self``, learned state ends in
 ``_``, and ``transform`` refuses to run before ``fit``. ``params()`` and
 ``fitted_data()`` are exactly what the JSON state stores; ``from_state`` builds
 a fitted stage back from them.
+
+Fitting streams: ``accumulator()`` gathers what a stage learns one batch at a
+time (``update``), combines batches gathered apart (``merge``) and sets the
+learned state (``finish``); ``fit(frame)`` is that protocol on one batch.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +26,7 @@ import pyarrow.compute as pc
 from churnctl.columns import as_array, empty_as_null
 from churnctl.errors import NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
+from churnctl.moments import Moments
 
 ORDER_TYPES = ("alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc")
 INVALID_POLICIES = ("error", "skip", "keep")
@@ -59,17 +65,52 @@ class ColumnNames:
 NameMap = Mapping[str, ColumnNames]
 
 
+class Accumulator:
+    """What a stage learns from training rows, gathered one batch at a time."""
+
+    def update(self, frame: Frame) -> None:
+        """Add the frame's non-rejected rows."""
+        raise NotImplementedError
+
+    def merge(self, other: Self) -> None:
+        """Add the rows another accumulator of the same stage gathered."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Set the stage's learned state from the rows gathered."""
+        raise NotImplementedError
+
+
 class Stage:
     """Common behaviour of all stages.
 
     Declared attributes tell the layers above what a stage does without naming
     its type: ``READS_CATEGORIES`` (its inputs are raw category text, not
-    numbers) and ``vocabularies()`` (the labels it learned per input column).
+    numbers), ``vocabularies()`` (the labels it learned per input column),
+    ``NEEDS_ROWS`` (fitting reads every training row; if false, one batch's
+    column shapes suffice) and ``rejects_rows()`` (whether ``transform`` may
+    reject rows, which the rows a later stage fits on depend on).
     """
 
     TYPE: ClassVar[str]
     READS_CATEGORIES: ClassVar[bool] = False
+    NEEDS_ROWS: ClassVar[bool] = True
     _fitted_attrs: ClassVar[tuple[str, ...]]
+
+    def accumulator(self) -> Accumulator:
+        """A fresh accumulator whose ``finish`` fits this stage."""
+        raise NotImplementedError
+
+    def fit(self, frame: Frame) -> Self:
+        """Fit on the frame's non-rejected rows (one batch of the streaming protocol)."""
+        accumulator = self.accumulator()
+        accumulator.update(frame)
+        accumulator.finish()
+        return self
+
+    def rejects_rows(self) -> bool:
+        """Whether ``transform`` may reject rows (when unsure: yes)."""
+        return True
 
     def params(self) -> dict[str, Any]:
         """The stage's constructor parameters, JSON-ready."""
@@ -217,15 +258,12 @@ class StringIndexer(Stage):
     def output_columns(self) -> list[str]:
         return list(self.output_cols)
 
-    def fit(self, frame: Frame) -> StringIndexer:
-        """Learn each column's labels from the frame's non-rejected rows."""
-        ok = pa.array(frame.ok)
-        self.labels_ = [
-            order_labels(pc.filter(normalized(as_array(frame[col]), mode), ok),
-                         self.string_order_type)
-            for col, mode in zip(self.input_cols, self.normalize, strict=True)
-        ]  # fmt: skip
-        return self
+    def accumulator(self) -> LabelCounts:
+        """Counts each column's labels; their order is decided at the end."""
+        return LabelCounts(self)
+
+    def rejects_rows(self) -> bool:
+        return self.handle_invalid != "keep"
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         labels = _label_lists(self.TYPE, fitted["labels"])
@@ -308,10 +346,38 @@ def normalized(values: pa.Array, mode: str) -> pa.Array:
     return empty_as_null(values)
 
 
-def order_labels(values: pa.Array, order: str) -> list[str]:
-    """Distinct non-null labels in the given order; frequency ties break alphabetically."""
+class LabelCounts(Accumulator):
+    """A StringIndexer's label counts per input column (of the normalized, non-null values)."""
+
+    def __init__(self, stage: StringIndexer) -> None:
+        self.stage = stage
+        self.counts: list[Counter[str]] = [Counter() for _ in stage.input_cols]
+
+    def update(self, frame: Frame) -> None:
+        ok = pa.array(frame.ok)
+        for counts, col, mode in zip(
+            self.counts, self.stage.input_cols, self.stage.normalize, strict=True
+        ):
+            counts.update(count_labels(pc.filter(normalized(as_array(frame[col]), mode), ok)))
+
+    def merge(self, other: LabelCounts) -> None:
+        for counts, more in zip(self.counts, other.counts, strict=True):
+            counts.update(more)
+
+    def finish(self) -> None:
+        order = self.stage.string_order_type
+        self.stage.labels_ = [order_labels(counts, order) for counts in self.counts]
+
+
+def count_labels(values: pa.Array) -> Counter[str]:
+    """How often each non-null label occurs."""
     counts = pc.value_counts(values.drop_null()).to_pylist()
-    pairs = [(c["values"], c["counts"]) for c in counts]
+    return Counter({c["values"]: c["counts"] for c in counts})
+
+
+def order_labels(counts: Mapping[str, int], order: str) -> list[str]:
+    """Labels with their counts, in the given order; frequency ties break alphabetically."""
+    pairs = list(counts.items())
     if order == "alphabetAsc":
         pairs.sort(key=lambda p: p[0])
     elif order == "alphabetDesc":
@@ -362,13 +428,12 @@ class OneHotEncoder(Stage):
     def output_columns(self) -> list[str]:
         return list(self.output_cols)
 
-    def fit(self, frame: Frame) -> OneHotEncoder:
-        """Learn each column's number of categories (largest index + 1)."""
-        ok = frame.ok
-        self.category_sizes_ = [
-            int(np.max(np.asarray(frame[col])[ok], initial=-1)) + 1 for col in self.input_cols
-        ]
-        return self
+    def accumulator(self) -> LargestIndex:
+        """Learns each column's number of categories (largest index + 1)."""
+        return LargestIndex(self)
+
+    def rejects_rows(self) -> bool:
+        return self.handle_invalid == "error"
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         sizes = _whole_numbers(
@@ -413,10 +478,32 @@ class OneHotEncoder(Stage):
         return result
 
 
+class LargestIndex(Accumulator):
+    """A OneHotEncoder's largest index per input column (-1 before any row)."""
+
+    def __init__(self, stage: OneHotEncoder) -> None:
+        self.stage = stage
+        self.largest = [-1.0] * len(stage.input_cols)
+
+    def update(self, frame: Frame) -> None:
+        ok = frame.ok
+        self.largest = [
+            max(largest, float(np.max(np.asarray(frame[col])[ok], initial=-1)))
+            for largest, col in zip(self.largest, self.stage.input_cols, strict=True)
+        ]
+
+    def merge(self, other: LargestIndex) -> None:
+        self.largest = [max(a, b) for a, b in zip(self.largest, other.largest, strict=True)]
+
+    def finish(self) -> None:
+        self.stage.category_sizes_ = [int(largest) + 1 for largest in self.largest]
+
+
 class VectorAssembler(Stage):
     """Concatenates scalar and vector columns, in the given order, into one vector."""
 
     TYPE = "VectorAssembler"
+    NEEDS_ROWS = False  # fitted from the column shapes of one batch
     _fitted_attrs = ("input_sizes_",)
 
     def __init__(self, *, input_cols: list[str], output_col: str) -> None:
@@ -432,10 +519,12 @@ class VectorAssembler(Stage):
     def output_columns(self) -> list[str]:
         return [self.output_col]
 
-    def fit(self, frame: Frame) -> VectorAssembler:
-        """Record each input's size (1 for a scalar column)."""
-        self.input_sizes_ = [_width(frame[col]) for col in self.input_cols]
-        return self
+    def accumulator(self) -> InputSizes:
+        """Records each input's size (1 for a scalar column)."""
+        return InputSizes(self)
+
+    def rejects_rows(self) -> bool:
+        return False
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         sizes = _whole_numbers(
@@ -463,6 +552,27 @@ class VectorAssembler(Stage):
     def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
         flat = [name for col in self.input_cols for name in _names_of(names, col)]
         return {self.output_col: ColumnNames(tuple(flat))}
+
+
+class InputSizes(Accumulator):
+    """A VectorAssembler's input sizes: the column shapes of the first frame seen."""
+
+    def __init__(self, stage: VectorAssembler) -> None:
+        self.stage = stage
+        self.sizes: list[int] | None = None
+
+    def update(self, frame: Frame) -> None:
+        if self.sizes is None:
+            self.sizes = [_width(frame[col]) for col in self.stage.input_cols]
+
+    def merge(self, other: InputSizes) -> None:
+        if self.sizes is None:
+            self.sizes = other.sizes
+
+    def finish(self) -> None:
+        if self.sizes is None:
+            raise NotFittedError("VectorAssembler: no training batch was seen, nothing to fit")
+        self.stage.input_sizes_ = list(self.sizes)
 
 
 def _width(values: np.ndarray | pa.Array) -> int:
@@ -509,11 +619,12 @@ class StandardScaler(Stage):
     def output_columns(self) -> list[str]:
         return [self.output_col]
 
-    def fit(self, frame: Frame) -> StandardScaler:
-        """Two-pass float64 mean and std over the non-rejected rows."""
-        matrix = np.asarray(frame[self.input_col], dtype=np.float64)[frame.ok]
-        self.mean_, self.std_ = mean_and_std(matrix, ddof=self.ddof)
-        return self
+    def accumulator(self) -> ScalerMoments:
+        """Float64 means and stds of the non-rejected rows, merged batch by batch."""
+        return ScalerMoments(self)
+
+    def rejects_rows(self) -> bool:
+        return False
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         mean = _numbers(self.TYPE, "mean", fitted["mean"])
@@ -540,6 +651,37 @@ class StandardScaler(Stage):
         return {self.output_col: ColumnNames(_names_of(names, self.input_col))}
 
 
+class ScalerMoments(Accumulator):
+    """A StandardScaler's column moments: each batch by the two-pass method, merged by Chan's."""
+
+    def __init__(self, stage: StandardScaler) -> None:
+        self.stage = stage
+        self.moments: Moments | None = None
+
+    def update(self, frame: Frame) -> None:
+        matrix = np.asarray(frame[self.stage.input_col], dtype=np.float64)[frame.ok]
+        if matrix.shape[0]:
+            self._add(Moments.of(matrix))
+
+    def merge(self, other: ScalerMoments) -> None:
+        if other.moments is not None:
+            self._add(other.moments)
+
+    def _add(self, moments: Moments) -> None:
+        if self.moments is None:
+            self.moments = moments
+        elif self.moments.hi.shape != moments.hi.shape:
+            raise PipelineSpecError(
+                f"StandardScaler: {self.stage.input_col} changes its number of features "
+                f"between batches ({self.moments.hi.shape} and {moments.hi.shape})"
+            )
+        else:
+            self.moments = self.moments.merged(moments)
+
+    def finish(self) -> None:
+        self.stage.mean_, self.stage.std_ = moments_mean_and_std(self.moments, ddof=self.stage.ddof)
+
+
 def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     """Column means and stds in float64 with a corrected two-pass method.
 
@@ -547,26 +689,18 @@ def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarr
     its exact value and std 0). Pass two: squared deviations, scaled by the
     largest deviation so that huge magnitudes do not overflow.
     """
-    n = matrix.shape[0]
-    if n <= ddof:
+    return moments_mean_and_std(Moments.of(matrix) if matrix.shape[0] else None, ddof=ddof)
+
+
+def moments_mean_and_std(moments: Moments | None, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
+    """The means and stds of gathered moments; too few rows or too large values are refused."""
+    n = moments.n if moments is not None else 0
+    if moments is None or n <= ddof:
         raise PipelineSpecError(f"StandardScaler: need more than {ddof} training rows, got {n}")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
-        mean, std = _two_pass(matrix, n, ddof)
+    mean, std = moments.mean, moments.std(ddof)
+    mean[moments.constant] = moments.first[moments.constant]
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
         raise PipelineSpecError("StandardScaler: training values are too large to scale")
-    return mean, std
-
-
-def _two_pass(matrix: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = (matrix / n).sum(axis=0)
-    mean += (matrix - mean).sum(axis=0) / n
-    constant = (matrix == matrix[0]).all(axis=0)
-    mean[constant] = matrix[0, constant]
-    deviations = matrix - mean
-    largest = np.abs(deviations).max(axis=0)
-    unit = np.where(largest > 0, largest, 1.0)
-    std = largest * np.sqrt(((deviations / unit) ** 2).sum(axis=0) / (n - ddof))
-    std[constant] = 0.0
     return mean, std
 
 
