@@ -6,8 +6,8 @@
 Each figure times whole processes (``churnctl`` through its console entry point,
 the hand-written scripts beside this file), one after the other, with the
 variants of one comparison interleaved in every round, and reports medians of
-``--repeat`` rounds. Wall and CPU time (user + system) and peak RSS come from
-``os.wait4`` on each child. Compared with, in the same run:
+``--repeat`` rounds. Wall and CPU time (user + system) come from ``os.wait4``
+on each child, its own peak RSS from ``peak_of.py``. Compared with, in the same run:
 
 * ``floor.py``: the least a script can do (pyarrow, numpy, one ONNX call);
 * ``record_loop.py``: one record at a time, as the reference job's map function;
@@ -26,7 +26,6 @@ missed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import os
 import re
@@ -109,22 +108,27 @@ def environment() -> dict[str, str]:
     return env
 
 
-def run_process(args: Sequence[str], *, stdout: Path | None = None) -> Proc:
-    """Run ``python ARGS`` to its end; its wall, CPU and peak RSS; raise on failure."""
-    started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(stdout.open("wb")) if stdout else subprocess.DEVNULL
-        proc = subprocess.Popen([sys.executable, *args], env=environment(),
-                                stdin=subprocess.DEVNULL, stdout=out,
+def run_process(args: Sequence[str], *, peak: bool = True) -> Proc:
+    """Run ``python ARGS`` to its end; its wall, CPU and own peak RSS; raise on failure.
+
+    With ``peak``, the child runs under ``peak_of.py``, which reports its own VmHWM.
+    """
+    with tempfile.NamedTemporaryFile(prefix="peak-", suffix=".kb") as peak_file:
+        wrapper = [str(HERE / "peak_of.py"), peak_file.name] if peak else []
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *wrapper, *args], env=environment(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)  # fmt: skip
         stderr = proc.stderr.read() if proc.stderr else b""
-        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time
         proc.returncode = code = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
+        wall = time.perf_counter() - started
+        kilobytes = Path(peak_file.name).read_text(encoding="ascii").strip()
     if code != 0:
         tail = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
         raise RuntimeError(f"{' '.join(map(str, args[2:5]))}... exited {code}: {tail}")
-    return Proc(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    peak_mb = int(kilobytes) / 1024 if kilobytes else float("nan")
+    return Proc(wall, usage.ru_utime + usage.ru_stime, peak_mb)
 
 
 def churnctl(*args: str | Path) -> list[str]:
@@ -294,8 +298,8 @@ def memory_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: 
 
 def startup_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
     """``churnctl --help`` against ``python -c pass``: medians of ``--help-runs``."""
-    help_walls = [run_process(churnctl("--help")).wall for _ in range(args.help_runs)]
-    bare_walls = [run_process(["-c", "pass"]).wall for _ in range(args.help_runs)]
+    help_walls = [run_process(churnctl("--help"), peak=False).wall for _ in range(args.help_runs)]
+    bare_walls = [run_process(["-c", "pass"], peak=False).wall for _ in range(args.help_runs)]
     wall, bare = statistics.median(help_walls), statistics.median(bare_walls)
     report.add("`churnctl --help` wall", f"{wall:.3f} s (`python -c pass`: {bare:.3f} s)",
                Target("<=", 0.25), wall)  # fmt: skip
