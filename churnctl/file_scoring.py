@@ -9,11 +9,12 @@ the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from churnctl.atomic import publishing
 from churnctl.paths import check_distinct
+from churnctl.read_ahead import read_ahead
 from churnctl.rejects import (
     DEFAULT_LIMIT,
     RejectLimit,
@@ -24,7 +25,7 @@ from churnctl.rejects import (
 )
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
-from churnctl.sources import BatchSource, ReadOptions, open_source
+from churnctl.sources import STDIN, BatchSource, ReadOptions, SourceBatch, is_stream, open_source
 
 Progress = Callable[[int], None]
 
@@ -100,7 +101,7 @@ def _score_batches(
     out: TableWriter,
     on_progress: Progress | None,
 ) -> None:
-    for part in source.batches:
+    for part in _batches(source, request.input):
         result = request.scorer.score(part.rows)
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)
@@ -109,6 +110,13 @@ def _score_batches(
             on_progress(summary.rows_read)
     log.finish()
     _count(summary, 0, log, request, final=True)
+
+
+def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
+    """The source's batches, read ahead in a thread when the input is a regular file."""
+    if name == STDIN or is_stream(name):
+        return iter(source.batches)
+    return read_ahead(source.batches)
 
 
 def _count(

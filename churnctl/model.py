@@ -174,6 +174,9 @@ def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
     if threads:
         options.inter_op_num_threads = 1
     options.log_severity_level = ORT_QUIET
+    # no busy-waiting between runs: batches come one at a time, with reading and writing
+    # between them, and spinning threads would burn a core doing nothing meanwhile
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
