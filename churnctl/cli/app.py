@@ -104,7 +104,7 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ChurnctlError as exc:
-            fail(_with_flags(exc), exc.exit_code)
+            fail(flag_message(exc), exc.exit_code)
         except OSError as exc:  # the file system said no: still one actionable line
             if is_closed_pipe(exc):
                 stop_quietly()
@@ -114,7 +114,7 @@ def command(fn: F) -> F:
     return fn
 
 
-def _with_flags(exc: ChurnctlError) -> str:
+def flag_message(exc: ChurnctlError) -> str:
     """The error's message, its structured fix spelled as this CLI's flag."""
     return exc.message if exc.fix is None else f"{exc.message}; {_flag_fix(exc.fix)}"
 

@@ -13,8 +13,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from churnctl.binding import PairStatus, bind_file, short
 from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.cli.app import command
-from churnctl.cli.console import stderr, stdout
+from churnctl.cli.app import command, flag_message
+from churnctl.cli.console import error_line, stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -26,6 +26,7 @@ from churnctl.cli.options import (
     LogitsOpt,
     MaxRejects,
     ModelOpt,
+    OutDirOpt,
     PipelineOpt,
     RejectsOpt,
     SaveStateOpt,
@@ -33,6 +34,7 @@ from churnctl.cli.options import (
     StateOpt,
     ThresholdOpt,
     TrainOpt,
+    WorkersOpt,
     output_file,
     parse_max_rejects,
     path_value,
@@ -40,12 +42,14 @@ from churnctl.cli.options import (
     text_value,
 )  # fmt: skip
 from churnctl.cli.report import binding_lines, pair_warning, report_tables
-from churnctl.errors import UsageError
+from churnctl.errors import FilesFailedError, UsageError
 from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
 from churnctl.fitting import FitRequest, fit_file, fit_state
 from churnctl.generate import MAX_FILES, generate_files
+from churnctl.input_set import expand_inputs
 from churnctl.inspection import inspect_pair
 from churnctl.model import ChurnModel
+from churnctl.parallel_scoring import FileResult, FilesRequest, FilesSummary, score_files
 from churnctl.paths import check_distinct
 from churnctl.rejects import rejects_path
 from churnctl.scorer import Scorer
@@ -87,7 +91,9 @@ def fit(
 @command
 def score(
     input: InputArg,
-    output: ScoreOutput = "-",
+    output: ScoreOutput = None,
+    out_dir: OutDirOpt = None,
+    workers: WorkersOpt = None,
     state: StateOpt = None,
     train: TrainOpt = None,
     save_state: SaveStateOpt = None,
@@ -103,12 +109,21 @@ def score(
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
-    """Score INPUT with a model and a feature state; write raw probability and exited."""
-    check_distinct(
-        {"input": input, "training file": train, "state": state, "model": model},
-        {"output": output, "rejects": rejects or rejects_path(output, input),
-         "saved state": save_state},
-    )  # fmt: skip
+    """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
+    if out_dir is not None and (output is not None or rejects is not None):
+        raise UsageError(
+            "--out-dir writes one output and one rejects file per input: drop -o and --rejects"
+        )
+    inputs = expand_inputs(input)
+    one = len(inputs) == 1 and out_dir is None
+    target = output or "-"
+    for name in inputs:  # every file written against every file read, before any work
+        check_distinct(
+            {"input": name, "training file": train, "state": state, "model": model},
+            {"output": None if out_dir else target,
+             "rejects": rejects or (rejects_path(target, name) if one else None),
+             "saved state": save_state},
+        )  # fmt: skip
     options = read_options(delimiter, encoding)
     limit = parse_max_rejects(max_rejects)
     features = _state_for_scoring(state, train, save_state, pipeline, options)
@@ -117,15 +132,26 @@ def score(
         allow_state_mismatch=allow_state_mismatch, logits=logits,
     )  # fmt: skip
     pair_warning(scorer, stderr)
-    request = ScoreRequest(
-        input=input, output=output, scorer=scorer, format=format, rejects=rejects,
-        max_rejects=limit, read_options=options,
+    if one:
+        request = ScoreRequest(
+            input=inputs[0], output=target, scorer=scorer, format=format, rejects=rejects,
+            max_rejects=limit, read_options=options,
+        )  # fmt: skip
+        with _progress() as advance:
+            summary = score_file(request, on_progress=advance)
+        if save_state is not None:
+            features.save(save_state)
+        _print_summary(summary, scorer)
+        return
+    files = FilesRequest(
+        inputs=inputs, scorer=scorer, out_dir=out_dir, output=output, format=format,
+        rejects=rejects, max_rejects=limit, read_options=options, workers=workers,
     )  # fmt: skip
-    with _progress() as advance:
-        summary = score_file(request, on_progress=advance)
+    with _files_progress(len(inputs)) as on_file:
+        outcome = score_files(files, on_file=on_file)
     if save_state is not None:
         features.save(save_state)
-    _print_summary(summary, scorer)
+    _report_files(outcome, scorer)
 
 
 def _state_for_scoring(
@@ -156,13 +182,55 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
         yield lambda rows: bar.update(task, completed=rows)
 
 
+@contextlib.contextmanager
+def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]:
+    """Files done so far, on stderr when it is a terminal; nothing otherwise."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,}/{task.total:,} files"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        yield lambda result: bar.advance(task)
+
+
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
-    target = "stdout" if summary.output == "-" else summary.output
+    _summary_line("", summary, f"{_shown(summary.output)}; rejects → {summary.rejects}", scorer)
+
+
+def _shown(output: str | None) -> str:
+    return "stdout" if output == "-" else str(output)
+
+
+def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
+    """An ``Error:`` line per failed file (in input order), the summary, then exit 4 if any."""
+    failed = outcome.failed
+    for result in failed:
+        if result.error is not None:
+            error_line(result.message(flag_message(result.error)))
+    if outcome.out_dir is not None:
+        where = f"{outcome.out_dir} (an output and a rejects file per input)"
+    else:
+        where = f"{_shown(outcome.output)}; rejects → {outcome.rejects}"
+    files = f"{len(outcome.results):,} files" + (f" ({len(failed):,} failed)" if failed else "")
+    _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
+    if failed:
+        left = "the others are" if len(failed) < len(outcome.results) else "nothing is"
+        raise FilesFailedError(
+            f"{len(failed):,} of {len(outcome.results):,} files failed (see above); {left} "
+            "scored and published"
+        )
+
+
+def _summary_line(
+    prefix: str, counts: RunSummary | FilesSummary, where: str, scorer: Scorer
+) -> None:
     skipped = scorer.check.status is PairStatus.SKIPPED
     stderr.print(
-        f"read {summary.rows_read:,} rows: {summary.rows_scored:,} scored, "
-        f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
-        f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}"
+        f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
+        f"{counts.rows_rejected:,} rejected in {counts.seconds:.2f} s "
+        f"({counts.rows_per_second:,.0f} rows/s) → {where}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
         markup=False,
     )
