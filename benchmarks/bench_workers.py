@@ -9,8 +9,8 @@ real CLI in a subprocess, ``--runs`` times for each worker count, interleaved, a
 reports each one's median wall time (start-up included) and the speed-up, with the
 machine's busy cores during each run (the machine may be shared). Then the same for
 ``-o FILE`` (every input into one output). It also measures what a pool worker costs
-before its first file: a worker process started with ``spawn`` (what churnctl uses)
-and with ``forkserver``, until it has imported churnctl's scoring code.
+before its first file (importing churnctl, loading a state), started by a forkserver
+that preloads nothing (what churnctl uses) and with ``spawn`` (its fallback).
 
 Every run's outputs are checked to be byte-identical to the ``--workers 1`` run's;
 the script exits 1 if they are not, or a run fails. ``--check-targets`` also exits 1

@@ -16,15 +16,18 @@ not stop the others: its error is in its ``FileResult``. The outputs go either
 
 Either way the bytes written are the same whatever ``workers`` is.
 
-``workers`` counts processes, this one included. The pool starts its workers with
-``spawn``: this process runs threads (ONNX Runtime's, Arrow's allocator), and a fork
-would copy a lock one of them may hold. A spawned worker is a fresh interpreter that
-imports pyarrow, ONNX Runtime and pandas and unpickles the ``Scorer`` (settings, state
-JSON, model bytes) before its first file: a second or more. So this process scores
-files too, from the start, and a worker is given a file only once it has started, one
-file at a time, whenever it is free: no file waits for a worker still starting up.
-Each process gets ``cores // workers`` ONNX Runtime intra-op threads (and Arrow CPU
-threads), so that workers x threads does not oversubscribe the cores.
+``workers`` counts processes, this one included. No worker is a fork of this process,
+which runs threads (ONNX Runtime's, Arrow's allocator): a fork would copy a lock one of
+them may hold. Workers are forked by a forkserver, a fresh interpreter that imports
+nothing else (no preloading: that would start those threads in it), or spawned where
+there is no forkserver; the forkserver starts them a little faster (see
+``benchmarks/bench_workers.py``). A worker imports pyarrow, ONNX Runtime and pandas and
+unpickles the ``Scorer`` (settings, state JSON, model bytes) before its first file: most
+of a second. So this process scores files too, from the start, and a worker is given a
+file only once it has started, one file at a time, whenever it is free: no file waits
+for a worker still starting up. Each process gets ``cores // workers`` ONNX Runtime
+intra-op threads (and Arrow CPU threads), so that workers x threads does not
+oversubscribe the cores.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, CsvWriter, open_stream, output_format
 from churnctl.sources import STDIN, ReadOptions, is_stream
 
-START_METHOD = "spawn"  # never fork a process that runs ONNX Runtime's or Arrow's threads
+# never fork a process that runs ONNX Runtime's or Arrow's threads: see the module docstring
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 TERMINATED = 128 + signal.SIGTERM
 DEFAULT_FORMAT = "csv"  # of each output in an output folder, as watch writes them
 JOINED_REJECTS = "stdout.rejects.csv"  # the rejects of several inputs scored to stdout
@@ -152,7 +156,9 @@ def score_files(request: FilesRequest, on_file: FileDone | None = None) -> Files
     """Score every input; ``on_file`` is called with each result as it is known.
 
     Errors of the run as a whole (bad settings, an output that cannot be written) are
-    raised; an input's own error is its result's ``error``.
+    raised; an input's own error is its result's ``error``. Workers import the main
+    module afresh: a script that calls this with ``workers`` > 1 needs
+    ``if __name__ == "__main__":``.
     """
     started = time.perf_counter()
     if not request.inputs:
@@ -437,8 +443,7 @@ def _run_in_pool(
     own.threads = threads
     todo = _Todo(jobs)
     pool = ProcessPoolExecutor(
-        workers - 1, mp_context=multiprocessing.get_context(START_METHOD),
-        initializer=_start_worker, initargs=(scorer, threads),
+        workers - 1, mp_context=_context(), initializer=_start_worker, initargs=(scorer, threads),
     )  # fmt: skip
     dispatcher = _Dispatcher(pool, workers - 1, todo)
     arrow_threads = pa.cpu_count()
@@ -461,6 +466,14 @@ def _run_in_pool(
             _stop(pool)  # a worker still starting up, with nothing left to score: no wait
         pool.shutdown(wait=True, cancel_futures=True)
         pa.set_cpu_count(arrow_threads)
+
+
+def _context() -> Any:
+    """The multiprocessing context workers start from: a forkserver that preloads nothing."""
+    context = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "forkserver":
+        context.set_forkserver_preload([])  # the default, __main__, may be churnctl's CLI
+    return context
 
 
 class _Todo:
@@ -503,10 +516,10 @@ class _Dispatcher(threading.Thread):
         self.starting = True  # a worker has not finished starting up
 
     def run(self) -> None:
-        in_flight: dict[Future[Any], _Job | None] = {
-            self._pool.submit(_ready): None for _ in range(self._size)
-        }
+        in_flight: dict[Future[Any], _Job | None] = {}
         try:
+            for _ in range(self._size):
+                in_flight[self._pool.submit(_ready)] = None
             while in_flight and not self._stopping.is_set():
                 finished, _ = wait(in_flight, timeout=POLL, return_when=FIRST_COMPLETED)
                 for future in finished:
