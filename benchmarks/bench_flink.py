@@ -311,22 +311,6 @@ class Timing:
     job_seconds: float | None = None  # the job's net runtime as Flink measured it
 
 
-def cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) CPU time of the whole machine from /proc/stat, or None."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def busy_cores(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
-    if before is None or after is None or after[1] == before[1]:
-        return None
-    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
-
-
 def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: float) -> Timing:
     """The variant as its own process group, killed whole on timeout; counts checked."""
     from churnctl.flink_submit import count_outputs, root_cause
@@ -338,7 +322,7 @@ def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: flo
     command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
                "--input", str(csv_path), "--out", str(out_dir),
                "--parallelism", str(parallelism)]  # fmt: skip
-    started, jiffies = time.perf_counter(), cpu_jiffies()
+    started, jiffies = time.perf_counter(), bench_report.cpu_jiffies()
     with log.open("wb") as handle:
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -349,7 +333,10 @@ def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: flo
             return Timing(timeout, problem=f"{key}: timed out after {timeout:.0f} s (killed)")
         finally:
             stop_group(proc)  # the JVM and Python workers it may have left behind
-    timing = Timing(time.perf_counter() - started, busy_cores=busy_cores(jiffies, cpu_jiffies()))
+    timing = Timing(
+        time.perf_counter() - started,
+        busy_cores=bench_report.busy_cores(jiffies, bench_report.cpu_jiffies()),
+    )
     if code != 0:
         output = log.read_text(errors="replace")
         timing.problem = f"{key}: exited {code}: {root_cause(output)} (log: {log})"

@@ -10,7 +10,6 @@ every runtime.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,19 +21,13 @@ from churnctl.atomic import publishing
 from churnctl.errors import InputError
 from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.inputs import InputSchema, frame_from_batch
-from churnctl.paths import check_distinct
+from churnctl.paths import check_distinct, file_sha256
 from churnctl.pipeline import StreamingFit, load_pipeline_spec
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
 from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import TableWriter
 from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
 from churnctl.state import FeatureState
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    with Path(path).open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class _Discard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import sys
@@ -87,6 +88,12 @@ def derived_names(name: str, sha256: str, fmt: str) -> tuple[str, str]:
     stem, _ = split_suffix(name)
     tag = sha256[:TAG_LENGTH]
     return f"{stem}.{tag}.scored.{fmt}", f"{stem}.{tag}.rejects.csv"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, in hex: what derived names are tagged with."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def tagged_name(name: str, sha256: str) -> str:

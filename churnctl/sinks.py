@@ -90,15 +90,24 @@ def open_sink(
 
     Without a publication the file is published alone when the block succeeds.
     """
+    with open_stream(target, fmt, publication, dash=dash) as handle:
+        writer = _writer(handle, schema, fmt)
+        yield writer
+        writer.close()
+
+
+@contextlib.contextmanager
+def open_stream(
+    target: str, fmt: str, publication: Publication | None = None, *, dash: BinaryIO | None = None
+) -> Iterator[BinaryIO]:
+    """The byte stream under ``open_sink``'s writer: compressed by the name, flushed at the end."""
     if target == STDOUT:
         if fmt == "parquet":
             raise UsageError(
                 "Parquet cannot be written to stdout", fix=Fix("output", "FILE.parquet")
             )
         stream = dash or sys.stdout.buffer
-        writer = _writer(stream, schema, fmt)
-        yield writer
-        writer.close()
+        yield stream
         stream.flush()
         return
     with contextlib.ExitStack() as stack:
@@ -107,9 +116,7 @@ def open_sink(
         codec = compression_of(target)
         if codec is not None:
             handle = stack.enter_context(pa.CompressedOutputStream(handle, codec))
-        writer = _writer(handle, schema, fmt)
-        yield writer
-        writer.close()
+        yield handle
 
 
 def _writer(handle: BinaryIO, schema: pa.Schema, fmt: str) -> TableWriter:

@@ -17,7 +17,6 @@ that fails ``max_attempts`` times, or is refused as a whole, is quarantined.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from churnctl.errors import ChurnctlError, OutputError, UsageError
 from churnctl.faults import checkpoint
 from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.manifest import Counts, Entry, Manifest, ManifestError, open_manifest
-from churnctl.paths import derived_names
+from churnctl.paths import derived_names, file_sha256
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
 from churnctl.scorer import Scorer
 from churnctl.sinks import output_format
@@ -422,11 +421,6 @@ def scoring_identity(settings: WatchSettings) -> dict[str, Any]:
         "threshold": scorer.threshold, "keep": list(scorer.keep), "logits": scorer.logits,
         "format": settings.format, "delimiter": options.delimiter, "encoding": options.encoding,
     }  # fmt: skip
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def remove_temporaries(out_dir: Path) -> int:

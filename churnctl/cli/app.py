@@ -108,7 +108,7 @@ def command(fn: F) -> F:
             with pandas_hidden():
                 return fn(*args, **kwargs)
         except ChurnctlError as exc:
-            fail(_with_flags(exc), exc.exit_code)
+            fail(flag_message(exc), exc.exit_code)
         except OSError as exc:  # the file system said no: still one actionable line
             if is_closed_pipe(exc):
                 stop_quietly()
@@ -146,7 +146,7 @@ class _NoPandas:
             raise ModuleNotFoundError("pandas is hidden from Arrow", name=name)
 
 
-def _with_flags(exc: ChurnctlError) -> str:
+def flag_message(exc: ChurnctlError) -> str:
     """The error's message, its structured fix spelled as this CLI's flag."""
     return exc.message if exc.fix is None else f"{exc.message}; {_flag_fix(exc.fix)}"
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.cli.app import command
-from churnctl.cli.console import stderr, stdout
+from churnctl.cli.app import command, flag_message
+from churnctl.cli.console import error_line, stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -28,6 +28,7 @@ from churnctl.cli.options import (
     LogitsOpt,
     MaxRejects,
     ModelOpt,
+    OutDirOpt,
     PipelineOpt,
     RejectsOpt,
     SaveStateOpt,
@@ -35,6 +36,7 @@ from churnctl.cli.options import (
     StateOpt,
     ThresholdOpt,
     TrainOpt,
+    WorkersOpt,
     output_file,
     parse_max_rejects,
     path_value,
@@ -43,11 +45,12 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import binding_lines, pair_warning, report_tables
 from churnctl.defaults import MAX_FILES
-from churnctl.errors import UsageError
+from churnctl.errors import FilesFailedError, UsageError
 from churnctl.paths import check_distinct
 
 if TYPE_CHECKING:
     from churnctl.file_scoring import RunSummary
+    from churnctl.parallel_scoring import FileResult, FilesSummary
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
     from churnctl.state import FeatureState
@@ -89,7 +92,9 @@ def fit(
 @command
 def score(
     input: InputArg,
-    output: ScoreOutput = "-",
+    output: ScoreOutput = None,
+    out_dir: OutDirOpt = None,
+    workers: WorkersOpt = None,
     state: StateOpt = None,
     train: TrainOpt = None,
     save_state: SaveStateOpt = None,
@@ -105,33 +110,86 @@ def score(
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
 ) -> None:
-    """Score INPUT with a model and a feature state; write raw probability and exited."""
-    from churnctl.file_scoring import ScoreRequest, score_file
-    from churnctl.rejects import rejects_path
+    """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
+    from churnctl.input_set import expand_inputs
     from churnctl.scorer import Scorer
 
-    check_distinct(
-        {"input": input, "training file": train, "state": state, "model": model},
-        {"output": output, "rejects": rejects or rejects_path(output, input),
-         "saved state": save_state},
-    )  # fmt: skip
+    inputs = expand_inputs(input)
+    one = len(inputs) == 1 and out_dir is None
+    _check_targets(
+        inputs,
+        one,
+        output,
+        out_dir,
+        rejects,
+        {"training file": train, "state": state, "model": model, "saved state": save_state},
+    )
     options = read_options(delimiter, encoding)
-    limit = parse_max_rejects(max_rejects)
     features = _state_for_scoring(state, train, save_state, pipeline, options)
     scorer = Scorer(
         features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch, logits=logits,
     )  # fmt: skip
     pair_warning(scorer, stderr)
-    request = ScoreRequest(
-        input=input, output=output, scorer=scorer, format=format, rejects=rejects,
-        max_rejects=limit, read_options=options,
-    )  # fmt: skip
-    with _progress() as advance:
-        summary = score_file(request, on_progress=advance)
+    settings = {
+        "scorer": scorer,
+        "format": format,
+        "rejects": rejects,
+        "max_rejects": parse_max_rejects(max_rejects),
+        "read_options": options,
+    }
+    if one:
+        summary = _score_one(inputs[0], output or "-", settings)
+    else:
+        outcome = _score_many(inputs, output, out_dir, workers, settings)
     if save_state is not None:
         features.save(save_state)
-    _print_summary(summary, scorer)
+    if one:
+        _print_summary(summary, scorer)
+    else:
+        _report_files(outcome, scorer)
+
+
+def _check_targets(
+    inputs: list[str], one: bool, output: str | None, out_dir: Path | None,
+    rejects: str | None, others: dict[str, str | Path | None],
+) -> None:  # fmt: skip
+    """Refuse, before any work, a file written that is a file read (or two writes in one)."""
+    from churnctl.rejects import rejects_path
+
+    if out_dir is not None and (output is not None or rejects is not None):
+        raise UsageError(
+            "--out-dir writes one output and one rejects file per input: drop -o and --rejects"
+        )
+    target = output or "-"
+    read = {k: v for k, v in others.items() if k != "saved state"}
+    for name in inputs:
+        check_distinct(
+            {"input": name, **read},
+            {"output": None if out_dir else target,
+             "rejects": rejects or (rejects_path(target, name) if one else None),
+             "saved state": others["saved state"]},
+        )  # fmt: skip
+
+
+def _score_one(input: str, output: str, settings: dict[str, Any]) -> RunSummary:
+    from churnctl.file_scoring import ScoreRequest, score_file
+
+    request = ScoreRequest(input=input, output=output, **settings)
+    with _progress() as advance:
+        return score_file(request, on_progress=advance)
+
+
+def _score_many(
+    inputs: list[str], output: str | None, out_dir: Path | None, workers: int | None,
+    settings: dict[str, Any],
+) -> FilesSummary:  # fmt: skip
+    from churnctl.parallel_scoring import FilesRequest, score_files
+
+    files = FilesRequest(inputs=inputs, out_dir=out_dir, output=output, workers=workers,
+                         **settings)  # fmt: skip
+    with _files_progress(len(inputs)) as on_file:
+        return score_files(files, on_file=on_file)
 
 
 def _state_for_scoring(
@@ -167,15 +225,59 @@ def _progress() -> Iterator[Callable[[int], None] | None]:
         yield lambda rows: bar.update(task, completed=rows)
 
 
+@contextlib.contextmanager
+def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]:
+    """Files done so far, on stderr when it is a terminal; nothing otherwise."""
+    if not stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,}/{task.total:,} files"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("scoring", total=total)
+        yield lambda result: bar.advance(task)
+
+
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
+    _summary_line("", summary, f"{_shown(summary.output)}; rejects → {summary.rejects}", scorer)
+
+
+def _shown(output: str | None) -> str:
+    return "stdout" if output == "-" else str(output)
+
+
+def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
+    """An ``Error:`` line per failed file (in input order), the summary, then exit 4 if any."""
+    failed = outcome.failed
+    for result in failed:
+        if result.error is not None:
+            error_line(result.message(flag_message(result.error)))
+    if outcome.out_dir is not None:
+        where = f"{outcome.out_dir} (an output and a rejects file per input)"
+    else:
+        where = f"{_shown(outcome.output)}; rejects → {outcome.rejects}"
+    files = f"{len(outcome.results):,} files" + (f" ({len(failed):,} failed)" if failed else "")
+    _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
+    if failed:
+        left = "the others are" if len(failed) < len(outcome.results) else "nothing is"
+        raise FilesFailedError(
+            f"{len(failed):,} of {len(outcome.results):,} files failed (see above); {left} "
+            "scored and published"
+        )
+
+
+def _summary_line(
+    prefix: str, counts: RunSummary | FilesSummary, where: str, scorer: Scorer
+) -> None:
     from churnctl.binding import PairStatus
 
-    target = "stdout" if summary.output == "-" else summary.output
     skipped = scorer.check.status is PairStatus.SKIPPED
     stderr.print(
-        f"read {summary.rows_read:,} rows: {summary.rows_scored:,} scored, "
-        f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s "
-        f"({summary.rows_per_second:,.0f} rows/s) → {target}; rejects → {summary.rejects}"
+        f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
+        f"{counts.rows_rejected:,} rejected in {counts.seconds:.2f} s "
+        f"({counts.rows_per_second:,.0f} rows/s) → {where}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
         markup=False,
     )

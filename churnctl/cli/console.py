@@ -64,8 +64,13 @@ stderr = _SafeConsole(stderr=True, soft_wrap=True)
 stdout = _SafeConsole()
 
 
-def fail(message: str, code: int) -> NoReturn:
+def error_line(message: str) -> None:
+    """One ``Error: ...`` line on stderr."""
     stderr.print(f"[bold red]Error:[/] {escape(message)}")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    error_line(message)
     raise typer.Exit(code) from None
 
 

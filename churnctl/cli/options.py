@@ -99,16 +99,33 @@ def output_file(help: str) -> Any:
 
 
 InputArg = Annotated[
-    str,
+    list[str],
     typer.Argument(
-        metavar="INPUT", parser=text_value, help="CSV, CSV.gz or Parquet file; - reads stdin."
+        metavar="INPUT", parser=text_value, show_default=False,
+        help="CSV, CSV.gz or Parquet files, folders of them, or glob patterns; - reads stdin.",
     ),
-]
+]  # fmt: skip
 ScoreOutput = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "-o", "--output", metavar="FILE", parser=text_value,
-        help="Output .csv, .jsonl or .parquet file; - writes CSV to stdout.",
+        "-o", "--output", metavar="FILE", parser=text_value, show_default=False,
+        help="Output .csv, .jsonl or .parquet file, all inputs in order; - (the default) writes "
+        "CSV to stdout.",
+    ),
+]  # fmt: skip
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="DIR", parser=path_value,
+        help="One output and one rejects file per input here, named as watch names them.",
+    ),
+]  # fmt: skip
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N", min=1, show_default=False,
+        help="Processes scoring files at once (default: the number of cores; 1: one after the "
+        "other, in this process).",
     ),
 ]  # fmt: skip
 TrainOpt = Annotated[

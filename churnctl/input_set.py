@@ -1,0 +1,95 @@
+"""Which files a run scores: INPUT arguments (files, folders, glob patterns) as one sorted list.
+
+A folder means its input files by the names ``watch`` takes (``arrivals.NameRules``:
+``*.csv``, ``*.csv.gz``, ``*.parquet`` ..., never hidden or temporary names; no
+sub-folders). A glob pattern the shell left unexpanded (quoted, or matching
+nothing there) is expanded here as the shell would; a folder it matches means
+that folder's input files. A file named outright is taken whatever its name.
+The files are de-duplicated (two spellings, or links, of one file are one
+input, under its shortest spelling) and sorted by path, so that a run's order,
+and its concatenated output, never depend on the order of the arguments or of a
+folder listing.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from churnctl.arrivals import NameRules, list_inputs
+from churnctl.errors import InputError, UsageError
+from churnctl.sources import STDIN
+
+
+def expand_inputs(specs: Sequence[str], rules: NameRules | None = None) -> list[str]:
+    """The input files that ``specs`` name, de-duplicated and sorted; ``-`` (stdin) alone.
+
+    One plain name (no folder, no pattern) is returned as it is, unchecked: a single
+    input is opened, and refused if need be, exactly as ``score_file`` does. A name,
+    folder or pattern that matches no input file is an ``InputError``.
+    """
+    rules = rules or NameRules()
+    if not specs:
+        raise UsageError("name at least one input file, folder or glob pattern")
+    if STDIN in specs:
+        if len(specs) > 1:
+            raise UsageError("- (stdin) can only be the one input; name files or folders instead")
+        return [STDIN]
+    if len(specs) == 1 and not (_is_folder(specs[0]) or _is_unmatched_pattern(specs[0])):
+        return [specs[0]]
+    found: dict[object, str] = {}
+    for spec in specs:
+        for path in _expand(spec, rules):
+            key = _identity(path)
+            found[key] = min(found.get(key, path), path, key=_shortest)
+    return sorted(found.values())
+
+
+def _expand(spec: str, rules: NameRules) -> list[str]:
+    if _is_folder(spec):
+        return _folder_inputs(spec, rules, spec)
+    if os.path.lexists(spec):
+        return [spec]
+    if not glob.has_magic(spec):
+        raise InputError(f"{spec}: input file not found")
+    paths: list[str] = []
+    for match in sorted(glob.glob(spec)):
+        paths += _folder_inputs(match, rules, spec, quiet=True) if _is_folder(match) else [match]
+    if not paths:
+        raise InputError(f"{spec}: input file not found, and no input file matches it as a pattern")
+    return paths
+
+
+def _folder_inputs(folder: str, rules: NameRules, spec: str, *, quiet: bool = False) -> list[str]:
+    names = sorted(list_inputs(Path(folder), rules))
+    if not names and not quiet:
+        raise InputError(
+            f"{spec}: is a directory with no input file in it (names {', '.join(rules.patterns)}"
+            "; hidden and temporary names are skipped)"
+        )
+    return [os.path.join(folder, name) for name in names]
+
+
+def _is_folder(spec: str) -> bool:
+    return os.path.isdir(spec)
+
+
+def _is_unmatched_pattern(spec: str) -> bool:
+    """A glob pattern that is not itself the name of a file (``a[1].csv`` may be one)."""
+    return glob.has_magic(spec) and not os.path.lexists(spec)
+
+
+def _shortest(path: str) -> tuple[int, str]:
+    """Of two spellings of one file, the shorter is kept (then the first in sort order)."""
+    return len(path), path
+
+
+def _identity(path: str) -> object:
+    """One key for every spelling of one file: (device, inode), or the resolved path."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)
