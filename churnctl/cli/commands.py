@@ -43,7 +43,7 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import binding_lines, pair_warning, report_tables
 from churnctl.errors import FilesFailedError, UsageError
-from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
+from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
 from churnctl.fitting import FitRequest, fit_file, fit_state
 from churnctl.generate import MAX_FILES, generate_files
 from churnctl.input_set import expand_inputs
@@ -223,9 +223,7 @@ def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
         )
 
 
-def _summary_line(
-    prefix: str, counts: RunSummary | FilesSummary, where: str, scorer: Scorer
-) -> None:
+def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> None:
     skipped = scorer.check.status is PairStatus.SKIPPED
     stderr.print(
         f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
