@@ -43,15 +43,12 @@ class ScoreRequest:
     read_options: ReadOptions = field(default_factory=ReadOptions)
 
 
-@dataclass
-class RunSummary:
-    """Counts and timing of one run; ``rows_read == rows_scored + rows_rejected``."""
+class RowRates:
+    """Rows read and rows/s of a run's ``rows_scored``, ``rows_rejected`` and ``seconds``."""
 
-    rows_scored: int = 0
-    rows_rejected: int = 0
-    seconds: float = 0.0
-    output: str = STDOUT
-    rejects: str | None = None
+    rows_scored: int
+    rows_rejected: int
+    seconds: float
 
     @property
     def rows_read(self) -> int:
@@ -60,6 +57,17 @@ class RunSummary:
     @property
     def rows_per_second(self) -> float:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunSummary(RowRates):
+    """Counts and timing of one run; ``rows_read == rows_scored + rows_rejected``."""
+
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    output: str = STDOUT
+    rejects: str | None = None
 
 
 def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:

@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 
 from churnctl.atomic import is_write_through, publishing
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
-from churnctl.file_scoring import RunSummary, ScoreRequest, score_file
+from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
 from churnctl.paths import check_distinct, derived_names, file_sha256, split_suffix
 from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, RejectLimit, rejects_path
 from churnctl.scorer import Scorer, output_schema
@@ -121,7 +121,7 @@ class FileResult:
 
 
 @dataclass
-class FilesSummary:
+class FilesSummary(RowRates):
     """What one run did: each input's result in input order, the time, the processes."""
 
     results: list[FileResult]
@@ -142,14 +142,6 @@ class FilesSummary:
     @property
     def rows_rejected(self) -> int:
         return sum(r.summary.rows_rejected for r in self.results if r.summary)
-
-    @property
-    def rows_read(self) -> int:
-        return self.rows_scored + self.rows_rejected
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
 
 def score_files(request: FilesRequest, on_file: FileDone | None = None) -> FilesSummary:

@@ -49,7 +49,7 @@ from churnctl.errors import FilesFailedError, UsageError
 from churnctl.paths import check_distinct
 
 if TYPE_CHECKING:
-    from churnctl.file_scoring import RunSummary
+    from churnctl.file_scoring import RowRates, RunSummary
     from churnctl.parallel_scoring import FileResult, FilesSummary
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
@@ -268,9 +268,7 @@ def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
         )
 
 
-def _summary_line(
-    prefix: str, counts: RunSummary | FilesSummary, where: str, scorer: Scorer
-) -> None:
+def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> None:
     from churnctl.binding import PairStatus
 
     skipped = scorer.check.status is PairStatus.SKIPPED
