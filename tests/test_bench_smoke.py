@@ -1,0 +1,97 @@
+"""Every benchmark script's ``--smoke`` (tiny sizes): the scripts run, check what they measure,
+and cannot rot. The figures mean nothing at these sizes; the scripts' own checks do."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_smoke(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/SCRIPT --smoke ARGS`` in a subprocess; it must exit 0 with no PROBLEM."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PROBLEM" not in done.stderr
+    return done
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("bench_watch.py", ["p50"]),
+        ("bench_output.py", ["JSONL / CSV", "bad / clean"]),
+        ("bench_startup.py", ["churnctl --help"]),
+        ("bench_workers.py", ["--out-dir speed-up, workers 2 / 1", "worker start-up, spawn"]),
+    ],
+)
+def test_a_benchmark_runs_its_smoke(script: str, expected: list[str]) -> None:
+    done = run_smoke(script)
+    for text in expected:
+        assert text in done.stdout, text
+
+
+def test_bench_fit_reports_each_size_and_the_peak_ratio() -> None:
+    lines = run_smoke("bench_fit.py", "--max-rss-mb", "2000", timeout=120).stdout.splitlines()
+    assert lines[0].split()[-3:] == ["peak", "RSS", "MB"]
+    rows = [line.split() for line in lines[1:3]]
+    assert [row[0] for row in rows] == ["2,000", "20,000"]
+    assert all(float(row[-1].replace(",", "")) > 10 for row in rows)  # a real process's RSS
+    assert re.fullmatch(r"peak RSS, largest / smallest size: \d+\.\d\d", lines[3])
+
+
+@pytest.mark.flink
+@pytest.mark.timeout(1800)
+def test_bench_flink_runs_every_variant(tmp_path: Path) -> None:
+    pytest.importorskip("pyflink")
+    markdown = tmp_path / "bench.md"
+    done = run_smoke(
+        "bench_flink.py", "--tmp", str(tmp_path), "--markdown", str(markdown), timeout=1500
+    )  # four embedded Flink jobs in a row, on a loaded machine
+    for variant in ("s:", "f:", "r:", "s2:"):
+        assert variant in done.stdout
+    assert "| figure | measured | target | met? |" in markdown.read_text()
+
+
+def test_bench_run_writes_the_page_and_chart(tmp_path: Path) -> None:
+    page = tmp_path / "docs" / "benchmarks.md"
+    page.parent.mkdir()
+    page.write_text("# Benchmarks\n\nIntro.\n\n## `churnctl watch`\n\nkept section\n")
+    run_smoke("run.py", "--out", str(page))
+    text = page.read_text(encoding="utf-8")
+    for figure in ("`score` / floor, wall", "record-at-a-time loop", "ColumnTransformer",
+                   "`score --workers 2` speed-up", "`fit` peak RSS", "`churnctl --help` wall",
+                   "JSONL output", "one bad row at the end"):  # fmt: skip
+        assert figure in text, figure
+    assert text.startswith("# Benchmarks\n\nIntro.")  # the preamble is kept
+    assert "kept section" in text  # a section whose script did not run is kept
+    assert text.index("## Summary") < text.index("## `churnctl watch`")
+    assert (tmp_path / "docs" / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_takes_the_targeted_rows_of_another_script() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    section = ("## x\n\n| figure | measured | target | met? |\n|---|---|---|---|\n"
+               "| p50 | 12.5 ms | ≤ 50 | yes |\n| rows | 1,000 rows/s |  |  |\n"
+               "| ratio | 1.66 | ≤ 1.3 | **no** |\n")  # fmt: skip
+    assert run.targeted_rows(section) == [("p50", "12.5 ms", "≤ 50", True),
+                                          ("ratio", "1.66", "≤ 1.3", False)]  # fmt: skip
+    target = run.target_of("≥ 1.6")
+    assert target is not None and target.met(1.7) and not target.met(1.5)
+    assert run.first_number("1,234.5 rows/s") == 1234.5
+    assert run.Target("<=", 2).headroom(1.0) == 2.0
