@@ -67,7 +67,9 @@ def test_bench_flink_runs_every_variant(tmp_path: Path) -> None:
 def test_bench_run_writes_the_page_and_chart(tmp_path: Path) -> None:
     page = tmp_path / "docs" / "benchmarks.md"
     page.parent.mkdir()
-    page.write_text("# Benchmarks\n\nIntro.\n\n## `churnctl watch`\n\nkept section\n")
+    page.write_text("# Benchmarks\n\nIntro.\n\n## `churnctl watch`\n\nkept section\n\n"
+                    "| figure | measured | target | met? |\n|---|---|---|---|\n"
+                    "| latency p50 | 12.5 ms | ≤ 50 | yes |\n")  # fmt: skip
     run_smoke("run.py", "--out", str(page))
     text = page.read_text(encoding="utf-8")
     for figure in ("`score` / floor, wall", "record-at-a-time loop", "ColumnTransformer",
@@ -77,6 +79,8 @@ def test_bench_run_writes_the_page_and_chart(tmp_path: Path) -> None:
     assert text.startswith("# Benchmarks\n\nIntro.")  # the preamble is kept
     assert "kept section" in text  # a section whose script did not run is kept
     assert text.index("## Summary") < text.index("## `churnctl watch`")
+    summary = text[: text.index("## `churnctl watch`")]
+    assert "| watch: latency p50 | 12.5 ms | ≤ 50 | yes |" in summary  # its target still counts
     assert (tmp_path / "docs" / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
