@@ -373,7 +373,9 @@ def test_the_command_scores_a_folder_and_a_glob_and_exits_4_for_a_bad_file(
 
 def test_sigterm_stops_the_workers_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     folder = tmp_path / "in"
-    generate_files(folder, n_rows=400_000, files=8, seed=3)
+    # enough work (several seconds even on a fast machine) that SIGTERM lands mid-run: with
+    # 400,000 rows the newest releases finished the run before the signal was sent
+    generate_files(folder, n_rows=2_400_000, files=16, seed=3)
     out = tmp_path / "out"
     proc = subprocess.Popen([*CLI, "score", str(folder), "--out-dir", str(out), "--workers", "2"],
                             env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
