@@ -14,7 +14,6 @@ a fit exceeds it.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,19 +23,10 @@ from pathlib import Path
 
 from churnctl.generate import generate_files
 
-# The child reports its own peak (VmHWM) at exit: getrusage/wait4's ru_maxrss of a child
-# also counts the pages it shared with this (large, after generating) process before exec.
-FIT = """
-import atexit, os, sys
-from churnctl.cli import run
-
-def report_peak():
-    with open("/proc/self/status") as status, open(os.environ["BENCH_FIT_PEAK"], "w") as out:
-        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-
-atexit.register(report_peak)
-sys.exit(run())
-"""
+# The child runs under peak_of.py, which writes its own peak (VmHWM) at exit: wait4's
+# ru_maxrss of a child also counts the pages it shared with this process before exec.
+PEAK_OF = str(Path(__file__).resolve().parent / "peak_of.py")
+CLI = "import sys; from churnctl.cli import run; sys.exit(run())"
 
 
 @dataclass(frozen=True)
@@ -51,12 +41,11 @@ def measure(rows: int, folder: Path) -> Measurement:
     """Generate ``rows`` rows, fit on them in a child process, and delete the file."""
     train = generate_files(folder / f"fit{rows}.csv", n_rows=rows, seed=0)[0]
     state, peak = folder / "state.json", folder / "peak_kb"
-    env = {**os.environ, "BENCH_FIT_PEAK": str(peak)}
     try:
         started = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", FIT, "fit", str(train), "-o", str(state)],
-            env=env, capture_output=True, text=True,
+            [sys.executable, PEAK_OF, str(peak), "-c", CLI, "fit", str(train), "-o", str(state)],
+            capture_output=True, text=True,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         if done.returncode != 0:
