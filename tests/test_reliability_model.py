@@ -250,7 +250,7 @@ def test_the_cli_refuses_a_threshold_outside_0_to_1(
     before = digest(sample_csv)
     result = run(["score", sample_csv, "-o", work / "out.csv", "--threshold", threshold])
     line = assert_refused(result, 2, work, "threshold must be a number from 0 to 1")
-    assert line.endswith("; pass --threshold 0.5"), line
+    assert line.endswith("; pass --threshold 0.5. Try 'churnctl score --help' for help."), line
     assert digest(sample_csv) == before
 
 

@@ -7,9 +7,9 @@ a reader of stdout that goes away (``| head``) ends the run quietly.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
-import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -19,17 +19,24 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from churnctl.cli.console import fail, is_closed_pipe, stdout, stop_quietly
-from churnctl.errors import ChurnctlError, Fix
+from churnctl.cli.remedies import spell
+from churnctl.errors import ChurnctlError, UsageError
 from churnctl.version import package_version
 
 TERMINATED = 128 + signal.SIGTERM
+HELP_OPTIONS = ["-h", "--help"]
 F = TypeVar("F", bound=Callable[..., Any])
+# The context of the command running now: its options spell remedies, its path usage hints.
+_running: contextvars.ContextVar[Any] = contextvars.ContextVar("churnctl_command", default=None)
 
 
 def _usage_message(exc: typer.TyperException) -> str:
     """A usage error (unknown option, bad value, ...) as one line, with where to get help."""
-    message = exc.format_message().strip()
-    ctx = getattr(exc, "ctx", None)
+    return with_help_hint(exc.format_message().strip(), getattr(exc, "ctx", None))
+
+
+def with_help_hint(message: str, ctx: Any) -> str:
+    """``message`` ending with where to get help: ``Try 'churnctl CMD --help' for help.``."""
     if ctx is None:
         return message
     stop = "" if message.endswith((".", "?", "!")) else "."
@@ -71,6 +78,13 @@ class _Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy_metavars(super().get_params(ctx))
 
+    def invoke(self, ctx: Any) -> Any:
+        token = _running.set(ctx)
+        try:
+            return super().invoke(ctx)
+        finally:
+            _running.reset(token)
+
 
 class _Group(TyperGroup):
     """The churnctl group: parsing and running every command under ``_clean_exits``."""
@@ -93,6 +107,7 @@ app = typer.Typer(
     help="Score customer churn with one JSON feature-extractor state for every runtime.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
 
 
@@ -147,18 +162,14 @@ class _NoPandas:
 
 
 def flag_message(exc: ChurnctlError) -> str:
-    """The error's message, its structured fix spelled as this CLI's flag."""
-    return exc.message if exc.fix is None else f"{exc.message}; {_flag_fix(exc.fix)}"
+    """The error's message, its fix in the running command's own options.
 
-
-def _flag_fix(fix: Fix) -> str:
-    flag = "--" + fix.setting.replace("_", "-")
-    if fix.example is None or fix.example is True:
-        text = f"pass {flag}"
-    else:
-        example = str(fix.example)
-        text = f"pass {flag} {example if shlex.quote(example) == example else repr(example)}"
-    return text if fix.note is None else f"{text} {fix.note}"
+    A usage error ends with where to get help, as Typer's own do.
+    """
+    ctx = _running.get()
+    params = ctx.command.params if ctx is not None else []
+    message = exc.message if exc.fix is None else f"{exc.message}; {spell(exc.fix, params)}"
+    return with_help_hint(message, ctx) if isinstance(exc, UsageError) else message
 
 
 def _version(value: bool) -> None:
