@@ -117,6 +117,11 @@ class Scorer:
         return self._model
 
     @property
+    def model_name(self) -> str:
+        """The model's path as given (or ``<model bytes>``)."""
+        return self._model_name
+
+    @property
     def model_digest(self) -> str:
         """SHA-256 of the model's bytes."""
         return hashlib.sha256(self._model_bytes).hexdigest()

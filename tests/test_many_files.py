@@ -333,7 +333,7 @@ def cli_env() -> dict[str, str]:
 SUMMARY = re.compile(
     r"^(\d+) files \((\d+) failed\), (\d+) worker\(s\): read ([\d,]+) rows: ([\d,]+) scored, "
     r"([\d,]+) rejected in [\d.]+ s \([\d,]+ rows/s\) → (.+) \(an output and a rejects file "
-    r"per input\)$"
+    r"per input\); model \S+, state [0-9a-f]{12}$"
 )
 
 

@@ -43,7 +43,14 @@ from churnctl.cli.options import (
     read_options,
     text_value,
 )  # fmt: skip
-from churnctl.cli.report import binding_lines, pair_warning, report_tables
+from churnctl.cli.report import (
+    binding_lines,
+    demo_note,
+    pair_label,
+    pair_warning,
+    print_demo_note,
+    report_tables,
+)
 from churnctl.defaults import MAX_FILES
 from churnctl.errors import FilesFailedError, UsageError
 from churnctl.paths import check_distinct
@@ -80,10 +87,13 @@ def fit(
         read_options=read_options(delimiter, encoding),
     )  # fmt: skip
     state, rejects_file = fit_file(request)
+    from churnctl.binding import short
+
     prov = state.provenance
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
-        f"({prov['rows_rejected']:,} rejected) → {output}; rejects → {rejects_file}",
+        f"({prov['rows_rejected']:,} rejected) → {output} (state {short(state.fingerprint)}); "
+        f"rejects → {rejects_file}",
         markup=False,
         soft_wrap=True,
     )
@@ -272,10 +282,11 @@ def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> 
     from churnctl.binding import PairStatus
 
     skipped = scorer.check.status is PairStatus.SKIPPED
+    print_demo_note(scorer)
     stderr.print(
         f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
         f"{counts.rows_rejected:,} rejected in {counts.seconds:.2f} s "
-        f"({counts.rows_per_second:,.0f} rows/s) → {where}"
+        f"({counts.rows_per_second:,.0f} rows/s) → {where}; {pair_label(scorer)}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
         markup=False,
     )
@@ -314,13 +325,17 @@ def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
     from churnctl.model import ChurnModel
     from churnctl.state import load_state
 
-    report = inspect_pair(ChurnModel(model or bundled(MODEL)), load_state(state or bundled(STATE)))
+    model, state = model or bundled(MODEL), state or bundled(STATE)
+    report = inspect_pair(ChurnModel(model), load_state(state))
     for table in report_tables(report):
         stdout.print(table)
     for line in binding_lines(report):
         stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
     stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
+    note = demo_note(model, state)
+    if note is not None:
+        stderr.print(note, markup=False)
     if not report.compatible:
         raise typer.Exit(2)
 

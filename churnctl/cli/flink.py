@@ -25,7 +25,7 @@ from churnctl.cli.options import (
     parse_max_rejects,
     path_value,
 )  # fmt: skip
-from churnctl.cli.report import pair_warning
+from churnctl.cli.report import pair_label, pair_warning, print_demo_note
 from churnctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -94,11 +94,14 @@ def flink_submit(
     pair_warning(scorer, stderr)
     if emit is not None:
         emit_job(spec, emit)
+        print_demo_note(scorer)
         stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
         return None
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
-    _report(submit(request), jobmanager)
+    result = submit(request)
+    print_demo_note(scorer)
+    _report(result, jobmanager, pair_label(scorer))
     return None
 
 
@@ -117,20 +120,20 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
     return fitted.resolve()
 
 
-def _report(result: FlinkResult, jobmanager: str | None) -> None:
+def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     from churnctl.flink_job import REJECTS, SCORED
 
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
-        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}",
+        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; {pair}",
                      markup=False)  # fmt: skip
         return
     stderr.print(
         f"read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
         f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s "
         f"({result.rows_per_second:,.0f} rows/s) → {result.out_dir / SCORED}; "
-        f"rejects → {result.out_dir / REJECTS}",
+        f"rejects → {result.out_dir / REJECTS}; {pair}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
     missing = (result.input_records or result.rows_read) - result.rows_read

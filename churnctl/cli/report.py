@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.cli.console import stderr
+from churnctl.errors import UsageError
 
 if TYPE_CHECKING:
     from churnctl.inspection import Report
@@ -19,6 +24,41 @@ def pair_warning(scorer: Scorer, console: Console) -> None:
 
     if scorer.check.status is not PairStatus.BOUND:
         console.print(f"Warning: {scorer.check.message}", markup=False)
+
+
+def demo_note(model: str | Path, state: str | Path) -> str | None:
+    """The note that the bundled demo model and/or state stood in for the user's own."""
+    demo = " and ".join(
+        name for name, path, relative in (("model", model, MODEL), ("state", state, STATE))
+        if _is_bundled(path, relative)
+    )  # fmt: skip
+    if not demo:
+        return None
+    return (
+        f"Note: used the bundled demo {demo} (trained on synthetic data, not on your "
+        "customers); pass --model and --state to score with your own"
+    )
+
+
+def print_demo_note(scorer: Scorer) -> None:
+    """Print ``demo_note`` for what ``scorer`` scores with, on stderr, if it applies."""
+    note = demo_note(scorer.model_name, scorer.state.source)
+    if note is not None:
+        stderr.print(note, markup=False)
+
+
+def _is_bundled(path: str | Path, relative: str) -> bool:
+    try:
+        return Path(path).resolve() == bundled(relative)
+    except (OSError, UsageError):  # not a path, or nothing bundled installed
+        return False
+
+
+def pair_label(scorer: Scorer) -> str:
+    """``model churn_mlp.onnx, state 3f2a9c1b7d4e``: what a summary line scored with."""
+    from churnctl.binding import short
+
+    return f"model {Path(scorer.model_name).name}, state {short(scorer.state.fingerprint)}"
 
 
 def report_tables(report: Report) -> list[Table]:

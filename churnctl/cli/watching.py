@@ -39,7 +39,7 @@ from churnctl.cli.options import (
     path_value,
     read_options,
 )  # fmt: skip
-from churnctl.cli.report import add_text_row, pair_warning
+from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
 from churnctl.errors import FilesFailedError, UsageError
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ class _Status:
             self.latencies.append(event.latency_ms)
         if self.live is None or event.kind != "scored":
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
+        if event.kind == "started":  # the watcher runs: say now what it scores with
+            print_demo_note(self.settings.scorer)
 
     def _panel(self) -> Table:
         from churnctl.watcher import WatchReport
@@ -266,7 +268,8 @@ def _print_report(report: WatchReport, settings: WatchSettings) -> None:
     stderr.print(
         f"watch stopped: {report.scored:,} file(s) scored, {report.failed:,} failed; "
         f"{report.rows.read:,} rows read: {report.rows.scored:,} scored, "
-        f"{report.rows.rejected:,} rejected" + (left if report.left else ""),
+        f"{report.rows.rejected:,} rejected" + (left if report.left else "")
+        + f"; {pair_label(settings.scorer)}",
         markup=False, soft_wrap=True,
     )  # fmt: skip
 
