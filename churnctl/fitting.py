@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.atomic import publishing
-from churnctl.errors import InputError
+from churnctl.errors import InputError, PipelineSpecError
 from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.inputs import InputSchema, frame_from_batch
 from churnctl.paths import check_distinct, file_sha256
@@ -82,8 +82,11 @@ def _fit_passes(
     """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
     before = _file_identity(train)
     tally = _Tally()
-    for _ in range(fitting.passes):
-        _fit_pass(str(train), fitting, options, writer, tally)
+    try:
+        for _ in range(fitting.passes):
+            _fit_pass(str(train), fitting, options, writer, tally)
+    except PipelineSpecError as exc:  # a stage that cannot be fitted on this file's rows
+        raise PipelineSpecError(f"{train}: {exc.message}", fix=exc.fix) from None
     if _file_identity(train) != before:
         raise InputError(
             f"{train}: the training file changed while it was read "
