@@ -1,21 +1,34 @@
-"""The input policy: raw Arrow columns → a typed ``Frame``, rejecting bad values per row.
+"""The input policy: a batch → a typed ``Frame``, rejecting bad values per row.
 
 Shared by every runtime (batch, watch, Flink) so a value is accepted or rejected
-the same way everywhere. Numbers may carry surrounding whitespace and exponent
-notation; empty, non-numeric and non-finite values reject the row. Category
-values are matched exactly; an empty value counts as missing (null).
+the same way everywhere. A batch is a pyarrow ``RecordBatch`` or ``Table`` or a
+pandas ``DataFrame`` (``arrow_batch``: the one place that accepts and checks
+one). Numbers may carry surrounding whitespace and exponent notation; empty,
+non-numeric and non-finite values reject the row. Category values are matched
+exactly; an empty value counts as missing (null).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnctl.columns import MAX_FIELD_CHARS, as_array, as_text, empty_as_null
+from churnctl.errors import UsageError
 from churnctl.frame import Frame
+from churnctl.sources import check_header
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Batch = pa.RecordBatch | pa.Table
+BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
@@ -41,7 +54,31 @@ class InputSchema:
         return self.categorical + self.numeric
 
 
-def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> Frame:
+def arrow_batch(batch: BatchLike, required: Sequence[str], *, name: str = "batch") -> Batch:
+    """The batch as Arrow, checked to hold every ``required`` column (``name`` in messages).
+
+    A ``RecordBatch`` or ``Table`` is taken as it is, a pandas ``DataFrame`` converted
+    (its index dropped); anything else is a ``UsageError``.
+    """
+    if not isinstance(batch, pa.RecordBatch | pa.Table):
+        batch = _from_pandas(batch)
+    check_header(name, batch.schema.names, required)
+    return batch
+
+
+def _from_pandas(frame: Any) -> pa.Table:
+    pandas = sys.modules.get("pandas")  # not imported: the object cannot be a DataFrame
+    expected = "pass a pyarrow RecordBatch or Table, or a pandas DataFrame"
+    if pandas is None or not isinstance(frame, pandas.DataFrame):
+        raise UsageError(f"cannot read a {type(frame).__name__} as a batch: {expected}")
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "not convertible"
+        raise UsageError(f"cannot read this DataFrame as a batch: {expected} ({reason})") from None
+
+
+def frame_from_batch(batch: Batch, schema: InputSchema) -> Frame:
     """Typed frame for the schema's columns; bad numeric values are rejected per row."""
     frame = Frame({}, batch.num_rows)
     for name in schema.columns:
@@ -56,7 +93,7 @@ def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> F
     return frame
 
 
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+def _column(batch: Batch, name: str) -> pa.Array:
     return as_array(batch.column(name))
 
 

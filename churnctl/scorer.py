@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,15 +33,9 @@ from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import Fix, UsageError
 from churnctl.extraction import FeatureBatch, extract_features, rejected_rows
+from churnctl.inputs import Batch, BatchLike, arrow_batch
 from churnctl.model import ChurnModel, check_threads
-from churnctl.sources import check_header
 from churnctl.state import FeatureState, load_state, state_from_text
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-Batch = pa.RecordBatch | pa.Table
-BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 # Columns every scorer writes itself: a kept input column may not take their names.
@@ -189,10 +183,7 @@ class Scorer:
 
     def _arrow(self, batch: BatchLike) -> Batch:
         """The batch as Arrow, checked to hold every required column."""
-        if not isinstance(batch, pa.RecordBatch | pa.Table):
-            batch = _from_pandas(batch)
-        check_header("batch", batch.schema.names, self.required_columns)
-        return batch
+        return arrow_batch(batch, self.required_columns)
 
 
 def _checked_keep(keep: Sequence[str]) -> tuple[str, ...]:
@@ -216,13 +207,3 @@ def _checked_threshold(threshold: Any) -> float:
             fix=Fix("threshold", "0.5"),
         )
     return float(threshold)
-
-
-def _from_pandas(frame: Any) -> pa.Table:
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (TypeError, ValueError, pa.ArrowException) as exc:
-        raise UsageError(
-            f"cannot score a {type(frame).__name__}: pass a pyarrow RecordBatch or Table, or a "
-            f"pandas DataFrame ({str(exc).splitlines()[0] if str(exc) else 'not convertible'})"
-        ) from None
