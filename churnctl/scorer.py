@@ -33,7 +33,7 @@ from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import Fix, UsageError
 from churnctl.extraction import FeatureBatch, extract_features, rejected_rows
-from churnctl.inputs import Batch, BatchLike, arrow_batch
+from churnctl.inputs import Batch, BatchLike, arrow_batch, check_decimal
 from churnctl.model import ChurnModel, check_threads
 from churnctl.state import FeatureState, load_state, state_from_text
 
@@ -79,12 +79,14 @@ class Scorer:
         allow_state_mismatch: bool = False,
         threads: int | None = None,
         logits: bool = False,
+        decimal: str = ".",
     ) -> None:
         """Load what is given as a path, then refuse a model and state that do not fit.
 
         ``threads``: ONNX Runtime intra-op threads wherever the model is opened
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
         ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
+        ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
@@ -93,6 +95,7 @@ class Scorer:
         threads = check_threads(threads)
         if not isinstance(logits, bool):
             raise UsageError(f"logits must be True or False, got {logits!r}")
+        self.decimal = check_decimal(decimal)
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
         if logits:
@@ -130,6 +133,7 @@ class Scorer:
             "threshold": self.threshold,
             "threads": self.threads,
             "logits": self.logits,
+            "decimal": self.decimal,
             "allow_state_mismatch": self.allow_state_mismatch,
             "check": self.check,
         }
@@ -140,12 +144,13 @@ class Scorer:
         self._model = None
         self.keep, self.threshold = settings["keep"], settings["threshold"]
         self.threads, self.logits = settings["threads"], settings["logits"]
+        self.decimal = settings["decimal"]
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
 
     def features(self, batch: BatchLike) -> FeatureBatch:
         """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
-        return extract_features(self.state, self._arrow(batch))
+        return extract_features(self.state, self._arrow(batch), decimal=self.decimal)
 
     def score(self, batch: BatchLike) -> ScoredBatch:
         """Scored rows and rejected rows; together they hold every input row once."""

@@ -79,7 +79,8 @@ def cli_env(**changes: str | None) -> dict[str, str]:
 def golden_spec() -> FlinkJobSpec:
     return FlinkJobSpec(
         input="/data/landing/customers.csv", out_dir="/data/scored", state="/models/state.json",
-        model="/models/churn_mlp.onnx", columns=tuple(COLUMNS), keep=("CustomerId", "Surname"),
+        model="/models/churn_mlp.onnx", columns=tuple(COLUMNS), delimiter=";", decimal=",",
+        keep=("CustomerId", "Surname"),
         threshold=0.4, streaming=True, parallelism=2, monitor_interval="500 ms",
         python_executable="/opt/venv/bin/python",
     )  # fmt: skip

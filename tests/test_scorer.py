@@ -344,13 +344,15 @@ BATCH_FUNCTIONS = public_batch_functions()
 
 
 def call_public(label: str, scorer: Scorer, batch: Any) -> Any:
-    """Call a public batch function; its other parameters are given from ``scorer``."""
+    """Call a public batch function; its other required parameters are given from ``scorer``."""
     owner, _, method = label.rpartition(".")
     if owner == "Scorer":
         return getattr(scorer, method)(batch)
     function = getattr(churnctl, label)
     given = {"state": scorer.state, "batch": batch}
-    return function(**{name: given[name] for name in inspect.signature(function).parameters})
+    required = [name for name, parameter in inspect.signature(function).parameters.items()
+                if parameter.default is parameter.empty]  # fmt: skip
+    return function(**{name: given[name] for name in required})
 
 
 def same_result(one: Any, other: Any) -> bool:
