@@ -18,8 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.atomic import publishing
+from churnctl.columns import as_text
 from churnctl.errors import InputError, PipelineSpecError
 from churnctl.extraction import features_of_frame, rejected_rows
+from churnctl.frame import Frame
 from churnctl.inputs import check_decimal, frame_from_batch
 from churnctl.paths import check_distinct, file_sha256
 from churnctl.pipeline import StreamingFit, load_pipeline_spec
@@ -151,12 +153,20 @@ class _Tally:
     def start_pass(self) -> None:
         self.read = self.valid = self.kept = self.rejected = self.decimal_commas = 0
 
-    def note_rejects(self, rejects: pa.Table) -> None:
-        reasons, values = rejects.column("reason").to_pylist(), rejects.column("value").to_pylist()
-        commas = decimal_commas(reasons, values)
-        self.rejected += rejects.num_rows
-        self.decimal_commas += len(commas)
-        self.decimal_comma_example = self.decimal_comma_example or next(iter(commas), None)
+    def note_rejects(self, frame: Frame, batch: pa.RecordBatch) -> None:
+        """Count the frame's rejected rows, and those rejected for a decimal comma."""
+        self.rejected += int(frame.rejected.sum())
+        if frame.reject_reason is None:
+            return
+        for name in set(frame.reject_column[frame.rejected]) - {None}:
+            reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
+            count, example = decimal_commas(pa.array(reasons, pa.string()), _text(batch, name))
+            self.decimal_commas += count
+            self.decimal_comma_example = self.decimal_comma_example or example
+
+
+def _text(batch: pa.RecordBatch, name: str) -> pa.Array:
+    return as_text(batch.column(name)) if name in batch.schema.names else pa.nulls(len(batch))
 
 
 def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
@@ -191,13 +201,10 @@ def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally:
     if part.rows.num_rows:
         passes.fitting.update(frame)
     tally.kept += int(frame.ok.sum())
-    if frame.ok.all() and log is None:
-        return
-    rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
-    rejects = rejected_rows(part.rows, rejections)
-    tally.note_rejects(rejects)
+    tally.note_rejects(frame, part.rows)
     if log is not None:
-        log.record_batch(part, rejects)
+        rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
+        log.record_batch(part, rejected_rows(part.rows, rejections))
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnctl.atomic import Publication
 from churnctl.columns import MAX_FIELD_CHARS
@@ -40,16 +40,19 @@ REJECTS_SCHEMA = pa.schema(
 
 EARLY_ROWS = 1_000  # a fraction limit is checked early only from this many rows read on
 # A value rejected as "not a number" that reads as one with a decimal comma: 101348,88
-DECIMAL_COMMA = re.compile(r"\s*[+-]?[0-9]+,[0-9]+([eE][+-]?[0-9]+)?\s*")
+DECIMAL_COMMA = r"^\s*[+-]?[0-9]+,[0-9]+([eE][+-]?[0-9]+)?\s*$"
 DECIMAL_FIX = Fix("decimal", ",", "to read the comma as the decimal mark")
 
 
-def decimal_commas(reasons: list[str | None], values: list[str | None]) -> list[str]:
-    """The rejected values that are not a number only because their decimal mark is ``,``."""
-    return [
-        value.strip() for reason, value in zip(reasons, values, strict=True)
-        if reason == NOT_A_NUMBER and value is not None and DECIMAL_COMMA.fullmatch(value)
-    ]  # fmt: skip
+def decimal_commas(reasons: pa.Array, values: pa.Array) -> tuple[int, str | None]:
+    """How many rows were rejected as not a number for a number with a decimal comma only,
+    and the first such value; ``reasons`` and ``values`` (text) are row by row."""
+    suspect = pc.and_(
+        pc.equal(reasons, NOT_A_NUMBER).fill_null(False),
+        pc.match_substring_regex(values, DECIMAL_COMMA).fill_null(False),
+    )
+    found = pc.filter(values, suspect)
+    return len(found), (found[0].as_py().strip() if len(found) else None)
 
 
 def decimal_comma_note(commas: int, rejected: int, example: str | None) -> str | None:
@@ -170,7 +173,7 @@ class RejectLog:
             self._advance(self._valid_before + batch.num_rows, rows)
         columns = rejects.column("column").to_pylist()
         reasons = rejects.column("reason").to_pylist()
-        self._note_decimal_commas(reasons, rejects.column("value").to_pylist())
+        self._note_decimal_commas(rejects.column("reason"), rejects.column("value"))
         entries = [
             (*self._where(batch, row), column, reason)
             for row, column, reason in zip(rows, columns, reasons, strict=True)
@@ -178,11 +181,10 @@ class RejectLog:
         self._write(sorted(entries + self._located_bad_lines(), key=_by_line))
         self._valid_before += batch.num_rows
 
-    def _note_decimal_commas(self, reasons: list[str | None], values: list[str | None]) -> None:
-        commas = decimal_commas(reasons, values)
-        self.decimal_commas += len(commas)
-        if commas and self.decimal_comma_example is None:
-            self.decimal_comma_example = commas[0]
+    def _note_decimal_commas(self, reasons: pa.ChunkedArray, values: pa.ChunkedArray) -> None:
+        count, example = decimal_commas(reasons.combine_chunks(), values.combine_chunks())
+        self.decimal_commas += count
+        self.decimal_comma_example = self.decimal_comma_example or example
 
     def finish(self) -> None:
         """Log malformed lines still pending at the end of the input."""
