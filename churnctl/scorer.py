@@ -144,7 +144,7 @@ class Scorer:
         self._model = None
         self.keep, self.threshold = settings["keep"], settings["threshold"]
         self.threads, self.logits = settings["threads"], settings["logits"]
-        self.decimal = settings["decimal"]
+        self.decimal = settings.get("decimal", ".")  # a Scorer pickled before the setting
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
 
