@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.frame import Frame
-from churnctl.inputs import frame_from_batch
+from churnctl.inputs import BatchLike, arrow_batch, frame_from_batch
 from churnctl.state import FeatureState
 
 TOO_LARGE = "value too large after scaling"
@@ -54,13 +54,16 @@ class FeatureBatch:
         )  # fmt: skip
 
 
-def extract_features(state: FeatureState, batch: pa.RecordBatch | pa.Table) -> FeatureBatch:
+def extract_features(state: FeatureState, batch: BatchLike, *, decimal: str = ".") -> FeatureBatch:
     """The float32 feature matrix, the valid-row mask and each row's reject column/reason.
 
-    A row with a feature that is not finite in float32 (a value too large after
-    scaling) is rejected on the feature's column, never handed to a model.
+    ``batch``: a pyarrow ``RecordBatch`` or ``Table``, or a pandas ``DataFrame``, holding
+    the state's input columns; ``decimal``, the decimal mark of numbers written as text
+    (``.`` or ``,``). A row with a feature that is not finite in float32 (a value too
+    large after scaling) is rejected on the feature's column, never handed to a model.
     """
-    frame = frame_from_batch(batch, state.pipeline.input_schema)
+    schema = state.pipeline.input_schema
+    frame = frame_from_batch(arrow_batch(batch, schema.columns), schema, decimal=decimal)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
         matrix = state.pipeline.transform(frame).astype(np.float32)
     _reject_non_finite(frame, matrix, state)

@@ -18,12 +18,23 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.atomic import publishing
-from churnctl.errors import InputError
+from churnctl.columns import as_text
+from churnctl.errors import InputError, PipelineSpecError
 from churnctl.extraction import features_of_frame, rejected_rows
-from churnctl.inputs import InputSchema, frame_from_batch
+from churnctl.frame import Frame
+from churnctl.inputs import check_decimal, frame_from_batch
 from churnctl.paths import check_distinct, file_sha256
 from churnctl.pipeline import StreamingFit, load_pipeline_spec
-from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
+from churnctl.rejects import (
+    DECIMAL_FIX,
+    DEFAULT_LIMIT,
+    RejectLimit,
+    RejectLog,
+    check_limit,
+    decimal_comma_note,
+    decimal_commas,
+    open_rejects,
+)
 from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import TableWriter
 from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
@@ -47,14 +58,17 @@ def fit_state(
     read_options: ReadOptions | None = None,
     max_rejects: RejectLimit = DEFAULT_LIMIT,
     rejects: TableWriter | None = None,
+    decimal: str = ".",
 ) -> FeatureState:
     """Fit a pipeline (preset name or spec file) on a training file, in constant memory.
 
     The file is read once per fitting level (see ``StreamingFit``; three times
     for the presets). Rejected training rows go to ``rejects`` (with their lines
     and text); more of them than ``max_rejects`` allows refuses the fit
-    (``TooManyRejectsError``).
+    (``TooManyRejectsError``). ``decimal``: the decimal mark of numbers in text,
+    ``.`` or ``,``.
     """
+    check_decimal(decimal)
     if str(train) == STDIN or is_stream(train):
         raise InputError(
             f"{train}: training data must be a regular file (its SHA-256 goes into the state), "
@@ -62,7 +76,8 @@ def fit_state(
         )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
-    log, kept = _fit_passes(train, StreamingFit(features), options, rejects or _Discard())
+    passes = _Passes(StreamingFit(features), options, rejects or _Discard(), decimal)
+    log, kept = _fit_passes(train, passes)
     rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
     provenance = {
@@ -76,22 +91,42 @@ def fit_state(
     return FeatureState(features, provenance, source=f"the state fitted on {train}")
 
 
-def _fit_passes(
-    train: str | Path, fitting: StreamingFit, options: ReadOptions, writer: TableWriter
-) -> tuple[RejectLog, int]:
+@dataclass(frozen=True)
+class _Passes:
+    """How the training file is read and fitted, pass after pass."""
+
+    fitting: StreamingFit
+    options: ReadOptions
+    writer: TableWriter  # the rejected rows, logged in the last pass
+    decimal: str = "."
+
+
+def _fit_passes(train: str | Path, passes: _Passes) -> tuple[RejectLog, int]:
     """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
     before = _file_identity(train)
     tally = _Tally()
-    for _ in range(fitting.passes):
-        _fit_pass(str(train), fitting, options, writer, tally)
+    try:
+        for _ in range(passes.fitting.passes):
+            _fit_pass(str(train), passes, tally)
+    except (InputError, PipelineSpecError) as exc:  # too few rows, a stage that cannot fit
+        raise _explained(exc, train, tally) from None
     if _file_identity(train) != before:
         raise InputError(
             f"{train}: the training file changed while it was read "
-            f"({fitting.passes} passes); fit a copy that nothing writes to"
+            f"({passes.fitting.passes} passes); fit a copy that nothing writes to"
         )
     if tally.log is None:  # cannot happen: the last pass always logs
         raise AssertionError("the streaming fit ended without its logging pass")
     return tally.log, tally.kept
+
+
+def _explained(exc: InputError | PipelineSpecError, train: str | Path, tally: _Tally) -> Exception:
+    """The error naming the training file; its remedy the decimal mark, if that is the cause."""
+    message = exc.message if isinstance(exc, InputError) else f"{train}: {exc.message}"
+    note = decimal_comma_note(tally.decimal_commas, tally.rejected, tally.decimal_comma_example)
+    if note is not None:
+        return type(exc)(f"{message}; {note}", fix=DECIMAL_FIX)
+    return type(exc)(message, fix=exc.fix)
 
 
 def _file_identity(path: str | Path) -> tuple[int, int, int]:
@@ -101,30 +136,53 @@ def _file_identity(path: str | Path) -> tuple[int, int, int]:
 
 @dataclass
 class _Tally:
-    """Rows of one pass: read, valid as input, kept after fitting; the last pass's reject log."""
+    """Rows of one pass: read, valid as input, kept after fitting; the last pass's reject log.
+
+    Also the pass's rejected rows, how many of them hold a number with a decimal comma,
+    and the first such number: what a fit that fails for want of rows is told.
+    """
 
     read: int = 0
     valid: int = 0
     kept: int = 0
     log: RejectLog | None = None
+    rejected: int = 0
+    decimal_commas: int = 0
+    decimal_comma_example: str | None = None
+
+    def start_pass(self) -> None:
+        self.read = self.valid = self.kept = self.rejected = self.decimal_commas = 0
+
+    def note_rejects(self, frame: Frame, batch: pa.RecordBatch) -> None:
+        """Count the frame's rejected rows, and those rejected for a decimal comma."""
+        self.rejected += int(frame.rejected.sum())
+        if frame.reject_reason is None:
+            return
+        for name in set(frame.reject_column[frame.rejected]) - {None}:
+            reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
+            count, example = decimal_commas(pa.array(reasons, pa.string()), _text(batch, name))
+            self.decimal_commas += count
+            self.decimal_comma_example = self.decimal_comma_example or example
 
 
-def _fit_pass(
-    train: str, fitting: StreamingFit, options: ReadOptions, writer: TableWriter, tally: _Tally
-) -> None:
+def _text(batch: pa.RecordBatch, name: str) -> pa.Array:
+    return as_text(batch.column(name)) if name in batch.schema.names else pa.nulls(len(batch))
+
+
+def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
     """One pass over the training file; the last one logs the rejected rows."""
-    schema = fitting.pipeline.input_schema
-    source = open_source(train, schema.columns, options)
+    fitting, options = passes.fitting, passes.options
+    source = open_source(train, fitting.pipeline.input_schema.columns, options)
     try:
         log = None
         if fitting.last_pass:
             log = RejectLog(
-                writer, source.name, reread=source.reread, options=options,
+                passes.writer, source.name, reread=source.reread, options=options,
                 index=source.index, width=len(source.columns),
             )  # fmt: skip
-        tally.read = tally.valid = tally.kept = 0
+        tally.start_pass()
         for part in source.batches:
-            _fit_batch(fitting, part, schema, log, tally)
+            _fit_batch(passes, part, log, tally)
         if not tally.valid:
             raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
         if log is not None:
@@ -135,19 +193,15 @@ def _fit_pass(
         source.close()
 
 
-def _fit_batch(
-    fitting: StreamingFit,
-    part: SourceBatch,
-    schema: InputSchema,
-    log: RejectLog | None,
-    tally: _Tally,
-) -> None:
-    frame = frame_from_batch(part.rows, schema)
+def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally: _Tally) -> None:
+    schema = passes.fitting.pipeline.input_schema
+    frame = frame_from_batch(part.rows, schema, decimal=passes.decimal)
     tally.read += part.rows.num_rows + len(part.bad_lines)
     tally.valid += int(frame.ok.sum())
     if part.rows.num_rows:
-        fitting.update(frame)
+        passes.fitting.update(frame)
     tally.kept += int(frame.ok.sum())
+    tally.note_rejects(frame, part.rows)
     if log is not None:
         rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
         log.record_batch(part, rejected_rows(part.rows, rejections))
@@ -163,6 +217,7 @@ class FitRequest:
     rejects: str | None = None  # default: beside the state; "-" for stderr
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
+    decimal: str = "."  # the decimal mark of numbers in text: "." or ","
 
 
 def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
@@ -174,7 +229,7 @@ def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
         with rejects_sink as writer:
             state = fit_state(
                 request.train, pipeline=request.pipeline, read_options=request.read_options,
-                max_rejects=request.max_rejects, rejects=writer,
+                max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
             )  # fmt: skip
         with publication.file(Path(request.output)) as path:
             path.write_text(state.dumps(), encoding="utf-8")

@@ -25,7 +25,9 @@ from typing import Any
 
 import churnctl
 from churnctl.errors import UsageError
+from churnctl.inputs import check_decimal
 from churnctl.scorer import Scorer
+from churnctl.sources import ReadOptions, check_read_options
 
 HEADER = "#header"  # the reason given to a file's header line, which is dropped
 BOM = "\ufeff"  # Flink's CSV reader keeps a UTF-8 byte order mark in a file's first value
@@ -42,6 +44,8 @@ class FlinkJobSpec:
     state: str
     model: str
     columns: tuple[str, ...]  # the input files' header, in order
+    delimiter: str = ","  # the input files' field delimiter
+    decimal: str = "."  # the decimal mark of their numbers: "." or ","
     keep: tuple[str, ...] = ("CustomerId",)
     threshold: float = 0.5
     allow_state_mismatch: bool = False
@@ -57,12 +61,15 @@ class FlinkJobSpec:
             raise UsageError(f"threshold must be within [0, 1], got {self.threshold!r}")
         if self.parallelism < 1:
             raise UsageError(f"parallelism must be >= 1, got {self.parallelism}")
+        check_read_options(self.input, ReadOptions(delimiter=self.delimiter))
+        check_decimal(self.decimal)
 
 
 def build_scorer(spec: FlinkJobSpec) -> Scorer:
     """The job's Scorer, one ONNX Runtime thread per worker."""
     return Scorer(spec.state, spec.model, keep=list(spec.keep), threshold=spec.threshold,
-                  allow_state_mismatch=spec.allow_state_mismatch, threads=1)  # fmt: skip
+                  allow_state_mismatch=spec.allow_state_mismatch, threads=1,
+                  decimal=spec.decimal)  # fmt: skip
 
 
 def run_job(spec: FlinkJobSpec, *, wait: bool = True) -> Any:
@@ -127,6 +134,7 @@ def _create_tables(t_env: Any, spec: FlinkJobSpec, scorer: Scorer) -> None:
         f"CREATE TABLE source_files ({columns}, "
         "`source` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL) WITH ("
         f"'connector' = 'filesystem', 'path' = {_sql(spec.input)}, 'format' = 'csv', "
+        f"'csv.field-delimiter' = {_sql_char(spec.delimiter)}, "
         f"'csv.ignore-parse-errors' = 'true'{monitor})"
     )
     kept = ", ".join(f"{_quote(name)} STRING" for name in scorer.keep)
@@ -218,3 +226,11 @@ def _quote(name: str) -> str:
 def _sql(text: str) -> str:
     """A Flink SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_char(char: str) -> str:
+    """One character as a Flink SQL literal: as it is if printable, else a Unicode escape
+    (``U&'\\0009'``: Flink's CSV options read a backslash as the start of an escape)."""
+    if char.isprintable() and char not in "\\'":
+        return _sql(char)
+    return f"U&'\\{ord(char):04X}'"

@@ -27,6 +27,9 @@ SPEC = FlinkJobSpec(
     # what to read: a CSV file, or a folder of CSV files that share this header
     input={input},
     columns={columns},
+    # their field delimiter, and the decimal mark of their numbers ("." or ",")
+    delimiter={delimiter},
+    decimal={decimal},
     # where to write: scored/ (kept columns, raw, exited) and rejects/ part files
     out_dir={out_dir},
     # the feature state and the ONNX model bound to it

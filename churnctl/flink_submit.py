@@ -84,7 +84,7 @@ class FlinkHome:
         return self.root / "bin" / "flink"
 
 
-def input_columns(path: str) -> tuple[str, ...]:
+def input_columns(path: str, delimiter: str = ",") -> tuple[str, ...]:
     """The header of the input CSV (or of the first CSV file in the input folder)."""
     source = Path(path)
     if source.is_dir():
@@ -96,7 +96,7 @@ def input_columns(path: str) -> tuple[str, ...]:
         raise InputError(f"{source}: the Flink job reads plain CSV files only")
     try:
         with source.open(encoding="utf-8-sig", newline="") as handle:  # without a BOM
-            header = next(csv.reader(handle), None)
+            header = next(csv.reader(handle, delimiter=delimiter), None)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{source}: cannot read its header ({exc})") from None
     if not header:
@@ -161,11 +161,11 @@ def submit(request: FlinkRequest) -> FlinkResult:
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
     if bounded and request.jobmanager is None:
-        result.input_records = input_records(request.spec.input)
+        result.input_records = input_records(request.spec.input, request.spec.delimiter)
     return result
 
 
-def input_records(path: str) -> int | None:
+def input_records(path: str, delimiter: str = ",") -> int | None:
     """The data records of the input's CSV files, as the csv module reads them (no header).
 
     Flink's CSV reader silently skips a record with too many fields: the summary
@@ -176,7 +176,8 @@ def input_records(path: str) -> int | None:
     for file in finished_parts(source) if source.is_dir() else [source]:
         try:
             with file.open(encoding="utf-8-sig", newline="", errors="replace") as handle:
-                records += max(sum(1 for row in csv.reader(handle) if row) - 1, 0)
+                rows = csv.reader(handle, delimiter=delimiter)
+                records += max(sum(1 for row in rows if row) - 1, 0)
         except (OSError, csv.Error):
             return None
     return records

@@ -1,23 +1,39 @@
-"""The input policy: raw Arrow columns → a typed ``Frame``, rejecting bad values per row.
+"""The input policy: a batch → a typed ``Frame``, rejecting bad values per row.
 
 Shared by every runtime (batch, watch, Flink) so a value is accepted or rejected
-the same way everywhere. Numbers may carry surrounding whitespace and exponent
-notation; empty, non-numeric and non-finite values reject the row. Category
-values are matched exactly; an empty value counts as missing (null).
+the same way everywhere. A batch is a pyarrow ``RecordBatch`` or ``Table`` or a
+pandas ``DataFrame`` (``arrow_batch``: the one place that accepts and checks
+one). Numbers in text may carry surrounding whitespace and exponent notation;
+their decimal mark is ``.`` or, with ``decimal=","``, ``,`` (``101348,88``), never
+both, and never with thousands separators; empty, non-numeric and non-finite
+values reject the row. Category values are matched exactly; an empty value
+counts as missing (null).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnctl.columns import MAX_FIELD_CHARS, as_array, as_text, empty_as_null
+from churnctl.errors import UsageError
 from churnctl.frame import Frame
+from churnctl.sources import check_header
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Batch = pa.RecordBatch | pa.Table
+BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
 NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+DECIMAL_MARKS = (".", ",")
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
@@ -41,22 +57,59 @@ class InputSchema:
         return self.categorical + self.numeric
 
 
-def frame_from_batch(batch: pa.RecordBatch | pa.Table, schema: InputSchema) -> Frame:
-    """Typed frame for the schema's columns; bad numeric values are rejected per row."""
+def arrow_batch(batch: BatchLike, required: Sequence[str], *, name: str = "batch") -> Batch:
+    """The batch as Arrow, checked to hold every ``required`` column (``name`` in messages).
+
+    A ``RecordBatch`` or ``Table`` is taken as it is, a pandas ``DataFrame`` converted
+    (its index dropped); anything else is a ``UsageError``.
+    """
+    if not isinstance(batch, pa.RecordBatch | pa.Table):
+        batch = _from_pandas(batch)
+    check_header(name, batch.schema.names, required)
+    return batch
+
+
+def _from_pandas(frame: Any) -> pa.Table:
+    pandas = sys.modules.get("pandas")  # not imported: the object cannot be a DataFrame
+    expected = "pass a pyarrow RecordBatch or Table, or a pandas DataFrame"
+    if pandas is None or not isinstance(frame, pandas.DataFrame):
+        raise UsageError(f"cannot read a {type(frame).__name__} as a batch: {expected}")
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (TypeError, ValueError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "not convertible"
+        raise UsageError(f"cannot read this DataFrame as a batch: {expected} ({reason})") from None
+
+
+def check_decimal(decimal: Any) -> str:
+    """A decimal mark the input policy reads: ``.`` or ``,``."""
+    if not isinstance(decimal, str) or decimal not in DECIMAL_MARKS:
+        raise UsageError(
+            f"decimal must be '.' or ',' (the decimal mark of numbers in text), got {decimal!r}"
+        )
+    return decimal
+
+
+def frame_from_batch(batch: Batch, schema: InputSchema, *, decimal: str = ".") -> Frame:
+    """Typed frame for the schema's columns; bad numeric values are rejected per row.
+
+    ``decimal``: the decimal mark of numbers written as text (``.`` or ``,``).
+    """
+    check_decimal(decimal)
     frame = Frame({}, batch.num_rows)
     for name in schema.columns:
         frame.reject(_too_long(_column(batch, name)), name, TOO_LONG)
     for name in schema.categorical:
         frame[name] = categorical_column(_column(batch, name))
     for name in schema.numeric:
-        values, reasons = numeric_column(_column(batch, name))
+        values, reasons = numeric_column(_column(batch, name), decimal=decimal)
         frame[name] = values
         if reasons is not None:
             frame.reject(reasons != None, name, reasons)  # noqa: E711 - element-wise
     return frame
 
 
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+def _column(batch: Batch, name: str) -> pa.Array:
     return as_array(batch.column(name))
 
 
@@ -75,13 +128,17 @@ def categorical_column(column: pa.Array) -> pa.Array:
     return empty_as_null(as_text(column))
 
 
-def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float64 values and per-row reasons (None where valid, or None if all valid)."""
+def numeric_column(column: pa.Array, *, decimal: str = ".") -> tuple[np.ndarray, np.ndarray | None]:
+    """Float64 values and per-row reasons (None where valid, or None if all valid).
+
+    Text is parsed with ``decimal`` as its decimal mark; numeric columns are taken as
+    they are.
+    """
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _parse_strings(column)
+        return _parse_strings(column, decimal)
     if not any(test(kind) for test in NUMERIC_TYPES):
-        return _parse_strings(as_text(column))
+        return _parse_strings(as_text(column), decimal)
     # booleans are 1/0; integers beyond 2**53 take the nearest float64, as their text would
     values = pc.cast(column, pa.float64(), safe=False).fill_null(0.0)
     values = values.to_numpy(zero_copy_only=False)
@@ -89,13 +146,18 @@ def numeric_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     return values, _reasons(len(values), missing=missing, malformed=None, values=values)
 
 
-def _parse_strings(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    fast = _cast_clean(column)
+def _parse_strings(column: pa.Array, decimal: str) -> tuple[np.ndarray, np.ndarray | None]:
+    foreign = None  # the values holding a "." when the decimal mark is ","
+    if decimal != ".":
+        column, foreign = _with_decimal_point(column, decimal)
+    fast = _cast_clean(column) if foreign is None else None
     if fast is not None:
         return fast, None
     trimmed = pc.utf8_trim_whitespace(column)
     missing = pc.or_kleene(trimmed.is_null(), pc.equal(trimmed, "")).fill_null(True)
     wellformed = pc.match_substring_regex(trimmed, NUMBER_PATTERN).fill_null(False)
+    if foreign is not None:
+        wellformed = pc.and_(wellformed, pc.invert(foreign))
     cleaned = pc.if_else(wellformed, trimmed, "0")
     values = pc.cast(cleaned, pa.float64()).to_numpy(zero_copy_only=False)
     missing_np = missing.to_numpy(zero_copy_only=False)
@@ -106,6 +168,17 @@ def _parse_strings(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
         values = np.where(spelled_np, np.nan, values)
         malformed &= ~spelled_np
     return values, _reasons(len(values), missing=missing_np, malformed=malformed, values=values)
+
+
+def _with_decimal_point(column: pa.Array, decimal: str) -> tuple[pa.Array, pa.Array | None]:
+    """The text with ``decimal`` spelled ``.``, and which values held a ``.`` (None if none).
+
+    Those values are not numbers in this mode: a ``.`` is neither the decimal mark nor,
+    since no thousands separator is read, anything else.
+    """
+    foreign = pc.match_substring(column, ".").fill_null(False)
+    swapped = pc.replace_substring(column, decimal, ".")
+    return swapped, foreign if pc.any(foreign).as_py() else None
 
 
 def _cast_clean(column: pa.Array) -> np.ndarray | None:

@@ -7,7 +7,10 @@ scikit-learn/skl2onnx label + probabilities, including the ZipMap
 ``logits=True``: the sigmoid (or, for two class logits, the softmax) turns them
 into probabilities. Inference runs per chunk, on float32 (or float64) input.
 A model is loaded from a file or from its bytes, and keeps those bytes so that
-a copy can be opened in another process.
+a copy can be opened in another process. A model file that keeps tensors in
+external data files (``onnx.save_model(..., save_as_external_data=True)``) is
+read with them from the model's own folder, whatever the working folder, and
+its bytes then hold that data inline: a copy needs no other file.
 
 Whatever the model computes, what comes out is a probability or NaN: a
 non-finite output is NaN (the scorer quarantines that row), a finite output
@@ -35,6 +38,8 @@ ORT_QUIET = 4
 PROBABILITY_TOLERANCE = 1e-6
 SHOWN_ROWS = 5
 MAX_THREADS = 2**31 - 1  # ONNX Runtime takes a 32-bit int
+MAX_INLINE_BYTES = 2**31 - 1  # protobuf's limit: a model with its data inline must fit
+EXTERNAL_DATA_KEY = b"location"  # what an external data reference always spells
 
 
 @dataclass(frozen=True)
@@ -159,13 +164,48 @@ def check_threads(threads: Any) -> int:
 
 
 def read_model_file(path: Path) -> bytes:
-    """The bytes of an ONNX model file, or a ``ModelError`` saying what is wrong."""
+    """The bytes of an ONNX model file, its external data inline; or a ``ModelError``."""
     if not path.is_file():
         raise ModelError(f"{path}: model file not found", fix=Fix("model", "PATH.onnx"))
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the model: {exc.strerror or exc}") from None
+    # only a model that refers to external data holds this key: the others skip the onnx import
+    return with_external_data(path, data) if EXTERNAL_DATA_KEY in data else data
+
+
+def with_external_data(path: Path, data: bytes) -> bytes:
+    """The model's bytes with the external data it refers to read in, from its own folder.
+
+    onnx resolves each tensor's ``location`` against the model's folder and refuses one
+    that leaves it (``../x``, an absolute path, a symbolic link). A model without
+    external data is returned as it is, byte for byte.
+    """
+    import onnx  # a dependency; imported only for the rare model that needs it
+    from onnx.external_data_helper import load_external_data_for_model
+
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception:  # not an ONNX model: ONNX Runtime says what is wrong with it
+        return data
+    size = proto.ByteSize()
+    try:
+        load_external_data_for_model(proto, str(path.parent))
+    except (onnx.checker.ValidationError, OSError, ValueError) as exc:
+        raise ModelError(
+            f"{path}: cannot read its external data: {' '.join(str(exc).split())}; keep each "
+            "data file in the model's folder, named as the model names it"
+        ) from None
+    if proto.ByteSize() == size:  # no tensor was external: nothing changed
+        return data
+    if proto.ByteSize() > MAX_INLINE_BYTES:
+        raise ModelError(
+            f"{path}: the model and its external data make {proto.ByteSize() / 2**30:.1f} GiB, "
+            "over the 2 GiB that one ONNX model can hold inline; churnctl carries a model "
+            "whole (to pool workers and Flink tasks): use a model under 2 GiB"
+        )
+    return proto.SerializeToString()
 
 
 def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
@@ -180,7 +220,10 @@ def _open_session(data: bytes, name: str, threads: int) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"{name}: not a loadable ONNX model: {ort_message(exc)}") from None
+        hint = ""
+        if EXTERNAL_DATA_KEY in data and "xternal data" in str(exc):
+            hint = "; load the model from its file, which reads its data files beside it"
+        raise ModelError(f"{name}: not a loadable ONNX model: {ort_message(exc)}{hint}") from None
 
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")

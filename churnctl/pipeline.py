@@ -192,20 +192,65 @@ class StreamingFit:
 
 
 def _derive_schema(stages: list[Stage]) -> InputSchema:
-    produced: set[str] = set()
-    categorical: list[str] = []
-    numeric: list[str] = []
-    for stage in stages:
-        for col in stage.input_columns():
-            if col in produced or col in categorical or col in numeric:
-                continue
-            (categorical if stage.READS_CATEGORIES else numeric).append(col)
-        outputs = stage.output_columns()
-        clash = produced.intersection(outputs) | {c for c in outputs if outputs.count(c) > 1}
-        if clash:
-            raise PipelineSpecError(f"{stage.TYPE}: output column(s) {sorted(clash)} written twice")
-        produced.update(outputs)
-    return InputSchema(tuple(categorical), tuple(numeric))
+    """The raw input columns by kind; a column used against its kind is refused here, once.
+
+    A column is raw input (category text or a number) until a stage writes it; then it
+    is one number per row or a vector, as the stage declares. Each output is a new name.
+    """
+    written: dict[str, Stage] = {}
+    raw: dict[str, Stage] = {}  # raw input column -> the first stage reading it
+    for position, stage in enumerate(stages, start=1):
+        try:
+            _check_stage_columns(stage, written, raw)
+        except PipelineSpecError as exc:
+            raise PipelineSpecError(f"stage {position}: {stage.TYPE}: {exc}") from None
+        written.update(dict.fromkeys(stage.output_columns(), stage))
+    categorical = tuple(col for col, stage in raw.items() if stage.READS_CATEGORIES)
+    numeric = tuple(col for col, stage in raw.items() if not stage.READS_CATEGORIES)
+    return InputSchema(categorical, numeric)
+
+
+def _check_stage_columns(stage: Stage, written: dict[str, Stage], raw: dict[str, Stage]) -> None:
+    """Check what one stage reads and writes against the columns before it; note new inputs."""
+    for col in stage.input_columns():
+        if col in written:
+            _check_reads_written(stage, col, written[col])
+        elif col in raw:
+            _check_same_kind(stage, col, raw[col])
+        else:
+            raw[col] = stage
+    outputs = stage.output_columns()
+    clash = written.keys() & set(outputs) | {c for c in outputs if outputs.count(c) > 1}
+    if clash:
+        raise PipelineSpecError(f"output column(s) {sorted(clash)} written twice")
+    overwritten = raw.keys() & set(outputs)
+    if overwritten:
+        raise PipelineSpecError(
+            f"output column(s) {sorted(overwritten)} would overwrite an input column; give "
+            "each output a new name"
+        )
+
+
+def _check_reads_written(stage: Stage, col: str, writer: Stage) -> None:
+    if stage.READS_CATEGORIES:
+        raise PipelineSpecError(
+            f"{col} is written by a {writer.TYPE}, but a {stage.TYPE} reads category text "
+            "from the input data; give it an input column"
+        )
+    if writer.WRITES_VECTORS and not stage.READS_VECTORS:
+        raise PipelineSpecError(
+            f"{col} is a vector (written by a {writer.TYPE}), but a {stage.TYPE} reads one "
+            "number per row; give it a single-value column"
+        )
+
+
+def _check_same_kind(stage: Stage, col: str, first: Stage) -> None:
+    if stage.READS_CATEGORIES != first.READS_CATEGORIES:
+        text, number = (stage, first) if stage.READS_CATEGORIES else (first, stage)
+        raise PipelineSpecError(
+            f"input column {col} is read as category text by a {text.TYPE} and as a number "
+            f"by a {number.TYPE}; read the {text.TYPE}'s output instead"
+        )
 
 
 def build_pipeline(spec: Any, *, source: str = "pipeline spec") -> FeaturePipeline:
@@ -230,22 +275,15 @@ def _build_stage(spec: Any, source: str, position: int) -> Stage:
         raise PipelineSpecError(f"{where}: each stage needs a 'type'")
     params = dict(spec)
     stage_type = params.pop("type")
-    cls = STAGE_TYPES.get(stage_type)
+    cls = STAGE_TYPES.get(stage_type) if isinstance(stage_type, str) else None
     if cls is None:
         raise PipelineSpecError(
             f"{where}: unknown stage type {stage_type!r}; known: {', '.join(STAGE_TYPES)}"
         )
     try:
-        return cls(**params)
-    except TypeError as exc:
-        raise PipelineSpecError(f"{where} ({stage_type}): {_describe_type_error(exc)}") from None
+        return cls.from_params(params)
     except PipelineSpecError as exc:
         raise PipelineSpecError(f"{where}: {exc}") from None
-
-
-def _describe_type_error(exc: TypeError) -> str:
-    text = str(exc)
-    return text.split(") ", 1)[-1] if ") " in text else text
 
 
 def load_pipeline_spec(name_or_path: str | None) -> tuple[str, FeaturePipeline]:

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnctl.atomic import Publication
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
+from churnctl.inputs import NOT_A_NUMBER
 from churnctl.locate import RecordLocator
 from churnctl.records import Checkpoint, RecordIndex
 from churnctl.sinks import STDOUT, TableWriter, open_sink
@@ -37,6 +39,30 @@ REJECTS_SCHEMA = pa.schema(
 
 
 EARLY_ROWS = 1_000  # a fraction limit is checked early only from this many rows read on
+# A value rejected as "not a number" that reads as one with a decimal comma: 101348,88
+DECIMAL_COMMA = r"^\s*[+-]?[0-9]+,[0-9]+([eE][+-]?[0-9]+)?\s*$"
+DECIMAL_FIX = Fix("decimal", ",", "to read the comma as the decimal mark")
+
+
+def decimal_commas(reasons: pa.Array, values: pa.Array) -> tuple[int, str | None]:
+    """How many rows were rejected as not a number for a number with a decimal comma only,
+    and the first such value; ``reasons`` and ``values`` (text) are row by row."""
+    suspect = pc.and_(
+        pc.equal(reasons, NOT_A_NUMBER).fill_null(False),
+        pc.match_substring_regex(values, DECIMAL_COMMA).fill_null(False),
+    )
+    found = pc.filter(values, suspect)
+    return len(found), (found[0].as_py().strip() if len(found) else None)
+
+
+def decimal_comma_note(commas: int, rejected: int, example: str | None) -> str | None:
+    """What to say when most rejected rows hold decimal commas (then ``DECIMAL_FIX`` helps)."""
+    if not commas or 2 * commas < rejected:
+        return None
+    return (
+        f"{commas:,} of the {rejected:,} rejected rows hold a number written with a decimal "
+        f"comma, such as {example!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +154,8 @@ class RejectLog:
         self._pending: list[BadLine] = []
         self.count = 0
         self.examples: list[str] = []
+        self.decimal_commas = 0  # rows rejected as not a number that read with a decimal comma
+        self.decimal_comma_example: str | None = None
 
     @property
     def name(self) -> str:
@@ -145,12 +173,18 @@ class RejectLog:
             self._advance(self._valid_before + batch.num_rows, rows)
         columns = rejects.column("column").to_pylist()
         reasons = rejects.column("reason").to_pylist()
+        self._note_decimal_commas(rejects.column("reason"), rejects.column("value"))
         entries = [
             (*self._where(batch, row), column, reason)
             for row, column, reason in zip(rows, columns, reasons, strict=True)
         ]
         self._write(sorted(entries + self._located_bad_lines(), key=_by_line))
         self._valid_before += batch.num_rows
+
+    def _note_decimal_commas(self, reasons: pa.ChunkedArray, values: pa.ChunkedArray) -> None:
+        count, example = decimal_commas(reasons.combine_chunks(), values.combine_chunks())
+        self.decimal_commas += count
+        self.decimal_comma_example = self.decimal_comma_example or example
 
     def finish(self) -> None:
         """Log malformed lines still pending at the end of the input."""
@@ -250,11 +284,21 @@ def check_limit(
     final: bool,
     written: str = "nothing was written",
 ) -> None:
-    """Fail the run when the rejects exceed the limit; ``written`` says what already went out."""
-    if limit.exceeded(log.count, read, final=final):
-        raise TooManyRejectsError(
-            f"{log.name}: {log.count:,} of {read:,} rows rejected, over the limit of {limit}; "
-            f"{written} (first: {'; '.join(log.examples)}). Fix the input or "
-            "raise the limit",
-            fix=Fix("max_rejects", "100%", "to never fail on rejects"),
-        )
+    """Fail the run when the rejects exceed the limit; ``written`` says what already went out.
+
+    When most rejected rows hold a number written with a decimal comma, the remedy is
+    the ``decimal`` setting, not a higher limit.
+    """
+    if not limit.exceeded(log.count, read, final=final):
+        return
+    message = (
+        f"{log.name}: {log.count:,} of {read:,} rows rejected, over the limit of {limit}; "
+        f"{written} (first: {'; '.join(log.examples)})"
+    )
+    note = decimal_comma_note(log.decimal_commas, log.count, log.decimal_comma_example)
+    if note is not None:
+        raise TooManyRejectsError(f"{message}; {note}", fix=DECIMAL_FIX)
+    raise TooManyRejectsError(
+        f"{message}. Fix the input or raise the limit",
+        fix=Fix("max_rejects", "100%", "to never fail on rejects"),
+    )

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,15 +33,9 @@ from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import Fix, UsageError
 from churnctl.extraction import FeatureBatch, extract_features, rejected_rows
+from churnctl.inputs import Batch, BatchLike, arrow_batch, check_decimal
 from churnctl.model import ChurnModel, check_threads
-from churnctl.sources import check_header
 from churnctl.state import FeatureState, load_state, state_from_text
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-Batch = pa.RecordBatch | pa.Table
-BatchLike: TypeAlias = "pa.RecordBatch | pa.Table | pd.DataFrame"
 
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 # Columns every scorer writes itself: a kept input column may not take their names.
@@ -85,12 +79,14 @@ class Scorer:
         allow_state_mismatch: bool = False,
         threads: int | None = None,
         logits: bool = False,
+        decimal: str = ".",
     ) -> None:
         """Load what is given as a path, then refuse a model and state that do not fit.
 
         ``threads``: ONNX Runtime intra-op threads wherever the model is opened
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
         ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
+        ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
@@ -99,6 +95,7 @@ class Scorer:
         threads = check_threads(threads)
         if not isinstance(logits, bool):
             raise UsageError(f"logits must be True or False, got {logits!r}")
+        self.decimal = check_decimal(decimal)
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
         if logits:
@@ -141,6 +138,7 @@ class Scorer:
             "threshold": self.threshold,
             "threads": self.threads,
             "logits": self.logits,
+            "decimal": self.decimal,
             "allow_state_mismatch": self.allow_state_mismatch,
             "check": self.check,
         }
@@ -151,12 +149,13 @@ class Scorer:
         self._model = None
         self.keep, self.threshold = settings["keep"], settings["threshold"]
         self.threads, self.logits = settings["threads"], settings["logits"]
+        self.decimal = settings.get("decimal", ".")  # a Scorer pickled before the setting
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
 
     def features(self, batch: BatchLike) -> FeatureBatch:
         """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
-        return extract_features(self.state, self._arrow(batch))
+        return extract_features(self.state, self._arrow(batch), decimal=self.decimal)
 
     def score(self, batch: BatchLike) -> ScoredBatch:
         """Scored rows and rejected rows; together they hold every input row once."""
@@ -194,10 +193,7 @@ class Scorer:
 
     def _arrow(self, batch: BatchLike) -> Batch:
         """The batch as Arrow, checked to hold every required column."""
-        if not isinstance(batch, pa.RecordBatch | pa.Table):
-            batch = _from_pandas(batch)
-        check_header("batch", batch.schema.names, self.required_columns)
-        return batch
+        return arrow_batch(batch, self.required_columns)
 
 
 def _checked_keep(keep: Sequence[str]) -> tuple[str, ...]:
@@ -221,13 +217,3 @@ def _checked_threshold(threshold: Any) -> float:
             fix=Fix("threshold", "0.5"),
         )
     return float(threshold)
-
-
-def _from_pandas(frame: Any) -> pa.Table:
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (TypeError, ValueError, pa.ArrowException) as exc:
-        raise UsageError(
-            f"cannot score a {type(frame).__name__}: pass a pyarrow RecordBatch or Table, or a "
-            f"pandas DataFrame ({str(exc).splitlines()[0] if str(exc) else 'not convertible'})"
-        ) from None

@@ -86,7 +86,9 @@ class Stage:
 
     Declared attributes tell the layers above what a stage does without naming
     its type: ``READS_CATEGORIES`` (its inputs are raw category text, not
-    numbers), ``vocabularies()`` (the labels it learned per input column),
+    numbers), ``READS_VECTORS`` (an input may be a vector column; a number is a
+    vector of width 1), ``WRITES_VECTORS`` (its outputs are vector columns, not
+    one number per row), ``vocabularies()`` (the labels it learned per input column),
     ``NEEDS_ROWS`` (fitting reads every training row; if false, one batch's
     column shapes suffice) and ``rejects_rows()`` (whether ``transform`` may
     reject rows, which the rows a later stage fits on depend on).
@@ -94,6 +96,8 @@ class Stage:
 
     TYPE: ClassVar[str]
     READS_CATEGORIES: ClassVar[bool] = False
+    READS_VECTORS: ClassVar[bool] = True
+    WRITES_VECTORS: ClassVar[bool] = True
     NEEDS_ROWS: ClassVar[bool] = True
     _fitted_attrs: ClassVar[tuple[str, ...]]
 
@@ -140,10 +144,15 @@ class Stage:
         return {attr.rstrip("_"): _to_json(getattr(self, attr)) for attr in self._fitted_attrs}
 
     @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Self:
+        """An unfitted stage from its parameters, unknown or missing ones refused by name."""
+        _check_params(cls, params)
+        return cls(**params)
+
+    @classmethod
     def from_state(cls, params: dict[str, Any], fitted: dict[str, Any]) -> Stage:
         """Rebuild a fitted stage from its stored params and learned data."""
-        _check_params(cls, params)
-        stage = cls(**params)
+        stage = cls.from_params(params)
         expected = {attr.rstrip("_") for attr in cls._fitted_attrs}
         if set(fitted) != expected:
             raise PipelineSpecError(
@@ -223,6 +232,7 @@ class StringIndexer(Stage):
 
     TYPE = "StringIndexer"
     READS_CATEGORIES = True
+    WRITES_VECTORS = False  # one index per row
     _fitted_attrs = ("labels_",)
 
     def __init__(
@@ -393,6 +403,7 @@ class OneHotEncoder(Stage):
     """Maps float indices to one-hot vectors; ``drop_last`` drops the last category."""
 
     TYPE = "OneHotEncoder"
+    READS_VECTORS = False  # one index per row
     _fitted_attrs = ("category_sizes_",)
 
     def __init__(
@@ -486,9 +497,8 @@ class LargestIndex(Accumulator):
         self.largest = [-1.0] * len(stage.input_cols)
 
     def update(self, frame: Frame) -> None:
-        ok = frame.ok
         self.largest = [
-            max(largest, float(np.max(np.asarray(frame[col])[ok], initial=-1)))
+            max(largest, float(np.max(_indices(frame, col), initial=-1)))
             for largest, col in zip(self.largest, self.stage.input_cols, strict=True)
         ]
 
@@ -496,7 +506,19 @@ class LargestIndex(Accumulator):
         self.largest = [max(a, b) for a, b in zip(self.largest, other.largest, strict=True)]
 
     def finish(self) -> None:
+        for col, largest in zip(self.stage.input_cols, self.largest, strict=True):
+            if largest < 0:
+                raise PipelineSpecError(
+                    f"OneHotEncoder: no training row has a valid index (a whole number >= 0) "
+                    f"in {col}; encode a column of category indices (a StringIndexer's output)"
+                )
         self.stage.category_sizes_ = [int(largest) + 1 for largest in self.largest]
+
+
+def _indices(frame: Frame, col: str) -> np.ndarray:
+    """The column's valid category indices (whole numbers >= 0) in the non-rejected rows."""
+    values = np.asarray(frame[col], dtype=np.float64)[frame.ok]
+    return values[(values >= 0) & (values == np.floor(values))]
 
 
 class VectorAssembler(Stage):
@@ -539,8 +561,7 @@ class VectorAssembler(Stage):
         self._require_fitted()
         parts = []
         for col, size in zip(self.input_cols, self.input_sizes_, strict=True):
-            values = np.asarray(frame[col], dtype=np.float64)
-            values = values[:, np.newaxis] if values.ndim == 1 else values
+            values = as_matrix(frame[col])
             if values.shape[1] != size:
                 raise PipelineSpecError(
                     f"VectorAssembler: column {col} has size {values.shape[1]}, expected {size}"
@@ -578,6 +599,12 @@ class InputSizes(Accumulator):
 def _width(values: np.ndarray | pa.Array) -> int:
     array = np.asarray(values)
     return 1 if array.ndim == 1 else int(array.shape[1])
+
+
+def as_matrix(values: np.ndarray | pa.Array) -> np.ndarray:
+    """A column as a float64 matrix [N, width]: a scalar column is a vector of width 1."""
+    matrix = np.asarray(values, dtype=np.float64)
+    return matrix[:, np.newaxis] if matrix.ndim == 1 else matrix
 
 
 class StandardScaler(Stage):
@@ -638,8 +665,8 @@ class StandardScaler(Stage):
     def transform(self, frame: Frame) -> Frame:
         """Add ``(x - mean) / std`` (each part as configured) as a float64 matrix."""
         self._require_fitted()
-        matrix = np.asarray(frame[self.input_col], dtype=np.float64)
-        if matrix.ndim != 2 or matrix.shape[1] != len(self.mean_):
+        matrix = as_matrix(frame[self.input_col])
+        if matrix.shape[1] != len(self.mean_):
             raise PipelineSpecError(
                 f"StandardScaler: {self.input_col} has {matrix.shape[-1]} features, "
                 f"fitted on {len(self.mean_)}"
@@ -659,7 +686,7 @@ class ScalerMoments(Accumulator):
         self.moments: Moments | None = None
 
     def update(self, frame: Frame) -> None:
-        matrix = np.asarray(frame[self.stage.input_col], dtype=np.float64)[frame.ok]
+        matrix = as_matrix(frame[self.stage.input_col])[frame.ok]
         if matrix.shape[0]:
             self._add(Moments.of(matrix))
 

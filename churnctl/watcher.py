@@ -414,13 +414,18 @@ class Watcher:
 
 
 def scoring_identity(settings: WatchSettings) -> dict[str, Any]:
-    """What decides the outputs' content: one output folder holds one configuration's."""
+    """What decides the outputs' content: one output folder holds one configuration's.
+
+    The decimal mark is recorded only when it is not ``.``: a folder written before
+    the setting existed keeps its identity.
+    """
     scorer, options = settings.scorer, settings.read_options
-    return {
+    identity = {
         "state": scorer.state.fingerprint, "model": scorer.model_digest,
         "threshold": scorer.threshold, "keep": list(scorer.keep), "logits": scorer.logits,
         "format": settings.format, "delimiter": options.delimiter, "encoding": options.encoding,
     }  # fmt: skip
+    return identity if scorer.decimal == "." else {**identity, "decimal": scorer.decimal}
 
 
 def remove_temporaries(out_dir: Path) -> int:

@@ -79,7 +79,8 @@ def cli_env(**changes: str | None) -> dict[str, str]:
 def golden_spec() -> FlinkJobSpec:
     return FlinkJobSpec(
         input="/data/landing/customers.csv", out_dir="/data/scored", state="/models/state.json",
-        model="/models/churn_mlp.onnx", columns=tuple(COLUMNS), keep=("CustomerId", "Surname"),
+        model="/models/churn_mlp.onnx", columns=tuple(COLUMNS), delimiter=";", decimal=",",
+        keep=("CustomerId", "Surname"),
         threshold=0.4, streaming=True, parallelism=2, monitor_interval="500 ms",
         python_executable="/opt/venv/bin/python",
     )  # fmt: skip
@@ -176,8 +177,12 @@ ORDER = ["CustomerId", *(c for c in reversed(COLUMNS) if c != "CustomerId")]  # 
 SHORT_ID, LONG_ID = "900001", "900002"  # rows with one field too few / too many
 
 
-def messy_file(path: Path) -> Path:
-    """42 rows in the file's own column order, after a BOM: 3 rejects, quotes, 2 odd rows."""
+def messy_file(path: Path, *, euro: bool = False) -> Path:
+    """42 rows in the file's own column order, after a BOM: 3 rejects, quotes, 2 odd rows.
+
+    ``euro``: the same rows as a European export writes them, `;` between fields and
+    `,` as the decimal mark.
+    """
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(40, 11)]
     for i, row in enumerate(rows):
         row["CustomerId"] = str(800_000 + i)
@@ -187,8 +192,11 @@ def messy_file(path: Path) -> Path:
     rows[5]["Surname"] = "Smith, Jr."
     rows[6]["Surname"] = "two\nlines"
     rows[7]["Surname"] = 'say "hi", twice'
+    if euro:
+        for row in rows:
+            row.update({c: row[c].replace(".", ",") for c in NUMBERS})
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, delimiter=";" if euro else ",", lineterminator="\n")
     writer.writerow(ORDER)
     writer.writerows([row[c] for c in ORDER] for row in rows)
     short = [rows[0][c] for c in ORDER][:-1]  # RowNumber (not needed) is missing
@@ -208,11 +216,30 @@ class Done:
 
 @dataclass
 class BatchRuns:
-    input: Path
-    out: Path  # --max-rejects 100%
+    input: Path  # the messy file, as `score` and the limited run read it
+    out: Path  # --max-rejects 100%, on the same rows written the European way (below)
     limited_out: Path  # the default --max-rejects 5%
     run: Done
     limited: Done
+    euro: Path  # the rows of `input` with `;` and decimal commas: the first run's input
+    model: Path  # the bundled model saved with external data, beside neither file nor cwd
+
+
+NUMBERS = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "HasCrCard",
+           "IsActiveMember", "EstimatedSalary")  # fmt: skip
+EURO = ["--delimiter", ";", "--decimal", ","]
+
+
+def external_data_model(folder: Path) -> Path:
+    """The bundled model as `model.onnx` + `model.onnx.data` (issue 15, item 15)."""
+    import onnx
+
+    folder.mkdir()
+    onnx.save_model(onnx.load_model(str(REPO / "models" / "churn_mlp.onnx")),
+                    str(folder / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data",
+                    size_threshold=0)  # fmt: skip
+    return folder / "model.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -221,24 +248,30 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchRuns:
     if not _flink_available():
         pytest.skip("needs apache-flink and Java")
     root = tmp_path_factory.mktemp("flink-batch")
-    source = messy_file(root / "messy.csv")
+    source, euro = messy_file(root / "messy.csv"), messy_file(root / "euro.csv", euro=True)
+    model = external_data_model(root / "model")
+    elsewhere = root / "cwd"  # the first run's working folder: not the model's
+    elsewhere.mkdir()
     out, limited_out = root / "out", root / "limited"
+    first = [euro, "--out", out, "--max-rejects", "100%", "--model", "../model/model.onnx", *EURO]
     runs = [
-        start([*CLI, "flink-submit", source, "--out", target, *extra], stdout=subprocess.PIPE)
-        for target, extra in ((out, ["--max-rejects", "100%"]), (limited_out, []))
+        start([*CLI, "flink-submit", *args], stdout=subprocess.PIPE, cwd=cwd)
+        for args, cwd in ((first, elsewhere), ([source, "--out", limited_out], None))
     ]
     done = []
     for process in runs:
         with stopped(process):
             stdout, stderr = process.communicate(timeout=300)
         done.append(Done(process.returncode, stdout, stderr))
-    return BatchRuns(source, out, limited_out, *done)
+    return BatchRuns(source, out, limited_out, *done, euro=euro, model=model)
 
 
-def start(command: list[Any], stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+def start(
+    command: list[Any], stdout: Any = subprocess.PIPE, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     """The CLI in a process of its own session, so that it and its JVM can be stopped."""
     return subprocess.Popen(command, env=cli_env(), stdout=stdout, stderr=stdout, text=True,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, cwd=cwd)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -291,7 +324,11 @@ ODD = {SHORT_ID, LONG_ID}
 
 
 def test_batch_job_scores_like_score(batch: BatchRuns, scored_by_score: Path) -> None:
-    """Same ids scored, same raw (to 1e-6), same exited; the BOM and column order are fine."""
+    """Same ids scored, same raw (to 1e-6), same exited; the BOM and column order are fine.
+
+    Flink read the European spelling with a model saved with external data, run from a
+    folder that is not the model's; `score` the plain file with the bundled model.
+    """
     assert batch.run.returncode == 0, batch.run.stderr
     flink = {row[0]: (float(row[1]), row[2]) for row in records(batch.out / "scored")}
     ours = {r["CustomerId"]: (float(r["raw"]), r["exited"])
@@ -307,7 +344,7 @@ def test_batch_job_scores_like_score(batch: BatchRuns, scored_by_score: Path) ->
 def test_batch_job_rejects_like_score(batch: BatchRuns, scored_by_score: Path) -> None:
     """The same (id, column, reason) rejects; Flink's line is empty, its text the needed values."""
     flink = records(batch.out / "rejects")
-    assert all(row[0] == str(batch.input) and row[1] == "" for row in flink)
+    assert all(row[0] == str(batch.euro) and row[1] == "" for row in flink)
     flink_triples = {(next(csv.reader([row[4]]))[-1], row[2], row[3]) for row in flink}
     ours = read_csv(scored_by_score / "rejects.csv")
     our_triples = {
@@ -371,8 +408,8 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     ran with ``python job.py`` but for out_dir (which there is the staging folder)."""
     job = tmp_path / "job.py"
     started = time.monotonic()
-    result = run(["flink-submit", batch.input, "--out", batch.out, "--max-rejects", "100%",
-                  "--emit", job])  # fmt: skip
+    result = run(["flink-submit", batch.euro, "--out", batch.out, "--max-rejects", "100%",
+                  "--emit", job, "--model", batch.model, *EURO])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 20
     assert f"wrote {job}" in plain(result.stderr)

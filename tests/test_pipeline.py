@@ -23,6 +23,7 @@ from churnctl.pipeline import (
     build_pipeline,
     load_pipeline_spec,
 )
+from churnctl.rejects import NO_LIMIT
 from churnctl.stages import StandardScaler, StringIndexer, VectorAssembler
 
 CHURN_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "Churn_Modelling.csv"
@@ -534,3 +535,97 @@ def test_acceptance_fit_state_matches_numpy(
     out = pipeline.transform(frame_from_batch(table, pipeline.input_schema))
     assert out.shape == (len(churn_df), 12)
     np.testing.assert_allclose(out, (x - mean) / std, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- column kinds
+
+
+@pytest.mark.parametrize(
+    "stages",
+    [
+        [{"type": "StandardScaler", "input_col": "Age", "output_col": "features"}],
+        [
+            {"type": "VectorAssembler", "input_cols": ["Age"], "output_col": "v"},
+            {"type": "StandardScaler", "input_col": "v", "output_col": "features"},
+        ],
+    ],
+    ids=["a-number", "a-width-1-vector"],
+)
+def test_a_scaler_over_one_number_scales_it_as_a_width_1_vector(
+    tmp_path: Path, stages: list[dict]
+) -> None:
+    """Issue 15 item 10: a StandardScaler over `Age` alone ended in a TypeError."""
+    spec = tmp_path / "age.json"
+    spec.write_text(json.dumps({"stages": stages}), encoding="utf-8")
+    train = tmp_path / "train.csv"
+    pacsv.write_csv(churn_table(), train)
+    state = fit_state(train, pipeline=str(spec))
+    age = churn_table().column("Age").to_numpy().astype(np.float64)
+    assert state.feature_names == ["Age"]
+    expected = age / age.std(ddof=1)  # with_mean is false by default, with_std true
+    matrix = features(state.pipeline, churn_table())
+    np.testing.assert_allclose(matrix[:, 0], expected, rtol=1e-12)
+
+
+IDX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"]}
+
+
+@pytest.mark.parametrize(
+    ("stages", "fragments"),
+    [
+        pytest.param(
+            [IDX, {"type": "StringIndexer", "input_cols": ["G"], "output_cols": ["GG"]}],
+            ["stage 2: StringIndexer: G is written by a StringIndexer", "category text"],
+            id="indexer-reads-a-written-column",
+        ),
+        pytest.param(
+            [{"type": "VectorAssembler", "input_cols": ["Age", "Tenure"], "output_col": "v"},
+             {"type": "OneHotEncoder", "input_cols": ["v"], "output_cols": ["o"]}],
+            ["stage 2: OneHotEncoder: v is a vector", "one number per row"],
+            id="encoder-reads-a-vector",
+        ),
+        pytest.param(
+            [{"type": "StandardScaler", "input_col": "v", "output_col": "s"},
+             {"type": "VectorAssembler", "input_cols": ["Age"], "output_col": "v"}],
+            ["stage 2: VectorAssembler", "['v'] would overwrite an input column"],
+            id="output-over-an-input-read-before",
+        ),
+        pytest.param(
+            [IDX, {"type": "VectorAssembler", "input_cols": ["G", "Geography"],
+                   "output_col": "v"}],
+            ["input column Geography is read as category text by a StringIndexer and as a "
+             "number by a VectorAssembler"],
+            id="text-read-as-a-number",
+        ),
+        pytest.param(
+            [{"type": "VectorAssembler", "input_cols": ["Geography"], "output_col": "v"}, IDX],
+            ["stage 2: StringIndexer", "input column Geography is read as category text"],
+            id="number-read-as-text",
+        ),
+        pytest.param(
+            [{"type": ["StringIndexer"]}], ["stage 1: unknown stage type ['StringIndexer']"],
+            id="unhashable-type",
+        ),
+    ],
+)  # fmt: skip
+def test_a_column_used_against_its_kind_is_refused_naming_the_stage(
+    stages: list[dict], fragments: list[str]
+) -> None:
+    with pytest.raises(PipelineSpecError) as info:
+        build_pipeline({"stages": stages}, source="spec.toml")
+    message = str(info.value)
+    assert message.startswith("spec.toml: stage ") and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_an_encoder_without_a_valid_index_names_the_file_and_the_column(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    stages = [{"type": "OneHotEncoder", "input_cols": ["Balance"], "output_cols": ["o"]}]
+    spec.write_text(json.dumps({"stages": stages}), encoding="utf-8")
+    train = tmp_path / "train.csv"
+    train.write_text("Balance\n-1\n0.5\n", encoding="utf-8")
+    with pytest.raises(PipelineSpecError) as info:
+        fit_state(train, pipeline=str(spec), max_rejects=NO_LIMIT)
+    assert str(info.value).startswith(f"{train}: OneHotEncoder: no training row has a valid index")
+    assert "in Balance" in str(info.value)

@@ -9,6 +9,7 @@ process and in a fresh one), the construction-time binding check, and empty inpu
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import pickle
 import subprocess
@@ -26,8 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import churnctl
 import churnctl.scorer
-from churnctl import FeatureState, Scorer, fit_state
+from churnctl import FeatureBatch, FeatureState, ScoredBatch, Scorer, fit_state
 from churnctl.binding import PairStatus
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.errors import CompatibilityError, SchemaError, UsageError
@@ -322,6 +324,89 @@ def test_record_batch_table_and_dataframe_score_alike(scorer: Scorer) -> None:
     assert scorer.score_aligned(batch).equals(scorer.score_aligned(table))
     text_ids = pc.cast(table.column("CustomerId"), pa.string())
     assert from_table.scored.column("CustomerId").equals(text_ids)
+
+
+def public_batch_functions() -> list[str]:
+    """Every public function, and public method of a public class, that takes a ``batch``."""
+    found = []
+    for name in churnctl.__all__:
+        value = getattr(churnctl, name)
+        members = [(name, value)] if inspect.isfunction(value) else []
+        if inspect.isclass(value):
+            members = [(f"{name}.{attr}", member) for attr, member in vars(value).items()
+                       if inspect.isfunction(member) and not attr.startswith("_")]  # fmt: skip
+        found += [label for label, member in members
+                  if "batch" in inspect.signature(member).parameters]  # fmt: skip
+    return sorted(found)
+
+
+BATCH_FUNCTIONS = public_batch_functions()
+
+
+def call_public(label: str, scorer: Scorer, batch: Any) -> Any:
+    """Call a public batch function; its other required parameters are given from ``scorer``."""
+    owner, _, method = label.rpartition(".")
+    if owner == "Scorer":
+        return getattr(scorer, method)(batch)
+    function = getattr(churnctl, label)
+    given = {"state": scorer.state, "batch": batch}
+    required = [name for name, parameter in inspect.signature(function).parameters.items()
+                if parameter.default is parameter.empty]  # fmt: skip
+    return function(**{name: given[name] for name in required})
+
+
+def same_result(one: Any, other: Any) -> bool:
+    if isinstance(one, FeatureBatch):
+        return (np.array_equal(one.valid, other.valid)
+                and np.array_equal(one.matrix[one.valid], other.matrix[other.valid])
+                and one.reject_column.equals(other.reject_column)
+                and one.reject_reason.equals(other.reject_reason))  # fmt: skip
+    if isinstance(one, ScoredBatch):
+        return one.scored.equals(other.scored) and one.rejects.equals(other.rejects)
+    return bool(one.equals(other))
+
+
+def test_the_public_batch_functions_are_found() -> None:
+    """The list below is derived: a new public function taking a batch joins the test."""
+    assert BATCH_FUNCTIONS == [
+        "Scorer.features", "Scorer.score", "Scorer.score_aligned", "extract_features",
+    ]  # fmt: skip
+
+
+KINDS = {
+    "RecordBatch": lambda table: table.combine_chunks().to_batches()[0],
+    "Table": lambda table: table,
+    "DataFrame": lambda table: table.to_pandas(),
+}
+
+
+@pytest.mark.parametrize("label", BATCH_FUNCTIONS)
+def test_every_public_batch_function_takes_every_batch_kind_alike(
+    scorer: Scorer, label: str
+) -> None:
+    """Issue 15 item 11: extract_features(state, dataframe) raised AttributeError."""
+    table = corrupt(text_table(30, 4), {(3, "Age"): "abc", (7, "Geography"): "Atlantis"})
+    results = {kind: call_public(label, scorer, make(table)) for kind, make in KINDS.items()}
+    for kind, result in results.items():
+        assert same_result(result, results["Table"]), kind
+    missing = table.drop_columns(["Age"])
+    for make in KINDS.values():
+        with pytest.raises(SchemaError, match=r"^batch: missing required column\(s\) Age\b"):
+            call_public(label, scorer, make(missing))
+
+
+BAD_BATCHES = [None, 42, "data.csv", [{"Age": 1}], {"Age": [1]}, np.zeros((2, 2))]
+
+
+@pytest.mark.parametrize("label", BATCH_FUNCTIONS)
+@pytest.mark.parametrize("bad", BAD_BATCHES, ids=lambda bad: type(bad).__name__)
+def test_anything_else_is_one_usage_error(scorer: Scorer, label: str, bad: Any) -> None:
+    with pytest.raises(UsageError) as info:
+        call_public(label, scorer, bad)
+    assert str(info.value) == (
+        f"cannot read a {type(bad).__name__} as a batch: pass a pyarrow RecordBatch or Table, "
+        "or a pandas DataFrame"
+    )
 
 
 def test_multi_chunk_table_scores_like_one_chunk(scorer: Scorer) -> None:

@@ -126,9 +126,12 @@ def old_fit_state(
     if frame is None or not frame.ok.any():
         read = sum(part.rows.num_rows + len(part.bad_lines) for part in parts)
         raise InputError(f"{train}: no valid training rows (read {read}); check the file")
-    for stage in features.stages:
-        old_fit_stage(stage, frame)
-        stage.transform(frame)
+    try:
+        for stage in features.stages:
+            old_fit_stage(stage, frame)
+            stage.transform(frame)
+    except PipelineSpecError as exc:  # the fit names the training file (issue 15, item 10)
+        raise PipelineSpecError(f"{train}: {exc}") from None
     features.feature_names_ = features.compute_feature_names()
     log = RejectLog(writer, source.name, reread=source.reread, options=options)
     fitted = features_of_frame(frame, np.empty((frame.n_rows, 0)))

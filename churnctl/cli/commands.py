@@ -20,6 +20,7 @@ from churnctl.cli.console import error_line, stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
+    DecimalOpt,
     Delimiter,
     Encoding,
     FormatOpt,
@@ -76,6 +77,7 @@ def fit(
     rejects: RejectsOpt = None,
     max_rejects: MaxRejects = "5%",
     delimiter: Delimiter = ",",
+    decimal: DecimalOpt = ".",
     encoding: Encoding = "utf-8",
 ) -> None:
     """Fit the feature extractor on TRAIN and write its JSON state."""
@@ -84,7 +86,7 @@ def fit(
     request = FitRequest(
         train=train, output=str(output), pipeline=pipeline, rejects=rejects,
         max_rejects=parse_max_rejects(max_rejects),
-        read_options=read_options(delimiter, encoding),
+        read_options=read_options(delimiter, encoding), decimal=decimal,
     )  # fmt: skip
     state, rejects_file = fit_file(request)
     from churnctl.binding import short
@@ -118,6 +120,7 @@ def score(
     allow_state_mismatch: AllowMismatch = False,
     logits: LogitsOpt = False,
     delimiter: Delimiter = ",",
+    decimal: DecimalOpt = ".",
     encoding: Encoding = "utf-8",
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
@@ -135,10 +138,10 @@ def score(
         {"training file": train, "state": state, "model": model, "saved state": save_state},
     )
     options = read_options(delimiter, encoding)
-    features = _state_for_scoring(state, train, save_state, pipeline, options)
+    features = _state_for_scoring(state, train, save_state, pipeline, (options, decimal))
     scorer = Scorer(
         features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch, logits=logits,
+        allow_state_mismatch=allow_state_mismatch, logits=logits, decimal=decimal,
     )  # fmt: skip
     pair_warning(scorer, stderr)
     settings = {
@@ -207,7 +210,7 @@ def _state_for_scoring(
     train: str | None,
     save_state: Path | None,
     pipeline: str | None,
-    options: ReadOptions,
+    reading: tuple[ReadOptions, str],  # how --train is read: options, decimal mark
 ) -> FeatureState:
     from churnctl.fitting import fit_state
     from churnctl.state import load_state
@@ -218,7 +221,8 @@ def _state_for_scoring(
         if save_state is not None or pipeline is not None:
             raise UsageError("--save-state and --pipeline need --train")
         return load_state(state or bundled(STATE))
-    return fit_state(train, pipeline=pipeline, read_options=options)
+    options, decimal = reading
+    return fit_state(train, pipeline=pipeline, read_options=options, decimal=decimal)
 
 
 @contextlib.contextmanager

@@ -16,12 +16,15 @@ from churnctl.cli.console import stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
+    DecimalOpt,
+    Delimiter,
     KeepOpt,
     MaxRejects,
     ModelOpt,
     StateOpt,
     ThresholdOpt,
     TrainOpt,
+    parse_delimiter,
     parse_max_rejects,
     path_value,
 )  # fmt: skip
@@ -62,6 +65,8 @@ def flink_submit(
     threshold: ThresholdOpt = 0.5,
     max_rejects: MaxRejects = "5%",
     allow_state_mismatch: AllowMismatch = False,
+    delimiter: Delimiter = ",",
+    decimal: DecimalOpt = ".",
     streaming: Streaming = False,
     parallelism: Parallelism = 1,
     monitor_interval: Monitor = "1 s",
@@ -81,15 +86,17 @@ def flink_submit(
         return _stop(stop, jobmanager, savepoint)
     if input is None or out is None:
         raise UsageError("flink-submit needs INPUT and --out DIR")
-    state_path = _state_path(state, train, out)
+    char = parse_delimiter(delimiter)
+    state_path = _state_path(state, train, out, (char, decimal))
     spec = FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
-        model=str((model or bundled(MODEL)).resolve()), columns=input_columns(input),
-        keep=tuple(keep), threshold=threshold, allow_state_mismatch=allow_state_mismatch,
-        streaming=streaming, parallelism=parallelism, monitor_interval=monitor_interval,
+        model=str((model or bundled(MODEL)).resolve()), columns=input_columns(input, char),
+        delimiter=char, decimal=decimal, keep=tuple(keep), threshold=threshold,
+        allow_state_mismatch=allow_state_mismatch, streaming=streaming, parallelism=parallelism,
+        monitor_interval=monitor_interval,
     )  # fmt: skip
     scorer = Scorer(spec.state, spec.model, keep=list(keep), threshold=threshold,
-                    allow_state_mismatch=allow_state_mismatch)  # fmt: skip
+                    allow_state_mismatch=allow_state_mismatch, decimal=decimal)  # fmt: skip
     check_header(input, spec.columns, scorer.required_columns)  # before Flink starts
     pair_warning(scorer, stderr)
     if emit is not None:
@@ -105,10 +112,14 @@ def flink_submit(
     return None
 
 
-def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
-    """The state the job reads: given, bundled, or fitted now on ``train`` and saved."""
+def _state_path(state: Path | None, train: str | None, out: Path, reading: tuple[str, str]) -> Path:
+    """The state the job reads: given, bundled, or fitted now on ``train`` and saved.
+
+    ``reading``: the training file's delimiter and decimal mark (those of the input).
+    """
     from churnctl.fitting import fit_state
     from churnctl.flink_submit import WORK_FOLDER
+    from churnctl.sources import ReadOptions
 
     if train is None:
         return (state or bundled(STATE)).resolve()
@@ -116,7 +127,8 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
         raise UsageError("pass either --state or --train, not both")
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
-    fit_state(train).save(fitted)
+    delimiter, decimal = reading
+    fit_state(train, read_options=ReadOptions(delimiter=delimiter), decimal=decimal).save(fitted)
     return fitted.resolve()
 
 

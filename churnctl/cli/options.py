@@ -69,6 +69,22 @@ Delimiter = Annotated[
 Encoding = Annotated[
     str, typer.Option(metavar="NAME", help="Text encoding of CSV input, e.g. latin-1.")
 ]
+
+
+def decimal_value(value: str) -> str:
+    """``--decimal``: the decimal mark of numbers in text, ``.`` or ``,``."""
+    if value not in (".", ","):
+        raise typer.BadParameter(f"the decimal mark is . or , (got {value!r})")
+    return value
+
+
+DecimalOpt = Annotated[
+    str,
+    typer.Option(
+        metavar=".|,", parser=decimal_value,
+        help="Decimal mark of numbers in text input: . or , (101348,88); no thousands separators.",
+    ),
+]  # fmt: skip
 PipelineOpt = Annotated[
     str | None,
     typer.Option(

@@ -27,6 +27,7 @@ from churnctl.cli.console import stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
+    DecimalOpt,
     Delimiter,
     Encoding,
     KeepOpt,
@@ -93,6 +94,7 @@ def watch(
     allow_state_mismatch: AllowMismatch = False,
     logits: LogitsOpt = False,
     delimiter: Delimiter = ",",
+    decimal: DecimalOpt = ".",
     encoding: Encoding = "utf-8",
     pattern: Patterns = DEFAULT_PATTERNS,
     settle: SettleMs = 1000,
@@ -118,6 +120,7 @@ def watch(
     scorer = Scorer(
         load_state(state or bundled(STATE)), model or bundled(MODEL), keep=list(keep),
         threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
+        decimal=decimal,
     )  # fmt: skip
     pair_warning(scorer, stderr)
     settings = WatchSettings(

@@ -14,6 +14,9 @@ SPEC = FlinkJobSpec(
     # what to read: a CSV file, or a folder of CSV files that share this header
     input='/data/landing/customers.csv',
     columns=('RowNumber', 'CustomerId', 'Surname', 'CreditScore', 'Geography', 'Gender', 'Age', 'Tenure', 'Balance', 'NumOfProducts', 'HasCrCard', 'IsActiveMember', 'EstimatedSalary', 'Exited'),
+    # their field delimiter, and the decimal mark of their numbers ("." or ",")
+    delimiter=';',
+    decimal=',',
     # where to write: scored/ (kept columns, raw, exited) and rejects/ part files
     out_dir='/data/scored',
     # the feature state and the ONNX model bound to it
