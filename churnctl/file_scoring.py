@@ -82,8 +82,9 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
     schema = output_schema(request.scorer.keep)
-    source = open_source(request.input, request.scorer.required_columns, request.read_options)
+    source = None
     try:
+        source = open_source(request.input, request.scorer.required_columns, request.read_options)
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
@@ -96,7 +97,8 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
                 )  # fmt: skip
                 _score_batches(source, request, summary, log, out, on_progress)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -55,6 +55,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import churnctl.interrupts as interrupts
 from churnctl.atomic import is_write_through, publishing
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
@@ -160,7 +161,8 @@ def score_files(request: FilesRequest, on_file: FileDone | None = None) -> Files
     if STDIN in request.inputs:
         raise UsageError("stdin (-) can only be scored alone, into one output; name files instead")
     if request.out_dir is not None:
-        summary = _score_into_folder(request, on_file)
+        with interrupts.steps():  # each input's pair is published on its own
+            summary = _score_into_folder(request, on_file)
     else:
         summary = _score_into_one(request, on_file)
     summary.seconds = time.perf_counter() - started
@@ -194,7 +196,8 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     with _Joined(output, rejects, fmt, schema) as joined:
         jobs = [_job(request, i, name, joined.parts, fmt, part=True)
                 for i, name in enumerate(request.inputs)]  # fmt: skip
-        results, workers = _run(jobs, request, joined.take, on_file)
+        with interrupts.steps():  # the parts: only the joined output ends the run
+            results, workers = _run(jobs, request, joined.take, on_file)
     results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process)
                for r in results]  # fmt: skip
     return FilesSummary(results, 0.0, workers, output=output, rejects=rejects)
@@ -253,8 +256,9 @@ class _Joined:
             self._rejects = _Appender(stack.enter_context(rejects), REJECTS_SCHEMA, "csv")
             output = open_stream(self.output, self.fmt, publication)
             self._out = _Appender(stack.enter_context(output), self.schema, self.fmt)
-            self.parts = _parts_folder(self.output)
-            stack.callback(shutil.rmtree, self.parts, ignore_errors=True)
+            with interrupts.deferred():  # made and held for removal, or neither
+                self.parts = _parts_folder(self.output)
+                stack.callback(shutil.rmtree, self.parts, ignore_errors=True)
             self._stack = stack.pop_all()
         return self
 
@@ -384,20 +388,17 @@ def _start_worker(scorer: Scorer, threads: int) -> None:
     The Scorer arrives pickled (settings, state JSON, model bytes); its ONNX Runtime
     session opens on its first batch, with ``threads`` intra-op threads.
     """
+    interrupts.install()  # SIGTERM: Interrupted, a SystemExit, which ends a worker quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    signal.signal(signal.SIGTERM, _terminate)
     pa.set_cpu_count(threads)
     scorer.threads = threads
     _worker["scorer"] = scorer
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(TERMINATED)
-
-
 def _pool_job(job: _Job) -> FileResult:
     try:
-        return _score_job(job, _worker["scorer"])
+        with interrupts.steps():  # a worker's publication is one input's, never the run's
+            return _score_job(job, _worker["scorer"])
     except SystemExit:  # SIGTERM: score_file removed its temporary files on the way out
         os._exit(TERMINATED)
 

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import churnctl.interrupts as interrupts
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, InputError, SchemaError, UsageError
 from churnctl.records import (
@@ -157,19 +158,23 @@ def check_read_options(name: str, options: ReadOptions) -> None:
 
 
 def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> BatchSource:
-    spool = _spool_copy(path) if streamed else None
+    spool = None
     try:
+        with interrupts.deferred():  # created and held for removal, or neither
+            spool = _spool_path(".parquet") if streamed else None
+        if spool is not None:
+            _copy_into(path, spool)
         try:
             parquet = pq.ParquetFile(spool or path)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
         check_header(str(path), parquet.schema_arrow, required)
+        batches = _parquet_batches(parquet, str(path), required)
+        return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool)
     except BaseException:
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    batches = _parquet_batches(parquet, str(path), required)
-    return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool)
 
 
 def _parquet_batches(
@@ -193,21 +198,24 @@ def _open_csv(
     prefix, whole = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options, whole=whole)
     check_header(name, columns, required)
-    spool = _spool_path() if streamed else None
-    replay = _Replay(prefix, stream, tee=spool)
-    reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
-    start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
-    reader = _CsvBatches(
-        name, required, options, width=len(columns), first=replay, start_over=start_over
-    )
-    index = reader.index
-    try:
+    spool = None
+    try:  # a bad file, or a signal while the first block is read: the spool is removed
+        with interrupts.deferred():  # created and held for removal, or neither
+            spool = _spool_path() if streamed else None
+        replay = _Replay(prefix, stream, tee=spool)
+        reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
+        start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
+        reader = _CsvBatches(
+            name, required, options, width=len(columns), first=replay, start_over=start_over
+        )
         reader.open()
-    except BaseException:  # a bad file, or SIGTERM while the first block is read
+        return BatchSource(
+            name, columns, iter(reader), reread=reread, index=reader.index, spool=spool
+        )
+    except BaseException:
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    return BatchSource(name, columns, iter(reader), reread=reread, index=index, spool=spool)
 
 
 def _spool_path(suffix: str = ".csv") -> Path:
@@ -216,16 +224,13 @@ def _spool_path(suffix: str = ".csv") -> Path:
     return Path(name)
 
 
-def _spool_copy(path: Path) -> Path:
+def _copy_into(path: Path, spool: Path) -> None:
     """A streamed Parquet input copied to a temporary file (Parquet needs random access)."""
-    spool = _spool_path(".parquet")
     try:
         with path.open("rb") as stream, spool.open("wb") as copy:
             shutil.copyfileobj(stream, copy, 1 << 20)
     except OSError as exc:
-        spool.unlink(missing_ok=True)
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return spool
 
 
 def _raw_stream(source: str | Path, *, streamed: bool = False) -> BinaryIO:

@@ -1,7 +1,8 @@
-"""The Typer application: one-line usage errors, flag-spelled fixes, SIGTERM, the entry point.
+"""The Typer application: one-line usage errors, flag-spelled fixes, signals, the entry point.
 
 Usage errors, like library errors, are one ``Error: ...`` line with exit code 2;
-a reader of stdout that goes away (``| head``) ends the run quietly.
+a reader of stdout that goes away (``| head``) ends the run quietly. SIGINT and
+SIGTERM end a run with 130 and 143 (see ``churnctl.interrupts``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import contextlib
 import functools
 import os
 import shlex
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -18,11 +18,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+import churnctl.interrupts as interrupts
 from churnctl.cli.console import fail, is_closed_pipe, stdout, stop_quietly
 from churnctl.errors import ChurnctlError, Fix
 from churnctl.version import package_version
 
-TERMINATED = 128 + signal.SIGTERM
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -104,15 +104,20 @@ def command(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with pandas_hidden():
-                return fn(*args, **kwargs)
-        except ChurnctlError as exc:
-            fail(flag_message(exc), exc.exit_code)
-        except OSError as exc:  # the file system said no: still one actionable line
-            if is_closed_pipe(exc):
-                stop_quietly()
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+        with interrupts.handled():
+            try:
+                with pandas_hidden():
+                    result = fn(*args, **kwargs)
+            except ChurnctlError as exc:
+                interrupts.check()  # a signal swallowed on the way wins over the error it caused
+                fail(flag_message(exc), exc.exit_code)
+            except OSError as exc:  # the file system said no: still one actionable line
+                interrupts.check()
+                if is_closed_pipe(exc):
+                    stop_quietly()
+                fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+            interrupts.check()  # a signal Python could not raise (in a __del__) is never lost
+            return result
 
     app.command(fn.__name__.replace("_", "-"), cls=_Command)(wrapper)
     return fn
@@ -177,25 +182,27 @@ def main(
     ] = False,
 ) -> None:
     """churnctl: batch and stream churn scoring without training/serving skew."""
-    signal.signal(signal.SIGTERM, _terminate)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C: temporary outputs and the stdin spool are removed."""
-    raise SystemExit(TERMINATED)
 
 
 def run() -> None:
-    """The console script: the app, and after SIGTERM (once cleaned up) an immediate exit.
+    """The console script: the app; after SIGINT or SIGTERM (cleaned up), an immediate exit.
 
     Exiting at once skips interpreter finalisation, which would abort while an
-    Arrow I/O thread is still blocked reading a pipe.
+    Arrow I/O thread is still blocked reading a pipe. A signal recorded but never
+    raised (it came where Python could not raise it) still sets the exit code,
+    unless it came after the run's outputs were published.
     """
+    interrupts.install()
+    code: Any = 0
     try:
         app()
-    except SystemExit as exit:
-        if exit.code != TERMINATED:
-            raise
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(TERMINATED)
+    except SystemExit as exit:  # Interrupted is one
+        code = exit.code
+    code = interrupts.exit_code(code if isinstance(code, int) else 1 if code else 0)
+    interrupts.hold()  # from here on a signal changes nothing: the outcome is decided
+    if code in interrupts.CODES:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

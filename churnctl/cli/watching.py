@@ -9,7 +9,6 @@ import collections
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -160,18 +159,10 @@ def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
 @contextlib.contextmanager
 def _stopped_by_signals(watcher: Watcher) -> Iterator[None]:
     """SIGINT and SIGTERM finish the current file and stop; a second one stops at once."""
+    import churnctl.interrupts as interrupts
 
-    def stop(signum: int, frame: object) -> None:
-        if watcher.stopping:
-            raise SystemExit(128 + signum)  # unwinds: temporary files are removed
-        watcher.stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with interrupts.first_signal_calls(watcher.stop):  # the second unwinds: temporaries removed
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
