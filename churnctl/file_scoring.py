@@ -73,11 +73,13 @@ class RunSummary(RowRates):
 def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:
     """Score one input into one output and its rejects file, published together atomically.
 
-    ``rejects`` ``-`` writes the rejects CSV to stderr. Two of the run's files being one
-    (an output naming the input, or the rejects naming the output) is refused first.
+    ``rejects`` ``-`` writes the rejects CSV to stderr; without ``rejects`` they go beside
+    a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
+    files being one (an output naming the input, or the rejects naming the output) is
+    refused first.
     """
     started = time.perf_counter()
-    rejects = request.rejects or rejects_path(request.output, request.input)
+    rejects = request.rejects or rejects_path(request.output)
     summary = RunSummary(output=request.output, rejects=rejects)
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)

@@ -160,14 +160,14 @@ class FitRequest:
     train: str
     output: str
     pipeline: str | None = None
-    rejects: str | None = None  # default: beside the state; "-" for stderr
+    rejects: str | None = None  # default: beside a regular state file, else stderr ("-")
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
 
 
 def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
     """Fit, then publish the state and its rejects file together; return both."""
-    rejects = request.rejects or default_rejects_path(request.output, request.train)
+    rejects = request.rejects or default_rejects_path(request.output)
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:
         rejects_sink = open_rejects(rejects, publication)

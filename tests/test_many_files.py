@@ -215,7 +215,8 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
                                max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
         summary = score_files(request)
         assert (summary.rows_read, summary.rows_rejected, summary.failed) == (READ, REJECTED, [])
-        assert summary.rejects == rejects_path(str(output), "")
+        beside = "all.rejects.csv" if suffix == "csv" else f"all.{suffix}.rejects.csv"
+        assert summary.rejects == rejects_path(str(output)) == str(output.with_name(beside))
         assert (os.getpid() in {r.process for r in summary.results}) == (workers == 1)
         outputs[workers] = files_of(output.parent)
         assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # parts gone
@@ -432,7 +433,7 @@ def test_one_output_through_the_command(in_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.count("CustomerId,raw,exited") == 1
     assert result.stdout.count("\n") == 1 + 58 + 700
-    assert "stdout; rejects → -" in result.stderr
+    assert "stdout; rejects → stderr" in result.stderr
     assert result.stderr.count("source,line,column,reason,text") == 1
 
 

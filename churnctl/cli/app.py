@@ -116,6 +116,9 @@ def command(fn: F) -> F:
                 if is_closed_pipe(exc):
                     stop_quietly()
                 fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+            except Exception:  # a signal raised inside a C extension comes back as its error
+                interrupts.check()  # (pybind11: "ImportError: initialization failed")
+                raise
             interrupts.check()  # a signal Python could not raise (in a __del__) is never lost
             return result
 

@@ -83,7 +83,8 @@ def fit(
     prov = state.provenance
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
-        f"({prov['rows_rejected']:,} rejected) → {output}; rejects → {rejects_file}",
+        f"({prov['rows_rejected']:,} rejected) → {output}; "
+        f"rejects → {_shown_rejects(rejects_file)}",
         markup=False,
         soft_wrap=True,
     )
@@ -167,7 +168,7 @@ def _check_targets(
         check_distinct(
             {"input": name, **read},
             {"output": None if out_dir else target,
-             "rejects": rejects or (rejects_path(target, name) if one else None),
+             "rejects": rejects or (rejects_path(target) if one else None),
              "saved state": others["saved state"]},
         )  # fmt: skip
 
@@ -241,11 +242,16 @@ def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
-    _summary_line("", summary, f"{_shown(summary.output)}; rejects → {summary.rejects}", scorer)
+    where = f"{_shown(summary.output)}; rejects → {_shown_rejects(summary.rejects)}"
+    _summary_line("", summary, where, scorer)
 
 
 def _shown(output: str | None) -> str:
     return "stdout" if output == "-" else str(output)
+
+
+def _shown_rejects(rejects: str | None) -> str:
+    return "stderr" if rejects == "-" else str(rejects)
 
 
 def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
@@ -257,7 +263,7 @@ def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
     if outcome.out_dir is not None:
         where = f"{outcome.out_dir} (an output and a rejects file per input)"
     else:
-        where = f"{_shown(outcome.output)}; rejects → {outcome.rejects}"
+        where = f"{_shown(outcome.output)}; rejects → {_shown_rejects(outcome.rejects)}"
     files = f"{len(outcome.results):,} files" + (f" ({len(failed):,} failed)" if failed else "")
     _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
     if failed:
