@@ -26,7 +26,14 @@ from churnctl.pipeline import StreamingFit, load_pipeline_spec
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
 from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import TableWriter
-from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
+from churnctl.sources import (
+    STDIN,
+    ReadOptions,
+    SourceBatch,
+    check_input,
+    is_stream,
+    open_source,
+)
 from churnctl.state import FeatureState
 
 
@@ -167,6 +174,7 @@ class FitRequest:
 
 def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
     """Fit, then publish the state and its rejects file together; return both."""
+    check_input(request.train)  # before the state's folder or a temporary file is made
     rejects = request.rejects or default_rejects_path(request.output)
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:

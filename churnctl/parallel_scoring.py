@@ -63,7 +63,7 @@ from churnctl.paths import check_distinct, derived_names, file_sha256, split_suf
 from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, STDERR, RejectLimit, rejects_path
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, CsvWriter, open_stream, output_format
-from churnctl.sources import STDIN, ReadOptions, is_stream
+from churnctl.sources import STDIN, ReadOptions, check_input, is_stream
 
 # never fork a process that runs ONNX Runtime's or Arrow's threads: see the module docstring
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -159,6 +159,8 @@ def score_files(request: FilesRequest, on_file: FileDone | None = None) -> Files
         raise UsageError(f"workers must be >= 1, got {request.workers}")
     if STDIN in request.inputs:
         raise UsageError("stdin (-) can only be scored alone, into one output; name files instead")
+    for name in request.inputs:  # before any output, output folder or part is made
+        check_input(name)
     if request.out_dir is not None:
         with interrupts.steps():  # each input's pair is published on its own
             summary = _score_into_folder(request, on_file)

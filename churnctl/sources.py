@@ -133,6 +133,16 @@ def is_stream(source: str | Path) -> bool:
     return not stat.S_ISREG(mode)
 
 
+def check_input(source: str | Path) -> None:
+    """Refuse an input that is missing, unreadable or a folder: before anything is created.
+
+    Every run checks each of its inputs with this first, so that a wrong name never
+    leaves an output folder, a temporary file or a state behind. Stdin always exists.
+    """
+    if str(source) != STDIN:
+        is_stream(source)
+
+
 def check_read_options(name: str, options: ReadOptions) -> None:
     """Refuse an unknown or not ASCII-compatible encoding, and an unusable delimiter."""
     try:

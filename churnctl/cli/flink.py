@@ -81,10 +81,11 @@ def flink_submit(
         return _stop(stop, jobmanager, savepoint)
     if input is None or out is None:
         raise UsageError("flink-submit needs INPUT and --out DIR")
+    columns = input_columns(input)  # INPUT, then the training file: before --out is made
     state_path = _state_path(state, train, out)
     spec = FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
-        model=str((model or bundled(MODEL)).resolve()), columns=input_columns(input),
+        model=str((model or bundled(MODEL)).resolve()), columns=columns,
         keep=tuple(keep), threshold=threshold, allow_state_mismatch=allow_state_mismatch,
         streaming=streaming, parallelism=parallelism, monitor_interval=monitor_interval,
     )  # fmt: skip
@@ -111,9 +112,10 @@ def _state_path(state: Path | None, train: str | None, out: Path) -> Path:
         return (state or bundled(STATE)).resolve()
     if state is not None:
         raise UsageError("pass either --state or --train, not both")
+    fitted_state = fit_state(train)
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
-    fit_state(train).save(fitted)
+    fitted_state.save(fitted)
     return fitted.resolve()
 
 
