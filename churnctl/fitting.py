@@ -25,7 +25,7 @@ from churnctl.paths import check_distinct, file_sha256
 from churnctl.pipeline import StreamingFit, load_pipeline_spec
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit, RejectLog, check_limit, open_rejects
 from churnctl.rejects import rejects_path as default_rejects_path
-from churnctl.sinks import TableWriter
+from churnctl.sinks import STDOUT, TableWriter, open_stream
 from churnctl.sources import (
     STDIN,
     ReadOptions,
@@ -173,7 +173,10 @@ class FitRequest:
 
 
 def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
-    """Fit, then publish the state and its rejects file together; return both."""
+    """Fit, then publish the state and its rejects file together; return both.
+
+    ``output`` ``-`` writes the state to stdout.
+    """
     check_input(request.train)  # before the state's folder or a temporary file is made
     rejects = request.rejects or default_rejects_path(request.output)
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
@@ -184,6 +187,10 @@ def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
                 request.train, pipeline=request.pipeline, read_options=request.read_options,
                 max_rejects=request.max_rejects, rejects=writer,
             )  # fmt: skip
-        with publication.file(Path(request.output)) as path:
-            path.write_text(state.dumps(), encoding="utf-8")
+        if request.output == STDOUT:
+            with open_stream(STDOUT, "json") as handle:
+                handle.write(state.dumps().encode("utf-8"))
+        else:
+            with publication.file(Path(request.output)) as path:
+                path.write_text(state.dumps(), encoding="utf-8")
     return state, rejects
