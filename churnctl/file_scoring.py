@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from churnctl.atomic import publishing
+from churnctl.faults import checkpoint
 from churnctl.paths import check_distinct
 from churnctl.read_ahead import read_ahead
 from churnctl.rejects import (
@@ -118,6 +119,7 @@ def _score_batches(
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)
         _count(summary, result.scored.num_rows, log, request, final=False)
+        checkpoint("batch-scored")
         if on_progress is not None:
             on_progress(summary.rows_read)
     log.finish()

@@ -158,13 +158,23 @@ def held() -> bool:
     return _state.deferring > 0
 
 
-def exit_code(code: int) -> int:
-    """The run's exit code: a recorded signal that never got raised, unless it came too late."""
-    if _state.received is not None and not _state.deferring and code not in CODES:
-        return 128 + _state.received
-    return code
-
-
 def hold() -> None:
     """From here to the end of the process, signals are recorded, never raised."""
     _state.deferring += 1
+
+
+def settle(code: int) -> int:
+    """The run's exit code, final: signals are ignored from here to the end of the process.
+
+    A signal recorded but never raised (where Python could not raise it) makes the
+    code 128 + its number, unless it came once the run's outputs were published.
+    Ignored, not left to Python's finalisation, which would restore their default
+    action (death by the signal) after the run has published and reported its outcome.
+    """
+    _state.deferring += 1  # first: from here on, the handler never raises
+    if _state.received is not None and _state.deferring == 1 and code not in CODES:
+        code = 128 + _state.received
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+    return code

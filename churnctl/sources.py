@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import churnctl.interrupts as interrupts
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, InputError, SchemaError, UsageError
+from churnctl.faults import checkpoint
 from churnctl.records import (
     CHUNK_SIZE,
     RUNAWAY_MARKER,
@@ -231,6 +232,7 @@ def _open_csv(
 def _spool_path(suffix: str = ".csv") -> Path:
     fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=suffix)
     os.close(fd)
+    checkpoint("spool-created")
     return Path(name)
 
 

@@ -201,8 +201,11 @@ def run() -> None:
         app()
     except SystemExit as exit:  # Interrupted is one
         code = exit.code
-    code = interrupts.exit_code(code if isinstance(code, int) else 1 if code else 0)
-    interrupts.hold()  # from here on a signal changes nothing: the outcome is decided
+    code = code if isinstance(code, int) else 1 if code else 0
+    try:
+        code = interrupts.settle(code)
+    except interrupts.Interrupted as exc:  # it came just now, before the outcome was settled
+        code = interrupts.settle(exc.exit_code)
     if code in interrupts.CODES:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
