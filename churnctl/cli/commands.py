@@ -17,6 +17,7 @@ from rich.markup import escape
 from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import error_line, stderr, stdout
+from churnctl.cli.documents import inspect_document, one_file, print_document, score_document
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -24,6 +25,7 @@ from churnctl.cli.options import (
     Encoding,
     FormatOpt,
     InputArg,
+    JsonOpt,
     KeepOpt,
     LogitsOpt,
     MaxRejects,
@@ -50,6 +52,7 @@ from churnctl.paths import check_distinct
 
 if TYPE_CHECKING:
     from churnctl.file_scoring import RowRates, RunSummary
+    from churnctl.inspection import Report
     from churnctl.parallel_scoring import FileResult, FilesSummary
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
@@ -110,6 +113,7 @@ def score(
     logits: LogitsOpt = False,
     delimiter: Delimiter = ",",
     encoding: Encoding = "utf-8",
+    as_json: JsonOpt = False,
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
     from churnctl.input_set import expand_inputs
@@ -117,6 +121,11 @@ def score(
 
     inputs = expand_inputs(input)
     one = len(inputs) == 1 and out_dir is None
+    if as_json and out_dir is None and (output or "-") == "-":
+        raise UsageError(
+            "--json prints the run's summary on stdout, where the scored rows would go: "
+            "write them to a file (-o FILE) or a folder (--out-dir DIR)"
+        )
     _check_targets(
         inputs,
         one,
@@ -147,8 +156,19 @@ def score(
         features.save(save_state)
     if one:
         _print_summary(summary, scorer)
+        if as_json:
+            _print_score_document([one_file(summary, inputs[0])], summary, scorer, 1, None, 0)
     else:
-        _report_files(outcome, scorer)
+        _report_files(outcome, scorer, as_json)
+
+
+def _print_score_document(
+    files: list[FileResult], totals: RowRates, scorer: Scorer, workers: int,
+    out_dir: str | None, exit_code: int,
+) -> None:  # fmt: skip
+    document = score_document(files, totals, scorer, workers=workers, out_dir=out_dir,  # type: ignore[arg-type]
+                              exit_code=exit_code, message=flag_message)  # fmt: skip
+    print_document(document)
 
 
 def _check_targets(
@@ -254,7 +274,7 @@ def _shown_rejects(rejects: str | None) -> str:
     return "stderr" if rejects == "-" else str(rejects)
 
 
-def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
+def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) -> None:
     """An ``Error:`` line per failed file (in input order), the summary, then exit 4 if any."""
     failed = outcome.failed
     for result in failed:
@@ -266,6 +286,10 @@ def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
         where = f"{_shown(outcome.output)}; rejects → {_shown_rejects(outcome.rejects)}"
     files = f"{len(outcome.results):,} files" + (f" ({len(failed):,} failed)" if failed else "")
     _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
+    if as_json:
+        code = FilesFailedError.exit_code if failed else 0
+        _print_score_document(outcome.results, outcome, scorer, outcome.workers,
+                              outcome.out_dir, code)  # fmt: skip
     if failed:
         left = "the others are" if len(failed) < len(outcome.results) else "nothing is"
         raise FilesFailedError(
@@ -314,21 +338,32 @@ def bind(
 
 
 @command
-def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
+def inspect(model: ModelOpt = None, state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
+    import hashlib
+
     from churnctl.inspection import inspect_pair
     from churnctl.model import ChurnModel
     from churnctl.state import load_state
 
-    report = inspect_pair(ChurnModel(model or bundled(MODEL)), load_state(state or bundled(STATE)))
+    opened = ChurnModel(model or bundled(MODEL))
+    report = inspect_pair(opened, load_state(state or bundled(STATE)))
+    if as_json:
+        digest = hashlib.sha256(opened.data).hexdigest()
+        print_document(inspect_document(report, opened.name, digest))
+    else:
+        _print_report(report)
+    if not report.compatible:
+        raise typer.Exit(2)
+
+
+def _print_report(report: Report) -> None:
     for table in report_tables(report):
         stdout.print(table)
     for line in binding_lines(report):
         stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
     stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
-    if not report.compatible:
-        raise typer.Exit(2)
 
 
 @command

@@ -28,6 +28,7 @@ from churnctl.cli.options import (
     AllowMismatch,
     Delimiter,
     Encoding,
+    JsonOpt,
     KeepOpt,
     LogitsOpt,
     MaxRejects,
@@ -270,6 +271,7 @@ def watch_status(
             metavar="OUT_DIR", parser=path_value, help="The output folder of a watcher."
         ),
     ],
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a watcher's manifest: files by state, the last ones, failures and reasons."""
     from churnctl.manifest import read_manifest
@@ -279,6 +281,10 @@ def watch_status(
         summary = manifest.summary()
     finally:
         manifest.close()
+    if as_json:
+        from churnctl.cli.documents import print_document, status_document
+
+        return print_document(status_document(str(out), summary))
     for table in _status_tables(summary):
         stdout.print(table)
 
