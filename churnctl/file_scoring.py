@@ -26,9 +26,17 @@ from churnctl.rejects import (
 )
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
-from churnctl.sources import STDIN, BatchSource, ReadOptions, SourceBatch, is_stream, open_source
+from churnctl.sources import (
+    STDIN,
+    BatchSource,
+    Progress,
+    ReadOptions,
+    SourceBatch,
+    is_stream,
+    open_source,
+)
 
-Progress = Callable[[int], None]
+OnProgress = Callable[[Progress], None]
 
 
 @dataclass
@@ -71,10 +79,12 @@ class RunSummary(RowRates):
     rejects: str | None = None
 
 
-def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:
+def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> RunSummary:
     """Score one input into one output and its rejects file, published together atomically.
 
-    ``rejects`` ``-`` writes the rejects CSV to stderr; without ``rejects`` they go beside
+    ``on_progress`` is called after each batch with the rows so far and, for a regular
+    file, the share of it read (1.0 once all is read). ``rejects`` ``-`` writes the
+    rejects CSV to stderr; without ``rejects`` they go beside
     a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
     files being one (an output naming the input, or the rejects naming the output) is
     refused first.
@@ -112,7 +122,7 @@ def _score_batches(
     summary: RunSummary,
     log: RejectLog,
     out: TableWriter,
-    on_progress: Progress | None,
+    on_progress: OnProgress | None,
 ) -> None:
     for part in _batches(source, request.input):
         result = request.scorer.score(part.rows)
@@ -121,9 +131,13 @@ def _score_batches(
         _count(summary, result.scored.num_rows, log, request, final=False)
         checkpoint("batch-scored")
         if on_progress is not None:
-            on_progress(summary.rows_read)
+            share = source.read_share
+            fraction = share(summary.rows_read) if share is not None else None
+            on_progress(Progress(summary.rows_read, fraction))
     log.finish()
     _count(summary, 0, log, request, final=True)
+    if on_progress is not None:
+        on_progress(Progress(summary.rows_read, 1.0 if source.read_share is not None else None))
 
 
 def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:

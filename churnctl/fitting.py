@@ -10,6 +10,7 @@ every runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from churnctl.rejects import rejects_path as default_rejects_path
 from churnctl.sinks import STDOUT, TableWriter, open_stream
 from churnctl.sources import (
     STDIN,
+    Progress,
     ReadOptions,
     SourceBatch,
     check_input,
@@ -54,13 +56,15 @@ def fit_state(
     read_options: ReadOptions | None = None,
     max_rejects: RejectLimit = DEFAULT_LIMIT,
     rejects: TableWriter | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> FeatureState:
     """Fit a pipeline (preset name or spec file) on a training file, in constant memory.
 
     The file is read once per fitting level (see ``StreamingFit``; three times
     for the presets). Rejected training rows go to ``rejects`` (with their lines
     and text); more of them than ``max_rejects`` allows refuses the fit
-    (``TooManyRejectsError``).
+    (``TooManyRejectsError``). ``on_progress`` is called after each batch with the pass
+    (``pass_number`` of ``passes``) and the share of the file read in it.
     """
     if str(train) == STDIN or is_stream(train):
         raise InputError(
@@ -69,7 +73,9 @@ def fit_state(
         )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
-    log, kept = _fit_passes(train, StreamingFit(features), options, rejects or _Discard())
+    log, kept = _fit_passes(
+        train, StreamingFit(features), options, rejects or _Discard(), on_progress
+    )
     rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
     provenance = {
@@ -84,11 +90,15 @@ def fit_state(
 
 
 def _fit_passes(
-    train: str | Path, fitting: StreamingFit, options: ReadOptions, writer: TableWriter
+    train: str | Path,
+    fitting: StreamingFit,
+    options: ReadOptions,
+    writer: TableWriter,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[RejectLog, int]:
     """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
     before = _file_identity(train)
-    tally = _Tally()
+    tally = _Tally(on_progress=on_progress)
     for _ in range(fitting.passes):
         _fit_pass(str(train), fitting, options, writer, tally)
     if _file_identity(train) != before:
@@ -114,6 +124,7 @@ class _Tally:
     valid: int = 0
     kept: int = 0
     log: RejectLog | None = None
+    on_progress: Callable[[Progress], None] | None = None
 
 
 def _fit_pass(
@@ -132,14 +143,22 @@ def _fit_pass(
         tally.read = tally.valid = tally.kept = 0
         for part in source.batches:
             _fit_batch(fitting, part, schema, log, tally)
+            _report(tally, fitting, source.read_share)
         if not tally.valid:
             raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
         if log is not None:
             log.finish()
+        _report(tally, fitting, lambda records: 1.0)
         fitting.end_pass()
         tally.log = log
     finally:
         source.close()
+
+
+def _report(tally: _Tally, fitting: StreamingFit, share: Callable[[int], float] | None) -> None:
+    if tally.on_progress is not None:
+        fraction = share(tally.read) if share is not None else None
+        tally.on_progress(Progress(tally.read, fraction, fitting.pass_index + 1, fitting.passes))
 
 
 def _fit_batch(
@@ -172,7 +191,9 @@ class FitRequest:
     read_options: ReadOptions = field(default_factory=ReadOptions)
 
 
-def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
+def fit_file(
+    request: FitRequest, on_progress: Callable[[Progress], None] | None = None
+) -> tuple[FeatureState, str]:
     """Fit, then publish the state and its rejects file together; return both.
 
     ``output`` ``-`` writes the state to stdout.
@@ -185,7 +206,7 @@ def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
         with rejects_sink as writer:
             state = fit_state(
                 request.train, pipeline=request.pipeline, read_options=request.read_options,
-                max_rejects=request.max_rejects, rejects=writer,
+                max_rejects=request.max_rejects, rejects=writer, on_progress=on_progress,
             )  # fmt: skip
         if request.output == STDOUT:
             with open_stream(STDOUT, "json") as handle:

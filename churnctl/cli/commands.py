@@ -45,6 +45,7 @@ from churnctl.cli.options import (
     read_options,
     text_value,
 )  # fmt: skip
+from churnctl.cli.progress import progress
 from churnctl.cli.report import binding_lines, pair_warning, report_tables
 from churnctl.defaults import MAX_FILES
 from churnctl.errors import FilesFailedError, UsageError
@@ -82,7 +83,8 @@ def fit(
         max_rejects=parse_max_rejects(max_rejects),
         read_options=read_options(delimiter, encoding),
     )  # fmt: skip
-    state, rejects_file = fit_file(request)
+    with progress("fitting") as advance:
+        state, rejects_file = fit_file(request, on_progress=advance)
     prov = state.provenance
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
@@ -197,7 +199,7 @@ def _score_one(input: str, output: str, settings: dict[str, Any]) -> RunSummary:
     from churnctl.file_scoring import ScoreRequest, score_file
 
     request = ScoreRequest(input=input, output=output, **settings)
-    with _progress() as advance:
+    with progress("scoring") as advance:
         return score_file(request, on_progress=advance)
 
 
@@ -230,20 +232,6 @@ def _state_for_scoring(
             raise UsageError("--save-state and --pipeline need --train")
         return load_state(state or bundled(STATE))
     return fit_state(train, pipeline=pipeline, read_options=options)
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr when it is a terminal; nothing otherwise."""
-    if not stderr.is_terminal:
-        yield None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("scoring", total=None)
-        yield lambda rows: bar.update(task, completed=rows)
 
 
 @contextlib.contextmanager
