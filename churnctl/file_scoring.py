@@ -18,6 +18,7 @@ from churnctl.paths import check_distinct
 from churnctl.read_ahead import read_ahead
 from churnctl.rejects import (
     DEFAULT_LIMIT,
+    STDERR,
     RejectLimit,
     RejectLog,
     check_limit,
@@ -154,8 +155,9 @@ def _count(
     summary.rows_rejected = log.count
     written = "nothing was written"
     if request.output == STDOUT and summary.rows_scored:
+        rejects = "went to stderr" if summary.rejects == STDERR else "file was not written"
         written = (
             f"{summary.rows_scored:,} scored rows had already gone to stdout and the rejects "
-            "file was not written"
+            f"{rejects}"
         )
     check_limit(request.max_rejects, log, summary.rows_read, final=final, written=written)

@@ -142,8 +142,10 @@ def test_folders_globs_and_files_are_one_sorted_list_without_duplicates(in_dir: 
     assert expand_inputs([f"{in_dir.parent}/i*"]) == expected
     assert expand_inputs([str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]) == [
         str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]  # fmt: skip
-    # one plain name is the single input of today: returned as it is, even if missing
-    assert expand_inputs(["nope.csv"]) == ["nope.csv"]
+    # one plain name is the single input of today: returned as it is, once it exists
+    assert expand_inputs([str(in_dir / "notes.txt")]) == [str(in_dir / "notes.txt")]
+    with pytest.raises(InputError, match=r"nope\.csv: input file not found"):
+        expand_inputs(["nope.csv"])
     assert expand_inputs(["-"]) == ["-"]
     assert NameRules().is_input("p1.csv") and not NameRules().is_input(".hidden.csv")
 
