@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 import churnctl.interrupts as interrupts
-from churnctl.cli.console import fail, is_closed_pipe, stdout, stop_quietly
+from churnctl.cli.console import SIGPIPE_EXIT, fail, is_closed_pipe, stdout, stop_quietly
 from churnctl.errors import ChurnctlError, Fix
 from churnctl.version import package_version
 
@@ -188,7 +188,8 @@ def main(
 
 
 def run() -> None:
-    """The console script: the app; after SIGINT or SIGTERM (cleaned up), an immediate exit.
+    """The console script: the app; after SIGINT, SIGTERM (cleaned up) or a closed stdout
+    pipe, an immediate exit.
 
     Exiting at once skips interpreter finalisation, which would abort while an
     Arrow I/O thread is still blocked reading a pipe. A signal recorded but never
@@ -206,7 +207,7 @@ def run() -> None:
         code = interrupts.settle(code)
     except interrupts.Interrupted as exc:  # it came just now, before the outcome was settled
         code = interrupts.settle(exc.exit_code)
-    if code in interrupts.CODES:
+    if code in interrupts.CODES or code == SIGPIPE_EXIT:  # an Arrow thread may still run
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
