@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CODES = frozenset(128 + signum for signum in SIGNALS)
@@ -73,7 +75,17 @@ def install() -> None:
         return
     for signum in SIGNALS:
         signal.signal(signum, _handle)
+    if sys.unraisablehook is not _unraisable:
+        _unraisable.previous = sys.unraisablehook  # type: ignore[attr-defined]
+        sys.unraisablehook = _unraisable
     _state.installed = True
+
+
+def _unraisable(report: Any) -> None:
+    """An ``Interrupted`` Python could not raise ("Exception ignored in ...") is recorded
+    already: it is not printed as a traceback."""
+    if not isinstance(report.exc_value, Interrupted):
+        _unraisable.previous(report)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
