@@ -146,6 +146,11 @@ def is_stream(source: str | Path) -> bool:
         raise InputError(f"{name}: input file not found") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    except (UnicodeError, ValueError):  # a lone surrogate, a NUL: no file can have that name
+        raise InputError(
+            f"the input {name} is not a valid file name here (it cannot be encoded as "
+            f"{sys.getfilesystemencoding()}); use another name"
+        ) from None
     if stat.S_ISDIR(mode):
         raise InputError(f"{name}: is a directory, not a CSV or Parquet file")
     return not stat.S_ISREG(mode)
