@@ -15,8 +15,8 @@ import time
 from collections import Counter
 
 FAULT_ENV = "CHURNCTL_FAULT"
-STEPS = ("after-temp-write", "after-rename", "after-commit", "after-archive", "temp-created",
-         "spool-created", "batch-scored")  # fmt: skip
+STEPS = ("after-temp-write", "after-rename", "after-commit", "after-archive")  # commit order
+WINDOWS = ("temp-created", "spool-created", "batch-scored")  # other steps, for sleep=SECONDS
 
 _reached: Counter[str] = Counter()
 
