@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import churnctl.interrupts as interrupts
 from churnctl.errors import OutputError
 from churnctl.faults import checkpoint
 
@@ -53,8 +54,9 @@ class Publication:
         if is_write_through(final):
             yield final
             return
-        tmp = _temporary_sibling(final)
-        self._pending.append((tmp, final))
+        with interrupts.deferred():  # created and registered for removal, or neither
+            tmp = _temporary_sibling(final)
+            self._pending.append((tmp, final))
         yield tmp
 
     def commit(self) -> None:
@@ -62,12 +64,18 @@ class Publication:
 
         Renames run in the reverse order of registration: register the main output
         last, and it is renamed first, so that if its rename fails, nothing is published.
+        A signal recorded before the first rename publishes nothing (``Interrupted``);
+        one during the renames waits for them (see ``interrupts.publishing_renames``).
         """
         folders = sorted({final.parent for _, final in self._pending})
         for tmp, final in self._pending:
             with _as_output_error(final, "cannot publish the output"):
                 _fsync(tmp)
         checkpoint("after-temp-write")
+        with interrupts.publishing_renames():
+            self._rename_all(folders)
+
+    def _rename_all(self, folders: list[Path]) -> None:
         with _locked(folders):
             for tmp, final in reversed(self._pending):
                 with _as_output_error(final, "cannot publish the output"):

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from churnctl.atomic import publishing
+from churnctl.faults import checkpoint
 from churnctl.paths import check_distinct
 from churnctl.read_ahead import read_ahead
 from churnctl.rejects import (
     DEFAULT_LIMIT,
+    STDERR,
     RejectLimit,
     RejectLog,
     check_limit,
@@ -25,9 +27,17 @@ from churnctl.rejects import (
 )
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
-from churnctl.sources import STDIN, BatchSource, ReadOptions, SourceBatch, is_stream, open_source
+from churnctl.sources import (
+    STDIN,
+    BatchSource,
+    Progress,
+    ReadOptions,
+    SourceBatch,
+    is_stream,
+    open_source,
+)
 
-Progress = Callable[[int], None]
+OnProgress = Callable[[Progress], None]
 
 
 @dataclass
@@ -70,20 +80,25 @@ class RunSummary(RowRates):
     rejects: str | None = None
 
 
-def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> RunSummary:
+def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> RunSummary:
     """Score one input into one output and its rejects file, published together atomically.
 
-    ``rejects`` ``-`` writes the rejects CSV to stderr. Two of the run's files being one
-    (an output naming the input, or the rejects naming the output) is refused first.
+    ``on_progress`` is called after each batch with the rows so far and, for a regular
+    file, the share of it read (1.0 once all is read). ``rejects`` ``-`` writes the
+    rejects CSV to stderr; without ``rejects`` they go beside
+    a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
+    files being one (an output naming the input, or the rejects naming the output) is
+    refused first.
     """
     started = time.perf_counter()
-    rejects = request.rejects or rejects_path(request.output, request.input)
+    rejects = request.rejects or rejects_path(request.output)
     summary = RunSummary(output=request.output, rejects=rejects)
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
     schema = output_schema(request.scorer.keep)
-    source = open_source(request.input, request.scorer.required_columns, request.read_options)
+    source = None
     try:
+        source = open_source(request.input, request.scorer.required_columns, request.read_options)
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
@@ -96,7 +111,8 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
                 )  # fmt: skip
                 _score_batches(source, request, summary, log, out, on_progress)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -107,17 +123,22 @@ def _score_batches(
     summary: RunSummary,
     log: RejectLog,
     out: TableWriter,
-    on_progress: Progress | None,
+    on_progress: OnProgress | None,
 ) -> None:
     for part in _batches(source, request.input):
         result = request.scorer.score(part.rows)
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)
         _count(summary, result.scored.num_rows, log, request, final=False)
+        checkpoint("batch-scored")
         if on_progress is not None:
-            on_progress(summary.rows_read)
+            share = source.read_share
+            fraction = share(summary.rows_read) if share is not None else None
+            on_progress(Progress(summary.rows_read, fraction))
     log.finish()
     _count(summary, 0, log, request, final=True)
+    if on_progress is not None:
+        on_progress(Progress(summary.rows_read, 1.0 if source.read_share is not None else None))
 
 
 def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
@@ -134,8 +155,9 @@ def _count(
     summary.rows_rejected = log.count
     written = "nothing was written"
     if request.output == STDOUT and summary.rows_scored:
+        rejects = "went to stderr" if summary.rejects == STDERR else "file was not written"
         written = (
             f"{summary.rows_scored:,} scored rows had already gone to stdout and the rejects "
-            "file was not written"
+            f"{rejects}"
         )
     check_limit(request.max_rejects, log, summary.rows_read, final=final, written=written)

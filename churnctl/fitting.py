@@ -10,6 +10,7 @@ every runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,16 @@ from churnctl.rejects import (
     open_rejects,
 )
 from churnctl.rejects import rejects_path as default_rejects_path
-from churnctl.sinks import TableWriter
-from churnctl.sources import STDIN, ReadOptions, SourceBatch, is_stream, open_source
+from churnctl.sinks import STDOUT, TableWriter, open_stream
+from churnctl.sources import (
+    STDIN,
+    Progress,
+    ReadOptions,
+    SourceBatch,
+    check_input,
+    is_stream,
+    open_source,
+)
 from churnctl.state import FeatureState
 
 
@@ -59,6 +68,7 @@ def fit_state(
     max_rejects: RejectLimit = DEFAULT_LIMIT,
     rejects: TableWriter | None = None,
     decimal: str = ".",
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> FeatureState:
     """Fit a pipeline (preset name or spec file) on a training file, in constant memory.
 
@@ -66,7 +76,8 @@ def fit_state(
     for the presets). Rejected training rows go to ``rejects`` (with their lines
     and text); more of them than ``max_rejects`` allows refuses the fit
     (``TooManyRejectsError``). ``decimal``: the decimal mark of numbers in text,
-    ``.`` or ``,``.
+    ``.`` or ``,``. ``on_progress`` is called after each batch with the pass
+    (``pass_number`` of ``passes``) and the share of the file read in it.
     """
     check_decimal(decimal)
     if str(train) == STDIN or is_stream(train):
@@ -76,7 +87,7 @@ def fit_state(
         )
     description, features = load_pipeline_spec(pipeline)
     options = read_options or ReadOptions()
-    passes = _Passes(StreamingFit(features), options, rejects or _Discard(), decimal)
+    passes = _Passes(StreamingFit(features), options, rejects or _Discard(), decimal, on_progress)
     log, kept = _fit_passes(train, passes)
     rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
@@ -99,6 +110,7 @@ class _Passes:
     options: ReadOptions
     writer: TableWriter  # the rejected rows, logged in the last pass
     decimal: str = "."
+    on_progress: Callable[[Progress], None] | None = None
 
 
 def _fit_passes(train: str | Path, passes: _Passes) -> tuple[RejectLog, int]:
@@ -183,14 +195,23 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         tally.start_pass()
         for part in source.batches:
             _fit_batch(passes, part, log, tally)
+            _report(tally, passes, source.read_share)
         if not tally.valid:
             raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
         if log is not None:
             log.finish()
+        _report(tally, passes, lambda records: 1.0)
         fitting.end_pass()
         tally.log = log
     finally:
         source.close()
+
+
+def _report(tally: _Tally, passes: _Passes, share: Callable[[int], float] | None) -> None:
+    if passes.on_progress is not None:
+        fraction = share(tally.read) if share is not None else None
+        fitting = passes.fitting
+        passes.on_progress(Progress(tally.read, fraction, fitting.pass_index + 1, fitting.passes))
 
 
 def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally: _Tally) -> None:
@@ -214,15 +235,21 @@ class FitRequest:
     train: str
     output: str
     pipeline: str | None = None
-    rejects: str | None = None  # default: beside the state; "-" for stderr
+    rejects: str | None = None  # default: beside a regular state file, else stderr ("-")
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
     decimal: str = "."  # the decimal mark of numbers in text: "." or ","
 
 
-def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
-    """Fit, then publish the state and its rejects file together; return both."""
-    rejects = request.rejects or default_rejects_path(request.output, request.train)
+def fit_file(
+    request: FitRequest, on_progress: Callable[[Progress], None] | None = None
+) -> tuple[FeatureState, str]:
+    """Fit, then publish the state and its rejects file together; return both.
+
+    ``output`` ``-`` writes the state to stdout.
+    """
+    check_input(request.train)  # before the state's folder or a temporary file is made
+    rejects = request.rejects or default_rejects_path(request.output)
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:
         rejects_sink = open_rejects(rejects, publication)
@@ -230,7 +257,12 @@ def fit_file(request: FitRequest) -> tuple[FeatureState, str]:
             state = fit_state(
                 request.train, pipeline=request.pipeline, read_options=request.read_options,
                 max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
+                on_progress=on_progress,
             )  # fmt: skip
-        with publication.file(Path(request.output)) as path:
-            path.write_text(state.dumps(), encoding="utf-8")
+        if request.output == STDOUT:
+            with open_stream(STDOUT, "json") as handle:
+                handle.write(state.dumps().encode("utf-8"))
+        else:
+            with publication.file(Path(request.output)) as path:
+                path.write_text(state.dumps(), encoding="utf-8")
     return state, rejects

@@ -20,15 +20,16 @@ from pathlib import Path
 
 from churnctl.arrivals import NameRules, list_inputs
 from churnctl.errors import InputError, UsageError
-from churnctl.sources import STDIN
+from churnctl.sources import STDIN, check_input
 
 
 def expand_inputs(specs: Sequence[str], rules: NameRules | None = None) -> list[str]:
     """The input files that ``specs`` name, de-duplicated and sorted; ``-`` (stdin) alone.
 
-    One plain name (no folder, no pattern) is returned as it is, unchecked: a single
-    input is opened, and refused if need be, exactly as ``score_file`` does. A name,
-    folder or pattern that matches no input file is an ``InputError``.
+    One plain name (no folder, no pattern) is returned as it is once it exists (see
+    ``sources.check_input``): a single input is opened, and refused if need be, exactly
+    as ``score_file`` does. A name, folder or pattern that matches no input file is an
+    ``InputError``, raised before anything is created.
     """
     rules = rules or NameRules()
     if not specs:
@@ -38,6 +39,7 @@ def expand_inputs(specs: Sequence[str], rules: NameRules | None = None) -> list[
             raise UsageError("- (stdin) can only be the one input; name files or folders instead")
         return [STDIN]
     if len(specs) == 1 and not (_is_folder(specs[0]) or _is_unmatched_pattern(specs[0])):
+        check_input(specs[0])
         return [specs[0]]
     found: dict[object, str] = {}
     for spec in specs:

@@ -55,20 +55,20 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import churnctl.interrupts as interrupts
 from churnctl.atomic import is_write_through, publishing
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
 from churnctl.paths import check_distinct, derived_names, file_sha256, split_suffix
-from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, RejectLimit, rejects_path
+from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, STDERR, RejectLimit, rejects_path
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, CsvWriter, open_stream, output_format
-from churnctl.sources import STDIN, ReadOptions, is_stream
+from churnctl.sources import STDIN, ReadOptions, check_input, is_stream
 
 # never fork a process that runs ONNX Runtime's or Arrow's threads: see the module docstring
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 TERMINATED = 128 + signal.SIGTERM
 DEFAULT_FORMAT = "csv"  # of each output in an output folder, as watch writes them
-JOINED_REJECTS = "stdout.rejects.csv"  # the rejects of several inputs scored to stdout
 COPY_CHUNK = 1 << 20
 POLL = 0.05  # seconds between looks at the pool's results
 MAIN_SCORES = True  # this process scores files too while the pool runs (tests turn it off)
@@ -159,8 +159,11 @@ def score_files(request: FilesRequest, on_file: FileDone | None = None) -> Files
         raise UsageError(f"workers must be >= 1, got {request.workers}")
     if STDIN in request.inputs:
         raise UsageError("stdin (-) can only be scored alone, into one output; name files instead")
+    for name in request.inputs:  # before any output, output folder or part is made
+        check_input(name)
     if request.out_dir is not None:
-        summary = _score_into_folder(request, on_file)
+        with interrupts.steps():  # each input's pair is published on its own
+            summary = _score_into_folder(request, on_file)
     else:
         summary = _score_into_one(request, on_file)
     summary.seconds = time.perf_counter() - started
@@ -185,16 +188,15 @@ def _score_into_folder(request: FilesRequest, on_file: FileDone | None) -> Files
 def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSummary:
     output = request.output or STDOUT
     fmt = output_format(output, request.format)
-    rejects = request.rejects or (
-        JOINED_REJECTS if output == STDOUT else rejects_path(output, request.inputs[0])
-    )
+    rejects = request.rejects or rejects_path(output)
     for name in request.inputs:
         check_distinct({"input": name}, {"output": output, "rejects": rejects})
     schema = output_schema(request.scorer.keep)
     with _Joined(output, rejects, fmt, schema) as joined:
         jobs = [_job(request, i, name, joined.parts, fmt, part=True)
                 for i, name in enumerate(request.inputs)]  # fmt: skip
-        results, workers = _run(jobs, request, joined.take, on_file)
+        with interrupts.steps():  # the parts: only the joined output ends the run
+            results, workers = _run(jobs, request, joined.take, on_file)
     results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process)
                for r in results]  # fmt: skip
     return FilesSummary(results, 0.0, workers, output=output, rejects=rejects)
@@ -250,11 +252,13 @@ class _Joined:
             publication = stack.enter_context(publishing())
             # rejects first: a bad rejects path fails before anything is written
             rejects = open_stream(self.rejects, "csv", publication, dash=sys.stderr.buffer)
-            self._rejects = _Appender(stack.enter_context(rejects), REJECTS_SCHEMA, "csv")
+            self._rejects = _Appender(stack.enter_context(rejects), REJECTS_SCHEMA, "csv",
+                                      header_with_first_row=self.rejects == STDERR)  # fmt: skip
             output = open_stream(self.output, self.fmt, publication)
             self._out = _Appender(stack.enter_context(output), self.schema, self.fmt)
-            self.parts = _parts_folder(self.output)
-            stack.callback(shutil.rmtree, self.parts, ignore_errors=True)
+            with interrupts.deferred():  # made and held for removal, or neither
+                self.parts = _parts_folder(self.output)
+                stack.callback(shutil.rmtree, self.parts, ignore_errors=True)
             self._stack = stack.pop_all()
         return self
 
@@ -290,15 +294,21 @@ def _parts_folder(output: str) -> str:
 class _Appender:
     """Appends part files of one format to an open output stream."""
 
-    def __init__(self, stream: BinaryIO, schema: pa.Schema, fmt: str) -> None:
+    def __init__(
+        self, stream: BinaryIO, schema: pa.Schema, fmt: str, *, header_with_first_row: bool = False
+    ) -> None:
+        """``header_with_first_row``: a CSV header only once a row follows it (stderr)."""
         self._stream = stream
         self._header = b""
+        self._header_due = False
         self._parquet: pq.ParquetWriter | None = None
         if fmt == "csv":
             header = io.BytesIO()
             CsvWriter(header, schema)  # type: ignore[arg-type]
             self._header = header.getvalue()
-            stream.write(self._header)
+            self._header_due = True
+            if not header_with_first_row:
+                self._write_header()
         elif fmt == "parquet":
             self._parquet = pq.ParquetWriter(stream, schema)
 
@@ -312,8 +322,17 @@ class _Appender:
         with part.open("rb") as handle:
             if handle.read(len(self._header)) != self._header:
                 raise OutputError(f"{part}: a part file does not start with the CSV header")
-            shutil.copyfileobj(handle, self._stream, COPY_CHUNK)  # type: ignore[misc]
+            rows = handle.read(COPY_CHUNK)
+            if rows:
+                self._write_header()
+                self._stream.write(rows)
+                shutil.copyfileobj(handle, self._stream, COPY_CHUNK)  # type: ignore[misc]
         part.unlink()
+
+    def _write_header(self) -> None:
+        if self._header_due:
+            self._stream.write(self._header)
+            self._header_due = False
 
     def close(self) -> None:
         if self._parquet is not None:
@@ -384,20 +403,17 @@ def _start_worker(scorer: Scorer, threads: int) -> None:
     The Scorer arrives pickled (settings, state JSON, model bytes); its ONNX Runtime
     session opens on its first batch, with ``threads`` intra-op threads.
     """
+    interrupts.install()  # SIGTERM: Interrupted, a SystemExit, which ends a worker quietly
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    signal.signal(signal.SIGTERM, _terminate)
     pa.set_cpu_count(threads)
     scorer.threads = threads
     _worker["scorer"] = scorer
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(TERMINATED)
-
-
 def _pool_job(job: _Job) -> FileResult:
     try:
-        return _score_job(job, _worker["scorer"])
+        with interrupts.steps():  # a worker's publication is one input's, never the run's
+            return _score_job(job, _worker["scorer"])
     except SystemExit:  # SIGTERM: score_file removed its temporary files on the way out
         os._exit(TERMINATED)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,8 +31,8 @@ from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.inputs import NOT_A_NUMBER
 from churnctl.locate import RecordLocator
 from churnctl.records import Checkpoint, RecordIndex
-from churnctl.sinks import STDOUT, TableWriter, open_sink
-from churnctl.sources import STDIN, BadLine, ReadOptions, SourceBatch
+from churnctl.sinks import STDOUT, CsvWriter, TableWriter, open_sink
+from churnctl.sources import BadLine, ReadOptions, SourceBatch
 
 REJECTS_SCHEMA = pa.schema(
     [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
@@ -106,21 +108,69 @@ DEFAULT_LIMIT = RejectLimit(fraction=0.05)
 NO_LIMIT = RejectLimit(fraction=1.0)
 
 
-def rejects_path(output: str, input: str) -> str:
-    """Default rejects file, beside the output: ``a.csv`` → ``a.rejects.csv``, any other name
-    (``a.parquet``, ``a.csv.gz``) → ``<name>.rejects.csv``, so no two outputs share one.
-    With output to stdout, the same rule on the input's name, in the current folder."""
-    if output != STDOUT:
-        out = Path(output)
-        return str(out.with_name(_rejects_name(out.name)))
-    return _rejects_name("stdin" if input == STDIN else Path(input).name)
+STDERR = "-"  # rejects as CSV on stderr
+SPECIAL_FOLDERS = (Path("/dev"), Path("/proc"))  # no file of ours is ever made there
+
+
+def rejects_path(output: str) -> str:
+    """Where rejects go without a ``rejects`` setting: beside a regular output file, or stderr.
+
+    ``a.csv`` → ``a.rejects.csv``, any other name (``a.parquet``, ``a.csv.gz``) →
+    ``<name>.rejects.csv``, so no two outputs share one. Only a regular output file has
+    a beside: a path that does not exist yet, an existing regular file, or a symbolic
+    link to one, outside ``/dev`` and ``/proc``. Any other output (stdout, a device such
+    as ``/dev/null``, a FIFO, ``/dev/fd/N``, a link to one) sends the rejects to stderr
+    (``STDERR``): no file is ever made in ``/dev`` or beside a pipe.
+    """
+    if output == STDOUT or not _is_regular_output(Path(output)):
+        return STDERR
+    out = Path(output)
+    return str(out.with_name(_rejects_name(out.name)))
+
+
+def _is_regular_output(output: Path) -> bool:
+    try:
+        folder = output.parent.resolve()
+        if any(folder == special or special in folder.parents for special in SPECIAL_FOLDERS):
+            return False
+        return stat.S_ISREG(output.stat().st_mode)
+    except FileNotFoundError:
+        return not os.path.lexists(output)  # a new file, not a dangling link
+    except (OSError, RuntimeError, ValueError):  # unreadable, a link loop, a bad name
+        return False
 
 
 @contextlib.contextmanager
 def open_rejects(target: str, publication: Publication) -> Iterator[TableWriter]:
-    """The rejects CSV writer: a file published with ``publication``, or stderr for ``-``."""
-    with open_sink(target, REJECTS_SCHEMA, "csv", publication, dash=sys.stderr.buffer) as writer:
+    """The rejects CSV writer: a file published with ``publication``, or stderr for ``-``.
+
+    On stderr the header comes with the first rejected row: a clean run prints none.
+    """
+    if target == STDERR:
+        writer = HeaderWithFirstRow(sys.stderr.buffer)
         yield writer
+        writer.close()
+        return
+    with open_sink(target, REJECTS_SCHEMA, "csv", publication) as writer:
+        yield writer
+
+
+class HeaderWithFirstRow:
+    """A rejects CSV writer on a stream that writes the header only with the first row."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._writer: CsvWriter | None = None
+
+    def write_table(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._writer = CsvWriter(self._stream, REJECTS_SCHEMA)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._stream.flush()
 
 
 def _rejects_name(name: str) -> str:

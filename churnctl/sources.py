@@ -35,8 +35,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import churnctl.interrupts as interrupts
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, InputError, SchemaError, UsageError
+from churnctl.faults import checkpoint
 from churnctl.records import (
     CHUNK_SIZE,
     RUNAWAY_MARKER,
@@ -82,6 +84,21 @@ class SourceBatch:
     bad_lines: tuple[BadLine, ...] = ()
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a run got: rows so far, and the share of the input read (None for a stream).
+
+    ``fraction`` counts the file as stored (compressed bytes of a ``.csv.gz``, row
+    groups' rows of Parquet); a fit reads its file once per pass: ``pass_number`` of
+    ``passes``, ``fraction`` within that pass.
+    """
+
+    rows: int
+    fraction: float | None = None
+    pass_number: int = 1
+    passes: int = 1
+
+
 @dataclass
 class BatchSource:
     """An open input: its name, header, batches, and how to read its bytes again."""
@@ -92,6 +109,8 @@ class BatchSource:
     reread: Callable[[], BinaryIO] | None = None  # the same bytes from the start (CSV only)
     index: RecordIndex | None = None  # record boundaries seen so far in those bytes (CSV only)
     spool: Path | None = field(default=None, repr=False)
+    # the share of the file read, given the records handed out so far; None for a stream
+    read_share: Callable[[int], float] | None = field(default=None, repr=False)
 
     def close(self) -> None:
         """Release what the source holds (the stdin spool file)."""
@@ -127,9 +146,24 @@ def is_stream(source: str | Path) -> bool:
         raise InputError(f"{name}: input file not found") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    except (UnicodeError, ValueError):  # a lone surrogate, a NUL: no file can have that name
+        raise InputError(
+            f"the input {name} is not a valid file name here (it cannot be encoded as "
+            f"{sys.getfilesystemencoding()}); use another name"
+        ) from None
     if stat.S_ISDIR(mode):
         raise InputError(f"{name}: is a directory, not a CSV or Parquet file")
     return not stat.S_ISREG(mode)
+
+
+def check_input(source: str | Path) -> None:
+    """Refuse an input that is missing, unreadable or a folder: before anything is created.
+
+    Every run checks each of its inputs with this first, so that a wrong name never
+    leaves an output folder, a temporary file or a state behind. Stdin always exists.
+    """
+    if str(source) != STDIN:
+        is_stream(source)
 
 
 def check_read_options(name: str, options: ReadOptions) -> None:
@@ -157,19 +191,25 @@ def check_read_options(name: str, options: ReadOptions) -> None:
 
 
 def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> BatchSource:
-    spool = _spool_copy(path) if streamed else None
+    spool = None
     try:
+        with interrupts.deferred():  # created and held for removal, or neither
+            spool = _spool_path(".parquet") if streamed else None
+        if spool is not None:
+            _copy_into(path, spool)
         try:
             parquet = pq.ParquetFile(spool or path)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
         check_header(str(path), parquet.schema_arrow, required)
+        meter = _Meter(parquet.metadata.num_rows)
+        batches = _parquet_batches(parquet, str(path), required)
+        return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool,
+                           read_share=None if streamed else meter.share)  # fmt: skip
     except BaseException:
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    batches = _parquet_batches(parquet, str(path), required)
-    return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool)
 
 
 def _parquet_batches(
@@ -186,52 +226,97 @@ def _parquet_batches(
         yield SourceBatch(batch)
 
 
+class _Meter:
+    """How much of an input was read: its rows (Parquet) or its bytes as stored (CSV).
+
+    Arrow reads a CSV file well ahead of the batches it hands out: the share of the file
+    read is the file's position scaled by the records handed out over those the reader
+    has passed (``index``), which follows the batches, compressed or not. Never decreases.
+    """
+
+    def __init__(self, total: int, index: RecordIndex | None = None) -> None:
+        self.total = total
+        self.index = index
+        self.file: pa.NativeFile | None = None  # the file read (its position), for CSV
+        self._shown = 0.0
+
+    def share(self, records: int) -> float:
+        if self.total <= 0:
+            return 1.0
+        if self.file is None:  # Parquet: rows of all row groups
+            share = records / self.total
+        else:
+            points = self.index.points() if self.index is not None else ()
+            passed = points[-1].records - 1 if points else 0  # the header is a record
+            share = self._position() / self.total * (records / passed if passed > 0 else 0.0)
+        self._shown = max(self._shown, min(1.0, share))
+        return self._shown
+
+    def _position(self) -> int:
+        try:
+            return self.file.tell() if self.file is not None and not self.file.closed else 0
+        except (OSError, ValueError, pa.ArrowException):
+            return 0
+
+
 def _open_csv(
     source: str | Path, name: str, required: Sequence[str], options: ReadOptions, *, streamed: bool
 ) -> BatchSource:
-    stream = _raw_stream(source, streamed=streamed)
+    meter = None if streamed else _Meter(Path(source).stat().st_size)
+    stream = _raw_stream(source, streamed=streamed, meter=meter)
     prefix, whole = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options, whole=whole)
     check_header(name, columns, required)
-    spool = _spool_path() if streamed else None
-    replay = _Replay(prefix, stream, tee=spool)
-    reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
-    start_over = (lambda: _restart_stdin(spool, replay)) if spool is not None else reread
-    reader = _CsvBatches(
-        name, required, options, width=len(columns), first=replay, start_over=start_over
-    )
-    index = reader.index
-    try:
+    spool = None
+    try:  # a bad file, or a signal while the first block is read: the spool is removed
+        with interrupts.deferred():  # created and held for removal, or neither
+            spool = _spool_path() if streamed else None
+        replay = _Replay(prefix, stream, tee=spool)
+        reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
+        start_over = (
+            (lambda: _restart_stdin(spool, replay))
+            if spool is not None
+            else lambda: _raw_stream(source, meter=meter)
+        )
+        reader = _CsvBatches(
+            name, required, options, width=len(columns), first=replay, start_over=start_over
+        )
+        if meter is not None:
+            meter.index = reader.index
         reader.open()
-    except BaseException:  # a bad file, or SIGTERM while the first block is read
+        return BatchSource(
+            name, columns, iter(reader), reread=reread, index=reader.index, spool=spool,
+            read_share=meter.share if meter is not None else None,
+        )  # fmt: skip
+    except BaseException:
         if spool is not None:
             spool.unlink(missing_ok=True)
         raise
-    return BatchSource(name, columns, iter(reader), reread=reread, index=index, spool=spool)
 
 
 def _spool_path(suffix: str = ".csv") -> Path:
     fd, name = tempfile.mkstemp(prefix="churnctl-stdin-", suffix=suffix)
     os.close(fd)
+    checkpoint("spool-created")
     return Path(name)
 
 
-def _spool_copy(path: Path) -> Path:
+def _copy_into(path: Path, spool: Path) -> None:
     """A streamed Parquet input copied to a temporary file (Parquet needs random access)."""
-    spool = _spool_path(".parquet")
     try:
         with path.open("rb") as stream, spool.open("wb") as copy:
             shutil.copyfileobj(stream, copy, 1 << 20)
     except OSError as exc:
-        spool.unlink(missing_ok=True)
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return spool
 
 
-def _raw_stream(source: str | Path, *, streamed: bool = False) -> BinaryIO:
+def _raw_stream(
+    source: str | Path, *, streamed: bool = False, meter: _Meter | None = None
+) -> BinaryIO:
     """The input's bytes, decompressed by its extension (``.gz``, ...).
 
     A stream (stdin, a pipe) has no telling name: gzip is recognised by its magic bytes.
+    ``meter`` follows the position in the file as stored (its compressed bytes).
     """
     if str(source) == STDIN:
         if sys.stdin is None:
@@ -240,7 +325,13 @@ def _raw_stream(source: str | Path, *, streamed: bool = False) -> BinaryIO:
     try:
         if streamed:  # a pipe cannot seek: open it here, let Arrow only decompress
             return _sniffed(Path(source).open("rb"), str(source), _compression(source))
-        return pa.input_stream(str(source), compression="detect")  # type: ignore[return-value]
+        if meter is None:
+            return pa.input_stream(str(source), compression="detect")  # type: ignore[return-value]
+        meter.file = pa.OSFile(str(source))
+        codec = _compression(source)
+        if codec is None:
+            return meter.file  # type: ignore[return-value]
+        return pa.CompressedInputStream(meter.file, codec)  # type: ignore[return-value]
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source}: cannot open: {_first_line(exc)}") from None
 

@@ -298,8 +298,12 @@ def test_max_rejects_with_stdout_output_says_what_was_already_written(tmp_path) 
     scored = len(ROWS) - 3
     assert result.stdout.count("\n") == scored + 1  # header + the scored rows
     assert f"{scored:,} scored rows had already gone to stdout" in result.stderr
-    assert "the rejects file was not written" in result.stderr
+    assert "the rejects went to stderr" in result.stderr  # the default with stdout output
     assert "nothing was written" not in result.stderr
+    kept = runner.invoke(app, ["score", str(path), "-o", "-", "--max-rejects", "10%",
+                               "--rejects", str(tmp_path / "r.csv")])  # fmt: skip
+    assert "the rejects file was not written" in kept.stderr
+    assert not (tmp_path / "r.csv").exists()
 
 
 @pytest.mark.parametrize("spec", ["abc", "-1", "101%", "5%%", ""])

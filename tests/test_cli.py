@@ -135,6 +135,14 @@ def read_rejects(path: Path) -> list[dict[str, str]]:
     return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
 
 
+def stderr_rejects(stderr: str) -> list[dict[str, str]]:
+    """The rejects CSV a run wrote to stderr, before its one summary line."""
+    text = stderr[: stderr.rstrip("\n").rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == REJECTS_COLUMNS
+    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
 @pytest.fixture(scope="module")
 def bundled_pair() -> tuple[FeatureState, ChurnModel]:
     return load_state(bundled(STATE)), ChurnModel(bundled(MODEL))
@@ -396,10 +404,10 @@ def test_stdout_output(out: Path, in_csv: Path, expected: pa.Table) -> None:
     assert "rows:" not in result.stdout and "rejected" not in result.stdout
     summary = plain(result.stderr)
     assert f"read {N_ROWS} rows: {N_ROWS - len(BAD)} scored, {len(BAD)} rejected" in summary
-    assert "→ stdout" in summary
-    # rejects go to <input stem>.rejects.csv in the working directory
-    assert sorted(p.name for p in out.iterdir()) == ["in.rejects.csv"]
-    assert len(read_rejects(out / "in.rejects.csv")) == len(BAD)
+    assert "→ stdout; rejects → stderr" in summary
+    # with the output on stdout, the rejects go to stderr: no file anywhere
+    assert list(out.iterdir()) == []
+    assert len(stderr_rejects(result.stderr)) == len(BAD)
 
 
 def test_gzip_input_and_custom_rejects_path(
@@ -412,9 +420,11 @@ def test_gzip_input_and_custom_rejects_path(
     assert_same_scores(read_output(out / "x.csv", "csv"), expected)
     assert len(read_rejects(out / "bad" / "r.csv")) == len(BAD)
     assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv"]
-    # to stdout, the rejects are named after the input's name
-    assert run(["score", packed, "-o", "-"]).exit_code == 0
-    assert len(read_rejects(out / "in.csv.gz.rejects.csv")) == len(BAD)
+    # to stdout, the rejects go to stderr
+    to_stdout = run(["score", packed, "-o", "-"])
+    assert to_stdout.exit_code == 0
+    assert len(stderr_rejects(to_stdout.stderr)) == len(BAD)
+    assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv"]
 
 
 def test_stdin_input(
@@ -444,7 +454,8 @@ def test_stdin_input(
     assert piped.exit_code == 0, piped.output
     assert_same_scores(read_output(piped.stdout_bytes, "csv"), expected)
     assert "read 300 rows" in plain(piped.stderr)
-    assert (out / "stdin.rejects.csv").is_file()
+    assert {r["source"] for r in stderr_rejects(piped.stderr)} == {"<stdin>"}
+    assert not (out / "stdin.rejects.csv").exists()
     assert list(spool.iterdir()) == []  # the stdin spool file is gone
 
 

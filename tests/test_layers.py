@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "inspection": 6, "generate": 2, "paths": 1, "faults": 0, "moments": 0, "read_ahead": 0,
     "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8,
     "flink_job": 7, "flink_render": 8, "flink_submit": 9,
-    "defaults": 0, "version": 0, "cli": 10, "__init__": 8,
+    "defaults": 0, "version": 0, "cli": 10, "__init__": 8, "interrupts": 0, "__main__": 11,
 }  # fmt: skip
 
 

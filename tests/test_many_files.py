@@ -142,8 +142,10 @@ def test_folders_globs_and_files_are_one_sorted_list_without_duplicates(in_dir: 
     assert expand_inputs([f"{in_dir.parent}/i*"]) == expected
     assert expand_inputs([str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]) == [
         str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]  # fmt: skip
-    # one plain name is the single input of today: returned as it is, even if missing
-    assert expand_inputs(["nope.csv"]) == ["nope.csv"]
+    # one plain name is the single input of today: returned as it is, once it exists
+    assert expand_inputs([str(in_dir / "notes.txt")]) == [str(in_dir / "notes.txt")]
+    with pytest.raises(InputError, match=r"nope\.csv: input file not found"):
+        expand_inputs(["nope.csv"])
     assert expand_inputs(["-"]) == ["-"]
     assert NameRules().is_input("p1.csv") and not NameRules().is_input(".hidden.csv")
 
@@ -215,7 +217,8 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
                                max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
         summary = score_files(request)
         assert (summary.rows_read, summary.rows_rejected, summary.failed) == (READ, REJECTED, [])
-        assert summary.rejects == rejects_path(str(output), "")
+        beside = "all.rejects.csv" if suffix == "csv" else f"all.{suffix}.rejects.csv"
+        assert summary.rejects == rejects_path(str(output)) == str(output.with_name(beside))
         assert (os.getpid() in {r.process for r in summary.results}) == (workers == 1)
         outputs[workers] = files_of(output.parent)
         assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # parts gone
@@ -432,7 +435,7 @@ def test_one_output_through_the_command(in_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.count("CustomerId,raw,exited") == 1
     assert result.stdout.count("\n") == 1 + 58 + 700
-    assert "stdout; rejects → -" in result.stderr
+    assert "stdout; rejects → stderr" in result.stderr
     assert result.stderr.count("source,line,column,reason,text") == 1
 
 

@@ -31,6 +31,8 @@ from churnctl.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from churnctl.cli import app; app(prog_name='churnctl')"]
+CONSOLE_SCRIPT = [sys.executable, "-c", "import sys; sys.argv[0] = 'churnctl'; "
+                  "from churnctl.__main__ import main; main()"]  # fmt: skip
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BOX = re.compile("[\u2500-\u257f]")  # Rich table and panel borders
@@ -106,12 +108,16 @@ def rows() -> list[list[str]]:
 def run_into_closed_pipe(
     args: Sequence[str | Path], cwd: Path, stdin: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the CLI with a stdout pipe whose reader is already gone: every write fails."""
+    """Run the CLI with a stdout pipe whose reader is already gone: every write fails.
+
+    Through the console script's ``run``, which exits at once (an Arrow thread may still
+    be reading stdin; interpreter finalisation would then abort).
+    """
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         return subprocess.run(
-            [*CLI, *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, cwd=cwd,
+            [*CONSOLE_SCRIPT, *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, cwd=cwd,
             env=cli_env(), timeout=300, check=False,
             input=None if stdin is None else stdin.read_bytes(),
         )  # fmt: skip

@@ -687,7 +687,7 @@ def test_a_file_where_every_row_is_rejected_fails_early(tmp_path: Path) -> None:
         row[COLUMNS.index("Age")] = "?"
     path = tmp_path / "in.csv"
     path.write_bytes(csv_bytes(data))
-    result = runner.invoke(app, ["score", str(path), "-o", "-"])
+    result = runner.invoke(app, ["score", str(path), "-o", "-", "--rejects", str(tmp_path / "r")])
     message = assert_refused(result, 3, "rows rejected, over the limit of 5% of rows")
     read = int(message.split(" of ")[1].split(" rows")[0].replace(",", ""))
     assert EARLY_ROWS <= read < 20_000

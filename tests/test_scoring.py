@@ -28,7 +28,7 @@ from churnctl.inputs import frame_from_batch
 from churnctl.model import ChurnModel
 from churnctl.rejects import NO_LIMIT, REJECTS_SCHEMA
 from churnctl.scorer import ScoredBatch, Scorer, output_schema
-from churnctl.sources import ReadOptions, open_source
+from churnctl.sources import Progress, ReadOptions, open_source
 from churnctl.state import FeatureState, load_state
 
 PROPERTY = settings(
@@ -517,11 +517,12 @@ def test_a_block_of_only_malformed_lines(
 def test_progress_reports_growing_row_counts_ending_at_rows_read(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     pacsv.write_csv(generate_table(3000, seed=5), source)
-    seen: list[int] = []
+    reports: list[Progress] = []
     request = ScoreRequest(
         input=str(source), output=str(tmp_path / "out.csv"),
         scorer=Scorer(bundled(STATE), bundled(MODEL)), read_options=ReadOptions(block_size=16_384),
     )  # fmt: skip
-    summary = score_file(request, on_progress=seen.append)
+    summary = score_file(request, on_progress=reports.append)
+    seen = [report.rows for report in reports]
     assert len(seen) > 1 and seen == sorted(seen)
     assert seen[-1] == summary.rows_read == 3000

@@ -1,7 +1,8 @@
-"""The Typer application: one-line usage errors, flag-spelled fixes, SIGTERM, the entry point.
+"""The Typer application: one-line usage errors, flag-spelled fixes, signals, the entry point.
 
 Usage errors, like library errors, are one ``Error: ...`` line with exit code 2;
-a reader of stdout that goes away (``| head``) ends the run quietly.
+a reader of stdout that goes away (``| head``) ends the run quietly. SIGINT and
+SIGTERM end a run with 130 and 143 (see ``churnctl.interrupts``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import contextlib
 import contextvars
 import functools
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -18,12 +18,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from churnctl.cli.console import fail, is_closed_pipe, stdout, stop_quietly
+import churnctl.interrupts as interrupts
+from churnctl.cli.console import SIGPIPE_EXIT, fail, is_closed_pipe, stdout, stop_quietly
 from churnctl.cli.remedies import spell
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.version import package_version
 
-TERMINATED = 128 + signal.SIGTERM
 HELP_OPTIONS = ["-h", "--help"]
 F = TypeVar("F", bound=Callable[..., Any])
 # The context of the command running now: its options spell remedies, its path usage hints.
@@ -119,15 +119,23 @@ def command(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with pandas_hidden():
-                return fn(*args, **kwargs)
-        except ChurnctlError as exc:
-            fail(flag_message(exc), exc.exit_code)
-        except OSError as exc:  # the file system said no: still one actionable line
-            if is_closed_pipe(exc):
-                stop_quietly()
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+        with interrupts.handled():
+            try:
+                with pandas_hidden():
+                    result = fn(*args, **kwargs)
+            except ChurnctlError as exc:
+                interrupts.check()  # a signal swallowed on the way wins over the error it caused
+                fail(flag_message(exc), exc.exit_code)
+            except OSError as exc:  # the file system said no: still one actionable line
+                interrupts.check()
+                if is_closed_pipe(exc):
+                    stop_quietly()
+                fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), 1)
+            except Exception:  # a signal raised inside a C extension comes back as its error
+                interrupts.check()  # (pybind11: "ImportError: initialization failed")
+                raise
+            interrupts.check()  # a signal Python could not raise (in a __del__) is never lost
+            return result
 
     app.command(fn.__name__.replace("_", "-"), cls=_Command)(wrapper)
     return fn
@@ -188,25 +196,31 @@ def main(
     ] = False,
 ) -> None:
     """churnctl: batch and stream churn scoring without training/serving skew."""
-    signal.signal(signal.SIGTERM, _terminate)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C: temporary outputs and the stdin spool are removed."""
-    raise SystemExit(TERMINATED)
 
 
 def run() -> None:
-    """The console script: the app, and after SIGTERM (once cleaned up) an immediate exit.
+    """The console script: the app; after SIGINT, SIGTERM (cleaned up) or a closed stdout
+    pipe, an immediate exit.
 
     Exiting at once skips interpreter finalisation, which would abort while an
-    Arrow I/O thread is still blocked reading a pipe.
+    Arrow I/O thread is still blocked reading a pipe. A signal recorded but never
+    raised (it came where Python could not raise it) still sets the exit code,
+    unless it came after the run's outputs were published.
     """
+    interrupts.install()
+    code: Any = 0
     try:
         app()
-    except SystemExit as exit:
-        if exit.code != TERMINATED:
-            raise
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(TERMINATED)
+    except SystemExit as exit:  # Interrupted is one
+        code = exit.code
+    code = code if isinstance(code, int) else 1 if code else 0
+    try:
+        code = interrupts.settle(code)
+    except interrupts.Interrupted as exc:  # it came just now, before the outcome was settled
+        code = interrupts.settle(exc.exit_code)
+    if code in interrupts.CODES or code == SIGPIPE_EXIT:  # an Arrow thread may still run
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -17,6 +17,7 @@ from rich.markup import escape
 from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import error_line, stderr, stdout
+from churnctl.cli.documents import inspect_document, one_file, print_document, score_document
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -25,6 +26,7 @@ from churnctl.cli.options import (
     Encoding,
     FormatOpt,
     InputArg,
+    JsonOpt,
     KeepOpt,
     LogitsOpt,
     MaxRejects,
@@ -44,6 +46,7 @@ from churnctl.cli.options import (
     read_options,
     text_value,
 )  # fmt: skip
+from churnctl.cli.progress import progress
 from churnctl.cli.report import (
     binding_lines,
     demo_note,
@@ -58,6 +61,7 @@ from churnctl.paths import check_distinct
 
 if TYPE_CHECKING:
     from churnctl.file_scoring import RowRates, RunSummary
+    from churnctl.inspection import Report
     from churnctl.parallel_scoring import FileResult, FilesSummary
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
@@ -88,14 +92,15 @@ def fit(
         max_rejects=parse_max_rejects(max_rejects),
         read_options=read_options(delimiter, encoding), decimal=decimal,
     )  # fmt: skip
-    state, rejects_file = fit_file(request)
     from churnctl.binding import short
 
+    with progress("fitting") as advance:
+        state, rejects_file = fit_file(request, on_progress=advance)
     prov = state.provenance
     stderr.print(
         f"fitted {len(state.feature_names)} features on {prov['rows']:,} rows "
         f"({prov['rows_rejected']:,} rejected) → {output} (state {short(state.fingerprint)}); "
-        f"rejects → {rejects_file}",
+        f"rejects → {_shown_rejects(rejects_file)}",
         markup=False,
         soft_wrap=True,
     )
@@ -122,6 +127,7 @@ def score(
     delimiter: Delimiter = ",",
     decimal: DecimalOpt = ".",
     encoding: Encoding = "utf-8",
+    as_json: JsonOpt = False,
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
     from churnctl.input_set import expand_inputs
@@ -129,6 +135,11 @@ def score(
 
     inputs = expand_inputs(input)
     one = len(inputs) == 1 and out_dir is None
+    if as_json and out_dir is None and (output or "-") == "-":
+        raise UsageError(
+            "--json prints the run's summary on stdout, where the scored rows would go: "
+            "write them to a file (-o FILE) or a folder (--out-dir DIR)"
+        )
     _check_targets(
         inputs,
         one,
@@ -159,8 +170,19 @@ def score(
         features.save(save_state)
     if one:
         _print_summary(summary, scorer)
+        if as_json:
+            _print_score_document([one_file(summary, inputs[0])], summary, scorer, 1, None, 0)
     else:
-        _report_files(outcome, scorer)
+        _report_files(outcome, scorer, as_json)
+
+
+def _print_score_document(
+    files: list[FileResult], totals: RowRates, scorer: Scorer, workers: int,
+    out_dir: str | None, exit_code: int,
+) -> None:  # fmt: skip
+    document = score_document(files, totals, scorer, workers=workers, out_dir=out_dir,  # type: ignore[arg-type]
+                              exit_code=exit_code, message=flag_message)  # fmt: skip
+    print_document(document)
 
 
 def _check_targets(
@@ -180,7 +202,7 @@ def _check_targets(
         check_distinct(
             {"input": name, **read},
             {"output": None if out_dir else target,
-             "rejects": rejects or (rejects_path(target, name) if one else None),
+             "rejects": rejects or (rejects_path(target) if one else None),
              "saved state": others["saved state"]},
         )  # fmt: skip
 
@@ -189,7 +211,7 @@ def _score_one(input: str, output: str, settings: dict[str, Any]) -> RunSummary:
     from churnctl.file_scoring import ScoreRequest, score_file
 
     request = ScoreRequest(input=input, output=output, **settings)
-    with _progress() as advance:
+    with progress("scoring") as advance:
         return score_file(request, on_progress=advance)
 
 
@@ -226,20 +248,6 @@ def _state_for_scoring(
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr when it is a terminal; nothing otherwise."""
-    if not stderr.is_terminal:
-        yield None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("scoring", total=None)
-        yield lambda rows: bar.update(task, completed=rows)
-
-
-@contextlib.contextmanager
 def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]:
     """Files done so far, on stderr when it is a terminal; nothing otherwise."""
     if not stderr.is_terminal:
@@ -255,14 +263,19 @@ def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]
 
 
 def _print_summary(summary: RunSummary, scorer: Scorer) -> None:
-    _summary_line("", summary, f"{_shown(summary.output)}; rejects → {summary.rejects}", scorer)
+    where = f"{_shown(summary.output)}; rejects → {_shown_rejects(summary.rejects)}"
+    _summary_line("", summary, where, scorer)
 
 
 def _shown(output: str | None) -> str:
     return "stdout" if output == "-" else str(output)
 
 
-def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
+def _shown_rejects(rejects: str | None) -> str:
+    return "stderr" if rejects == "-" else str(rejects)
+
+
+def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) -> None:
     """An ``Error:`` line per failed file (in input order), the summary, then exit 4 if any."""
     failed = outcome.failed
     for result in failed:
@@ -271,9 +284,13 @@ def _report_files(outcome: FilesSummary, scorer: Scorer) -> None:
     if outcome.out_dir is not None:
         where = f"{outcome.out_dir} (an output and a rejects file per input)"
     else:
-        where = f"{_shown(outcome.output)}; rejects → {outcome.rejects}"
+        where = f"{_shown(outcome.output)}; rejects → {_shown_rejects(outcome.rejects)}"
     files = f"{len(outcome.results):,} files" + (f" ({len(failed):,} failed)" if failed else "")
     _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
+    if as_json:
+        code = FilesFailedError.exit_code if failed else 0
+        _print_score_document(outcome.results, outcome, scorer, outcome.workers,
+                              outcome.out_dir, code)  # fmt: skip
     if failed:
         left = "the others are" if len(failed) < len(outcome.results) else "nothing is"
         raise FilesFailedError(
@@ -323,25 +340,36 @@ def bind(
 
 
 @command
-def inspect(model: ModelOpt = None, state: StateOpt = None) -> None:
+def inspect(model: ModelOpt = None, state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
+    import hashlib
+
     from churnctl.inspection import inspect_pair
     from churnctl.model import ChurnModel
     from churnctl.state import load_state
 
     model, state = model or bundled(MODEL), state or bundled(STATE)
-    report = inspect_pair(ChurnModel(model), load_state(state))
+    opened = ChurnModel(model)
+    report = inspect_pair(opened, load_state(state))
+    if as_json:
+        digest = hashlib.sha256(opened.data).hexdigest()
+        print_document(inspect_document(report, opened.name, digest))
+    else:
+        _print_report(report)
+    note = demo_note(model, state)
+    if note is not None:
+        stderr.print(note, markup=False)
+    if not report.compatible:
+        raise typer.Exit(2)
+
+
+def _print_report(report: Report) -> None:
     for table in report_tables(report):
         stdout.print(table)
     for line in binding_lines(report):
         stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
     stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
-    note = demo_note(model, state)
-    if note is not None:
-        stderr.print(note, markup=False)
-    if not report.compatible:
-        raise typer.Exit(2)
 
 
 @command

@@ -87,10 +87,11 @@ def flink_submit(
     if input is None or out is None:
         raise UsageError("flink-submit needs INPUT and --out DIR")
     char = parse_delimiter(delimiter)
+    columns = input_columns(input, char)  # INPUT, then the training file: before --out is made
     state_path = _state_path(state, train, out, (char, decimal))
     spec = FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
-        model=str((model or bundled(MODEL)).resolve()), columns=input_columns(input, char),
+        model=str((model or bundled(MODEL)).resolve()), columns=columns,
         delimiter=char, decimal=decimal, keep=tuple(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch, streaming=streaming, parallelism=parallelism,
         monitor_interval=monitor_interval,
@@ -125,10 +126,11 @@ def _state_path(state: Path | None, train: str | None, out: Path, reading: tuple
         return (state or bundled(STATE)).resolve()
     if state is not None:
         raise UsageError("pass either --state or --train, not both")
+    delimiter, decimal = reading
+    fitted_state = fit_state(train, read_options=ReadOptions(delimiter=delimiter), decimal=decimal)
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
-    delimiter, decimal = reading
-    fit_state(train, read_options=ReadOptions(delimiter=delimiter), decimal=decimal).save(fitted)
+    fitted_state.save(fitted)
     return fitted.resolve()
 
 

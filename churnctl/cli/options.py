@@ -202,3 +202,9 @@ def parse_max_rejects(spec: str) -> RejectLimit:
     raise UsageError(
         f"--max-rejects must be a count (e.g. 100) or a percentage (e.g. 5%), got {spec!r}"
     )
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (keys: see the README)."),
+]

@@ -9,7 +9,6 @@ import collections
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from churnctl.cli.options import (
     DecimalOpt,
     Delimiter,
     Encoding,
+    JsonOpt,
     KeepOpt,
     LogitsOpt,
     MaxRejects,
@@ -163,18 +163,10 @@ def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
 @contextlib.contextmanager
 def _stopped_by_signals(watcher: Watcher) -> Iterator[None]:
     """SIGINT and SIGTERM finish the current file and stop; a second one stops at once."""
+    import churnctl.interrupts as interrupts
 
-    def stop(signum: int, frame: object) -> None:
-        if watcher.stopping:
-            raise SystemExit(128 + signum)  # unwinds: temporary files are removed
-        watcher.stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with interrupts.first_signal_calls(watcher.stop):  # the second unwinds: temporaries removed
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -285,6 +277,7 @@ def watch_status(
             metavar="OUT_DIR", parser=path_value, help="The output folder of a watcher."
         ),
     ],
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a watcher's manifest: files by state, the last ones, failures and reasons."""
     from churnctl.manifest import read_manifest
@@ -294,6 +287,10 @@ def watch_status(
         summary = manifest.summary()
     finally:
         manifest.close()
+    if as_json:
+        from churnctl.cli.documents import print_document, status_document
+
+        return print_document(status_document(str(out), summary))
     for table in _status_tables(summary):
         stdout.print(table)
 

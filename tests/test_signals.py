@@ -1,0 +1,272 @@
+"""A SIGTERM or SIGINT at any moment ends a run cleanly (item 14).
+
+Either the run ends with 128 + the signal (143, 130), with nothing published and
+no temporary file left (outputs, rejects, parts folder, stdin spool), or the
+signal came after publication and the run ends with 0 and complete outputs.
+Never exit 1, never an abort (134), never a traceback.
+
+Most runs are in this process (no start-up cost): a timer thread sends the
+signal at a random moment of a run, with every step slowed a little
+(``CHURNCTL_FAULT=sleep=...``) so that signals land in each step's window.
+A smaller number of real ``churnctl`` processes, signalled at random moments
+from their start-up on, covers ``score``, ``score --workers 2``, ``fit`` and
+``watch --once``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from csv_rows import csv_bytes, text_rows
+from typer.testing import CliRunner
+
+from churnctl.cli import app
+from churnctl.faults import FAULT_ENV
+from churnctl.generate import COLUMNS, generate_files
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+INTERRUPTED = {128 + s for s in SIGNALS}
+ROWS = 400  # per input
+
+
+def data_lines(path: Path) -> int:
+    """Records in a CSV file (header excluded); every line is one record here."""
+    return path.read_bytes().count(b"\n") - 1
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files and parts folders churnctl would leave behind."""
+    found = [*folder.rglob(".*.tmp"), *folder.rglob("*.parts"), *folder.rglob("churnctl-stdin-*")]
+    return sorted(str(p) for p in found)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("signal-data")
+    for name, seed in (("a.csv", 1), ("b.csv", 2), ("train.csv", 3)):
+        rows = text_rows(ROWS, seed=seed)
+        rows[5][COLUMNS.index("Age")] = "old"  # one reject each: rejects files have rows
+        (folder / name).write_bytes(csv_bytes(rows))
+    return folder
+
+
+# ------------------------------------------------------------------ in this process
+
+
+@dataclass
+class Case:
+    args: Callable[[Path, Path], list[str | Path]]
+    check: Callable[[Path, Path], None]  # the outputs of a run that ended with 0
+    stdin: bool = False
+
+
+def _scored(out: Path, inputs: int) -> None:
+    assert data_lines(out / "o.csv") + data_lines(out / "o.rejects.csv") == inputs * ROWS
+    assert data_lines(out / "o.rejects.csv") == inputs
+
+
+def _pairs_complete(out: Path, data: Path) -> None:
+    scored = sorted(out.glob("*.scored.csv"))
+    assert len(scored) == 2
+    for output in scored:
+        rejects = output.with_name(output.name.replace(".scored.csv", ".rejects.csv"))
+        assert data_lines(output) + data_lines(rejects) == ROWS
+
+
+def _fitted(out: Path, data: Path) -> None:
+    assert '"rows_rejected": 1' in (out / "s.json").read_text()
+    assert data_lines(out / "s.json.rejects.csv") == 1
+
+
+CASES = {
+    "score": Case(lambda d, o: ["score", d / "a.csv", "-o", o / "o.csv"],
+                  lambda o, d: _scored(o, 1)),
+    "score-stdin": Case(lambda d, o: ["score", "-", "-o", o / "o.csv"],
+                        lambda o, d: _scored(o, 1), stdin=True),
+    "score-many": Case(lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv",
+                                     "--workers", "1"], lambda o, d: _scored(o, 2)),
+    "score-out-dir": Case(lambda d, o: ["score", d / "a.csv", d / "b.csv", "--out-dir", o,
+                                        "--workers", "1"], _pairs_complete),
+    "fit": Case(lambda d, o: ["fit", d / "train.csv", "-o", o / "s.json"], _fitted),
+}  # fmt: skip
+IN_PROCESS_RUNS = 36  # per case
+
+
+@pytest.fixture
+def outside_signals() -> Iterator[list[int]]:
+    """Signals that land outside a command (in the test's own code): recorded, not fatal."""
+    landed: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: landed.append(signum)) for s in SIGNALS}
+    yield landed
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
+    name: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    outside_signals: list[int],
+) -> None:  # fmt: skip
+    case = CASES[name]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    monkeypatch.setenv(FAULT_ENV, "sleep=0.002")
+    stdin = (data / "a.csv").read_bytes() if case.stdin else None
+    runner = CliRunner()
+    started = time.perf_counter()
+    assert runner.invoke(app, [str(a) for a in case.args(data, tmp_path / "warm")],
+                         input=stdin).exit_code == 0  # fmt: skip
+    span = (time.perf_counter() - started) * 1.2
+    rng = random.Random(f"{name}-14")
+    codes: list[int] = []
+    for i in range(IN_PROCESS_RUNS):
+        out = tmp_path / f"run{i}"
+        out.mkdir()
+        signum = rng.choice(SIGNALS)
+        timer = threading.Timer(rng.uniform(0, span), os.kill, (os.getpid(), signum))
+        outside_signals.clear()
+        timer.start()
+        result = runner.invoke(app, [str(a) for a in case.args(data, out)], input=stdin)
+        timer.join()
+        code = result.exit_code
+        codes.append(code)
+        assert code in {0, 128 + signum}, (i, result.output, result.exception)
+        assert "Traceback" not in result.output
+        assert leftovers(out) == [] and list(spool.iterdir()) == [], i
+        if code == 0:
+            case.check(out, data)
+        elif name != "score-out-dir":  # an output folder keeps the pairs done before
+            assert list(out.iterdir()) == [], i
+        assert not outside_signals or code == 0, "a signal outside the run changed it"
+    assert set(codes) & INTERRUPTED, f"no run was interrupted: {codes}"
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def churnctl(args: list[str | Path], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "churnctl", *[str(a) for a in args]], cwd=cwd, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    code: int
+    err: str
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("signal-big")
+    generate_files(folder / "a.csv", n_rows=40_000, seed=1)
+    generate_files(folder / "b.csv", n_rows=40_000, seed=2)
+    landing = folder / "landing"
+    generate_files(landing, n_rows=6_000, files=3, seed=3)
+    return folder
+
+
+REAL = {
+    "score": (lambda d, o: ["score", d / "a.csv", "-o", o / "o.csv"], 4),
+    "score-workers": (lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv",
+                                    "--workers", "2"], 4),
+    "fit": (lambda d, o: ["fit", d / "a.csv", "-o", o / "s.json"], 3),
+    "watch-once": (lambda d, o: ["watch", d / "landing", "--out", o / "w", "--once",
+                                 "--settle", "0"], 4),
+}  # fmt: skip
+
+
+SCORED_ROWS = {"score": 40_000, "score-workers": 80_000}
+
+
+def _run_real(name: str, big: Path, out: Path, delay: float, signum: int) -> Outcome:
+    out.mkdir()
+    spool = Path(tempfile.mkdtemp(prefix="sig-"))  # short: the forkserver's socket lives there
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(spool),
+           FAULT_ENV: "sleep=0.01"}  # fmt: skip
+    process = churnctl(REAL[name][0](big, out), out, env)
+    time.sleep(delay)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    try:
+        assert leftovers(spool) == [], name
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+    return Outcome(process.returncode, err.decode(errors="replace"), out)
+
+
+def _made(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+
+def test_a_signal_at_a_random_moment_of_a_real_run(big: Path, tmp_path: Path) -> None:
+    rng = random.Random(14)
+    runs = [(name, i, rng.uniform(0.0, 2.5), rng.choice(SIGNALS))
+            for name, (_, count) in REAL.items() for i in range(count)]  # fmt: skip
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(
+            lambda run: _run_real(run[0], big, tmp_path / f"{run[0]}-{run[1]}", run[2], run[3]),
+            runs,
+        ))  # fmt: skip
+    for (name, _, delay, signum), outcome in zip(runs, outcomes, strict=True):
+        where = f"{name} after {delay:.2f} s ({signal.Signals(signum).name}): {outcome.err}"
+        assert outcome.code in {0, 128 + signum, -signum}, where
+        assert "Traceback" not in outcome.err, where
+        assert leftovers(outcome.out) == [], where
+        killed_in_start_up = outcome.code == -signum  # before the handlers: nothing made
+        if killed_in_start_up or (outcome.code != 0 and name != "watch-once"):
+            assert _made(outcome.out) == [], where
+        elif outcome.code == 0 and name in SCORED_ROWS:
+            assert data_lines(outcome.out / "o.csv") == SCORED_ROWS[name], where
+        if name == "watch-once":
+            _restart_scores_each_file_once(big, outcome.out)
+
+
+def _restart_scores_each_file_once(big: Path, out: Path) -> None:
+    """After any stop, a restart leaves exactly one output per input, with all its rows."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "churnctl", "watch", big / "landing", "--out", out / "w",
+         "--once", "--settle", "0"], env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    outputs = sorted((out / "w").glob("*.scored.csv"))
+    assert len(outputs) == 3, outputs
+    assert sum(data_lines(p) for p in outputs) == 6_000
+    assert leftovers(out / "w") == []
+
+
+def test_a_second_signal_stops_watch_at_once_and_a_restart_completes(
+    big: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "sleep=0.05"}
+    process = churnctl(["watch", big / "landing", "--out", tmp_path / "w", "--once",
+                        "--settle", "0"], tmp_path, env)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "w").glob(".*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # a file is being scored
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in {0, 143}, err
+    assert b"Traceback" not in err
+    assert leftovers(tmp_path / "w") == []
+    _restart_scores_each_file_once(big, tmp_path)
