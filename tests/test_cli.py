@@ -136,8 +136,9 @@ def read_rejects(path: Path) -> list[dict[str, str]]:
 
 
 def stderr_rejects(stderr: str) -> list[dict[str, str]]:
-    """The rejects CSV a run wrote to stderr, before its one summary line."""
+    """The rejects CSV a run wrote to stderr, before its one summary line (and the demo note)."""
     text = stderr[: stderr.rstrip("\n").rfind("\n") + 1]
+    text = "".join(line for line in text.splitlines(True) if not line.startswith("Note: "))
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == REJECTS_COLUMNS
     return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]

@@ -256,7 +256,7 @@ def test_escapes_in_summaries_and_warnings(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     err = ANSI.sub("", result.stderr)
     assert unprintable(err) == []
-    assert len(err.splitlines()) == 2  # the warning and the summary, one line each
+    assert len(err.splitlines()) == 3  # the warning, the bundled state's note, the summary
     assert f"m{EVIL_SHOWN}.onnx is not bound" in err
     assert f"→ {tmp_path}/out{EVIL_SHOWN}.csv; rejects" in err
     assert out.is_file()

@@ -43,7 +43,7 @@ def dev_leftovers() -> list[str]:
 def stderr_rejects(stderr: str) -> list[dict[str, str]]:
     """The rejects CSV on stderr: every line but the one summary line (last)."""
     lines = stderr.splitlines(keepends=True)
-    text = "".join(line for line in lines[:-1] if not line.startswith("Warning:"))
+    text = "".join(line for line in lines[:-1] if not line.startswith(("Warning:", "Note:")))
     if not text:
         return []
     rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -180,7 +180,9 @@ def test_a_clean_run_prints_no_rejects_header_on_stderr(
     clean.write_bytes(csv_bytes(text_rows(50, seed=9)))
     result = run(["score", clean, "-o", "-", *args])
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("\n") == 1 and "rejects → stderr" in result.stderr
+    lines = result.stderr.splitlines()  # the summary, after the bundled demo pair's note
+    assert len(lines) == 2 and lines[0].startswith("Note: used the bundled demo"), lines
+    assert "rejects → stderr" in lines[1]
     assert snapshot(cwd) == set()
 
 
