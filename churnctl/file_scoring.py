@@ -41,6 +41,7 @@ class ScoreRequest:
     rejects: str | None = None
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
+    read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
 
 
 class RowRates:
@@ -82,7 +83,8 @@ def score_file(request: ScoreRequest, on_progress: Progress | None = None) -> Ru
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
     schema = output_schema(request.scorer.keep)
-    source = open_source(request.input, request.scorer.required_columns, request.read_options)
+    source = open_source(request.input, request.scorer.required_columns, request.read_options,
+                         read_from=request.read_from)  # fmt: skip
     try:
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
@@ -109,7 +111,7 @@ def _score_batches(
     out: TableWriter,
     on_progress: Progress | None,
 ) -> None:
-    for part in _batches(source, request.input):
+    for part in _batches(source, request.read_from or request.input):
         result = request.scorer.score(part.rows)
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)
