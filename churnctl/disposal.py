@@ -50,6 +50,7 @@ class Aside:
 
     path: Path | None = None  # the scored file, now at a private name (None: not at the name)
     stranger: Path | None = None  # another file found at the name, put back here
+    replaced: bool = False  # the name held another file: left untouched
 
 
 def aside_name(name: str, limit: int) -> str:
@@ -70,7 +71,7 @@ def take_aside(path: Path, scored: os.stat_result) -> Aside:
     is put back (``Aside.stranger`` says where).
     """
     if not same_inode(os.lstat(path), scored):
-        return Aside()
+        return Aside(replaced=True)
     checkpoint("before-aside")
     aside = path.with_name(aside_name(path.name, name_max(path.parent)))
     os.rename(path, aside)

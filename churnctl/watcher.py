@@ -228,6 +228,7 @@ class Watcher:
         self._skipped: dict[str, Identity] = {}  # logged as skipped, or failed for good
         self._redo: set[str] = set()
         self._removed: set[str] = set()  # deleted or moved away since: a file there now is new
+        self._returned: dict[str, int] = {}  # name → inode of a file put back there
         self._manifest: Manifest | None = None
         self._limit = name_max(settings.out_dir if settings.out_dir.exists() else "/")
 
@@ -305,10 +306,19 @@ class Watcher:
             self.pending[name] = Pending(renamed_in=True, seen_at=hint.at)
         else:
             pending = self.pending.setdefault(name, Pending(seen_at=hint.at))
-            if hint.kind == "created" and _is_extra_link(self.settings.in_dir / name):
-                pending.renamed_in = True  # a hard link to an existing file: complete at once
+            if hint.kind == "created" and self._complete_at_once(name):
+                pending.renamed_in = True
             else:
                 pending.writing = hint.kind in ("created", "writing")
+
+    def _complete_at_once(self, name: str) -> bool:
+        """A created file that is a hard link to an existing file, or one put back by us."""
+        try:
+            stat = os.lstat(self.settings.in_dir / name)
+        except OSError:
+            return False
+        returned = self._returned.pop(name, None) == stat.st_ino
+        return st.S_ISREG(stat.st_mode) and (stat.st_nlink > 1 or returned)
 
     def _nothing_to_wait_for(self) -> bool:
         """With ``once``: every file left is waiting for something that waiting will not bring.
@@ -346,6 +356,7 @@ class Watcher:
         self._skipped = {n: v for n, v in self._skipped.items()
                          if n in listing.inputs or n in listing.others}  # fmt: skip
         self._removed &= set(listing.inputs)  # the done rows of the others are pruned or forgotten
+        self._returned = {n: i for n, i in self._returned.items() if n in listing.inputs}
         if s.after == "keep":
             manifest.forget_done(name for name in known if name not in listing.inputs)
         if s.retain_days is not None:
@@ -394,7 +405,7 @@ class Watcher:
         try:
             held = HeldFile.take(path)
         except FileNotFoundError:
-            self._vanished(name, "before it was read")
+            self._vanished(name, "deleted or moved away before it was read")
             return
         except NotRegular as exc:
             with contextlib.suppress(OSError):
@@ -461,11 +472,11 @@ class Watcher:
         latency = (time.monotonic() - pending.seen_at) * 1000
         manifest.done(claim.name, claim.sha256, counts, latency)
         checkpoint("after-commit")
-        self._dispose(held, claim.sha256)
         self.report.scored += 1
         for total, value in zip(("read", "scored", "rejected"), vars(counts).values(), strict=True):
             setattr(self.report.rows, total, getattr(self.report.rows, total) + value)
         self.on_event(WatchEvent("scored", claim.name, str(output), str(rejects), counts, latency))
+        self._dispose(held, claim.sha256)
 
     def _finish_earlier(self, held: HeldFile, entry: Entry) -> None:
         """A file already done or failed: finish what a crash interrupted, or note a touch."""
@@ -525,14 +536,15 @@ class Watcher:
         try:
             taken = quarantine(held.path, sha, refusal, held.stat)
         except FileNotFoundError:
-            taken, message = Aside(), f"{message} (it vanished before it was quarantined)"
+            taken = Aside()
+            self._vanished(name, "deleted or moved away before it could be quarantined")
         except (OSError, ChurnctlError) as exc:
             self._skipped[name] = _identity(held.stat)
             taken, message = Aside(), (
                 f"{message}; cannot move it into quarantine ({_reason(exc)}): left in place, "
                 "skipped until it changes or the watcher starts again"
             )  # fmt: skip
-        self._put_back(name, taken)
+        self._moved_meanwhile(name, taken, "quarantined")
         where = None if taken.path is None else str(taken.path)
         self.on_event(WatchEvent("failed", name, output=where, message=message, fix=refusal.fix))
         return taken.path
@@ -546,7 +558,8 @@ class Watcher:
                 dispose_marker(held.path.with_name(name + s.rules.done_marker), s.after,
                                s.archive, sha)  # fmt: skip
         except FileNotFoundError:
-            self._vanished(name, f"before it could be {s.after}d; its outputs stand")
+            self._vanished(name, f"deleted or moved away before it could be {s.after}d; "
+                                 "its outputs stand")  # fmt: skip
             return
         except OSError as exc:
             for folder in {s.in_dir, s.archive} if s.after == "archive" else {s.in_dir}:
@@ -557,18 +570,23 @@ class Watcher:
                 "the watcher starts again"
             )))  # fmt: skip
             return
-        self._put_back(name, taken)
+        self._moved_meanwhile(name, taken, f"{s.after}d")
         if s.after != "keep":
             checkpoint("after-archive")
 
-    def _put_back(self, name: str, taken: Aside) -> None:
-        """Log a file renamed over an input at the last moment, put back; it is a new input."""
+    def _moved_meanwhile(self, name: str, taken: Aside, action: str) -> None:
+        """Log a file renamed over an input before it was moved: that file is a new input."""
+        if taken.replaced:
+            self._vanished(name, f"replaced by another file before it could be {action}; that "
+                                 "file is a new input")  # fmt: skip
         if taken.stranger is None:
             return
         self.pending[taken.stranger.name] = Pending(renamed_in=True)
+        with contextlib.suppress(OSError):
+            self._returned[taken.stranger.name] = os.lstat(taken.stranger).st_ino
         self.on_event(WatchEvent("put-back", name, output=str(taken.stranger), message=(
-            "another file was renamed over it before it was moved; that file was left "
-            f"in the input folder as {taken.stranger.name}"
+            f"another file was renamed over it as it was being {action}; that file was put "
+            f"back in the input folder as {taken.stranger.name}"
         )))  # fmt: skip
 
     def _skip(self, name: str, stat: os.stat_result, reason: str) -> None:
@@ -594,8 +612,8 @@ class Watcher:
             "the watcher starts again"
         )))  # fmt: skip
 
-    def _vanished(self, name: str, when: str) -> None:
-        self.on_event(WatchEvent("vanished", name, message=f"deleted or moved away {when}"))
+    def _vanished(self, name: str, message: str) -> None:
+        self.on_event(WatchEvent("vanished", name, message=message))
 
     def _reconcile(self) -> None:
         """Claimed rows left by a crash: published ones become done, the others are redone."""
@@ -671,15 +689,6 @@ def _identity(stat: os.stat_result) -> Identity:
     return stat.st_ino, stat.st_mode, stat.st_size, stat.st_mtime_ns
 
 
-def _is_extra_link(path: Path) -> bool:
-    """A regular file with more than one name: a hard link, complete as a rename is."""
-    try:
-        stat = os.lstat(path)
-    except OSError:
-        return False
-    return st.S_ISREG(stat.st_mode) and stat.st_nlink > 1
-
-
 def _is_text(name: str) -> bool:
     """Whether a name is valid UTF-8 (bytes that are not decode to lone surrogates)."""
     try:
@@ -698,7 +707,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ChurnctlError):
         return exc.message
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
     return str(exc) or type(exc).__name__
 
 
