@@ -22,7 +22,7 @@ from rich.table import Table
 
 from churnctl.arrivals import DEFAULT_PATTERNS, NameRules
 from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.cli.app import _flag_fix, command
+from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
@@ -40,7 +40,7 @@ from churnctl.cli.options import (
     read_options,
 )  # fmt: skip
 from churnctl.cli.report import add_text_row, pair_warning
-from churnctl.errors import FilesFailedError, UsageError
+from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -280,9 +280,7 @@ def _ms(value: float | None) -> str:
 
 def _event_message(event: WatchEvent) -> str:
     """The event's message and its remedy, spelled as this command's option."""
-    if event.fix is None:
-        return event.message
-    return f"{event.message}; {_flag_fix(event.fix)}"
+    return flag_message(ChurnctlError(event.message, fix=event.fix))
 
 
 def _event_line(event: WatchEvent) -> str:
