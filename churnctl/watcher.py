@@ -71,7 +71,7 @@ from churnctl.manifest import (
     ManifestError,
     open_manifest,
 )  # fmt: skip
-from churnctl.names import name_max
+from churnctl.names import NAME_MAX, name_max
 from churnctl.paths import derived_names
 from churnctl.watch_settings import WatchSettings, input_folder_lock, reason_of
 
@@ -130,7 +130,7 @@ class Watcher:
         self._removed: set[str] = set()  # deleted or moved away since: a file there now is new
         self._returned: dict[str, int] = {}  # name → inode of a file put back there
         self._manifest: Manifest | None = None
-        self._limit = name_max(settings.out_dir if settings.out_dir.exists() else "/")
+        self._limit = NAME_MAX  # of the output folder, once it exists (run)
 
     def stop(self) -> None:
         """Finish the current file, commit, and return from ``run`` (signal-safe)."""
@@ -454,7 +454,7 @@ class Watcher:
         s, name = self.settings, held.path.name
         try:
             taken = dispose(held.path, s.after, s.archive, sha, held.stat)
-            if s.rules.done_marker:
+            if s.rules.done_marker and taken.path is not None:  # a new file keeps its marker
                 dispose_marker(held.path.with_name(name + s.rules.done_marker), s.after,
                                s.archive, sha)  # fmt: skip
         except FileNotFoundError:

@@ -409,3 +409,47 @@ def test_the_live_rate_is_recent_not_an_average_since_start() -> None:
     assert rate.rate() == 0  # idle: no rows recently, whatever the total
     rate.add(300)
     assert rate.rate() == pytest.approx(30)
+
+
+# --- item 6: one file's failure is not the folder's -----------------------------------------
+
+
+def _failing_output(name: str) -> Callable[[ScoreRequest], object]:
+    def score(request: ScoreRequest) -> object:
+        if Path(request.input).name == name:
+            raise OutputError(f"{request.output}: cannot publish the output (File name too long)")
+        return score_file(request)
+
+    return score
+
+
+def test_an_output_error_of_one_file_is_retried_then_quarantined(
+    tmp_path: Path, scorer: Scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    for seed, name in enumerate(("bad.csv", "good.csv")):
+        (in_dir / name).write_bytes(messy_csv(seed))
+    monkeypatch.setattr("churnctl.watcher.score_file", _failing_output("bad.csv"))
+    monkeypatch.setattr("churnctl.watcher.RETRY_DELAY", 0.01)
+    report = run_once(in_dir, out_dir, scorer, max_attempts=2).report
+    assert (report.scored, report.failed) == (1, 1)
+    record = json.loads((in_dir / ".failed" / "bad.csv.error.json").read_text())
+    assert "File name too long" in record["reason"] and record["attempts"] == 2
+
+
+def test_an_output_folder_that_cannot_be_written_stops_the_watcher(
+    tmp_path: Path, scorer: Scorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    (in_dir / "a.csv").write_bytes(messy_csv(1))
+
+    def full(folder: Path) -> None:
+        raise OutputError(f"{folder}: cannot write here (No space left on device)")
+
+    monkeypatch.setattr("churnctl.watcher.score_file", _failing_output("a.csv"))
+    monkeypatch.setattr("churnctl.watcher.probe_writable", full)
+    with pytest.raises(OutputError, match="No space left"):
+        run_once(in_dir, out_dir, scorer)
+    assert (in_dir / "a.csv").exists() and not (in_dir / ".failed").exists()
