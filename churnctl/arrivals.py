@@ -232,8 +232,6 @@ class Events:
             if name in self._writing:
                 return  # one hint per write, not one per write() call
             self._writing.add(name)
-        elif kind == "created":
-            self._writing.add(name)
         else:
             self._writing.discard(name)
         try:
