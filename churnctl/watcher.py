@@ -540,9 +540,11 @@ class Watcher:
             entry = self._aside_entry(aside.name, sha)
             if entry is not None and entry.state == "done" and s.after != "keep":
                 finish(aside, entry.name, s.after, s.archive, sha)
+                message = f"{s.after}d after a crash"
             else:
                 name = entry.name if entry is not None else aside_original(aside)
-                put_back(aside, s.in_dir / name)
+                message = f"put back as {put_back(aside, s.in_dir / name).name} after a crash"
+            self.on_event(WatchEvent("reconciled", aside.name, message=message))
 
     def _aside_entry(self, aside: str, sha: str) -> Entry | None:
         limit = name_max(self.settings.in_dir)
