@@ -28,7 +28,10 @@ def name_max(folder: str | Path) -> int:
 
 
 def fit_name(part: str, tail: str = "", limit: int = NAME_MAX) -> str:
-    """``part + tail``, with ``part`` cut (and its hash added) when the whole is over ``limit``."""
+    """``part + tail``, with ``part`` cut (and its hash added) when the whole is over ``limit``.
+
+    ``tail`` must leave room for the hash: at most ``limit - 9`` bytes.
+    """
     raw, end = os.fsencode(part), os.fsencode(tail)
     if len(raw) + len(end) <= limit:
         return part + tail

@@ -122,7 +122,7 @@ names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 
 
 @given(names, names, st.sampled_from(["", ".csv", ".0123456789abcdef.scored.parquet"]),
-       st.integers(40, 255))  # fmt: skip
+       st.integers(50, 255))  # fmt: skip
 def test_a_name_is_cut_to_fit_deterministically_and_stays_unique(
     one: str, two: str, tail: str, limit: int
 ) -> None:
