@@ -3,17 +3,24 @@
 Kernel events (watchdog: inotify on Linux) are hints that arrive in
 milliseconds; a listing of the folder is the truth, taken at start-up, after an
 event overflow and every few seconds. A file *renamed into* the folder is
-complete at once (the producer convention: write elsewhere, then rename). A
-file *written in place* is complete once its writer has closed it, its size
-and mtime have not changed for the settle time, and its content ends as a
-complete file does (a CSV with a newline, a Parquet file with its footer). With
-a done marker, a file is complete when ``<name><marker>`` exists.
+complete at once (the producer convention: write elsewhere, then rename), and so
+is a new hard link to an existing file (``ln``: a created event on an inode with
+more than one link). A file *written in place* is complete once its writer has
+closed it, its size and mtime have not changed for the settle time, and its
+content ends as a complete file does (a CSV with a newline, a Parquet file with
+its footer). A created or modified event that no close follows (a link whose
+other name was removed, a lost event) counts only until the file has been quiet
+for the ``lapse`` time. With a done marker, a file is complete when
+``<name><marker>`` exists. Only regular files are inputs: a listing reports the
+other entries with input names (links, FIFOs, folders ...) apart, and nothing is
+opened but through ``held.open_regular``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
+import math
 import os
 import queue
 import re
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from churnctl.errors import InputError, UsageError
+from churnctl.held import open_regular
 
 DEFAULT_PATTERNS = ("*.csv", "*.csv.gz", "*.csv.bz2", "*.csv.zst", "*.parquet", "*.pq")
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".crdownload")
@@ -87,39 +95,74 @@ class Pending:
     status: Readiness | None = None  # the verdict of the last look at it
 
 
+def _ending(name: str) -> tuple[bytes, str]:
+    """The bytes a complete file of this format ends with, and how to say so."""
+    name = name.lower()
+    if name.endswith(".csv"):
+        return b"\n", "a CSV file ends with a line break"
+    if name.endswith((".parquet", ".pq")):
+        return b"PAR1", "a Parquet file ends with its footer"
+    return b"", "its end cannot be checked"
+
+
+def ending_description(name: str) -> str:
+    """What a complete file named ``name`` ends with, for the ``incomplete`` message."""
+    return _ending(name)[1]
+
+
 def has_complete_ending(path: Path) -> bool:
-    """A CSV ends with a newline, a Parquet file with its footer magic; others cannot tell."""
-    name = path.name.lower()
-    tail = (
-        b"\n" if name.endswith(".csv") else b"PAR1" if name.endswith((".parquet", ".pq")) else b""
-    )
-    if not tail:
-        return True
+    """A CSV ends with a newline, a Parquet file with its footer magic; others cannot tell.
+
+    Only a regular file can be complete: the file is opened with ``open_regular``.
+    """
+    tail = _ending(path.name)[0]
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size < len(tail):
-                return size == 0 and tail == b"\n"
-            handle.seek(size - len(tail))
-            return handle.read(len(tail)) == tail
+        fd = open_regular(path)
     except OSError:
         return False
+    try:
+        if not tail:
+            return True
+        size = os.fstat(fd).st_size
+        if size < len(tail):
+            return size == 0 and tail == b"\n"
+        return os.pread(fd, len(tail), size - len(tail)) == tail
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
-def list_inputs(folder: Path, rules: NameRules) -> dict[str, os.stat_result]:
-    """The input files now in ``folder`` (no sub-folders), with their stat."""
-    found: dict[str, os.stat_result] = {}
+@dataclass
+class Listing:
+    """One look at a folder: its input files, and the other entries with input names."""
+
+    inputs: dict[str, os.stat_result] = field(default_factory=dict)
+    others: dict[str, os.stat_result] = field(default_factory=dict)  # links, FIFOs, folders ...
+
+
+def scan_folder(folder: Path, rules: NameRules) -> Listing:
+    """What ``folder`` holds under input names (no sub-folders' content), by ``lstat``."""
+    found = Listing()
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                if rules.is_input(entry.name) and entry.is_file(follow_symlinks=False):
-                    try:
-                        found[entry.name] = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # gone between the listing and the stat
+                if not rules.is_input(entry.name):
+                    continue
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # gone between the listing and the stat
+                regular = entry.is_file(follow_symlinks=False)
+                (found.inputs if regular else found.others)[entry.name] = stat
     except OSError as exc:
         raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
     return found
+
+
+def list_inputs(folder: Path, rules: NameRules) -> dict[str, os.stat_result]:
+    """The input files now in ``folder`` (regular files only, no sub-folders), with their stat."""
+    return scan_folder(folder, rules).inputs
 
 
 def list_markers(folder: Path, rules: NameRules) -> set[str]:
@@ -134,7 +177,7 @@ def list_markers(folder: Path, rules: NameRules) -> set[str]:
 class Hint:
     """One event, reduced to what matters: a name and what happened to it."""
 
-    kind: str  # "renamed-in", "writing", "closed", "gone", "marker"
+    kind: str  # "renamed-in", "created", "writing", "closed", "gone", "marker"
     name: str
     at: float = field(default_factory=time.monotonic)  # when the event arrived
 
@@ -233,7 +276,9 @@ class _Handler:
         if kind == "FileMovedEvent":
             self.events.put("gone", event.src_path)
             self.events.put("renamed-in", event.dest_path)
-        elif kind in ("FileCreatedEvent", "FileModifiedEvent"):
+        elif kind == "FileCreatedEvent":
+            self.events.put("created", event.src_path)
+        elif kind == "FileModifiedEvent":
             self.events.put("writing", event.src_path)
         elif kind == "FileClosedEvent":
             self.events.put("closed", event.src_path)
@@ -241,11 +286,14 @@ class _Handler:
             self.events.put("gone", event.src_path)
 
 
-def readiness(pending: Pending, stat: os.stat_result, path: Path, settle: float) -> Readiness:
+def readiness(
+    pending: Pending, stat: os.stat_result, path: Path, settle: float, lapse: float = math.inf
+) -> Readiness:
     """Whether a pending file is complete now (updating what is known of its stability).
 
     The quiet time is what the watcher itself saw, never the file's mtime against
-    this machine's clock: a network file system's clock may be behind.
+    this machine's clock: a network file system's clock may be behind. A writing
+    hint that no close followed lapses once the file has been quiet for ``lapse``.
     """
     now = time.monotonic()
     current = (stat.st_size, stat.st_mtime_ns)
@@ -253,7 +301,10 @@ def readiness(pending: Pending, stat: os.stat_result, path: Path, settle: float)
         pending.stat, pending.stable_since, pending.reported = current, now, False
     if pending.renamed_in:
         return Readiness.READY
-    if pending.writing or now - pending.stable_since < settle:
+    quiet = now - pending.stable_since
+    if pending.writing and quiet >= max(settle, lapse):
+        pending.writing = False
+    if pending.writing or quiet < settle:
         return Readiness.WAITING
     return Readiness.READY if has_complete_ending(path) else Readiness.INCOMPLETE
 

@@ -26,6 +26,9 @@ from pathlib import Path
 import churnctl.interrupts as interrupts
 from churnctl.errors import OutputError
 from churnctl.faults import checkpoint
+from churnctl.names import fit_name, name_max
+
+TEMPORARY_TAIL = len(".") + len(".XXXXXXXX.tmp")  # what mkstemp adds around the final name
 
 
 def is_write_through(target: Path) -> bool:
@@ -123,11 +126,13 @@ def atomic_write_bytes(final: Path, data: bytes) -> None:
 
 
 def _temporary_sibling(final: Path) -> Path:
+    """``.{name}.XXXXXXXX.tmp`` beside ``final`` (``name`` cut to fit: see ``names``)."""
     with _as_output_error(final, "cannot write here", "; choose another path"):
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        name = fit_name(final.name, "", name_max(final.parent) - TEMPORARY_TAIL)
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=final.parent)
         os.close(fd)
-    tmp = Path(name)
+    tmp = Path(path)
     tmp.chmod(0o666 & ~_umask())
     return tmp
 
@@ -150,6 +155,22 @@ def _as_output_error(path: Path, what: str, hint: str = "") -> Iterator[None]:
         yield
     except OSError as exc:
         raise OutputError(f"{path}: {what} ({exc.strerror or exc}){hint}") from None
+
+
+def probe_writable(folder: Path) -> None:
+    """``OutputError`` unless a file can be created, written, synced and removed in ``folder``.
+
+    Tells a failure of one file (its name, its content) from one of the whole folder
+    (not writable, full, read-only, gone).
+    """
+    with _as_output_error(folder, "cannot write here"):
+        fd, name = tempfile.mkstemp(prefix=".churnctl-probe.", suffix=".tmp", dir=folder)
+        try:
+            os.write(fd, bytes(4096))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
 
 
 def fsync_folder(folder: Path) -> None:

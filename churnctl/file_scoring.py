@@ -51,6 +51,7 @@ class ScoreRequest:
     rejects: str | None = None
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
+    read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
 
 
 class RowRates:
@@ -98,7 +99,8 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     schema = output_schema(request.scorer.keep)
     source = None
     try:
-        source = open_source(request.input, request.scorer.required_columns, request.read_options)
+        source = open_source(request.input, request.scorer.required_columns, request.read_options,
+                             read_from=request.read_from)  # fmt: skip
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
@@ -125,7 +127,7 @@ def _score_batches(
     out: TableWriter,
     on_progress: OnProgress | None,
 ) -> None:
-    for part in _batches(source, request.input):
+    for part in _batches(source, request.read_from or request.input):
         result = request.scorer.score(part.rows)
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)

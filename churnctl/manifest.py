@@ -4,14 +4,15 @@
 input, keyed by its name and the SHA-256 of its content (never its inode or its
 first line): ``claimed`` while it is scored, then ``done`` with its outputs and
 counts, or ``failed`` with the reason. Every statement runs in its own checked
-transaction: a failed commit raises ``ManifestError``, it is never ignored.
+transaction: a failed commit raises ``ManifestError``, it is never ignored, and
+so does a manifest or lock file removed or replaced since it was opened (checked
+before and after each transaction): a commit into a deleted file would be lost.
 ``OUT_DIR/.churnctl/lock`` is held (``flock``) by the one watcher writing there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sqlite3
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from churnctl.errors import ChurnctlError, Fix
+from churnctl.locks import LockHeld, take_lock
 
 MANIFEST_FOLDER = ".churnctl"
 SCHEMA_VERSION = "1"
@@ -107,8 +109,11 @@ def manifest_folder(out_dir: Path) -> Path:
 class Manifest:
     """The SQLite manifest of one output folder (open it with ``open_manifest``)."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, readonly: bool = False, guarded: tuple[Path, ...] = ()
+    ) -> None:
         self.path = path
+        self._guarded: dict[Path, tuple[int, int] | None] = {}
         with _checked(path, "cannot open the manifest"):
             uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
@@ -120,6 +125,7 @@ class Manifest:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
+                self._guarded = {p: _identity(p) for p in (path, *guarded)}
 
     def close(self) -> None:
         self._db.close()
@@ -127,6 +133,7 @@ class Manifest:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One checked, durable transaction: any failure, the commit's included, raises."""
+        self._check_in_place()
         with _checked(self.path, "cannot commit to the manifest"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -135,6 +142,20 @@ class Manifest:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        self._check_in_place()
+
+    def _check_in_place(self) -> None:
+        """Refuse to go on when the manifest or its lock file was removed or replaced."""
+        for path, opened in self._guarded.items():
+            now = _identity(path)
+            if now != opened:
+                what = "removed" if now is None else "replaced by another file"
+                raise ManifestError(
+                    f"{path}: {what} while the watcher ran, so its record of the files done "
+                    "is lost; find what deletes files in the output folder, then start the "
+                    "watcher again (files still in the input folder are scored again, "
+                    "under the same output names)"
+                )
 
     def _rows(self, sql: str, *args: Any) -> list[Entry]:
         with _checked(self.path, "cannot read the manifest"):
@@ -162,6 +183,10 @@ class Manifest:
     def lookup(self, name: str, sha256: str) -> Entry | None:
         rows = self._rows("SELECT * FROM inputs WHERE name = ? AND sha256 = ?", name, sha256)
         return rows[0] if rows else None
+
+    def with_content(self, sha256: str) -> list[Entry]:
+        """Every row of this content, whatever its name."""
+        return self._rows("SELECT * FROM inputs WHERE sha256 = ?", sha256)
 
     def latest(self, name: str) -> Entry | None:
         """The most recently claimed row of ``name``, whatever its content."""
@@ -280,7 +305,7 @@ def open_manifest(out_dir: Path) -> Iterator[Manifest]:
     with _checked(folder, "cannot create the manifest folder"):
         folder.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(folder / "lock", out_dir):
-        manifest = Manifest(folder / "manifest.db")
+        manifest = Manifest(folder / "manifest.db", guarded=(folder / "lock",))
         try:
             yield manifest
         finally:
@@ -300,22 +325,27 @@ def read_manifest(out_dir: Path) -> Manifest:
 
 @contextlib.contextmanager
 def _exclusive_lock(path: Path, out_dir: Path) -> Iterator[None]:
-    with _checked(path, "cannot open the lock file"):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise ManifestError(
-                f"{out_dir}: another watcher (pid {holder}) already writes here; "
-                "stop it first, or give this one another output folder"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with _checked(path, "cannot open the lock file"):
+            fd = take_lock(path)
+    except LockHeld as held:
+        raise ManifestError(
+            f"{out_dir}: another watcher (pid {held.holder}) already writes here; "
+            "stop it first, or give this one another output folder"
+        ) from None
+    try:
         yield
     finally:
         os.close(fd)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, None when it is gone."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @contextlib.contextmanager

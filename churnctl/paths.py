@@ -1,4 +1,4 @@
-"""The files of one run must be distinct: an output must never replace an input."""
+"""The files of one run: distinct (an output never replaces an input), and derived names."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from churnctl.errors import UsageError
+from churnctl.names import NAME_MAX, fit_name
 
 STREAM = "-"  # stdin or stdout: never a file of its own
 
@@ -78,16 +79,20 @@ def split_suffix(name: str) -> tuple[str, str]:
     return name, ""
 
 
-def derived_names(name: str, sha256: str, fmt: str) -> tuple[str, str]:
+def derived_names(name: str, sha256: str, fmt: str, limit: int = NAME_MAX) -> tuple[str, str]:
     """The output and rejects names of one input: from its name and content hash, stable.
 
     ``part-1.csv`` with content hash ``ab12…`` → ``part-1.ab12….scored.csv`` and
     ``part-1.ab12….rejects.csv``: the same input always gives the same names, and
-    new content under the same name gives new ones.
+    new content under the same name gives new ones. A stem too long for ``limit``
+    bytes is cut as ``names.fit_name`` cuts it.
     """
     stem, _ = split_suffix(name)
     tag = sha256[:TAG_LENGTH]
-    return f"{stem}.{tag}.scored.{fmt}", f"{stem}.{tag}.rejects.csv"
+    return (
+        fit_name(stem, f".{tag}.scored.{fmt}", limit),
+        fit_name(stem, f".{tag}.rejects.csv", limit),
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -96,7 +101,18 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def tagged_name(name: str, sha256: str) -> str:
+def tagged_name(name: str, sha256: str, limit: int = NAME_MAX) -> str:
     """``part-1.csv`` → ``part-1.ab12….csv``: a name that cannot clash with another content."""
     stem, suffix = split_suffix(name)
-    return f"{stem}.{sha256[:TAG_LENGTH]}{suffix}"
+    return fit_name(stem, f".{sha256[:TAG_LENGTH]}{suffix}", limit)
+
+
+def fitting_name(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` itself, or cut to ``limit`` bytes (its format suffix kept)."""
+    stem, suffix = split_suffix(name)
+    return fit_name(stem, suffix, limit)
+
+
+def error_record_name(name: str, limit: int = NAME_MAX) -> str:
+    """``bad.csv`` → ``bad.csv.error.json``: the record beside a quarantined file."""
+    return fit_name(name, ".error.json", limit)

@@ -123,18 +123,26 @@ def is_parquet(name: str | Path) -> bool:
 
 
 def open_source(
-    source: str | Path, required: Sequence[str], options: ReadOptions = ReadOptions()
+    source: str | Path,
+    required: Sequence[str],
+    options: ReadOptions = ReadOptions(),
+    *,
+    read_from: str | Path | None = None,
 ) -> BatchSource:
     """Open ``source`` and check its header; batches carry only ``required`` columns.
 
     A pipe, FIFO or device (``<(zcat x.gz)``) is read once, as a stream, like stdin.
+    ``read_from`` is where the bytes are read when not ``source`` itself (a held
+    descriptor's ``/proc/self/fd/N``): the format and the compression still come from
+    ``source``'s name, and every message names ``source``.
     """
     name = "<stdin>" if str(source) == STDIN else str(source)
-    streamed = str(source) == STDIN or is_stream(source)
+    where = source if read_from is None else read_from
+    streamed = str(source) == STDIN or is_stream(where)
     if is_parquet(source):
-        return _open_parquet(Path(source), required, streamed=streamed)
+        return _open_parquet(Path(source), required, streamed=streamed, where=Path(where))
     check_read_options(name, options)
-    return _open_csv(source, name, required, options, streamed=streamed)
+    return _open_csv(source, name, required, options, streamed=streamed, where=where)
 
 
 def is_stream(source: str | Path) -> bool:
@@ -190,15 +198,17 @@ def check_read_options(name: str, options: ReadOptions) -> None:
         )
 
 
-def _open_parquet(path: Path, required: Sequence[str], *, streamed: bool) -> BatchSource:
+def _open_parquet(
+    path: Path, required: Sequence[str], *, streamed: bool, where: Path
+) -> BatchSource:
     spool = None
     try:
         with interrupts.deferred():  # created and held for removal, or neither
             spool = _spool_path(".parquet") if streamed else None
         if spool is not None:
-            _copy_into(path, spool)
+            _copy_into(where, path, spool)
         try:
-            parquet = pq.ParquetFile(spool or path)
+            parquet = pq.ParquetFile(spool or where)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
         check_header(str(path), parquet.schema_arrow, required)
@@ -260,10 +270,16 @@ class _Meter:
 
 
 def _open_csv(
-    source: str | Path, name: str, required: Sequence[str], options: ReadOptions, *, streamed: bool
+    source: str | Path,
+    name: str,
+    required: Sequence[str],
+    options: ReadOptions,
+    *,
+    streamed: bool,
+    where: str | Path,
 ) -> BatchSource:
-    meter = None if streamed else _Meter(Path(source).stat().st_size)
-    stream = _raw_stream(source, streamed=streamed, meter=meter)
+    meter = None if streamed else _Meter(Path(where).stat().st_size)
+    stream = _raw_stream(source, streamed=streamed, meter=meter, where=where)
     prefix, whole = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options, whole=whole)
     check_header(name, columns, required)
@@ -272,11 +288,15 @@ def _open_csv(
         with interrupts.deferred():  # created and held for removal, or neither
             spool = _spool_path() if streamed else None
         replay = _Replay(prefix, stream, tee=spool)
-        reread = (lambda: _raw_stream(spool)) if spool is not None else lambda: _raw_stream(source)
+        reread = (
+            (lambda: _raw_stream(spool))
+            if spool is not None
+            else lambda: _raw_stream(source, where=where)
+        )
         start_over = (
             (lambda: _restart_stdin(spool, replay))
             if spool is not None
-            else lambda: _raw_stream(source, meter=meter)
+            else lambda: _raw_stream(source, meter=meter, where=where)
         )
         reader = _CsvBatches(
             name, required, options, width=len(columns), first=replay, start_over=start_over
@@ -301,19 +321,26 @@ def _spool_path(suffix: str = ".csv") -> Path:
     return Path(name)
 
 
-def _copy_into(path: Path, spool: Path) -> None:
-    """A streamed Parquet input copied to a temporary file (Parquet needs random access)."""
+def _copy_into(where: Path, path: Path, spool: Path) -> None:
+    """A streamed Parquet input (``path``, read at ``where``) copied to a temporary file.
+
+    Parquet needs random access.
+    """
     try:
-        with path.open("rb") as stream, spool.open("wb") as copy:
+        with where.open("rb") as stream, spool.open("wb") as copy:
             shutil.copyfileobj(stream, copy, 1 << 20)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _raw_stream(
-    source: str | Path, *, streamed: bool = False, meter: _Meter | None = None
+    source: str | Path,
+    *,
+    streamed: bool = False,
+    meter: _Meter | None = None,
+    where: str | Path | None = None,
 ) -> BinaryIO:
-    """The input's bytes, decompressed by its extension (``.gz``, ...).
+    """The input's bytes (read from ``where``, default ``source``), decompressed by its name.
 
     A stream (stdin, a pipe) has no telling name: gzip is recognised by its magic bytes.
     ``meter`` follows the position in the file as stored (its compressed bytes).
@@ -322,13 +349,14 @@ def _raw_stream(
         if sys.stdin is None:
             raise InputError("<stdin>: standard input is closed; pipe CSV into it or name a file")
         return _sniffed(sys.stdin.buffer, "<stdin>", None)
+    where = source if where is None else where
     try:
         if streamed:  # a pipe cannot seek: open it here, let Arrow only decompress
-            return _sniffed(Path(source).open("rb"), str(source), _compression(source))
-        if meter is None:
-            return pa.input_stream(str(source), compression="detect")  # type: ignore[return-value]
-        meter.file = pa.OSFile(str(source))
+            return _sniffed(Path(where).open("rb"), str(source), _compression(source))
         codec = _compression(source)
+        if meter is None:
+            return pa.input_stream(str(where), compression=codec)  # type: ignore[return-value]
+        meter.file = pa.OSFile(str(where))
         if codec is None:
             return meter.file  # type: ignore[return-value]
         return pa.CompressedInputStream(meter.file, codec)  # type: ignore[return-value]

@@ -290,6 +290,8 @@ def test_a_kill_at_each_commit_step_is_repaired_on_restart(
                              published == 0),
         "after-rename": (states == {"claimed": 1}, published == 1, archived == []),
         "after-commit": (states == {"done": 1}, published == 1, archived == []),
+        "after-aside": (states == {"done": 1}, published == 1, archived == [],
+                        len(list(in_dir.glob(".churnctl-aside.*"))) == 1),
         "after-archive": (states == {"done": 1}, published == 1, len(archived) == 1),
     }  # fmt: skip
     assert all(left_by_fault[step]), (states, published, archived, temporaries(out_dir))

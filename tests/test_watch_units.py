@@ -24,15 +24,15 @@ from churnctl.arrivals import (
     readiness,
 )  # fmt: skip
 from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.disposal import dispose, move_aside, quarantine
+from churnctl.disposal import Refusal, dispose, dispose_marker, move_aside, quarantine
 from churnctl.errors import UsageError
 from churnctl.faults import FAULT_ENV
 from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.manifest import Counts, Entry, ManifestError, open_manifest, read_manifest
-from churnctl.paths import derived_names, split_suffix, tagged_name
+from churnctl.paths import derived_names, file_sha256, split_suffix, tagged_name
 from churnctl.rejects import NO_LIMIT
 from churnctl.scorer import Scorer
-from churnctl.watcher import Watcher, WatchSettings, file_sha256, published_counts
+from churnctl.watcher import Watcher, WatchSettings, published_counts
 from tests.csv_rows import csv_bytes, text_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,8 +239,9 @@ def test_moves_never_replace_a_file(tmp_path: Path) -> None:
 
 def test_quarantine_writes_the_reason_beside_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("x")
-    moved = quarantine(tmp_path / "bad.csv", "d" * 64, "missing column Age", 1)
-    assert moved == tmp_path / ".failed" / "bad.csv"
+    scored = (tmp_path / "bad.csv").stat()
+    moved = quarantine(tmp_path / "bad.csv", "d" * 64, Refusal("missing column Age", 1), scored)
+    assert moved.path == tmp_path / ".failed" / "bad.csv"
     record = json.loads((tmp_path / ".failed" / "bad.csv.error.json").read_text())
     assert record["reason"] == "missing column Age"
     assert record["sha256"] == "d" * 64
@@ -249,8 +250,10 @@ def test_quarantine_writes_the_reason_beside_the_file(tmp_path: Path) -> None:
 def test_dispose_deletes_or_archives_the_input_and_its_marker(tmp_path: Path) -> None:
     for name in ("a.csv", "a.csv.done", "b.csv"):
         (tmp_path / name).write_text(name)
-    dispose(tmp_path / "a.csv", "delete", tmp_path / "arch", "e" * 64, tmp_path / "a.csv.done")
-    dispose(tmp_path / "b.csv", "archive", tmp_path / "arch", "e" * 64, None)
+    a, b = (tmp_path / "a.csv").stat(), (tmp_path / "b.csv").stat()
+    dispose(tmp_path / "a.csv", "delete", tmp_path / "arch", "e" * 64, a)
+    dispose_marker(tmp_path / "a.csv.done", "delete", tmp_path / "arch", "e" * 64)
+    dispose(tmp_path / "b.csv", "archive", tmp_path / "arch", "e" * 64, b)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["b.csv"]
     assert (tmp_path / "arch" / "b.csv").exists()
 

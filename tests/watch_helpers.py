@@ -90,6 +90,54 @@ def log_events(log: Path, kind: str | None = "scored") -> list[dict[str, object]
     return found
 
 
+# ------------------------------------------------------------------ pauses
+
+
+class Pauses:
+    """A watcher that stops at named steps until the test lets it go (``CHURNCTL_PAUSE``).
+
+    At each listed step the watcher creates ``folder/<step>.<N>`` and waits until it is
+    removed: the test acts at a known point between two steps, then releases it.
+    """
+
+    def __init__(self, folder: Path, *steps: str) -> None:
+        self.folder, self.steps = folder, steps
+        folder.mkdir()
+
+    def env(self) -> dict[str, str]:
+        return watch_env(CHURNCTL_PAUSE=",".join(self.steps), CHURNCTL_PAUSE_DIR=str(self.folder))
+
+    def _paused(self) -> Path | None:
+        return next(iter(sorted(self.folder.iterdir())), None)
+
+    def run_to(self, step: str) -> Path:
+        """Release every pause until the watcher stops at ``step``; that pause (still held)."""
+        found: list[Path] = []
+
+        def at_step() -> bool:
+            paused = self._paused()
+            if paused is not None and paused.name.rpartition(".")[0] == step:
+                found.append(paused)
+                return True
+            if paused is not None:
+                paused.unlink()
+            return False
+
+        wait_for(at_step, f"the watcher to reach {step}")
+        return found[0]
+
+    def release_until(self, predicate: Callable[[], object], what: str) -> None:
+        """Release every pause until ``predicate`` holds."""
+
+        def done() -> object:
+            paused = self._paused()
+            if paused is not None:
+                paused.unlink()
+            return predicate()
+
+        wait_for(done, what)
+
+
 # ------------------------------------------------------------------ processes
 
 

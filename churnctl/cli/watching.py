@@ -21,7 +21,7 @@ from rich.table import Table
 
 from churnctl.arrivals import DEFAULT_PATTERNS, NameRules
 from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.cli.app import command
+from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import stderr, stdout
 from churnctl.cli.options import (
     KEEP_DEFAULT,
@@ -41,7 +41,7 @@ from churnctl.cli.options import (
     read_options,
 )  # fmt: skip
 from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
-from churnctl.errors import FilesFailedError, UsageError
+from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from churnctl.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
 
 LATENCIES_KEPT = 1_000  # the live p99 is over the last this many files
+RATE_WINDOW = 10.0  # seconds: the live rows/s is over this recent window
 
 
 def _opt(metavar: str, help: str, *names: str) -> Any:
@@ -185,8 +186,34 @@ def _json_line(event: WatchEvent) -> str:
                               "rejects": event.rejects}  # fmt: skip
     if event.counts is not None:
         record |= {f"rows_{k}": v for k, v in asdict(event.counts).items()}
-    record |= {"latency_ms": event.latency_ms, "message": event.message or None, "at": event.at}
+    message = _event_message(event) or None
+    record |= {"latency_ms": event.latency_ms, "message": message, "at": event.at}
     return json.dumps(record, ensure_ascii=False)
+
+
+class RecentRate:
+    """Rows per second over the last ``window`` seconds: idle time ages out of it.
+
+    Each file's rows count at the moment it was scored; a run younger than the window
+    is averaged over its age.
+    """
+
+    def __init__(self, window: float = RATE_WINDOW, clock: Any = time.monotonic) -> None:
+        self.window, self.clock = window, clock
+        self.started = clock()
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._rows = 0  # the rows of the samples kept
+
+    def add(self, rows: int) -> None:
+        self._samples.append((self.clock(), rows))
+        self._rows += rows
+
+    def rate(self) -> float:
+        now = self.clock()
+        while self._samples and self._samples[0][0] <= now - self.window:
+            self._rows -= self._samples.popleft()[1]
+        span = min(self.window, now - self.started)
+        return self._rows / span if span > 0 else 0.0
 
 
 class _Status:
@@ -195,7 +222,7 @@ class _Status:
     def __init__(self, settings: WatchSettings) -> None:
         self.settings = settings
         self.watcher: Watcher | None = None
-        self.started = time.monotonic()
+        self.rate = RecentRate()
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCIES_KEPT)
         self.live: Live | None = None
 
@@ -218,6 +245,8 @@ class _Status:
             log.flush()
         if event.latency_ms is not None:
             self.latencies.append(event.latency_ms)
+        if event.counts is not None:
+            self.rate.add(event.counts.read)
         if self.live is None or event.kind != "scored":
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
         if event.kind == "started":  # the watcher runs: say now what it scores with
@@ -228,7 +257,6 @@ class _Status:
 
         report = self.watcher.report if self.watcher else WatchReport()
         pending = len(self.watcher.pending) if self.watcher else 0
-        elapsed = max(time.monotonic() - self.started, 1e-9)
         ordered = sorted(self.latencies)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else None
         last = self.latencies[-1] if self.latencies else None
@@ -236,7 +264,7 @@ class _Status:
         for label, value in (
             ("files", f"{report.scored:,} done, {pending:,} pending, {report.failed:,} failed"),
             ("rows", f"{report.rows.read:,} read, {report.rows.rejected:,} rejected, "
-                     f"{report.rows.read / elapsed:,.0f} rows/s"),
+                     f"{self.rate.rate():,.0f} rows/s (last {RATE_WINDOW:g} s)"),
             ("latency", f"last {_ms(last)}, p99 {_ms(p99)}"),
         ):  # fmt: skip
             table.add_row(label, value)
@@ -247,15 +275,22 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
 
 
+def _event_message(event: WatchEvent) -> str:
+    """The event's message and its remedy, spelled as this command's option."""
+    return flag_message(ChurnctlError(event.message, fix=event.fix))
+
+
 def _event_line(event: WatchEvent) -> str:
     if event.kind == "started":  # the folder is locked and watched: only now say so
         return f"watching {event.input} → {event.output}"
     if event.kind == "scored" and event.counts is not None:
         return (f"scored {event.input}: {event.counts.read:,} rows ({event.counts.rejected:,} "
                 f"rejected) in {_ms(event.latency_ms)} → {event.output}")  # fmt: skip
+    message = _event_message(event)
     if event.kind == "failed":
-        return f"FAILED {event.input}: {event.message} (moved to {event.output})"
-    return f"{event.kind} {event.input}: {event.message or event.output or ''}".rstrip(": ")
+        moved = f" (moved to {event.output})" if event.output else ""
+        return f"FAILED {event.input}: {message}{moved}"
+    return f"{event.kind} {event.input}: {message or event.output or ''}".rstrip(": ")
 
 
 def _print_report(report: WatchReport, settings: WatchSettings) -> None:
