@@ -209,7 +209,9 @@ def test_a_watch_folder_records_its_decimal_mark(tmp_path: Path) -> None:
 
     def identity(decimal: str) -> dict[str, object]:
         scorer = Scorer(bundled(STATE), bundled(MODEL), decimal=decimal)
-        settings = WatchSettings(in_dir=tmp_path, out_dir=tmp_path / "out", scorer=scorer)
+        landing = tmp_path / "in"
+        landing.mkdir(exist_ok=True)
+        settings = WatchSettings(in_dir=landing, out_dir=tmp_path / "out", scorer=scorer)
         return scoring_identity(settings)
 
     assert "decimal" not in identity(".")

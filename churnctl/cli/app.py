@@ -169,15 +169,22 @@ class _NoPandas:
             raise ModuleNotFoundError("pandas is hidden from Arrow", name=name)
 
 
-def flag_message(exc: ChurnctlError) -> str:
+def flag_message(exc: ChurnctlError, command: str | None = None) -> str:
     """The error's message, its fix in the running command's own options.
 
-    A usage error ends with where to get help, as Typer's own do.
+    Outside a running command, those of ``command`` (a command's name) if given. A usage
+    error ends with where to get help, as Typer's own do.
     """
     ctx = _running.get()
-    params = ctx.command.params if ctx is not None else []
+    params = ctx.command.params if ctx is not None else _params_of(command)
     message = exc.message if exc.fix is None else f"{exc.message}; {spell(exc.fix, params)}"
     return with_help_hint(message, ctx) if isinstance(exc, UsageError) else message
+
+
+def _params_of(command: str | None) -> list[Any]:
+    if command is None:
+        return []
+    return list(typer.main.get_command(app).commands[command].params)  # type: ignore[attr-defined]
 
 
 def _version(value: bool) -> None:

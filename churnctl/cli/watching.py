@@ -277,7 +277,7 @@ def _ms(value: float | None) -> str:
 
 def _event_message(event: WatchEvent) -> str:
     """The event's message and its remedy, spelled as this command's option."""
-    return flag_message(ChurnctlError(event.message, fix=event.fix))
+    return flag_message(ChurnctlError(event.message, fix=event.fix), "watch")
 
 
 def _event_line(event: WatchEvent) -> str:
