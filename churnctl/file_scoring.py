@@ -30,6 +30,7 @@ from churnctl.sinks import STDOUT, TableWriter, open_sink, output_format
 from churnctl.sources import (
     STDIN,
     BatchSource,
+    Columns,
     Progress,
     ReadOptions,
     SourceBatch,
@@ -96,11 +97,14 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     summary = RunSummary(output=request.output, rejects=rejects)
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
-    schema = output_schema(request.scorer.keep)
+    scorer = request.scorer
     source = None
     try:
-        source = open_source(request.input, request.scorer.required_columns, request.read_options,
-                             read_from=request.read_from)  # fmt: skip
+        source = open_source(
+            request.input, scorer.required_columns, request.read_options,
+            read_from=request.read_from, columns=Columns(scorer.keep, every=scorer.keeps_all),
+        )  # fmt: skip
+        schema = output_schema(scorer.kept_columns(source.columns))
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written

@@ -57,15 +57,18 @@ class InputSchema:
         return self.categorical + self.numeric
 
 
-def arrow_batch(batch: BatchLike, required: Sequence[str], *, name: str = "batch") -> Batch:
+def arrow_batch(
+    batch: BatchLike, required: Sequence[str], *, name: str = "batch", kept: Sequence[str] = ()
+) -> Batch:
     """The batch as Arrow, checked to hold every ``required`` column (``name`` in messages).
 
     A ``RecordBatch`` or ``Table`` is taken as it is, a pandas ``DataFrame`` converted
-    (its index dropped); anything else is a ``UsageError``.
+    (its index dropped); anything else is a ``UsageError``. ``kept``: the required
+    columns that are only copied to the output (named so when missing).
     """
     if not isinstance(batch, pa.RecordBatch | pa.Table):
         batch = _from_pandas(batch)
-    check_header(name, batch.schema.names, required)
+    check_header(name, batch.schema.names, required, kept=kept)
     return batch
 
 

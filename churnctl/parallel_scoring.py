@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -63,7 +64,7 @@ from churnctl.paths import check_distinct, derived_names, file_sha256, split_suf
 from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, STDERR, RejectLimit, rejects_path
 from churnctl.scorer import Scorer, output_schema
 from churnctl.sinks import STDOUT, CsvWriter, open_stream, output_format
-from churnctl.sources import STDIN, ReadOptions, check_input, is_stream
+from churnctl.sources import STDIN, ReadOptions, check_input, is_stream, read_columns
 
 # never fork a process that runs ONNX Runtime's or Arrow's threads: see the module docstring
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -191,6 +192,9 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     rejects = request.rejects or rejects_path(output)
     for name in request.inputs:
         check_distinct({"input": name}, {"output": output, "rejects": rejects})
+    if request.scorer.keeps_all:  # one output, one schema: the first input's columns
+        columns = read_columns(request.inputs[0], request.read_options)
+        request = dataclasses.replace(request, scorer=request.scorer.keeping(columns))
     schema = output_schema(request.scorer.keep)
     with _Joined(output, rejects, fmt, schema) as joined:
         jobs = [_job(request, i, name, joined.parts, fmt, part=True)

@@ -18,6 +18,7 @@ the ONNX Runtime session is opened lazily in the process that scores, with
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason
 # Columns every scorer writes itself: a kept input column may not take their names.
 OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
 NOT_FINITE_OUTPUT = "model output not finite"
+KEEP_ALL = "*"  # keep every column of the input, in its order
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class Scorer:
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
         ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
         ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
+        ``keep``: the input columns copied to the output as text; ``("*",)`` keeps every
+        column of each batch (``kept_columns``), ``()`` none.
         """
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
@@ -124,9 +128,27 @@ class Scorer:
         return hashlib.sha256(self._model_bytes).hexdigest()
 
     @property
+    def keeps_all(self) -> bool:
+        """Whether every input column is kept (``keep=("*",)``)."""
+        return self.keep == (KEEP_ALL,)
+
+    @property
     def required_columns(self) -> list[str]:
         """The input columns a batch must hold: the state's inputs, then the kept columns."""
-        return list(dict.fromkeys([*self.state.pipeline.input_schema.columns, *self.keep]))
+        kept = () if self.keeps_all else self.keep
+        return list(dict.fromkeys([*self.state.pipeline.input_schema.columns, *kept]))
+
+    def kept_columns(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """The columns kept from an input whose columns are ``columns`` (all of them for ``*``)."""
+        return _checked_keep(columns, every=True) if self.keeps_all else self.keep
+
+    def keeping(self, columns: Sequence[str]) -> Scorer:
+        """This scorer with ``*`` spelled out as ``columns``: for outputs that share one schema."""
+        if not self.keeps_all:
+            return self
+        resolved = copy.copy(self)
+        resolved.keep = self.kept_columns(columns)
+        return resolved
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -162,26 +184,28 @@ class Scorer:
         table = self._arrow(batch)
         features, raw = self._predict(table)
         valid = pa.array(features.valid)
-        kept = [as_text(table.column(name)).filter(valid) for name in self.keep]
+        keep = self.kept_columns(table.schema.names)
+        kept = [as_text(table.column(name)).filter(valid) for name in keep]
         raw = raw[features.valid].astype(np.float32)
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
-        scored = pa.Table.from_arrays(columns, schema=output_schema(self.keep))
+        scored = pa.Table.from_arrays(columns, schema=output_schema(keep))
         return ScoredBatch(scored, rejected_rows(table, features))
 
     def score_aligned(self, batch: BatchLike) -> pa.Table:
         """One row per input row, in input order: kept columns, raw, exited, reject reason."""
         table = self._arrow(batch)
+        keep = self.kept_columns(table.schema.names)
         features, raw = self._predict(table)
         raw = np.where(features.valid, raw, 0.0).astype(np.float32)
         missing = ~features.valid
         columns = [
-            *(as_text(table.column(name)) for name in self.keep),
+            *(as_text(table.column(name)) for name in keep),
             pa.array(raw, pa.float32(), mask=missing),
             pa.array(raw > self.threshold, pa.bool_(), mask=missing),
             features.reject_column,
             features.reject_reason,
         ]
-        return pa.Table.from_arrays(columns, schema=aligned_schema(self.keep))
+        return pa.Table.from_arrays(columns, schema=aligned_schema(keep))
 
     def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
         """Features and each row's probability (NaN where rejected); non-finite output rejects."""
@@ -193,18 +217,26 @@ class Scorer:
 
     def _arrow(self, batch: BatchLike) -> Batch:
         """The batch as Arrow, checked to hold every required column."""
-        return arrow_batch(batch, self.required_columns)
+        return arrow_batch(batch, self.required_columns, kept=self.keep)
 
 
-def _checked_keep(keep: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(keep, str) or not all(isinstance(k, str) and k for k in keep):
+def _checked_keep(keep: Sequence[str], *, every: bool = False) -> tuple[str, ...]:
+    """Column names to keep (``every``: an input's columns, all kept for ``*``), checked."""
+    if isinstance(keep, str) or not all(isinstance(k, str) and (k or every) for k in keep):
         raise UsageError(f"keep must be a list of column names, got {keep!r}")
+    if KEEP_ALL in keep and len(keep) > 1 and not every:
+        raise UsageError(
+            f"keep {KEEP_ALL!r} keeps every input column: name no other column beside it",
+            fix=Fix("keep", KEEP_ALL),
+        )
     clash = [name for name in keep if name in OWN_COLUMNS]
     if clash:
+        why = "the input has a column" if every else "cannot keep column"
         raise UsageError(
-            f"cannot keep column '{clash[0]}': the scorer writes its own '{clash[0]}' column "
-            f"({', '.join(OWN_COLUMNS)} are reserved); keep other columns, or rename it in "
-            "the input"
+            f"{why} '{clash[0]}': the scorer writes its own '{clash[0]}' column "
+            f"({', '.join(OWN_COLUMNS)} are reserved); name the columns to keep, or rename "
+            "it in the input",
+            fix=Fix("keep", "CustomerId"),
         )
     return tuple(dict.fromkeys(keep))
 

@@ -68,6 +68,14 @@ class ReadOptions:
 
 
 @dataclass(frozen=True)
+class Columns:
+    """Which columns an input gives: ``kept`` (only copied out), and ``every`` column or not."""
+
+    kept: Sequence[str] = ()
+    every: bool = False
+
+
+@dataclass(frozen=True)
 class BadLine:
     """A line the CSV parser could not split into the header's fields."""
 
@@ -128,21 +136,35 @@ def open_source(
     options: ReadOptions = ReadOptions(),
     *,
     read_from: str | Path | None = None,
+    columns: Columns = Columns(),
 ) -> BatchSource:
     """Open ``source`` and check its header; batches carry only ``required`` columns.
 
     A pipe, FIFO or device (``<(zcat x.gz)``) is read once, as a stream, like stdin.
     ``read_from`` is where the bytes are read when not ``source`` itself (a held
     descriptor's ``/proc/self/fd/N``): the format and the compression still come from
-    ``source``'s name, and every message names ``source``.
+    ``source``'s name, and every message names ``source``. ``columns`` says which of
+    the required columns are only kept, and whether batches carry every column.
     """
     name = "<stdin>" if str(source) == STDIN else str(source)
     where = source if read_from is None else read_from
     streamed = str(source) == STDIN or is_stream(where)
     if is_parquet(source):
-        return _open_parquet(Path(source), required, streamed=streamed, where=Path(where))
+        return _open_parquet(Path(source), required, columns, streamed=streamed, where=Path(where))
     check_read_options(name, options)
-    return _open_csv(source, name, required, options, streamed=streamed, where=where)
+    return _open_csv(source, name, required, options, columns, streamed=streamed, where=where)
+
+
+def read_columns(source: str | Path, options: ReadOptions = ReadOptions()) -> list[str]:
+    """The columns of an input file's header (a regular file: it is read again later)."""
+    if str(source) == STDIN or is_stream(source):
+        raise InputError(
+            f"{source}: not a regular file: its header is read first, and a pipe can be read "
+            "only once"
+        )
+    opened = open_source(source, (), options)
+    opened.close()
+    return opened.columns
 
 
 def is_stream(source: str | Path) -> bool:
@@ -199,7 +221,7 @@ def check_read_options(name: str, options: ReadOptions) -> None:
 
 
 def _open_parquet(
-    path: Path, required: Sequence[str], *, streamed: bool, where: Path
+    path: Path, required: Sequence[str], columns: Columns, *, streamed: bool, where: Path
 ) -> BatchSource:
     spool = None
     try:
@@ -211,7 +233,11 @@ def _open_parquet(
             parquet = pq.ParquetFile(spool or where)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file: {_first_line(exc)}") from None
-        check_header(str(path), parquet.schema_arrow, required)
+        schema = parquet.schema_arrow
+        check_header(str(path), schema, required, kept=columns.kept)
+        if columns.every:
+            check_header(str(path), schema, schema.names)  # nested columns cannot be kept
+            required = schema.names
         meter = _Meter(parquet.metadata.num_rows)
         batches = _parquet_batches(parquet, str(path), required)
         return BatchSource(str(path), parquet.schema_arrow.names, batches, spool=spool,
@@ -274,6 +300,7 @@ def _open_csv(
     name: str,
     required: Sequence[str],
     options: ReadOptions,
+    wanted: Columns,
     *,
     streamed: bool,
     where: str | Path,
@@ -282,7 +309,8 @@ def _open_csv(
     stream = _raw_stream(source, streamed=streamed, meter=meter, where=where)
     prefix, whole = _read_header_bytes(stream, name)
     columns = parse_header(prefix, name, options, whole=whole)
-    check_header(name, columns, required)
+    check_header(name, columns, required, kept=wanted.kept)
+    required = columns if wanted.every else required
     spool = None
     try:  # a bad file, or a signal while the first block is read: the spool is removed
         with interrupts.deferred():  # created and held for removal, or neither
@@ -455,15 +483,23 @@ def parse_header(
     return split.fields
 
 
-def check_header(name: str, columns: Sequence[str] | pa.Schema, required: Sequence[str]) -> None:
+def check_header(
+    name: str,
+    columns: Sequence[str] | pa.Schema,
+    required: Sequence[str],
+    *,
+    kept: Sequence[str] = (),
+) -> None:
     """Refuse a missing header, a wrong delimiter, duplicate names or missing columns.
 
     Given a schema, also refuse required columns of nested types (struct, list, map).
+    ``kept``: the required columns that are only copied to the output, named so when
+    they are the ones missing.
     """
     names = list(columns.names if isinstance(columns, pa.Schema) else columns)
     present = set(names)
     missing = [c for c in required if c not in present]
-    if len(missing) == len(required) and any(_looks_numeric(c) for c in names):
+    if required and len(missing) == len(required) and any(_looks_numeric(c) for c in names):
         raise SchemaError(
             f"{name}: no header row: the first line looks like data; add a header line "
             f"naming the columns ({', '.join(required)})"
@@ -477,6 +513,12 @@ def check_header(name: str, columns: Sequence[str] | pa.Schema, required: Sequen
     duplicates = sorted(c for c, n in Counter(names).items() if n > 1)
     if duplicates:
         raise SchemaError(f"{name}: duplicate column name(s) {_listing(duplicates)} in the header")
+    if missing and set(missing) <= set(kept):
+        raise SchemaError(
+            f"{name}: missing column(s) {', '.join(missing)} named to keep; found: "
+            f"{_listing(names)}",
+            fix=Fix("keep", note="with only columns the input has"),
+        )
     if missing:
         raise SchemaError(
             f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"

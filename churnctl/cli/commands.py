@@ -41,6 +41,7 @@ from churnctl.cli.options import (
     TrainOpt,
     WorkersOpt,
     output_file,
+    parse_keep,
     parse_max_rejects,
     path_value,
     read_options,
@@ -151,7 +152,7 @@ def score(
     options = read_options(delimiter, encoding)
     features = _state_for_scoring(state, train, save_state, pipeline, (options, decimal))
     scorer = Scorer(
-        features, model or bundled(MODEL), keep=list(keep), threshold=threshold,
+        features, model or bundled(MODEL), keep=parse_keep(keep), threshold=threshold,
         allow_state_mismatch=allow_state_mismatch, logits=logits, decimal=decimal,
     )  # fmt: skip
     pair_warning(scorer, stderr)

@@ -25,6 +25,7 @@ from churnctl.cli.options import (
     ThresholdOpt,
     TrainOpt,
     parse_delimiter,
+    parse_keep,
     parse_max_rejects,
     path_value,
 )  # fmt: skip
@@ -89,16 +90,17 @@ def flink_submit(
     char = parse_delimiter(delimiter)
     columns = input_columns(input, char)  # INPUT, then the training file: before --out is made
     state_path = _state_path(state, train, out, (char, decimal))
+    scorer = Scorer(
+        state_path, (model or bundled(MODEL)).resolve(), keep=parse_keep(keep),
+        threshold=threshold, allow_state_mismatch=allow_state_mismatch, decimal=decimal,
+    ).keeping(columns)  # fmt: skip
+    check_header(input, columns, scorer.required_columns, kept=scorer.keep)  # before Flink
     spec = FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
-        model=str((model or bundled(MODEL)).resolve()), columns=columns,
-        delimiter=char, decimal=decimal, keep=tuple(keep), threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch, streaming=streaming, parallelism=parallelism,
-        monitor_interval=monitor_interval,
+        model=scorer.model_name, columns=columns, delimiter=char, decimal=decimal,
+        keep=scorer.keep, threshold=threshold, allow_state_mismatch=allow_state_mismatch,
+        streaming=streaming, parallelism=parallelism, monitor_interval=monitor_interval,
     )  # fmt: skip
-    scorer = Scorer(spec.state, spec.model, keep=list(keep), threshold=threshold,
-                    allow_state_mismatch=allow_state_mismatch, decimal=decimal)  # fmt: skip
-    check_header(input, spec.columns, scorer.required_columns)  # before Flink starts
     pair_warning(scorer, stderr)
     if emit is not None:
         emit_job(spec, emit)

@@ -7,6 +7,7 @@ module imports no library module that would bring in Arrow or NumPy.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -156,10 +157,18 @@ KeepOpt = Annotated[
     list[str],
     typer.Option(
         metavar="COLUMN",
-        help="Column copied to the output as text; repeat the option for more columns.",
+        help="Columns copied to the output as text: repeat the option, or separate names with "
+        "commas; '*' keeps every input column, '' none.",
     ),
 ]
 KEEP_DEFAULT = ("CustomerId",)
+
+
+def parse_keep(values: Sequence[str]) -> list[str]:
+    """``--keep``: names, repeated or comma-separated (``a,b``); ``*`` for all; ``''`` for none."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
 LogitsOpt = Annotated[
     bool, typer.Option("--logits", help="The model outputs logits: raw is their sigmoid.")
 ]

@@ -36,6 +36,7 @@ from churnctl.cli.options import (
     ModelOpt,
     StateOpt,
     ThresholdOpt,
+    parse_keep,
     parse_max_rejects,
     path_value,
     read_options,
@@ -119,7 +120,7 @@ def watch(
     from churnctl.watcher import WatchSettings
 
     scorer = Scorer(
-        load_state(state or bundled(STATE)), model or bundled(MODEL), keep=list(keep),
+        load_state(state or bundled(STATE)), model or bundled(MODEL), keep=parse_keep(keep),
         threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
         decimal=decimal,
     )  # fmt: skip
