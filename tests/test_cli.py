@@ -497,7 +497,7 @@ FAILURES: list[tuple[str, Args, int, list[str]]] = [
          "Balance, NumOfProducts, HasCrCard, IsActiveMember, EstimatedSalary, Exited"]),
     ("missing keep column",
      lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--keep", "Nope"],
-     2, ["missing required column(s) Nope"]),
+     2, ["missing column(s) Nope named to keep", "pass --keep with only columns the input has"]),
     ("state/model mismatch", lambda i, o, s, k, r: ["score", i, "--model", k, "-o", o / "x.csv"],
      2, ["expects 5 features", "produces 12"]),
     ("state and train",

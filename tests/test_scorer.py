@@ -468,8 +468,9 @@ def test_missing_required_column_is_named(scorer: Scorer) -> None:
 
 def test_missing_kept_column_is_named() -> None:
     scorer = make_scorer(keep=["Nope"])
-    with pytest.raises(SchemaError, match=r"missing required column\(s\) Nope\b"):
+    with pytest.raises(SchemaError, match=r"missing column\(s\) Nope named to keep") as raised:
         scorer.score(typed_table(10, 1))
+    assert raised.value.fix is not None and raised.value.fix.setting == "keep"
 
 
 @pytest.mark.parametrize(
