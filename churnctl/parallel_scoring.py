@@ -60,6 +60,7 @@ import churnctl.interrupts as interrupts
 from churnctl.atomic import is_write_through, publishing
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
+from churnctl.names import fit_name, name_max
 from churnctl.paths import check_distinct, derived_names, file_sha256, split_suffix
 from churnctl.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, STDERR, RejectLimit, rejects_path
 from churnctl.scorer import Scorer, output_schema
@@ -71,6 +72,7 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 TERMINATED = 128 + signal.SIGTERM
 DEFAULT_FORMAT = "csv"  # of each output in an output folder, as watch writes them
 COPY_CHUNK = 1 << 20
+PARTS_TAIL = len(".") + len(".XXXXXXXX.parts")  # what mkdtemp adds around the output's name
 POLL = 0.05  # seconds between looks at the pool's results
 MAIN_SCORES = True  # this process scores files too while the pool runs (tests turn it off)
 
@@ -287,9 +289,9 @@ def _parts_folder(output: str) -> str:
     target = Path(output)
     beside = output != STDOUT and not is_write_through(target)
     where = target.parent if beside else None
+    name = fit_name(target.name, "", name_max(where) - PARTS_TAIL) if where else "churnctl"
     try:
-        return tempfile.mkdtemp(prefix=f".{target.name if beside else 'churnctl'}.",
-                                suffix=".parts", dir=where)  # fmt: skip
+        return tempfile.mkdtemp(prefix=f".{name}.", suffix=".parts", dir=where)
     except OSError as exc:
         raise OutputError(f"{where or tempfile.gettempdir()}: cannot write here "
                           f"({exc.strerror or exc}); choose another path") from None  # fmt: skip

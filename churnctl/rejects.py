@@ -30,6 +30,7 @@ from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.inputs import NOT_A_NUMBER
 from churnctl.locate import RecordLocator
+from churnctl.names import fit_name, name_max
 from churnctl.records import Checkpoint, RecordIndex
 from churnctl.sinks import STDOUT, CsvWriter, TableWriter, open_sink
 from churnctl.sources import BadLine, ReadOptions, SourceBatch
@@ -125,7 +126,7 @@ def rejects_path(output: str) -> str:
     if output == STDOUT or not _is_regular_output(Path(output)):
         return STDERR
     out = Path(output)
-    return str(out.with_name(_rejects_name(out.name)))
+    return str(out.with_name(_rejects_name(out.name, name_max(out.parent))))
 
 
 def _is_regular_output(output: Path) -> bool:
@@ -173,8 +174,9 @@ class HeaderWithFirstRow:
         self._stream.flush()
 
 
-def _rejects_name(name: str) -> str:
-    return (name[:-4] if name.lower().endswith(".csv") else name) + ".rejects.csv"
+def _rejects_name(name: str, limit: int) -> str:
+    """``a.csv`` → ``a.rejects.csv``, ``a.parquet`` → ``a.parquet.rejects.csv``, cut to fit."""
+    return fit_name(name[:-4] if name.lower().endswith(".csv") else name, ".rejects.csv", limit)
 
 
 class RejectLog:

@@ -252,3 +252,27 @@ def test_a_missing_input_is_one_error_line_and_nothing_is_created(
     assert "nope" in result.stderr or "dangling" in result.stderr
     assert "Traceback" not in result.output
     assert snapshot(cwd) == before
+
+
+@pytest.mark.parametrize("extra", [[], ["{data}/b.csv"]], ids=["one input", "two inputs"])
+@pytest.mark.parametrize("length", [246, 251], ids=["rejects name over", "output at limit"])
+def test_an_output_named_at_the_file_systems_limit_gets_its_rejects_beside_it(
+    data: Path, tmp_path: Path, extra: list[str], length: int
+) -> None:
+    """Every name derived from the output's (rejects, temporary, parts) is cut to fit."""
+    out = tmp_path / "long" / ("é" * ((length - 4) // 2) + "x" * ((length - 4) % 2) + ".csv")
+    assert len(os.fsencode(out.name)) == length
+    out.parent.mkdir()
+    inputs = [data / "a.csv", *(e.format(data=data) for e in extra)]
+    result = run(["score", *inputs, "-o", out])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert len(names) == 2 and out.name in names, names  # nothing else left behind
+    rejects = out.parent / next(n for n in names if n != out.name)
+    assert rejects.name.endswith(".rejects.csv") and len(os.fsencode(rejects.name)) <= 255
+    assert len(csv_data_rows(rejects)) == len(inputs)  # one bad row in each input
+
+
+def csv_data_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))[1:]

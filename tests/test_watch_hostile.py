@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,27 +38,6 @@ from watch_helpers import (
 )
 
 BOUND = 10.0  # seconds: the longest a complete file may wait to be scored here
-
-
-@pytest.fixture
-def watchers(tmp_path: Path) -> Iterator[Watchers]:
-    started = Watchers(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
-    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
-    in_dir.mkdir()
-    return in_dir, out_dir
-
-
-@pytest.fixture
-def pool() -> RowPool:
-    return RowPool()
 
 
 def inputs_logged(log: Path, kind: str) -> collections.Counter[str]:

@@ -17,7 +17,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,27 +40,6 @@ from watch_helpers import (
 )
 
 from churnctl.faults import STEPS
-
-
-@pytest.fixture
-def watchers(tmp_path: Path) -> Iterator[Watchers]:
-    started = Watchers(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
-    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
-    in_dir.mkdir()
-    return in_dir, out_dir
-
-
-@pytest.fixture
-def pool() -> RowPool:
-    return RowPool()
 
 
 def scored_inputs(events: list[dict[str, object]]) -> collections.Counter[str]:

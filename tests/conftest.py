@@ -1,0 +1,33 @@
+"""Fixtures shared by the tests of real ``churnctl watch`` processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from watch_helpers import RowPool, Watchers
+
+
+@pytest.fixture
+def watchers(tmp_path: Path) -> Iterator[Watchers]:
+    """Watcher processes started by the test; each one still running is killed at the end."""
+    started = Watchers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty landing folder and an output folder not made yet."""
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    return in_dir, out_dir
+
+
+@pytest.fixture
+def pool() -> RowPool:
+    """Rows whose CustomerIds are unique across the test."""
+    return RowPool()
