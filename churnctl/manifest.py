@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+RECORD_LOST = (
+    "so its record of the files done is lost; find what deletes files in the output folder, "
+    "then start the watcher again (files still in the input folder are scored again, under "
+    "the same output names)"
+)
+
+
 class ManifestError(ChurnctlError):
     """The manifest cannot be opened, locked or committed: the watcher must stop."""
 
@@ -113,7 +120,7 @@ class Manifest:
         self, path: Path, *, readonly: bool = False, guarded: tuple[Path, ...] = ()
     ) -> None:
         self.path = path
-        self._guarded: dict[Path, tuple[int, int] | None] = {}
+        self._guarded: dict[Path, tuple[tuple[int, int] | None, str]] = {}
         with _checked(path, "cannot open the manifest"):
             uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
             self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10)
@@ -125,7 +132,8 @@ class Manifest:
                 self._db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
-                self._guarded = {p: _identity(p) for p in (path, *guarded)}
+                for guarded_path in (path, *guarded):
+                    self.guard(guarded_path, RECORD_LOST)
 
     def close(self) -> None:
         self._db.close()
@@ -144,18 +152,17 @@ class Manifest:
             self._db.execute("COMMIT")
         self._check_in_place()
 
+    def guard(self, path: Path, consequence: str) -> None:
+        """Stop at the next commit if ``path`` is removed or replaced (``consequence`` says why)."""
+        self._guarded[path] = (_identity(path), consequence)
+
     def _check_in_place(self) -> None:
-        """Refuse to go on when the manifest or its lock file was removed or replaced."""
-        for path, opened in self._guarded.items():
+        """Refuse to go on when a guarded file (the manifest, a lock) was removed or replaced."""
+        for path, (opened, consequence) in self._guarded.items():
             now = _identity(path)
             if now != opened:
                 what = "removed" if now is None else "replaced by another file"
-                raise ManifestError(
-                    f"{path}: {what} while the watcher ran, so its record of the files done "
-                    "is lost; find what deletes files in the output folder, then start the "
-                    "watcher again (files still in the input folder are scored again, "
-                    "under the same output names)"
-                )
+                raise ManifestError(f"{path}: {what} while the watcher ran, {consequence}")
 
     def _rows(self, sql: str, *args: Any) -> list[Entry]:
         with _checked(self.path, "cannot read the manifest"):

@@ -118,11 +118,11 @@ def check_layout(settings: WatchSettings) -> None:
 
 
 @contextlib.contextmanager
-def input_folder_lock(settings: WatchSettings) -> Iterator[None]:
+def input_folder_lock(settings: WatchSettings) -> Iterator[Path | None]:
     """Hold ``IN_DIR/.churnctl-watch.lock``: exclusive to archive or delete, shared to keep.
 
     A watcher that keeps its files but cannot create the lock file (a read-only folder,
-    which nobody can consume anyway) goes on without it.
+    which nobody can consume anyway) goes on without it. Yields the lock file, or None.
     """
     consuming, folder = settings.after != "keep", settings.in_dir
     try:
@@ -139,10 +139,10 @@ def input_folder_lock(settings: WatchSettings) -> Iterator[None]:
                 f"{folder}: cannot lock the input folder ({reason_of(exc)}); a watcher that "
                 "archives or deletes its files must be able to write there"
             ) from None
-        yield
+        yield None
         return
     try:
-        yield
+        yield folder / FOLDER_LOCK
     finally:
         os.close(fd)
 

@@ -75,6 +75,10 @@ from churnctl.names import NAME_MAX, name_max
 from churnctl.paths import derived_names
 from churnctl.watch_settings import WatchSettings, input_folder_lock, reason_of
 
+LOCK_LOST = (
+    "so another watcher could now archive or delete the same files; find what deletes "
+    "files in the input folder, then start the watcher again"
+)
 PENDING_CHECK = 0.05  # seconds between looks at files not yet complete
 RETRY_DELAY = 1.0  # seconds before an unexpected failure is retried
 REPROCESS_FIX = Fix("reprocess_changed", True)
@@ -143,7 +147,9 @@ class Watcher:
     def run(self) -> WatchReport:
         """Watch until ``stop`` (or, with ``once``, until no complete file is left)."""
         s = self.settings
-        with open_manifest(s.out_dir) as manifest, input_folder_lock(s):
+        with open_manifest(s.out_dir) as manifest, input_folder_lock(s) as lock:
+            if lock is not None:
+                manifest.guard(lock, LOCK_LOST)
             self._manifest = manifest
             self._limit = name_max(s.out_dir)
             manifest.check_identity(scoring_identity(s))

@@ -337,21 +337,29 @@ def test_a_file_that_cannot_be_quarantined_is_skipped_and_no_restart_crash_loops
 # ------------------------------------------------------------------ item 7: the manifest
 
 
-def test_a_manifest_removed_under_a_running_watcher_stops_it_loudly(
-    folders: tuple[Path, Path], watchers: Watchers, pool: RowPool
+@pytest.mark.parametrize(
+    ("removed", "said"),
+    [
+        ("out/.churnctl/manifest.db*", "manifest.db: removed while the watcher ran"),
+        ("in/.churnctl-watch.lock", "another watcher could now archive or delete the same files"),
+    ],
+    ids=["manifest", "input folder lock"],
+)
+def test_a_manifest_or_lock_removed_under_a_running_watcher_stops_it_loudly(
+    folders: tuple[Path, Path], watchers: Watchers, pool: RowPool, removed: str, said: str
 ) -> None:
     in_dir, out_dir = folders
-    watcher = watchers.start(in_dir, out_dir)
+    watcher = watchers.start(in_dir, out_dir, "--after", "delete")
     watcher.wait_ready()
     drop_renamed(in_dir, "before.csv", pool.take(10))
     watcher.wait_scored(1)
-    for path in (out_dir / ".churnctl").glob("manifest.db*"):  # rm manifest.db*
+    for path in in_dir.parent.glob(removed):  # rm manifest.db*, or the lock file
         path.unlink()
     drop_renamed(in_dir, "after.csv", pool.take(10))
     assert watcher.wait_exit() == 1
     lines = watcher.stderr.splitlines()
     assert lines[-1].startswith("Error: ")
-    assert "manifest.db: removed while the watcher ran" in lines[-1]
+    assert said in lines[-1]
     assert "Traceback" not in watcher.stderr
     assert not list(out_dir.glob("after.*"))  # nothing published for a claim never recorded
 
