@@ -69,6 +69,8 @@ from churnctl.sources import STDIN, ReadOptions, check_input, is_stream, read_co
 
 # never fork a process that runs ONNX Runtime's or Arrow's threads: see the module docstring
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path (sun_path, less its NUL, on Linux)
+FORKSERVER_SOCKET_TAIL = len("/pymp-XXXXXXXX/listener-XXXXXXXX")  # multiprocessing's names
 TERMINATED = 128 + signal.SIGTERM
 DEFAULT_FORMAT = "csv"  # of each output in an output folder, as watch writes them
 COPY_CHUNK = 1 << 20
@@ -483,11 +485,21 @@ def _run_in_pool(
 
 
 def _context() -> Any:
-    """The multiprocessing context workers start from: a forkserver that preloads nothing."""
-    context = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "forkserver":
+    """The multiprocessing context workers start from: a forkserver that preloads nothing.
+
+    The forkserver listens on a socket in the temporary folder; where that folder's path
+    is too long for a socket's (a long ``TMPDIR``), workers are spawned instead.
+    """
+    method = START_METHOD if _socket_fits(tempfile.gettempdir()) else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
         context.set_forkserver_preload([])  # the default, __main__, may be churnctl's CLI
     return context
+
+
+def _socket_fits(folder: str) -> bool:
+    """Whether the forkserver's socket, ``FOLDER/pymp-XXXXXXXX/listener-XXXXXXXX``, fits."""
+    return len(os.fsencode(folder)) + FORKSERVER_SOCKET_TAIL <= SOCKET_PATH_MAX
 
 
 class _Todo:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -203,6 +204,19 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
         assert summary.rows_scored == sum(r.summary.rows_scored for r in summary.results
                                           if r.summary)  # fmt: skip
         assert [r.input for r in summary.results] == inputs_of(in_dir)
+
+
+def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
+    in_dir: Path, scorer: Scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long TMPDIR has no room for the forkserver's socket: the workers are spawned."""
+    long = tmp_path / ("t" * (110 - len(str(tmp_path))))
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
+    summary = into_folder(in_dir, tmp_path / "out", scorer, workers=2)
+    assert not summary.failed and summary.rows_read == READ
+    assert os.getpid() not in {r.process for r in summary.results}
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet", "csv.gz"])
