@@ -29,11 +29,10 @@ from churnctl.pipeline import StreamingFit, load_pipeline_spec
 from churnctl.rejects import (
     DECIMAL_FIX,
     DEFAULT_LIMIT,
+    DecimalCommas,
     RejectLimit,
     RejectLog,
     check_limit,
-    decimal_comma_note,
-    decimal_commas,
     open_rejects,
 )
 from churnctl.rejects import rejects_path as default_rejects_path
@@ -135,7 +134,7 @@ def _fit_passes(train: str | Path, passes: _Passes) -> tuple[RejectLog, int]:
 def _explained(exc: InputError | PipelineSpecError, train: str | Path, tally: _Tally) -> Exception:
     """The error naming the training file; its remedy the decimal mark, if that is the cause."""
     message = exc.message if isinstance(exc, InputError) else f"{train}: {exc.message}"
-    note = decimal_comma_note(tally.decimal_commas, tally.rejected, tally.decimal_comma_example)
+    note = tally.decimal_commas.note(tally.rejected)
     if note is not None:
         return type(exc)(f"{message}; {note}", fix=DECIMAL_FIX)
     return type(exc)(message, fix=exc.fix)
@@ -159,11 +158,11 @@ class _Tally:
     kept: int = 0
     log: RejectLog | None = None
     rejected: int = 0
-    decimal_commas: int = 0
-    decimal_comma_example: str | None = None
+    decimal_commas: DecimalCommas = field(default_factory=DecimalCommas)
 
     def start_pass(self) -> None:
-        self.read = self.valid = self.kept = self.rejected = self.decimal_commas = 0
+        self.read = self.valid = self.kept = self.rejected = 0
+        self.decimal_commas = DecimalCommas()
 
     def note_rejects(self, frame: Frame, batch: pa.RecordBatch) -> None:
         """Count the frame's rejected rows, and those rejected for a decimal comma."""
@@ -172,9 +171,7 @@ class _Tally:
             return
         for name in set(frame.reject_column[frame.rejected]) - {None}:
             reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
-            count, example = decimal_commas(pa.array(reasons, pa.string()), _text(batch, name))
-            self.decimal_commas += count
-            self.decimal_comma_example = self.decimal_comma_example or example
+            self.decimal_commas.add(pa.array(reasons, pa.string()), _text(batch, name))
 
 
 def _text(batch: pa.RecordBatch, name: str) -> pa.Array:

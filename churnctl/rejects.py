@@ -58,14 +58,27 @@ def decimal_commas(reasons: pa.Array, values: pa.Array) -> tuple[int, str | None
     return len(found), (found[0].as_py().strip() if len(found) else None)
 
 
-def decimal_comma_note(commas: int, rejected: int, example: str | None) -> str | None:
-    """What to say when most rejected rows hold decimal commas (then ``DECIMAL_FIX`` helps)."""
-    if not commas or 2 * commas < rejected:
-        return None
-    return (
-        f"{commas:,} of the {rejected:,} rejected rows hold a number written with a decimal "
-        f"comma, such as {example!r}"
-    )
+@dataclass
+class DecimalCommas:
+    """Rows rejected as not a number for a decimal comma, and the first such number."""
+
+    count: int = 0
+    example: str | None = None
+
+    def add(self, reasons: pa.Array, values: pa.Array) -> None:
+        """Count those among rejected rows' ``reasons`` and ``values`` (text), row by row."""
+        count, example = decimal_commas(reasons, values)
+        self.count += count
+        self.example = self.example or example
+
+    def note(self, rejected: int) -> str | None:
+        """What to say when most of ``rejected`` rows hold them (``DECIMAL_FIX`` helps then)."""
+        if not self.count or 2 * self.count < rejected:
+            return None
+        return (
+            f"{self.count:,} of the {rejected:,} rejected rows hold a number written with a "
+            f"decimal comma, such as {self.example!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -206,8 +219,7 @@ class RejectLog:
         self._pending: list[BadLine] = []
         self.count = 0
         self.examples: list[str] = []
-        self.decimal_commas = 0  # rows rejected as not a number that read with a decimal comma
-        self.decimal_comma_example: str | None = None
+        self.decimal_commas = DecimalCommas()
 
     @property
     def name(self) -> str:
@@ -225,18 +237,15 @@ class RejectLog:
             self._advance(self._valid_before + batch.num_rows, rows)
         columns = rejects.column("column").to_pylist()
         reasons = rejects.column("reason").to_pylist()
-        self._note_decimal_commas(rejects.column("reason"), rejects.column("value"))
+        self.decimal_commas.add(
+            rejects.column("reason").combine_chunks(), rejects.column("value").combine_chunks()
+        )
         entries = [
             (*self._where(batch, row), column, reason)
             for row, column, reason in zip(rows, columns, reasons, strict=True)
         ]
         self._write(sorted(entries + self._located_bad_lines(), key=_by_line))
         self._valid_before += batch.num_rows
-
-    def _note_decimal_commas(self, reasons: pa.ChunkedArray, values: pa.ChunkedArray) -> None:
-        count, example = decimal_commas(reasons.combine_chunks(), values.combine_chunks())
-        self.decimal_commas += count
-        self.decimal_comma_example = self.decimal_comma_example or example
 
     def finish(self) -> None:
         """Log malformed lines still pending at the end of the input."""
@@ -347,7 +356,7 @@ def check_limit(
         f"{log.name}: {log.count:,} of {read:,} rows rejected, over the limit of {limit}; "
         f"{written} (first: {'; '.join(log.examples)})"
     )
-    note = decimal_comma_note(log.decimal_commas, log.count, log.decimal_comma_example)
+    note = log.decimal_commas.note(log.count)
     if note is not None:
         raise TooManyRejectsError(f"{message}; {note}", fix=DECIMAL_FIX)
     raise TooManyRejectsError(
