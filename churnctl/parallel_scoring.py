@@ -270,11 +270,21 @@ class _Joined:
             self._stack = stack.pop_all()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
+        """Close and publish, or discard; the parts folder is removed either way.
+
+        A failure while closing (a signal, a full disk) discards the output as any other.
+        """
+        failed: BaseException | None = None
         if exc[0] is None:
-            self._out.close()
-            self._rejects.close()
+            try:
+                self._out.close()
+                self._rejects.close()
+            except BaseException as error:
+                failed, exc = error, (type(error), error, error.__traceback__)
         self._stack.__exit__(*exc)
+        if failed is not None:
+            raise failed
 
     def take(self, index: int, result: FileResult) -> None:
         """Append every part whose turn has come, in input order."""

@@ -35,6 +35,7 @@ from churnctl.errors import InputError, SchemaError, TooManyRejectsError, UsageE
 from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.generate import COLUMNS, generate_files
 from churnctl.input_set import expand_inputs
+from churnctl.interrupts import Interrupted
 from churnctl.parallel_scoring import FilesRequest, FilesSummary, score_files
 from churnctl.paths import derived_names, file_sha256
 from churnctl.rejects import NO_LIMIT, rejects_path
@@ -204,6 +205,26 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
         assert summary.rows_scored == sum(r.summary.rows_scored for r in summary.results
                                           if r.summary)  # fmt: skip
         assert [r.input for r in summary.results] == inputs_of(in_dir)
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), Interrupted(15)],
+                         ids=["disk full", "signal"])  # fmt: skip
+def test_a_failure_while_closing_one_output_leaves_nothing_behind(
+    in_dir: Path, scorer: Scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
+) -> None:  # fmt: skip
+    """The joined output's last step (closing it) fails: no output, no temporary, no parts."""
+
+    def close(self: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(parallel_scoring._Appender, "close", close)
+    out = tmp_path / "out"
+    request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(out / "all.csv"),
+                           max_rejects=NO_LIMIT, workers=1)  # fmt: skip
+    with pytest.raises(type(failure)):
+        score_files(request)
+    assert list(out.iterdir()) == []  # parts folder, temporary output and rejects all gone
 
 
 def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(

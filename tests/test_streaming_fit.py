@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from churnctl.bundled import SAMPLE, STATE, bundled
@@ -102,6 +102,12 @@ def old_fit_stage(stage: Any, frame: Frame) -> None:
         stage.category_sizes_ = [
             int(np.max(np.asarray(frame[col])[ok], initial=-1)) + 1 for col in stage.input_cols
         ]
+        for col, size in zip(stage.input_cols, stage.category_sizes_, strict=True):
+            if size <= 0:  # since issue 15: a one-hot width of 0 is refused at fit time
+                raise PipelineSpecError(
+                    f"OneHotEncoder: no training row has a valid index (a whole number >= 0) "
+                    f"in {col}; encode a column of category indices (a StringIndexer's output)"
+                )
     elif isinstance(stage, VectorAssembler):
         stage.input_sizes_ = [
             1 if np.asarray(frame[c]).ndim == 1 else np.asarray(frame[c]).shape[1]
@@ -295,12 +301,17 @@ SETTINGS = settings(
 )
 
 
+ONE_ROW_NO_GENDER = [["1", "15806899", "Laneton", "543", "France", "", "46", "4", "105909.49", "1",
+                      "1", "1", "84751.02", "1"]]  # fmt: skip
+
+
 @SETTINGS
 @given(
     rows=training_rows(),
     spec=st.sampled_from(sorted(SPECS)),
     block=st.sampled_from([300, 1000, 4096, 1 << 20]),
 )
+@example(rows=ONE_ROW_NO_GENDER, spec="reference", block=300)  # no row left for the one-hot
 def test_streaming_fit_equals_the_whole_frame_fit(
     tmp_path: Path, rows: list[list[str]], spec: str, block: int
 ) -> None:
