@@ -90,10 +90,11 @@ class Publication:
         self._pending.clear()
 
     def discard(self) -> None:
-        """Remove the temporary files not published."""
-        for tmp, _ in self._pending:
-            tmp.unlink(missing_ok=True)
-        self._pending.clear()
+        """Remove the temporary files not published (never cut short by a signal)."""
+        with interrupts.cleaning():
+            for tmp, _ in self._pending:
+                tmp.unlink(missing_ok=True)
+            self._pending.clear()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ signal's number: 130, 143), or after, with its outputs complete (exit 0).
   in ...") the record stays: ``check`` raises it at the next publication, and
   ``exit_code`` makes it the run's code, so a signal is never lost.
 * ``deferred`` is a critical section (a temporary file created and registered
-  for removal): a signal inside it is raised at its end.
+  for removal): a signal inside it is raised at its end. ``cleaning`` is a
+  clean-up (temporary files removed): a signal inside it is only recorded, and
+  raised at the next ``check``, so that no clean-up is ever cut short.
 * ``publishing_renames`` surrounds the renames of a publication: a signal before
   it stops the publication; from its first rename on, the publication is the
   run's last step and the run completes (exit 0). Within ``steps`` (a watcher, one
@@ -104,9 +106,10 @@ def handled() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        _state.installed = False
+        with cleaning():  # a signal now must not stop the restoring half-way
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            _state.installed = False
 
 
 def received() -> int | None:
@@ -129,6 +132,20 @@ def deferred() -> Iterator[None]:
     finally:
         _state.deferring -= 1
     check()
+
+
+@contextlib.contextmanager
+def cleaning() -> Iterator[None]:
+    """A clean-up (temporary files removed): never cut short by a signal.
+
+    A signal that lands meanwhile is recorded, not raised: the run's next ``check``
+    (before a publication's renames, at the command's end) raises it.
+    """
+    _state.deferring += 1
+    try:
+        yield
+    finally:
+        _state.deferring -= 1
 
 
 @contextlib.contextmanager

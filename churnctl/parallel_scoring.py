@@ -200,11 +200,13 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
         columns = read_columns(request.inputs[0], request.read_options)
         request = dataclasses.replace(request, scorer=request.scorer.keeping(columns))
     schema = output_schema(request.scorer.keep)
-    with _Joined(output, rejects, fmt, schema) as joined:
+    with contextlib.ExitStack() as stack:  # publishes on success, else discards; parts removed
+        joined = _Joined(output, rejects, fmt, schema, stack)
         jobs = [_job(request, i, name, joined.parts, fmt, part=True)
                 for i, name in enumerate(request.inputs)]  # fmt: skip
         with interrupts.steps():  # the parts: only the joined output ends the run
             results, workers = _run(jobs, request, joined.take, on_file)
+        joined.close()
     results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process)
                for r in results]  # fmt: skip
     return FilesSummary(results, 0.0, workers, output=output, rejects=rejects)
@@ -246,45 +248,33 @@ class _Joined:
     The parts are scored into a temporary folder beside the output (or, for stdout or a
     special file, in the system's); each is appended as soon as every part before it
     is, then removed. The output and rejects are published together at the end.
+
+    Each thing it makes is registered at once on the caller's ``stack``, whose end
+    publishes the output and rejects, or discards them after any failure (a signal
+    included, wherever it lands), and removes the parts folder: ``close`` the appenders
+    last in the ``with`` block.
     """
 
-    def __init__(self, output: str, rejects: str, fmt: str, schema: pa.Schema) -> None:
-        self.output, self.rejects, self.fmt, self.schema = output, rejects, fmt, schema
-        self.parts = ""
+    def __init__(
+        self, output: str, rejects: str, fmt: str, schema: pa.Schema, stack: contextlib.ExitStack
+    ) -> None:
         self._waiting: dict[int, FileResult] = {}
         self._next = 0
-        self._stack = contextlib.ExitStack()
+        publication = stack.enter_context(publishing())
+        # rejects first: a bad rejects path fails before anything is written
+        rejects_stream = open_stream(rejects, "csv", publication, dash=sys.stderr.buffer)
+        self._rejects = _Appender(stack.enter_context(rejects_stream), REJECTS_SCHEMA, "csv",
+                                  header_with_first_row=rejects == STDERR)  # fmt: skip
+        output_stream = open_stream(output, fmt, publication)
+        self._out = _Appender(stack.enter_context(output_stream), schema, fmt)
+        with interrupts.deferred():  # made and held for removal, or neither
+            self.parts = _parts_folder(output)
+            stack.callback(_remove_folder, self.parts)
 
-    def __enter__(self) -> _Joined:
-        with self._stack as stack:
-            publication = stack.enter_context(publishing())
-            # rejects first: a bad rejects path fails before anything is written
-            rejects = open_stream(self.rejects, "csv", publication, dash=sys.stderr.buffer)
-            self._rejects = _Appender(stack.enter_context(rejects), REJECTS_SCHEMA, "csv",
-                                      header_with_first_row=self.rejects == STDERR)  # fmt: skip
-            output = open_stream(self.output, self.fmt, publication)
-            self._out = _Appender(stack.enter_context(output), self.schema, self.fmt)
-            with interrupts.deferred():  # made and held for removal, or neither
-                self.parts = _parts_folder(self.output)
-                stack.callback(shutil.rmtree, self.parts, ignore_errors=True)
-            self._stack = stack.pop_all()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        """Close and publish, or discard; the parts folder is removed either way.
-
-        A failure while closing (a signal, a full disk) discards the output as any other.
-        """
-        failed: BaseException | None = None
-        if exc[0] is None:
-            try:
-                self._out.close()
-                self._rejects.close()
-            except BaseException as error:
-                failed, exc = error, (type(error), error, error.__traceback__)
-        self._stack.__exit__(*exc)
-        if failed is not None:
-            raise failed
+    def close(self) -> None:
+        """Finish the output and the rejects (every part appended): ready to publish."""
+        self._out.close()
+        self._rejects.close()
 
     def take(self, index: int, result: FileResult) -> None:
         """Append every part whose turn has come, in input order."""
@@ -295,6 +285,12 @@ class _Joined:
                 self._out.append(Path(str(done.output)))
                 self._rejects.append(Path(str(done.rejects)))
             self._next += 1
+
+
+def _remove_folder(folder: str) -> None:
+    """Remove a temporary folder, never cut short by a signal."""
+    with interrupts.cleaning():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _parts_folder(output: str) -> str:

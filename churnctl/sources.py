@@ -123,7 +123,8 @@ class BatchSource:
     def close(self) -> None:
         """Release what the source holds (the stdin spool file)."""
         if self.spool is not None:
-            self.spool.unlink(missing_ok=True)
+            with interrupts.cleaning():
+                self.spool.unlink(missing_ok=True)
 
 
 def is_parquet(name: str | Path) -> bool:
@@ -244,7 +245,8 @@ def _open_parquet(
                            read_share=None if streamed else meter.share)  # fmt: skip
     except BaseException:
         if spool is not None:
-            spool.unlink(missing_ok=True)
+            with interrupts.cleaning():
+                spool.unlink(missing_ok=True)
         raise
 
 
@@ -338,7 +340,8 @@ def _open_csv(
         )  # fmt: skip
     except BaseException:
         if spool is not None:
-            spool.unlink(missing_ok=True)
+            with interrupts.cleaning():
+                spool.unlink(missing_ok=True)
         raise
 
 

@@ -33,6 +33,7 @@ import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
+import churnctl.interrupts as interrupts
 from churnctl.cli import app
 from churnctl.faults import FAULT_ENV
 from churnctl.generate import COLUMNS, generate_files
@@ -116,6 +117,14 @@ def outside_signals() -> Iterator[list[int]]:
         signal.signal(s, handler)
 
 
+def _wait_seen(signum: int, outside: list[int], limit: float = 5.0) -> None:
+    """Wait until the run recorded the signal, or the test's own handler saw it (outside)."""
+    deadline = time.monotonic() + limit
+    while interrupts.received() != signum and signum not in outside:
+        assert time.monotonic() < deadline, f"signal {signum} was lost"
+        time.sleep(0.001)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
     name: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -143,6 +152,7 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
         timer.start()
         result = runner.invoke(app, [str(a) for a in case.args(data, out)], input=stdin)
         timer.join()
+        _wait_seen(signum, outside_signals)  # never lost; and never pending into the next run
         code = result.exit_code
         codes.append(code)
         assert code in {0, 128 + signum}, (i, result.output, result.exception)
