@@ -11,6 +11,9 @@ signal at a random moment of a run, with every step slowed a little
 A smaller number of real ``churnctl`` processes, signalled at random moments
 from their start-up on, covers ``score``, ``score --workers 2``, ``fit`` and
 ``watch --once``.
+
+To stress the in-process runs (a rare race needs thousands), set
+``CHURNCTL_SIGNAL_RUNS`` (runs per case, default 36) and ``CHURNCTL_SIGNAL_SEED``.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ CASES = {
                                         "--workers", "1"], _pairs_complete),
     "fit": Case(lambda d, o: ["fit", d / "train.csv", "-o", o / "s.json"], _fitted),
 }  # fmt: skip
-IN_PROCESS_RUNS = 36  # per case
+IN_PROCESS_RUNS = int(os.environ.get("CHURNCTL_SIGNAL_RUNS", "36"))  # per case
+SEED = os.environ.get("CHURNCTL_SIGNAL_SEED", "14")
 
 
 @pytest.fixture
@@ -141,7 +145,7 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
     assert runner.invoke(app, [str(a) for a in case.args(data, tmp_path / "warm")],
                          input=stdin).exit_code == 0  # fmt: skip
     span = (time.perf_counter() - started) * 1.2
-    rng = random.Random(f"{name}-14")
+    rng = random.Random(f"{name}-{SEED}")
     codes: list[int] = []
     for i in range(IN_PROCESS_RUNS):
         out = tmp_path / f"run{i}"
