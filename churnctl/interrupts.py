@@ -118,8 +118,12 @@ def received() -> int | None:
 
 
 def check() -> None:
-    """Raise ``Interrupted`` for a signal recorded earlier (one that Python could not raise)."""
-    if _state.received is not None and not _state.deferring:
+    """Raise ``Interrupted`` for a signal recorded earlier (one that Python could not raise).
+
+    Only while the handlers are installed: a signal recorded by a run that has ended is
+    that run's, never raised in library code called after it.
+    """
+    if _state.installed and _state.received is not None and not _state.deferring:
         raise Interrupted(_state.received)
 
 

@@ -170,6 +170,18 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
     assert set(codes) & INTERRUPTED, f"no run was interrupted: {codes}"
 
 
+def test_library_code_after_an_interrupted_run_is_not_interrupted(
+    tmp_path: Path, outside_signals: list[int]
+) -> None:
+    """The signal that stopped a run in this process is that run's: later calls go on."""
+    with pytest.raises(interrupts.Interrupted), interrupts.handled():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted long before
+    assert interrupts.received() == signal.SIGTERM
+    written = generate_files(tmp_path / "after.csv", n_rows=10, seed=1)  # publishes a file
+    assert written[0].is_file() and outside_signals == []
+
+
 # ------------------------------------------------------------------ real processes
 
 
