@@ -158,13 +158,13 @@ def _as_output_error(path: Path, what: str, hint: str = "") -> Iterator[None]:
         raise OutputError(f"{path}: {what} ({exc.strerror or exc}){hint}") from None
 
 
-def probe_writable(folder: Path) -> None:
+def probe_writable(folder: Path, hint: str = "") -> None:
     """``OutputError`` unless a file can be created, written, synced and removed in ``folder``.
 
     Tells a failure of one file (its name, its content) from one of the whole folder
-    (not writable, full, read-only, gone).
+    (not writable, full, read-only, gone). ``hint`` ends the error's message.
     """
-    with _as_output_error(folder, "cannot write here"):
+    with _as_output_error(folder, "cannot write here", hint):
         fd, name = tempfile.mkstemp(prefix=".churnctl-probe.", suffix=".tmp", dir=folder)
         try:
             os.write(fd, bytes(4096))

@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import churnctl.interrupts as interrupts
-from churnctl.atomic import is_write_through, publishing
+from churnctl.atomic import is_write_through, probe_writable, publishing
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.file_scoring import RowRates, RunSummary, ScoreRequest, score_file
 from churnctl.names import fit_name, name_max
@@ -214,14 +214,9 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
 
 def _writable_folder(folder: Path) -> Path:
     """The output folder, made if need be, refused at once if it cannot be written to."""
-    try:
+    with contextlib.suppress(OSError):  # the probe says why it cannot be written to
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"{folder}: cannot write outputs here ({exc.strerror or exc}); choose another folder"
-        ) from None
+    probe_writable(folder, "; choose another folder")
     return folder
 
 
