@@ -50,7 +50,6 @@ from churnctl.cli.options import (
 from churnctl.cli.progress import progress
 from churnctl.cli.report import (
     binding_lines,
-    demo_note,
     pair_label,
     pair_warning,
     print_demo_note,
@@ -304,7 +303,7 @@ def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> 
     from churnctl.binding import PairStatus
 
     skipped = scorer.check.status is PairStatus.SKIPPED
-    print_demo_note(scorer)
+    print_demo_note(scorer.model_name, scorer.state.source)
     stderr.print(
         f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
         f"{counts.rows_rejected:,} rejected in {counts.seconds:.2f} s "
@@ -357,9 +356,7 @@ def inspect(model: ModelOpt = None, state: StateOpt = None, as_json: JsonOpt = F
         print_document(inspect_document(report, opened.name, digest))
     else:
         _print_report(report)
-    note = demo_note(model, state)
-    if note is not None:
-        stderr.print(note, markup=False)
+    print_demo_note(model, state)
     if not report.compatible:
         raise typer.Exit(2)
 

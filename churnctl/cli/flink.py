@@ -104,13 +104,13 @@ def flink_submit(
     pair_warning(scorer, stderr)
     if emit is not None:
         emit_job(spec, emit)
-        print_demo_note(scorer)
+        print_demo_note(scorer.model_name, scorer.state.source)
         stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
         return None
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
     result = submit(request)
-    print_demo_note(scorer)
+    print_demo_note(scorer.model_name, scorer.state.source)
     _report(result, jobmanager, pair_label(scorer))
     return None
 

@@ -26,7 +26,7 @@ def pair_warning(scorer: Scorer, console: Console) -> None:
         console.print(f"Warning: {scorer.check.message}", markup=False)
 
 
-def demo_note(model: str | Path, state: str | Path) -> str | None:
+def _demo_note(model: str | Path, state: str | Path) -> str | None:
     """The note that the bundled demo model and/or state stood in for the user's own."""
     demo = " and ".join(
         name for name, path, relative in (("model", model, MODEL), ("state", state, STATE))
@@ -40,9 +40,12 @@ def demo_note(model: str | Path, state: str | Path) -> str | None:
     )
 
 
-def print_demo_note(scorer: Scorer) -> None:
-    """Print ``demo_note`` for what ``scorer`` scores with, on stderr, if it applies."""
-    note = demo_note(scorer.model_name, scorer.state.source)
+def print_demo_note(model: str | Path, state: str | Path) -> None:
+    """On stderr, the note that the bundled demo model and/or state stood in, if they did.
+
+    ``model`` and ``state``: their paths (a scorer's ``model_name`` and ``state.source``).
+    """
+    note = _demo_note(model, state)
     if note is not None:
         stderr.print(note, markup=False)
 

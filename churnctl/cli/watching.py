@@ -251,7 +251,8 @@ class _Status:
         if self.live is None or event.kind != "scored":
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
         if event.kind == "started":  # the watcher runs: say now what it scores with
-            print_demo_note(self.settings.scorer)
+            scorer = self.settings.scorer
+            print_demo_note(scorer.model_name, scorer.state.source)
 
     def _panel(self) -> Table:
         from churnctl.watcher import WatchReport
