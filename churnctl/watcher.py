@@ -498,9 +498,8 @@ class Watcher:
     def _skip(self, name: str, stat: os.stat_result, reason: str) -> None:
         """Leave an entry alone, logged once (until its name holds something else)."""
         self.pending.pop(name, None)
-        if self._skipped.get(name) == _identity(stat):
+        if not self._first_time(name, stat):
             return
-        self._skipped[name] = _identity(stat)
         self.on_event(WatchEvent("skipped", _printable(name), message=f"{reason}; never read"))
 
     def _unreadable(self, name: str, exc: OSError, stat: os.stat_result | None = None) -> None:
@@ -509,14 +508,20 @@ class Watcher:
             stat = stat or os.lstat(self.settings.in_dir / name)
         except OSError:
             return
-        if self._skipped.get(name) == _identity(stat):
+        if not self._first_time(name, stat):
             return
-        self._skipped[name] = _identity(stat)
         self.report.failed += 1
         self.on_event(WatchEvent("failed", name, message=(
             f"cannot read it ({reason_of(exc)}); left in place, skipped until it changes or "
             "the watcher starts again"
         )))  # fmt: skip
+
+    def _first_time(self, name: str, stat: os.stat_result) -> bool:
+        """Whether this entry is left alone for the first time (its name held other content)."""
+        if self._skipped.get(name) == _identity(stat):
+            return False
+        self._skipped[name] = _identity(stat)
+        return True
 
     def _vanished(self, name: str, message: str) -> None:
         self.on_event(WatchEvent("vanished", name, message=message))
