@@ -131,20 +131,33 @@ def _score_batches(
     out: TableWriter,
     on_progress: OnProgress | None,
 ) -> None:
-    for part in _batches(source, request.read_from or request.input):
-        result = request.scorer.score(part.rows)
-        out.write_table(result.scored)
-        log.record_batch(part, result.rejects)
-        _count(summary, result.scored.num_rows, log, request, final=False)
+    read_from = request.read_from or request.input
+    for scored in score_batches(source, request.scorer, out, log, read_from):
+        _count(summary, scored, log, request, final=False)
         checkpoint("batch-scored")
         if on_progress is not None:
             share = source.read_share
             fraction = share(summary.rows_read) if share is not None else None
             on_progress(Progress(summary.rows_read, fraction))
-    log.finish()
     _count(summary, 0, log, request, final=True)
     if on_progress is not None:
         on_progress(Progress(summary.rows_read, 1.0 if source.read_share is not None else None))
+
+
+def score_batches(
+    source: BatchSource, scorer: Scorer, out: TableWriter, log: RejectLog, name: str
+) -> Iterator[int]:
+    """Score ``source`` batch by batch into ``out`` and ``log``; the rows scored, per batch.
+
+    ``name`` is where the bytes are read (see ``open_source``'s ``read_from``). Once the
+    generator is exhausted the input is read and every reject logged (``log.finish``).
+    """
+    for part in _batches(source, name):
+        result = scorer.score(part.rows)
+        out.write_table(result.scored)
+        log.record_batch(part, result.rejects)
+        yield result.scored.num_rows
+    log.finish()
 
 
 def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:

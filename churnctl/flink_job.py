@@ -1,58 +1,70 @@
-"""The churnctl scoring job on Apache Flink (PyFlink's Table API): build it and run it.
+"""The churnctl scoring job on Apache Flink: build it and run it.
 
-The job reads CSV through Flink's filesystem connector, every needed column as
-text (so that a rejected row keeps its original values), scores each Arrow
-batch with churnctl's own ``Scorer.score_aligned`` inside a vectorized (pandas)
-UDF, and writes two filesystem sinks: ``OUT_DIR/scored/`` (the kept columns,
-``raw``, ``exited``) and ``OUT_DIR/rejects/`` (``source, line, column, reason,
-text``, as ``score``'s rejects file; ``line`` is empty: Flink does not tell a
-record's position). Nothing here re-implements feature extraction.
+Flink does what an engine is for: it lists the input (once, or every
+``monitor_interval`` when streaming; which files it has read is part of its
+checkpoints), spreads the files over the workers, and commits the outputs
+exactly once (at each checkpoint when streaming). churnctl does the rest, in
+one Python function per file (``flink_scoring.ScoreFiles``): it reads the file
+by its own header with its own reader and scores it as ``score`` does. So a job
+scores the same rows as ``score``, rejects the same ones with the same lines and
+reasons, and spells every value the same way.
 
-The ``Scorer`` travels to the workers pickled (state JSON and model bytes
-inside it) and the ``churnctl`` package is shipped with the job, so workers
-need not share the client's file system. PyFlink is imported only here.
+The graph: Flink's filesystem source in ``raw`` format (only the file's path and
+size are used: one record per file is kept, the first) → rebalanced over the
+workers → ``ScoreFiles`` → three file sinks under ``out_dir``: ``scored/``,
+``rejects/`` and ``files/``, CSV part files named ``part-….csv``, without a
+header (``write_schema`` writes their columns beside them, in ``_schema.json``).
+
+The ``Scorer`` travels to the workers pickled (state and model inside it) and
+the ``churnctl`` package is shipped with the job. PyFlink is imported only here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import os
+import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import churnctl
+from churnctl.arrivals import DEFAULT_PATTERNS
 from churnctl.errors import UsageError
+from churnctl.flink_scoring import FILES_COLUMNS, OUTPUTS, FileReading, ScoreFiles
 from churnctl.inputs import check_decimal
+from churnctl.rejects import REJECTS_SCHEMA
 from churnctl.scorer import Scorer
 from churnctl.sources import ReadOptions, check_read_options
 
-HEADER = "#header"  # the reason given to a file's header line, which is dropped
-BOM = "\ufeff"  # Flink's CSV reader keeps a UTF-8 byte order mark in a file's first value
-ARROW_BATCH = 10_000  # rows per Arrow batch and per bundle: Flink's 1000 is ~2x slower
-SCORED, REJECTS = "scored", "rejects"
+SCORED, REJECTS, FILES = OUTPUTS
+SCHEMA_FILE = "_schema.json"
+CHECKPOINT_METADATA = "_metadata"
 
 
 @dataclass(frozen=True)
 class FlinkJobSpec:
     """Everything the job needs; every value is plain data, so a job file can spell it."""
 
-    input: str  # a CSV file or a folder of CSV files
-    out_dir: str  # scored/ and rejects/ part files are written below it
+    input: str  # a CSV or Parquet file, or a folder of them (score's names, no sub-folder)
+    out_dir: str  # scored/, rejects/ and files/ part files are written below it
     state: str
     model: str
-    columns: tuple[str, ...]  # the input files' header, in order
-    delimiter: str = ","  # the input files' field delimiter
-    decimal: str = "."  # the decimal mark of their numbers: "." or ","
     keep: tuple[str, ...] = ("CustomerId",)
     threshold: float = 0.5
+    logits: bool = False
     allow_state_mismatch: bool = False
+    delimiter: str = ","  # the input files' field delimiter
+    decimal: str = "."  # the decimal mark of their numbers: "." or ","
+    encoding: str = "utf-8"
     streaming: bool = False
     parallelism: int = 1
     monitor_interval: str = "1 s"  # streaming: how often the folder is listed
-    checkpoint_interval: str = "2 s"  # streaming: sink files are committed at checkpoints
+    checkpoint_interval: str = "2 s"  # streaming: outputs are committed at checkpoints
+    settle: float = 1.0  # streaming: seconds a file must hold still before it is read
+    checkpoint_dir: str | None = None  # kept checkpoints; a new run resumes from the latest
     python_executable: str = field(default_factory=lambda: sys.executable)
 
     def __post_init__(self) -> None:
@@ -61,41 +73,50 @@ class FlinkJobSpec:
             raise UsageError(f"threshold must be within [0, 1], got {self.threshold!r}")
         if self.parallelism < 1:
             raise UsageError(f"parallelism must be >= 1, got {self.parallelism}")
-        check_read_options(self.input, ReadOptions(delimiter=self.delimiter))
+        if not 0 <= self.settle < 3600:
+            raise UsageError(f"settle must be within [0, 3600) seconds, got {self.settle!r}")
+        if "*" in self.keep:
+            raise UsageError("keep names the columns to copy: resolve '*' against a header first")
+        check_read_options(self.input, self.read_options)
         check_decimal(self.decimal)
+
+    @property
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(delimiter=self.delimiter, encoding=self.encoding)
 
 
 def build_scorer(spec: FlinkJobSpec) -> Scorer:
     """The job's Scorer, one ONNX Runtime thread per worker."""
     return Scorer(spec.state, spec.model, keep=list(spec.keep), threshold=spec.threshold,
                   allow_state_mismatch=spec.allow_state_mismatch, threads=1,
-                  decimal=spec.decimal)  # fmt: skip
+                  logits=spec.logits, decimal=spec.decimal)  # fmt: skip
 
 
-def run_job(spec: FlinkJobSpec, *, wait: bool = True) -> Any:
-    """Build the job and submit it; the TableResult.
+def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = None) -> None:
+    """Build the job, submit it, and wait for it unless it is a streaming job on a cluster.
 
-    ``wait``: wait for a bounded (batch) job to finish, and for a streaming job too when
-    this process runs Flink embedded (its own MiniCluster), which ends when it exits.
+    An embedded job (its own MiniCluster, ended with this process) is always waited for.
+    ``on_submitted`` receives the job id as soon as Flink has it.
     """
+    from pyflink.common import Types
+
     scorer = build_scorer(spec)
-    t_env = _environment(spec)
-    _create_tables(t_env, spec, scorer)
-    t_env.create_temporary_view("scored_rows", _scored_table(t_env, scorer))
-    kept = ", ".join(_quote(name) for name in scorer.keep)
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql(
-        f"INSERT INTO {SCORED} SELECT {kept}, `raw`, exited FROM scored_rows"
-        " WHERE reject_reason IS NULL"
-    )
-    statements.add_insert_sql(
-        f"INSERT INTO {REJECTS} SELECT source, CAST(NULL AS BIGINT), reject_column,"
-        f" reject_reason, text FROM scored_rows WHERE reject_reason <> '{HEADER}'"
-    )
-    result = statements.execute()
-    if wait and (not spec.streaming or _embedded()):
-        result.wait()
-    return result
+    env = _environment(spec)
+    reading = FileReading(spec.read_options, settle=spec.settle if spec.streaming else 0.0)
+    chunks = (
+        _listed_files(env, spec).rebalance()
+        .flat_map(ScoreFiles(scorer, reading), Types.TUPLE([Types.STRING(), Types.STRING()]))
+        .name("churnctl: score each file").uid("churnctl-score")
+    )  # fmt: skip
+    for output in OUTPUTS:
+        text = chunks.filter(lambda chunk, o=output: chunk[0] == o).map(
+            lambda chunk: chunk[1], Types.STRING())  # fmt: skip
+        text.sink_to(_sink(Path(spec.out_dir) / output)).name(f"{output}/").uid(f"sink-{output}")
+    client = env.execute_async(f"churnctl score {Path(spec.input).name}")
+    if on_submitted is not None:
+        on_submitted(str(client.get_job_id()))
+    if not spec.streaming or _embedded():
+        client.get_job_execution_result().result()
 
 
 def _embedded() -> bool:
@@ -104,133 +125,132 @@ def _embedded() -> bool:
 
 
 def _environment(spec: FlinkJobSpec) -> Any:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from pyflink.common import Configuration
+    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 
-    mode = EnvironmentSettings.in_streaming_mode() if spec.streaming else (
-        EnvironmentSettings.in_batch_mode())  # fmt: skip
-    t_env = TableEnvironment.create(mode)
+    config = Configuration()
+    for key, value in job_settings(spec).items():
+        config.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    if not spec.streaming:
+        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+    env.set_parallelism(spec.parallelism)
+    env.add_python_file(str(Path(churnctl.__file__).parent))
+    return env
+
+
+def job_settings(spec: FlinkJobSpec) -> dict[str, str]:
+    """The job's Flink configuration: Python, and (streaming) checkpoints and where to resume."""
     settings = {
-        "parallelism.default": str(spec.parallelism),
-        "python.fn-execution.arrow.batch.size": str(ARROW_BATCH),
-        "python.fn-execution.bundle.size": str(ARROW_BATCH),
         "python.executable": spec.python_executable,
         "python.client.executable": spec.python_executable,
-        "pipeline.name": f"churnctl score {Path(spec.input).name}",
     }
+    if not spec.streaming:
+        return settings
+    settings["execution.checkpointing.interval"] = spec.checkpoint_interval
+    if spec.checkpoint_dir is not None:
+        settings["execution.checkpointing.dir"] = as_uri(spec.checkpoint_dir)
+        settings["execution.checkpointing.externalized-checkpoint-retention"] = (
+            "RETAIN_ON_CANCELLATION")  # fmt: skip
+        latest = latest_checkpoint(Path(spec.checkpoint_dir)) if _embedded() else None
+        if latest is not None:
+            settings["execution.state-recovery.path"] = as_uri(str(latest))
+    return settings
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (``<job>/chk-N`` with its ``_metadata``) under ``folder``."""
+    found = [m.parent for m in folder.glob(f"*/chk-*/{CHECKPOINT_METADATA}") if m.is_file()]
+    return max(found, key=lambda p: (p / CHECKPOINT_METADATA).stat().st_mtime_ns, default=None)
+
+
+def as_uri(location: str) -> str:
+    """A location with a scheme (``s3://``, ``file:///``) as it is; a local path as a file URI."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location):
+        return location
+    return Path(location).resolve().as_uri()
+
+
+def _listed_files(env: Any, spec: FlinkJobSpec) -> Any:
+    """One record (path, size) per input file, from Flink's filesystem source."""
+    from pyflink.table import StreamTableEnvironment
+
+    t_env = StreamTableEnvironment.create(env)
+    options = {"connector": "filesystem", "path": spec.input, "format": "raw"}
+    if Path(spec.input).is_dir():
+        options["source.path.regex-pattern"] = input_pattern(spec.input)
     if spec.streaming:
-        settings["execution.checkpointing.interval"] = spec.checkpoint_interval
-    for key, value in settings.items():
-        t_env.get_config().set(key, value)
-    t_env.add_python_file(str(Path(churnctl.__file__).parent))
-    return t_env
-
-
-def _create_tables(t_env: Any, spec: FlinkJobSpec, scorer: Scorer) -> None:
-    columns = ", ".join(f"{_quote(name)} STRING" for name in spec.columns)
-    monitor = (
-        f", 'source.monitor-interval' = {_sql(spec.monitor_interval)}" if spec.streaming else ""
-    )
+        options["source.monitor-interval"] = spec.monitor_interval
+    listed = ", ".join(f"{_sql(k)} = {_sql(v)}" for k, v in options.items())
     t_env.execute_sql(
-        f"CREATE TABLE source_files ({columns}, "
-        "`source` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL) WITH ("
-        f"'connector' = 'filesystem', 'path' = {_sql(spec.input)}, 'format' = 'csv', "
-        f"'csv.field-delimiter' = {_sql_char(spec.delimiter)}, "
-        f"'csv.ignore-parse-errors' = 'true'{monitor})"
+        "CREATE TEMPORARY TABLE input_files (line BYTES, "
+        "path STRING NOT NULL METADATA FROM 'file.path' VIRTUAL, "
+        "size BIGINT NOT NULL METADATA FROM 'file.size' VIRTUAL, "
+        f"listed_at AS PROCTIME()) WITH ({listed})"
     )
-    kept = ", ".join(f"{_quote(name)} STRING" for name in scorer.keep)
-    for name, schema in (
-        (SCORED, f"{kept}, `raw` DOUBLE, exited BOOLEAN"),
-        (REJECTS, "source STRING, line BIGINT, `column` STRING, reason STRING, text STRING"),
-    ):
-        path = str(Path(spec.out_dir) / name)
-        t_env.execute_sql(f"CREATE TABLE {name} ({schema}) WITH ('connector' = 'filesystem', "
-                          f"'path' = {_sql(path)}, 'format' = 'csv')")  # fmt: skip
+    first = t_env.sql_query(
+        "SELECT path, size FROM (SELECT path, size, ROW_NUMBER() OVER "
+        "(PARTITION BY path ORDER BY listed_at) AS n FROM input_files) WHERE n = 1"
+    )
+    return t_env.to_data_stream(first)
 
 
-def _scored_table(t_env: Any, scorer: Scorer) -> Any:
-    from pyflink.table import DataTypes
-    from pyflink.table.expressions import col
-    from pyflink.table.udf import udf
-
-    needed = scorer.required_columns
-    fields = [DataTypes.FIELD(name, DataTypes.STRING()) for name in scorer.keep]
-    fields += [
-        DataTypes.FIELD("raw", DataTypes.DOUBLE()),
-        DataTypes.FIELD("exited", DataTypes.BOOLEAN()),
-    ]
-    fields += [DataTypes.FIELD(name, DataTypes.STRING())
-               for name in ("reject_column", "reject_reason", "source", "text")]  # fmt: skip
-    score = udf(ScoreBatch(scorer, needed), result_type=DataTypes.ROW(fields), func_type="pandas")
-    return t_env.from_path("source_files").select(*(col(n) for n in [*needed, "source"])).map(score)
+def input_pattern(folder: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> str:
+    """A Java regular expression for the input files ``score`` takes in ``folder``: its own
+    (no sub-folder's) files named by ``patterns``, case-insensitive, never hidden names."""
+    root = str(Path(folder)).rstrip("/")  # as Flink names it: the path it was given
+    names = "|".join(_glob_regex(p) for p in patterns)
+    return f"{_java_quote(root)}/(?![._])(?i:{names})"
 
 
-class ScoreBatch:
-    """The pandas UDF: one batch of text columns in, one row out per row in (rejects in place)."""
-
-    def __init__(self, scorer: Scorer, needed: list[str]) -> None:
-        self.scorer, self.needed = scorer, needed
-
-    def __call__(self, batch: Any) -> Any:
-        import numpy as np
-        import pyarrow as pa
-
-        # column by column: Table.from_pandas starts a thread pool per call (~8 ms a batch)
-        arrays = [pa.array(batch[name], pa.string(), from_pandas=True) for name in self.needed]
-        table = pa.Table.from_arrays(arrays, names=self.needed)
-        aligned = self.scorer.score_aligned(table).to_pandas()
-        aligned.loc[self._header_rows(table), "reject_reason"] = HEADER
-        aligned["raw"] = aligned["raw"].astype("float64")
-        rejected = np.flatnonzero(aligned["reject_reason"].notna().to_numpy())
-        # source and text only where a rejects row needs them: less to send back to the JVM
-        source = np.full(len(aligned), None, dtype=object)
-        source[rejected] = batch["source"].to_numpy()[rejected]
-        text = np.full(len(aligned), None, dtype=object)
-        text[rejected] = [_csv_line(row) for row in table.take(pa.array(rejected)).to_pylist()]
-        aligned["source"], aligned["text"] = source, text
-        return aligned
-
-    def _header_rows(self, table: Any) -> list[int]:
-        """The rows that repeat the header (a file's first line; its first value may hold a BOM).
-
-        Only rows whose first value is the first name are compared in full: cheap per batch.
-        """
-        import pyarrow.compute as pc
-
-        first = self.needed[0]
-        found = pc.is_in(table.column(first), value_set=pa_strings([first, BOM + first]))
-        candidates = pc.indices_nonzero(found.fill_null(False)).to_pylist()
-        names = [first, *self.needed[1:]]
-        return [i for i in candidates
-                if [str(v).removeprefix(BOM) for v in table.slice(i, 1).to_pylist()[0].values()]
-                == names]  # fmt: skip
+def _glob_regex(pattern: str) -> str:
+    parts = re.split(r"([*?])", pattern)
+    wild = {"*": "[^/]*", "?": "[^/]"}
+    return "".join(wild.get(p) or (_java_quote(p) if p else "") for p in parts)
 
 
-def pa_strings(values: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values, pa.string())
-
-
-def _csv_line(row: dict[str, Any]) -> str:
-    """A row's values as one CSV line (what a rejects file's ``text`` holds)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in row.values()])
-    return buffer.getvalue()
+def _java_quote(text: str) -> str:
+    """``text`` as a literal in a Java regular expression (``Pattern.quote``)."""
+    return "\\Q" + text.replace("\\E", "\\E\\\\E\\Q") + "\\E"
 
 
-def _quote(name: str) -> str:
-    """A column name as a Flink SQL identifier (backticks; ``raw`` is a reserved word)."""
-    return "`" + name.replace("`", "``") + "`"
+def _sink(folder: Path) -> Any:
+    from pyflink.common import Encoder
+    from pyflink.datastream.connectors.file_system import (
+        BucketAssigner,
+        FileSink,
+        OutputFileConfig,
+        RollingPolicy,
+    )  # fmt: skip
+
+    names = OutputFileConfig.builder().with_part_prefix("part").with_part_suffix(".csv").build()
+    return (
+        FileSink.for_row_format(str(folder), Encoder.simple_string_encoder("UTF-8"))
+        .with_output_file_config(names)
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+        .build()
+    )
+
+
+def output_columns(keep: tuple[str, ...]) -> dict[str, list[str]]:
+    """The columns of each output's part files."""
+    return {SCORED: [*keep, "raw", "exited"], REJECTS: list(REJECTS_SCHEMA.names),
+            FILES: list(FILES_COLUMNS)}  # fmt: skip
+
+
+def write_schema(out_dir: Path, columns: dict[str, list[str]]) -> Path:
+    """``OUT_DIR/_schema.json``: each output folder's columns, for part files without a header."""
+    document = {
+        "written_by": f"churnctl {churnctl.__version__}",
+        "part_files": "CSV, comma-separated, UTF-8, no header; quoted as the csv module does",
+        "columns": columns,
+    }
+    path = out_dir / SCHEMA_FILE
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def _sql(text: str) -> str:
     """A Flink SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def _sql_char(char: str) -> str:
-    """One character as a Flink SQL literal: as it is if printable, else a Unicode escape
-    (``U&'\\0009'``: Flink's CSV options read a backslash as the start of an escape)."""
-    if char.isprintable() and char not in "\\'":
-        return _sql(char)
-    return f"U&'\\{ord(char):04X}'"

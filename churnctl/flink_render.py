@@ -16,40 +16,50 @@ _TEMPLATE = '''\
 Run it on an embedded local Flink with `python job.py`, or on a Flink session
 cluster with `flink run -m HOST:PORT -py /absolute/path/to/job.py`. It needs
 churnctl with its Flink extra (`pip install 'churnctl[flink]'`) and Java 17.
-The job reads CSV with Flink's filesystem connector, scores every batch with
-churnctl's Scorer (the state and model below, read here and shipped to the
-workers inside the job) and writes scored/ and rejects/ part files under out_dir.
+Flink lists the input files; each file is read and scored by churnctl's own
+reader and Scorer (the state and model below, read here and shipped to the
+workers inside the job), and scored/, rejects/ and files/ part files are
+written under out_dir.
 """
 
 from churnctl.flink_job import FlinkJobSpec, run_job
 
 SPEC = FlinkJobSpec(
-    # what to read: a CSV file, or a folder of CSV files that share this header
+    # what to read: a CSV or Parquet file, or a folder of them (each file by its own header)
     input={input},
-    columns={columns},
-    # their field delimiter, and the decimal mark of their numbers ("." or ",")
+    # their field delimiter, text encoding, and the decimal mark of their numbers
     delimiter={delimiter},
+    encoding={encoding},
     decimal={decimal},
-    # where to write: scored/ (kept columns, raw, exited) and rejects/ part files
+    # where to write: scored/, rejects/ and files/ part files (their columns: _schema.json)
     out_dir={out_dir},
     # the feature state and the ONNX model bound to it
     state={state},
     model={model},
     keep={keep},
     threshold={threshold},
+    logits={logits},
     allow_state_mismatch={allow_state_mismatch},
-    # bounded (batch), or streaming: the folder is listed every monitor_interval
-    # and sink files are committed at each checkpoint, exactly once
+    # bounded (batch), or streaming: the folder is listed every monitor_interval, a file is
+    # read once it held still for settle seconds, and outputs are committed at checkpoints
     streaming={streaming},
     monitor_interval={monitor_interval},
+    settle={settle},
     checkpoint_interval={checkpoint_interval},
+    # streaming: checkpoints are kept here, and a new run resumes from the latest one
+    checkpoint_dir={checkpoint_dir},
     parallelism={parallelism},
     # the Python that runs the scoring workers (on a cluster: the workers' own)
     python_executable={python_executable},
 )
 
+
+def submitted(job_id: str) -> None:
+    print(f"Job has been submitted with JobID {{job_id}}", flush=True)
+
+
 if __name__ == "__main__":
-    run_job(SPEC)
+    run_job(SPEC, on_submitted=submitted)
 '''
 
 

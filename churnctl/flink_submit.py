@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from churnctl.arrivals import NameRules, scan_folder
 from churnctl.errors import (
     ChurnctlError,
     Fix,
@@ -34,10 +35,19 @@ from churnctl.errors import (
     UsageError,
 )  # fmt: skip
 from churnctl.file_scoring import RunSummary
-from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
+from churnctl.flink_job import (
+    FlinkJobSpec,
+    latest_checkpoint,
+    output_columns,
+    write_schema,
+)  # fmt: skip
 from churnctl.flink_render import render_job
-from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
-from churnctl.sources import is_parquet
+from churnctl.flink_scoring import FAILED, FILES, OUTPUTS, READ, FileCounts
+from churnctl.held import kind_of
+from churnctl.input_set import expand_inputs
+from churnctl.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
+from churnctl.scorer import Scorer
+from churnctl.sources import Columns, open_source
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -69,7 +79,18 @@ class FlinkResult(RunSummary):
     job_id: str | None = None
     log: Path | None = None
     finished: bool = True
-    input_records: int | None = None  # embedded bounded jobs: records in the input files
+    files: list[FileCounts] = field(default_factory=list)  # what each input file gave
+    changed: list[str] = field(default_factory=list)  # files changed after the job read them
+
+    def add(self, counts: FileCounts) -> None:
+        self.files.append(counts)
+        self.rows_scored += counts.rows_scored
+        self.rows_rejected += counts.rows_rejected
+
+    @property
+    def failed(self) -> list[FileCounts]:
+        """The files not read (to their end), or changed while they were read."""
+        return [f for f in self.files if f.status != READ]
 
 
 @dataclass
@@ -82,26 +103,6 @@ class FlinkHome:
     @property
     def flink(self) -> Path:
         return self.root / "bin" / "flink"
-
-
-def input_columns(path: str, delimiter: str = ",") -> tuple[str, ...]:
-    """The header of the input CSV (or of the first CSV file in the input folder)."""
-    source = Path(path)
-    if source.is_dir():
-        files = finished_parts(source)
-        if not files:
-            raise InputError(f"{source}: no file to read the column names from; add one first")
-        source = files[0]
-    if is_parquet(source) or source.suffix in (".gz", ".bz2", ".zst"):
-        raise InputError(f"{source}: the Flink job reads plain CSV files only")
-    try:
-        with source.open(encoding="utf-8-sig", newline="") as handle:  # without a BOM
-            header = next(csv.reader(handle, delimiter=delimiter), None)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read its header ({exc})") from None
-    if not header:
-        raise InputError(f"{source}: empty file, no header to read the column names from")
-    return tuple(header)
 
 
 def flink_home() -> FlinkHome:
@@ -144,11 +145,13 @@ def submit(request: FlinkRequest) -> FlinkResult:
     home = flink_home()
     out_dir = Path(request.spec.out_dir)
     work = out_dir / WORK_FOLDER
-    _check_out_dir(out_dir, request.spec.streaming)
-    work.mkdir(parents=True, exist_ok=True)
     bounded = not request.spec.streaming
+    _check_out_dir(out_dir, resumable=resumes(request))
+    work.mkdir(parents=True, exist_ok=True)
     staging = work / f"staging-{os.getpid()}"
     spec = replace(request.spec, out_dir=str(staging)) if bounded else request.spec
+    if not bounded:
+        write_schema(out_dir, output_columns(spec.keep))
     job = emit_job(spec, work / "job.py")
     log = work / "job.log"
     started = time.perf_counter()
@@ -158,29 +161,23 @@ def submit(request: FlinkRequest) -> FlinkResult:
             return FlinkResult(out_dir=out_dir, job_id=job_id, log=log, finished=False)
         if bounded:
             _publish(staging, out_dir, request.max_rejects)
+            write_schema(out_dir, output_columns(spec.keep))
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
-    if bounded and request.jobmanager is None:
-        result.input_records = input_records(request.spec.input, request.spec.delimiter)
+    result.changed = changed_after_read(result)
     return result
 
 
-def input_records(path: str, delimiter: str = ",") -> int | None:
-    """The data records of the input's CSV files, as the csv module reads them (no header).
-
-    Flink's CSV reader silently skips a record with too many fields: the summary
-    sets this count against the rows the job read, so that none goes missing unseen.
-    """
-    source = Path(path)
-    records = 0
-    for file in finished_parts(source) if source.is_dir() else [source]:
-        try:
-            with file.open(encoding="utf-8-sig", newline="", errors="replace") as handle:
-                rows = csv.reader(handle, delimiter=delimiter)
-                records += max(sum(1 for row in rows if row) - 1, 0)
-        except (OSError, csv.Error):
-            return None
-    return records
+def resumes(request: FlinkRequest) -> bool:
+    """Whether a streaming job continues an earlier one: from the latest checkpoint kept
+    under its ``checkpoint_dir`` (embedded), or from the savepoint it is given."""
+    spec = request.spec
+    if not spec.streaming:
+        return False
+    if request.jobmanager is not None:
+        return request.from_savepoint is not None
+    kept = spec.checkpoint_dir
+    return kept is not None and latest_checkpoint(Path(kept)) is not None
 
 
 def _run(home: FlinkHome, request: FlinkRequest, job: Path, log: Path) -> str | None:
@@ -261,10 +258,18 @@ def root_cause(output: str) -> str:
 
 
 def count_outputs(out_dir: Path) -> FlinkResult:
-    """The rows of the finished part files under ``out_dir``'s scored/ and rejects/."""
-    scored = sum(_lines(p) for p in finished_parts(out_dir / SCORED))
-    rejected = sum(_csv_records(p) for p in finished_parts(out_dir / REJECTS))
-    return FlinkResult(out_dir=out_dir, rows_scored=scored, rows_rejected=rejected)
+    """What a job's ``files/`` records say: rows scored and rejected, and the files read."""
+    result = FlinkResult(out_dir=out_dir)
+    for part in finished_parts(out_dir / FILES):
+        with part.open(encoding="utf-8", newline="") as handle:
+            for row in csv.reader(handle):
+                result.add(_file_counts(row))
+    return result
+
+
+def _file_counts(row: list[str]) -> FileCounts:
+    source, size, mtime, scored, rejected, status, detail = row
+    return FileCounts(source, int(size), int(mtime), int(scored), int(rejected), status, detail)
 
 
 def finished_parts(folder: Path) -> list[Path]:
@@ -274,19 +279,43 @@ def finished_parts(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
 
 
-def _lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
+def check_inputs(spec: FlinkJobSpec, scorer: Scorer) -> list[str]:
+    """Before a bounded job: the files it will read, each refused now if ``score`` would refuse
+    it (no needed column by its own header, unreadable, not a regular file ...)."""
+    root = Path(spec.input)
+    if root.is_dir():
+        others = scan_folder(root, NameRules()).others
+        for name, stat in sorted(others.items()):
+            raise InputError(f"{root / name}: is a {kind_of(stat.st_mode)}, not a regular file: "
+                             "Flink would read it; move it out of the input folder")  # fmt: skip
+    files = expand_inputs([spec.input])
+    for file in files:
+        opened = open_source(file, scorer.required_columns, spec.read_options,
+                             columns=Columns(scorer.keep))  # fmt: skip
+        opened.close()
+    return files
 
 
-def _csv_records(path: Path) -> int:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return sum(1 for _ in csv.reader(handle))
+def changed_after_read(result: FlinkResult) -> list[str]:
+    """The input files read whole whose size or mtime is not what the job read: one line each."""
+    changed = []
+    for done in result.files:
+        try:
+            now = os.stat(done.source, follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed after it was read: nothing of it is lost
+        if done.status != FAILED and (now.st_size, now.st_mtime_ns) != (done.bytes, done.mtime_ns):
+            changed.append(f"{done.source}: changed after the job read it ({done.bytes:,} bytes "
+                           f"read, {now.st_size:,} now); what changed was not scored")  # fmt: skip
+    return changed
 
 
-def _check_out_dir(out_dir: Path, streaming: bool) -> None:
-    for name in (SCORED, REJECTS):
-        if finished_parts(out_dir / name) and not streaming:
+def _check_out_dir(out_dir: Path, resumable: bool) -> None:
+    """Refuse an output folder with an earlier job's outputs, unless this job resumes it."""
+    if resumable:
+        return
+    for name in OUTPUTS:
+        if finished_parts(out_dir / name):
             raise OutputError(
                 f"{out_dir / name}: holds the part files of an earlier job; a new job would "
                 "mix its rows with them; choose an empty output folder"
@@ -298,17 +327,18 @@ def _publish(staging: Path, out_dir: Path, limit: RejectLimit) -> None:
     counts = count_outputs(staging)
     if limit.exceeded(counts.rows_rejected, counts.rows_read, final=True):
         raise _too_many(counts, limit)
-    for name in (SCORED, REJECTS):
+    for name in OUTPUTS:
         (staging / name).mkdir(exist_ok=True)
         shutil.rmtree(out_dir / name, ignore_errors=True)  # empty: checked before the job
         os.replace(staging / name, out_dir / name)
 
 
 def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:
+    note = "; ".join(f.detail for f in counts.files if "decimal comma" in f.detail)
     return TooManyRejectsError(
         f"{counts.rows_rejected:,} of {counts.rows_read:,} rows rejected, over the limit of "
-        f"{limit}; nothing was published",
-        fix=Fix("max_rejects", "100%", "to never fail on rejects"),
+        f"{limit}; nothing was published" + (f" ({note})" if note else ""),
+        fix=DECIMAL_FIX if note else Fix("max_rejects", "100%", "to never fail on rejects"),
     )
 
 

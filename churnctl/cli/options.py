@@ -169,6 +169,10 @@ def parse_keep(values: Sequence[str]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
+SettleMs = Annotated[
+    int,
+    typer.Option(metavar="MS", help="A file written in place must stay unchanged this long."),
+]
 LogitsOpt = Annotated[
     bool, typer.Option("--logits", help="The model outputs logits: raw is their sigmoid.")
 ]

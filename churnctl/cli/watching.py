@@ -34,6 +34,7 @@ from churnctl.cli.options import (
     LogitsOpt,
     MaxRejects,
     ModelOpt,
+    SettleMs,
     StateOpt,
     ThresholdOpt,
     parse_keep,
@@ -69,7 +70,6 @@ InDir = Annotated[
 ]
 OutFormat = Annotated[str, _opt("csv|jsonl|parquet", "Output format.")]
 Patterns = Annotated[list[str], _opt("GLOB", "Input names to take; repeat for more.")]
-SettleMs = Annotated[int, _opt("MS", "A file written in place must stay unchanged this long.")]
 DoneMarker = Annotated[str | None, _opt("SUFFIX", "Take X only once X+SUFFIX exists.")]
 Rescan = Annotated[float, _opt("SECONDS", "List the folder this often (events are hints).")]
 Poll = Annotated[float | None, _opt("SECONDS", "No kernel events (NFS, SMB): list this often.")]
