@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -50,6 +52,7 @@ from churnctl.scorer import Scorer
 from churnctl.sources import Columns, open_source
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
+IDENTITY_FILE = "streaming-job.json"  # beside the checkpoints: what a resumed job must be
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
 CONNECT_TIMEOUT = 3.0
@@ -146,8 +149,11 @@ def submit(request: FlinkRequest) -> FlinkResult:
     out_dir = Path(request.spec.out_dir)
     work = out_dir / WORK_FOLDER
     bounded = not request.spec.streaming
-    _check_out_dir(out_dir, resumable=resumes(request))
+    resuming = resumes(request)
+    _check_out_dir(out_dir, resumable=resuming)
     work.mkdir(parents=True, exist_ok=True)
+    if not bounded:
+        _check_same_job(work / IDENTITY_FILE, request.spec, resuming)
     staging = work / f"staging-{os.getpid()}"
     spec = replace(request.spec, out_dir=str(staging)) if bounded else request.spec
     if not bounded:
@@ -166,6 +172,36 @@ def submit(request: FlinkRequest) -> FlinkResult:
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
     result.changed = changed_after_read(result)
     return result
+
+
+def _check_same_job(path: Path, spec: FlinkJobSpec, resuming: bool) -> None:
+    """A streaming job resumes only the job it is (same input, state, model and outputs):
+    its identity is kept beside its checkpoints."""
+    identity = job_identity(spec)
+    if resuming and path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in identity if before.get(k) != identity[k])
+        if changed:
+            raise OutputError(
+                f"{spec.out_dir}: holds the outputs and checkpoints of a streaming job with "
+                f"another {', '.join(changed)}; resuming it would mix two jobs' rows; choose "
+                "another output folder (or run the earlier job again)"
+            )
+    path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+
+
+def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
+    """What makes two streaming runs one job: what they read, score with, and write."""
+    return {
+        "input": spec.input, "state": _digest(spec.state), "model": _digest(spec.model),
+        "keep": list(spec.keep), "threshold": spec.threshold, "logits": spec.logits,
+        "delimiter": spec.delimiter, "decimal": spec.decimal, "encoding": spec.encoding,
+    }  # fmt: skip
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def resumes(request: FlinkRequest) -> bool:
@@ -277,6 +313,14 @@ def finished_parts(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def check_paths(spec: FlinkJobSpec) -> None:
+    """Refuse a path Flink would read as another one (it takes a backslash for a slash)."""
+    for what, path in (("input", spec.input), ("output folder", spec.out_dir)):
+        if "\\" in path:
+            raise UsageError(f"{path}: Flink reads a backslash in a path as '/', so it cannot "
+                             f"use this {what}; rename it without a backslash")  # fmt: skip
 
 
 def check_inputs(spec: FlinkJobSpec, scorer: Scorer) -> list[str]:

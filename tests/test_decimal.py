@@ -28,10 +28,11 @@ from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.errors import TooManyRejectsError, UsageError
 from churnctl.file_scoring import ScoreRequest, score_file
 from churnctl.fitting import fit_state
-from churnctl.flink_job import FlinkJobSpec, ScoreBatch, _create_tables, build_scorer
-from churnctl.flink_submit import input_columns, input_records
+from churnctl.flink_job import FlinkJobSpec, build_scorer
+from churnctl.flink_scoring import FileReading, ScoreFiles
 from churnctl.generate import COLUMNS, generate_table
 from churnctl.inputs import NOT_A_NUMBER, numeric_column
+from churnctl.rejects import NO_LIMIT
 from churnctl.sources import ReadOptions
 from churnctl.state import load_state
 from churnctl.watcher import WatchSettings, scoring_identity
@@ -260,45 +261,24 @@ def test_the_library_names_the_setting(files: tuple[Path, Path]) -> None:
 # ------------------------------------------------------------------ Flink: the job's pieces
 
 
-def test_the_flink_job_reads_the_delimiter_and_the_decimal_mark(files: tuple[Path, Path]) -> None:
+def test_the_flink_job_reads_the_delimiter_and_the_decimal_mark(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The job's per-file function, pickled as Flink ships it, reads the European file as
+    ``score`` reads it: the same scored text as the plain file's."""
     dot, euro = files
-    assert input_columns(str(euro), ";") == tuple(COLUMNS) == input_columns(str(dot))
-    assert input_records(str(euro), ";") == input_records(str(dot)) == 120
     spec = FlinkJobSpec(input=str(euro), out_dir="/o", state=str(bundled(STATE)),
-                        model=str(bundled(MODEL)), columns=tuple(COLUMNS), delimiter=";",
-                        decimal=",")  # fmt: skip
+                        model=str(bundled(MODEL)), delimiter=";", decimal=",")  # fmt: skip
     scorer = build_scorer(spec)
     assert scorer.decimal == ","
-    needed = scorer.required_columns
-    udf = pickle.loads(pickle.dumps(ScoreBatch(scorer, needed)))  # as Flink ships it
-    flink = udf(read_table(euro, ";").to_pandas().assign(source=str(euro)))
-    expected = Scorer(bundled(STATE), bundled(MODEL)).score_aligned(read_table(dot, ","))
-    assert flink["raw"].tolist() == pytest.approx(expected.column("raw").to_pandas().tolist(),
-                                                  nan_ok=True)  # fmt: skip
-    reasons = pa.array(flink["reject_reason"], from_pandas=True)  # pandas 3: NaN for missing
-    assert reasons.to_pylist() == expected.column("reject_reason").to_pylist()
-
-
-class Statements:
-    """A stand-in TableEnvironment that keeps the SQL it is given."""
-
-    def __init__(self) -> None:
-        self.sql: list[str] = []
-
-    def execute_sql(self, text: str) -> None:
-        self.sql.append(text)
-
-
-@pytest.mark.parametrize(
-    ("delimiter", "literal"),
-    [(",", "','"), (";", "';'"), ("\t", "U&'\\0009'"), ("'", "U&'\\0027'")],
-)
-def test_the_flink_source_table_names_the_field_delimiter(delimiter: str, literal: str) -> None:
-    spec = FlinkJobSpec(input="/in", out_dir="/o", state="s", model="m", columns=("a",),
-                        delimiter=delimiter)  # fmt: skip
-    environment = Statements()
-    _create_tables(environment, spec, Scorer(bundled(STATE), bundled(MODEL)))
-    assert f"'csv.field-delimiter' = {literal}," in environment.sql[0]
+    function = pickle.loads(pickle.dumps(ScoreFiles(scorer, FileReading(spec.read_options))))
+    chunks = list(function((str(euro), euro.stat().st_size)))
+    flink = "".join(text + "\n" for output, text in chunks if output == "scored")
+    scored = tmp_path / "dot.csv"
+    score_file(ScoreRequest(str(dot), str(scored), Scorer(bundled(STATE), bundled(MODEL)),
+                            rejects=str(tmp_path / "r.csv"), max_rejects=NO_LIMIT))  # fmt: skip
+    assert flink == scored.read_text(encoding="utf-8").partition("\n")[2]
+    assert flink.count("\n") > 100
 
 
 def test_flink_submit_emits_a_job_with_both_settings(

@@ -13,6 +13,7 @@ import ast
 import contextlib
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -33,17 +34,12 @@ from hypothesis import strategies as st
 from test_cli import assert_clean_error, plain, run
 
 from churnctl.errors import UsageError
-from churnctl.flink_job import FlinkJobSpec
+from churnctl.flink_job import SCHEMA_FILE, FlinkJobSpec
 from churnctl.flink_render import render_job
-from churnctl.flink_submit import (
-    WORK_FOLDER,
-    count_outputs,
-    finished_parts,
-    input_records,
-    root_cause,
-)  # fmt: skip
+from churnctl.flink_submit import WORK_FOLDER, count_outputs, finished_parts, root_cause
 from churnctl.generate import COLUMNS
 from tests.csv_rows import text_rows
+from tests.hostile_inputs import NOTE, write_hostile_folder
 
 pytestmark = pytest.mark.flink
 
@@ -79,9 +75,10 @@ def cli_env(**changes: str | None) -> dict[str, str]:
 def golden_spec() -> FlinkJobSpec:
     return FlinkJobSpec(
         input="/data/landing/customers.csv", out_dir="/data/scored", state="/models/state.json",
-        model="/models/churn_mlp.onnx", columns=tuple(COLUMNS), delimiter=";", decimal=",",
-        keep=("CustomerId", "Surname"),
-        threshold=0.4, streaming=True, parallelism=2, monitor_interval="500 ms",
+        model="/models/churn_mlp.onnx", delimiter=";", decimal=",", encoding="latin-1",
+        keep=("CustomerId", "Surname"), threshold=0.4, logits=True, streaming=True,
+        parallelism=2, monitor_interval="500 ms", settle=0.5,
+        checkpoint_dir="/data/scored/.churnctl-flink/checkpoints",
         python_executable="/opt/venv/bin/python",
     )  # fmt: skip
 
@@ -143,8 +140,8 @@ def assert_inert(text: str, spec: FlinkJobSpec, tmp_path: Path) -> None:
 def test_nasty_paths_stay_strings(nasty: str, tmp_path: Path) -> None:
     spec = FlinkJobSpec(
         input=f"/in/{nasty}.csv", out_dir=nasty, state=f"{nasty}/s.json", model=nasty,
-        columns=(nasty, "CustomerId"), keep=(nasty,), monitor_interval=nasty,
-        checkpoint_interval=nasty, python_executable=nasty,
+        keep=(nasty, "CustomerId"), monitor_interval=nasty, checkpoint_interval=nasty,
+        checkpoint_dir=nasty, encoding="utf-8", python_executable=nasty,
     )  # fmt: skip
     assert_inert(render_job(spec), spec, tmp_path)
     assert not Path("/tmp/pwned").exists()
@@ -155,15 +152,16 @@ def test_nasty_paths_stay_strings(nasty: str, tmp_path: Path) -> None:
 )
 @given(
     paths=st.lists(st.text(min_size=0, max_size=30), min_size=5, max_size=5),
-    columns=st.lists(st.text(max_size=10), max_size=4).map(tuple),
+    columns=st.lists(st.text(max_size=10).filter(lambda t: t != "*"), max_size=4).map(tuple),
     threshold=st.floats(0, 1),
 )
 def test_any_text_stays_a_string(
     paths: list[str], columns: tuple[str, ...], threshold: float, tmp_path: Path
 ) -> None:
     input_, out_dir, state, model, python = paths
-    spec = FlinkJobSpec(input=input_, out_dir=out_dir, state=state, model=model, columns=columns,
-                        keep=columns, threshold=threshold, python_executable=python)  # fmt: skip
+    spec = FlinkJobSpec(input=input_, out_dir=out_dir, state=state, model=model, keep=columns,
+                        threshold=threshold, checkpoint_dir=out_dir,
+                        python_executable=python)  # fmt: skip
     assert_inert(render_job(spec), spec, tmp_path)
 
 
@@ -173,38 +171,7 @@ def test_every_spec_field_is_rendered() -> None:
 
 # ------------------------------------------------------------------ 3, 4, 7: one batch run each
 
-ORDER = ["CustomerId", *(c for c in reversed(COLUMNS) if c != "CustomerId")]  # not COLUMNS
-SHORT_ID, LONG_ID = "900001", "900002"  # rows with one field too few / too many
-
-
-def messy_file(path: Path, *, euro: bool = False) -> Path:
-    """42 rows in the file's own column order, after a BOM: 3 rejects, quotes, 2 odd rows.
-
-    ``euro``: the same rows as a European export writes them, `;` between fields and
-    `,` as the decimal mark.
-    """
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(40, 11)]
-    for i, row in enumerate(rows):
-        row["CustomerId"] = str(800_000 + i)
-    rows[3]["Geography"] = "Atlantis"
-    rows[10]["CreditScore"] = "abc"
-    rows[20]["Age"] = ""
-    rows[5]["Surname"] = "Smith, Jr."
-    rows[6]["Surname"] = "two\nlines"
-    rows[7]["Surname"] = 'say "hi", twice'
-    if euro:
-        for row in rows:
-            row.update({c: row[c].replace(".", ",") for c in NUMBERS})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";" if euro else ",", lineterminator="\n")
-    writer.writerow(ORDER)
-    writer.writerows([row[c] for c in ORDER] for row in rows)
-    short = [rows[0][c] for c in ORDER][:-1]  # RowNumber (not needed) is missing
-    long = [*(rows[1][c] for c in ORDER), "extra"]
-    writer.writerow([SHORT_ID, *short[1:]])
-    writer.writerow([LONG_ID, *long[1:]])
-    path.write_bytes(b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8"))
-    return path
+KEEP = ["--keep", f"CustomerId,{NOTE}"]  # Note holds quoted line breaks: rows are records
 
 
 @dataclass
@@ -216,18 +183,12 @@ class Done:
 
 @dataclass
 class BatchRuns:
-    input: Path  # the messy file, as `score` and the limited run read it
-    out: Path  # --max-rejects 100%, on the same rows written the European way (below)
+    input: Path  # a folder of files with their own headers, widths and formats
+    out: Path  # --max-rejects 100%
     limited_out: Path  # the default --max-rejects 5%
     run: Done
     limited: Done
-    euro: Path  # the rows of `input` with `;` and decimal commas: the first run's input
     model: Path  # the bundled model saved with external data, beside neither file nor cwd
-
-
-NUMBERS = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "HasCrCard",
-           "IsActiveMember", "EstimatedSalary")  # fmt: skip
-EURO = ["--delimiter", ";", "--decimal", ","]
 
 
 def external_data_model(folder: Path) -> Path:
@@ -247,23 +208,25 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchRuns:
     """The two batch runs, started together (each mostly waits for its JVM)."""
     if not _flink_available():
         pytest.skip("needs apache-flink and Java")
-    root = tmp_path_factory.mktemp("flink-batch")
-    source, euro = messy_file(root / "messy.csv"), messy_file(root / "euro.csv", euro=True)
+    root = tmp_path_factory.mktemp("flink-batch").resolve()
+    folder = root / "in (1)+[x]$^.E"  # nothing in its name is read as a regular expression
+    write_hostile_folder(folder)
     model = external_data_model(root / "model")
     elsewhere = root / "cwd"  # the first run's working folder: not the model's
     elsewhere.mkdir()
     out, limited_out = root / "out", root / "limited"
-    first = [euro, "--out", out, "--max-rejects", "100%", "--model", "../model/model.onnx", *EURO]
+    first = [folder, "--out", out, "--max-rejects", "100%", "--model", "../model/model.onnx",
+             *KEEP]  # fmt: skip
     runs = [
         start([*CLI, "flink-submit", *args], stdout=subprocess.PIPE, cwd=cwd)
-        for args, cwd in ((first, elsewhere), ([source, "--out", limited_out], None))
+        for args, cwd in ((first, elsewhere), ([folder, "--out", limited_out, *KEEP], None))
     ]
     done = []
     for process in runs:
         with stopped(process):
             stdout, stderr = process.communicate(timeout=300)
         done.append(Done(process.returncode, stdout, stderr))
-    return BatchRuns(source, out, limited_out, *done, euro=euro, model=model)
+    return BatchRuns(folder, out, limited_out, *done, model=model)
 
 
 def start(
@@ -280,123 +243,106 @@ def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_session(process)
+
+
+def kill_session(process: subprocess.Popen[Any], first: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, first)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=15)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # children of the group may outlive its leader
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=15)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # children of the group may outlive its leader
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
 
 
 def records(folder: Path) -> list[list[str]]:
     """The CSV records of a sink folder's finished part files."""
     rows: list[list[str]] = []
     for part in finished_parts(folder):
+        assert part.suffix == ".csv", part
         with part.open(encoding="utf-8", newline="") as handle:
             rows += list(csv.reader(handle))
     return rows
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 @pytest.fixture(scope="module")
 def scored_by_score(batch: BatchRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``churnctl score`` on the same file."""
+    """``churnctl score`` on the same folder: an output and a rejects file per input."""
     folder = tmp_path_factory.mktemp("score")
-    result = run(["score", batch.input, "-o", folder / "scored.csv", "--rejects",
-                  folder / "rejects.csv", "--max-rejects", "100%"])  # fmt: skip
+    result = run(["score", batch.input, "--out-dir", folder, "--max-rejects", "100%", *KEEP])
     assert result.exit_code == 0, result.output
     return folder
 
 
-ODD = {SHORT_ID, LONG_ID}
+def score_records(folder: Path, kind: str) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for path in sorted(folder.glob(f"*.{kind}.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows += list(csv.reader(handle))[1:]
+    return rows
 
 
 def test_batch_job_scores_like_score(batch: BatchRuns, scored_by_score: Path) -> None:
-    """Same ids scored, same raw (to 1e-6), same exited; the BOM and column order are fine.
-
-    Flink read the European spelling with a model saved with external data, run from a
-    folder that is not the model's; `score` the plain file with the bundled model.
-    """
+    """Each file by its own header (column orders, a BOM, CRLF, gzip, Parquet), with a model
+    saved with external data, run from a folder that is not the model's: the very records
+    `score` writes, each once."""
     assert batch.run.returncode == 0, batch.run.stderr
-    flink = {row[0]: (float(row[1]), row[2]) for row in records(batch.out / "scored")}
-    ours = {r["CustomerId"]: (float(r["raw"]), r["exited"])
-            for r in read_csv(scored_by_score / "scored.csv")}  # fmt: skip
-    assert len(flink) == len(records(batch.out / "scored"))  # each row once
-    assert set(flink) - ODD == set(ours) and len(ours) == 37
-    for key, (raw, exited) in ours.items():
-        assert abs(flink[key][0] - raw) <= 1e-6, key
-        assert flink[key][1] == exited, key
-    assert "800006" in flink  # the row with a quoted newline in Surname
+    flink = records(batch.out / "scored")
+    ours = score_records(scored_by_score, "scored")
+    assert sorted(flink) == sorted(ours) and len(ours) == 37 + 30 + 25 + 20
+    assert len({row[0] for row in flink}) == len(flink)
+    assert any("\n" in row[1] for row in flink)  # multi-line kept values, as records
 
 
 def test_batch_job_rejects_like_score(batch: BatchRuns, scored_by_score: Path) -> None:
-    """The same (id, column, reason) rejects; Flink's line is empty, its text the needed values."""
+    """The same rejects: the same source, line, column, reason and text, record for record
+    (the records of the wrong width too), and never a header."""
     flink = records(batch.out / "rejects")
-    assert all(row[0] == str(batch.euro) and row[1] == "" for row in flink)
-    flink_triples = {(next(csv.reader([row[4]]))[-1], row[2], row[3]) for row in flink}
-    ours = read_csv(scored_by_score / "rejects.csv")
-    our_triples = {
-        (next(csv.reader([r["text"]]))[0], r["column"], r["reason"])
-        for r in ours
-        if r["text"][:6] not in ODD
-    }
-    assert flink_triples == our_triples == {
-        ("800003", "Geography", "unseen category 'Atlantis'"),
-        ("800010", "CreditScore", "not a number"),
-        ("800020", "Age", "empty value"),
-    }  # fmt: skip
-    assert len(flink) == 3  # the header line was dropped, not rejected
+    ours = score_records(scored_by_score, "rejects")
+    assert sorted(flink) == sorted(ours) and len(ours) >= 6
+    reasons = {row[3] for row in flink}
+    assert {"unseen category 'Atlantis'", "not a number", "empty value"} < reasons
+    assert sum(r.startswith("expected 15 fields") for r in (row[3] for row in flink)) == 3
 
 
-def test_wrong_field_counts_are_not_seen_by_flink(batch: BatchRuns, scored_by_score: Path) -> None:
-    """A known difference: Flink's positional CSV reader fills a short row's missing last
-    column with null (here RowNumber, not needed, so the row is scored) and skips a row with
-    a field too many (csv.ignore-parse-errors), which the summary warns of; ``score``
-    rejects both."""
-    flink_ids = {row[0] for row in records(batch.out / "scored")}
-    flink_rejects = {next(csv.reader([r[4]]))[-1] for r in records(batch.out / "rejects")}
-    assert SHORT_ID in flink_ids and LONG_ID not in flink_ids | flink_rejects
-    ours = {r["text"][:6]: r["reason"] for r in read_csv(scored_by_score / "rejects.csv")}
-    assert ours[SHORT_ID] == "expected 14 fields, found 13"
-    assert ours[LONG_ID] == "expected 14 fields, found 15"
-    assert input_records(str(batch.input)) == 42  # 40 rows, the short one and the long one
-    skipped = "the input holds 42 records but the job read 41: Flink's CSV reader skips 1"
-    assert skipped in plain(batch.run.stderr)  # not silent: the summary says so
-
-
-def test_batch_summary_matches_the_outputs(batch: BatchRuns) -> None:
+def test_batch_summary_counts_records(batch: BatchRuns, scored_by_score: Path) -> None:
     scored, rejected = len(records(batch.out / "scored")), len(records(batch.out / "rejects"))
-    assert (scored, rejected) == (38, 3)
+    assert scored == 112 and rejected == len(score_records(scored_by_score, "rejects"))
     summary = plain(batch.run.stderr)
-    assert f"read {scored + rejected} rows: {scored} scored, {rejected} rejected" in summary
+    assert f"4 file(s): read {scored + rejected} rows: {scored} scored, {rejected} rejected" in (
+        summary)  # fmt: skip
     assert "Traceback" not in batch.run.stderr and batch.run.stdout == ""
     counts = count_outputs(batch.out)
     assert (counts.rows_scored, counts.rows_rejected) == (scored, rejected)
+    assert sorted(Path(f.source).name for f in counts.files) == [
+        "a.csv",
+        "b.csv",
+        "c.csv.gz",
+        "d.parquet",
+    ]
     work = batch.out / WORK_FOLDER
     left = sorted(p.name for p in work.iterdir())
     assert {"job.log", "job.py"} <= set(left)
     assert not [name for name in left if name.startswith("staging")]  # staging removed
+    schema = json.loads((batch.out / SCHEMA_FILE).read_text(encoding="utf-8"))
+    assert schema["columns"]["scored"] == ["CustomerId", NOTE, "raw", "exited"]
 
 
 def test_reject_limit_publishes_nothing(batch: BatchRuns) -> None:
-    """3 of 41 rows rejected is over the default 5%: exit 3, no part file published."""
+    """8 of 120 rows rejected is over the default 5%: exit 3, no part file published."""
     assert batch.limited.returncode == 3, batch.limited.stderr
     message = plain(batch.limited.stderr)
-    assert message.startswith("Error: 3 of 41 rows rejected"), message
+    assert message.startswith("Error: 8 of 120 rows rejected"), message
     assert "nothing was published" in message and "Traceback" not in batch.limited.stderr
-    for name in ("scored", "rejects"):
+    for name in ("scored", "rejects", "files"):
         folder = batch.limited_out / name
         assert not folder.exists() or not finished_parts(folder)
     work = batch.limited_out / WORK_FOLDER
@@ -408,8 +354,8 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     ran with ``python job.py`` but for out_dir (which there is the staging folder)."""
     job = tmp_path / "job.py"
     started = time.monotonic()
-    result = run(["flink-submit", batch.euro, "--out", batch.out, "--max-rejects", "100%",
-                  "--emit", job, "--model", batch.model, *EURO])  # fmt: skip
+    result = run(["flink-submit", batch.input, "--out", batch.out, "--max-rejects", "100%",
+                  "--emit", job, "--model", batch.model, *KEEP])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 20
     assert f"wrote {job}" in plain(result.stderr)
@@ -418,13 +364,22 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     assert Path(ran.pop("out_dir")).parent == batch.out / WORK_FOLDER
     assert emitted.pop("out_dir") == str(batch.out)
     assert emitted == ran
-    assert emitted["columns"] == tuple(ORDER)  # the file's own order, without its BOM
+    assert emitted["keep"] == ("CustomerId", NOTE)
 
 
 # ------------------------------------------------------------------ 5: streaming
 
 
 def clean_file(path: Path, first_id: int, n: int, seed: int) -> set[str]:
+    """A file renamed into the folder (the producer convention); its ids."""
+    text, ids = file_text(first_id, n, seed)
+    hidden = path.with_name(f".{path.name}.tmp")
+    hidden.write_text(text, encoding="utf-8")
+    hidden.rename(path)
+    return ids
+
+
+def file_text(first_id: int, n: int, seed: int) -> tuple[str, set[str]]:
     rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(n, seed)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -432,10 +387,19 @@ def clean_file(path: Path, first_id: int, n: int, seed: int) -> set[str]:
     for i, row in enumerate(rows):
         row["CustomerId"] = str(first_id + i)
         writer.writerow([row[c] for c in COLUMNS])
-    hidden = path.with_name(f".{path.name}.tmp")
-    hidden.write_text(buffer.getvalue(), encoding="utf-8")
-    hidden.rename(path)
-    return {r["CustomerId"] for r in rows}
+    return buffer.getvalue(), {r["CustomerId"] for r in rows}
+
+
+def written_in_place(path: Path, first_id: int, n: int, seed: int) -> set[str]:
+    """A file written where it lands, in chunks a little apart (against the convention)."""
+    text, ids = file_text(first_id, n, seed)
+    lines = text.splitlines(keepends=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for start in range(0, len(lines), len(lines) // 4 + 1):
+            handle.write("".join(lines[start : start + len(lines) // 4 + 1]))
+            handle.flush()
+            time.sleep(0.25)
+    return ids
 
 
 def wait_for(ids: set[str], scored: Path, process: subprocess.Popen[Any], timeout: float) -> None:
@@ -449,26 +413,42 @@ def wait_for(ids: set[str], scored: Path, process: subprocess.Popen[Any], timeou
 
 
 @needs_flink
-def test_streaming_scores_each_new_file_once(tmp_path: Path) -> None:
+def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None:
+    """Stopped (its whole process group killed) and started again three times while files
+    arrive, the embedded job resumes from its latest checkpoint under OUT: every id is
+    scored exactly once. A file written in place is read once it is quiet (all its rows),
+    and a file without a needed column is recorded and skipped."""
     landing, out = tmp_path / "in", tmp_path / "out"
     landing.mkdir()
-    expected = clean_file(landing / "a.csv", 100_000, 30, 1)
     command = [*CLI, "flink-submit", landing, "--out", out, "--streaming",
-               "--monitor-interval", "500 ms"]  # fmt: skip
+               "--monitor-interval", "500 ms", "--settle", "400"]  # fmt: skip
+    expected = clean_file(landing / "a0.csv", 100_000, 30, 1)
     log = tmp_path / "flink-submit.log"
-    with log.open("w") as output:
-        process = start(command, stdout=output)
-    with stopped(process):
-        wait_for(expected, out / "scored", process, timeout=120)  # the job runs
-        for name, first_id, seed in (("b.csv", 200_000, 2), ("c.csv", 300_000, 3)):
-            expected |= clean_file(landing / name, first_id, 25, seed)
-        wait_for(expected, out / "scored", process, timeout=60)
+    for round in range(4):
+        with log.open("a") as output:
+            process = start(command, stdout=output)
+        with stopped(process):
+            wait_for(expected, out / "scored", process, timeout=150)
+            base = 200_000 + 10_000 * round
+            expected |= clean_file(landing / f"b{round}.csv", base, 20, round + 2)
+            if round == 1:
+                expected |= written_in_place(landing / "slow.csv", 900_000, 200, 9)
+                write_hostile_folder(tmp_path / "h", with_missing_column=True)
+                shutil.copy(tmp_path / "h" / "e.csv", landing / ".e.csv")
+                os.rename(landing / ".e.csv", landing / "e.csv")
+            wait_for(expected, out / "scored", process, timeout=60)
+            expected |= clean_file(landing / f"c{round}.csv", base + 5_000, 20, round + 7)
+            time.sleep(0.3)  # files arrive as the job is stopped
+        if round < 3:
+            expected |= clean_file(landing / f"d{round}.csv", base + 8_000, 10, round + 20)
     ids = Counter(row[0] for row in records(out / "scored"))
-    assert set(ids) == expected and set(ids.values()) == {1}
-    assert count_outputs(out).rows_rejected == 0  # the three header lines were dropped
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, 0)
-        pytest.fail("a process of the streaming job outlived it")
+    assert set(ids) == expected and set(ids.values()) == {1}, ids.most_common(3)
+    assert "resuming from the latest checkpoint" in log.read_text()
+    counts = count_outputs(out)
+    [failed] = counts.failed
+    assert Path(failed.source).name == "e.csv" and "missing required column(s) Age" in (
+        failed.detail)  # fmt: skip
+    assert counts.rows_scored == len(expected) and counts.rows_rejected == 0
 
 
 # ------------------------------------------------------------------ 6: clean failures
@@ -511,21 +491,56 @@ def test_unreachable_cluster_is_named(small: Path, tmp_path: Path) -> None:
     assert_clean_error(result, 1, f"cannot reach the Flink cluster at 127.0.0.1:{port}")
 
 
-def test_missing_column_is_refused_before_flink(tmp_path: Path) -> None:
-    source = tmp_path / "no-age.csv"
-    header = [c for c in COLUMNS if c != "Age"]
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(3, 5)]
-    with source.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows([row[c] for c in header] for row in rows)
+def refused_entry(kind: str, folder: Path) -> Path:
+    """An entry of the input folder a bounded job refuses before Flink starts."""
+    path = folder / "x.csv"
+    if kind == "no needed column":
+        header = [c for c in COLUMNS if c != "Age"]
+        path.write_text(",".join(header) + "\n" + ",".join(header) + "\n", encoding="utf-8")
+    elif kind == "symlink":
+        path.symlink_to(folder / "a.csv")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    return path
+
+
+def test_a_path_flink_would_misread_is_refused(tmp_path: Path) -> None:
+    """Flink reads a backslash in a path as a folder separator: refused, named, up front."""
+    folder = tmp_path / "in\\put"
+    folder.mkdir()
+    clean_file(folder / "a.csv", 1, 5, 1)
+    for args in ([folder, "--out", tmp_path / "out"], [tmp_path / "x.csv", "--out", folder]):
+        if not Path(args[0]).exists():
+            clean_file(Path(args[0]), 1, 5, 1)
+        with mock.patch("churnctl.flink_submit.submit") as submit:
+            result = run(["flink-submit", *args])
+        assert not submit.called
+        assert_clean_error(result, 2, "Flink reads a backslash in a path as '/'")
+
+
+@pytest.mark.parametrize("kind", ["no needed column", "symlink", "fifo", "folder", "empty"])
+def test_bounded_inputs_are_checked_before_flink(kind: str, tmp_path: Path) -> None:
+    """Every file the job would read is checked as ``score`` checks it, by its own header,
+    before anything starts (also for --emit): one line naming the file, nothing written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clean_file(folder / "a.csv", 1, 5, 1)
+    entry = refused_entry(kind, folder)
     with mock.patch("churnctl.flink_submit.submit") as submit:
-        result = run(["flink-submit", source, "--out", tmp_path / "out"])
-        emitted = run(["flink-submit", source, "--out", tmp_path / "out", "--emit",
+        result = run(["flink-submit", folder, "--out", tmp_path / "out"])
+        emitted = run(["flink-submit", folder, "--out", tmp_path / "out", "--emit",
                        tmp_path / "job.py"])  # fmt: skip
     assert not submit.called and not (tmp_path / "job.py").exists()
+    assert not (tmp_path / "out").exists()
     for outcome in (result, emitted):
-        assert_clean_error(outcome, 2, "missing required column(s) Age")
+        assert outcome.exit_code in (1, 2), outcome.output
+        message = plain(outcome.stderr)
+        assert message.startswith("Error: ") and str(entry) in message, message
+        assert len(message.strip().splitlines()) <= 2 and "Traceback" not in message
 
 
 # Captured from an embedded run on a CSV file with a UTF-8 BOM (before input_columns dropped it).
@@ -599,43 +614,4 @@ def test_root_cause_is_short() -> None:
 def test_a_spec_refuses_a_threshold_no_job_file_could_spell(threshold: float) -> None:
     with pytest.raises(UsageError, match="threshold"):
         FlinkJobSpec(input="in.csv", out_dir="out", state="s.json", model="m.onnx",
-                     columns=("a",), threshold=threshold)  # fmt: skip
-
-
-def test_the_udf_marks_headers_and_keeps_rejected_text() -> None:
-    """ScoreBatch without Flink: one row out per row in, headers (BOM or not) marked, a
-    rejected row's needed values as CSV, the same raw as the Scorer's."""
-    import pandas as pd
-
-    from churnctl.bundled import MODEL, STATE, bundled
-    from churnctl.flink_job import BOM, HEADER, ScoreBatch
-    from churnctl.scorer import Scorer
-
-    scorer = Scorer(bundled(STATE), bundled(MODEL))
-    needed = scorer.required_columns
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(6, 3)]
-    rows[2]["Geography"] = "Atlantis"
-    rows[4]["Surname"] = "a, b"
-    frame = pd.DataFrame([{c: r[c] for c in needed} for r in rows])
-    header = {c: c for c in needed}
-    frame = pd.concat([pd.DataFrame([{**header, needed[0]: BOM + needed[0]}]), frame,
-                       pd.DataFrame([header])], ignore_index=True)  # fmt: skip
-    frame["source"] = "file:/in.csv"
-    out = ScoreBatch(scorer, needed)(frame)
-    assert len(out) == len(frame)
-    assert list(out["reject_reason"].isna()) == [False, True, True, False, True, True, True, False]
-    assert out.loc[[0, 7], "reject_reason"].tolist() == [HEADER, HEADER]
-    assert out.loc[3, "reject_column"] == "Geography"
-    assert out.loc[3, "text"].split(",") == [rows[2][c] for c in needed]
-    assert out["text"].isna().tolist() == out["reject_reason"].isna().tolist()
-    expected = scorer.score(pa_table(rows, needed)).scored.column("raw").to_pylist()
-    valid = out["reject_reason"].isna()
-    assert out.loc[valid, "raw"].tolist() == pytest.approx(expected, abs=1e-7)
-    assert out.loc[~valid, "source"].eq("file:/in.csv").all()  # where a rejects row needs it
-    assert out.loc[valid, "source"].isna().all()  # and nothing more to send back to the JVM
-
-
-def pa_table(rows: list[dict[str, str]], needed: list[str]) -> object:
-    import pyarrow as pa
-
-    return pa.table({c: [r[c] for r in rows] for c in needed})
+                     threshold=threshold)  # fmt: skip

@@ -58,11 +58,16 @@ def test_an_address_is_host_and_port_and_must_answer() -> None:
         check_reachable(f"127.0.0.1:{port}")
 
 
-def test_counts_come_from_finished_part_files(tmp_path: Path) -> None:
-    (tmp_path / "scored").mkdir()
-    (tmp_path / "rejects").mkdir()
-    (tmp_path / "scored" / "part-0").write_text("1,0.5,true\n2,0.1,false\n")
-    (tmp_path / "scored" / ".part-1.inprogress").write_text("3,0.2,false\n")  # not committed
-    (tmp_path / "rejects" / "part-0").write_text('f,,Age,empty value,"a\nb"\n')  # one record
+def test_counts_come_from_the_committed_files_records(tmp_path: Path) -> None:
+    """Rows are counted by the job's own reader (records, not lines), from the ``files/``
+    records Flink committed; an in-progress part file is not counted."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "part-a-0.csv").write_text(
+        "/in/a.csv,10,1,2,1,read,\n/in/b.csv,5,1,0,0,failed,\"not read: gone\"\n"
+        '"/in/c,\nd.csv",9,1,7,0,read,\n'
+    )
+    (tmp_path / "files" / ".part-b-0.csv.inprogress.x").write_text("/in/e.csv,1,1,3,0,read,\n")
     counts = count_outputs(tmp_path)
-    assert (counts.rows_scored, counts.rows_rejected, counts.rows_read) == (2, 1, 3)
+    assert (counts.rows_scored, counts.rows_rejected, counts.rows_read) == (9, 1, 10)
+    assert [f.source for f in counts.failed] == ["/in/b.csv"]
+    assert counts.files[2].source == "/in/c,\nd.csv"

@@ -104,14 +104,15 @@ def flink_submit(
                  parallelism=parallelism, monitor_interval=monitor_interval,
                  settle=settle / 1000)  # fmt: skip
     pair_warning(scorer, stderr)
+    _check_inputs(spec, scorer)
     if emit is not None:
         emit_job(spec, emit)
         print_demo_note(scorer.model_name, scorer.state.source)
         stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
         return None
-    _check_inputs(spec, scorer)
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
+    _say_if_resuming(request)
     result = submit(request)
     print_demo_note(scorer.model_name, scorer.state.source)
     _report(result, jobmanager, pair_label(scorer))
@@ -144,11 +145,22 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
     )  # fmt: skip
 
 
+def _say_if_resuming(request: Any) -> None:
+    from churnctl.flink_job import latest_checkpoint
+    from churnctl.flink_submit import resumes
+
+    if request.jobmanager is None and resumes(request):
+        latest = latest_checkpoint(Path(request.spec.checkpoint_dir))
+        stderr.print(f"resuming from the latest checkpoint, {latest}: the files read before it "
+                     "are not read again", markup=False, soft_wrap=True)  # fmt: skip
+
+
 def _check_inputs(spec: Any, scorer: Scorer) -> None:
     """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
     note when there are fewer files than workers (one file is scored by one worker)."""
-    from churnctl.flink_submit import check_inputs
+    from churnctl.flink_submit import check_inputs, check_paths
 
+    check_paths(spec)
     if spec.streaming:
         return
     files = check_inputs(spec, scorer)

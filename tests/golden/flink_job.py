@@ -3,37 +3,47 @@
 Run it on an embedded local Flink with `python job.py`, or on a Flink session
 cluster with `flink run -m HOST:PORT -py /absolute/path/to/job.py`. It needs
 churnctl with its Flink extra (`pip install 'churnctl[flink]'`) and Java 17.
-The job reads CSV with Flink's filesystem connector, scores every batch with
-churnctl's Scorer (the state and model below, read here and shipped to the
-workers inside the job) and writes scored/ and rejects/ part files under out_dir.
+Flink lists the input files; each file is read and scored by churnctl's own
+reader and Scorer (the state and model below, read here and shipped to the
+workers inside the job), and scored/, rejects/ and files/ part files are
+written under out_dir.
 """
 
 from churnctl.flink_job import FlinkJobSpec, run_job
 
 SPEC = FlinkJobSpec(
-    # what to read: a CSV file, or a folder of CSV files that share this header
+    # what to read: a CSV or Parquet file, or a folder of them (each file by its own header)
     input='/data/landing/customers.csv',
-    columns=('RowNumber', 'CustomerId', 'Surname', 'CreditScore', 'Geography', 'Gender', 'Age', 'Tenure', 'Balance', 'NumOfProducts', 'HasCrCard', 'IsActiveMember', 'EstimatedSalary', 'Exited'),
-    # their field delimiter, and the decimal mark of their numbers ("." or ",")
+    # their field delimiter, text encoding, and the decimal mark of their numbers
     delimiter=';',
+    encoding='latin-1',
     decimal=',',
-    # where to write: scored/ (kept columns, raw, exited) and rejects/ part files
+    # where to write: scored/, rejects/ and files/ part files (their columns: _schema.json)
     out_dir='/data/scored',
     # the feature state and the ONNX model bound to it
     state='/models/state.json',
     model='/models/churn_mlp.onnx',
     keep=('CustomerId', 'Surname'),
     threshold=0.4,
+    logits=True,
     allow_state_mismatch=False,
-    # bounded (batch), or streaming: the folder is listed every monitor_interval
-    # and sink files are committed at each checkpoint, exactly once
+    # bounded (batch), or streaming: the folder is listed every monitor_interval, a file is
+    # read once it held still for settle seconds, and outputs are committed at checkpoints
     streaming=True,
     monitor_interval='500 ms',
+    settle=0.5,
     checkpoint_interval='2 s',
+    # streaming: checkpoints are kept here, and a new run resumes from the latest one
+    checkpoint_dir='/data/scored/.churnctl-flink/checkpoints',
     parallelism=2,
     # the Python that runs the scoring workers (on a cluster: the workers' own)
     python_executable='/opt/venv/bin/python',
 )
 
+
+def submitted(job_id: str) -> None:
+    print(f"Job has been submitted with JobID {job_id}", flush=True)
+
+
 if __name__ == "__main__":
-    run_job(SPEC)
+    run_job(SPEC, on_submitted=submitted)
