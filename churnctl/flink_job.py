@@ -101,17 +101,19 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
     from pyflink.common import Types
 
     scorer = build_scorer(spec)
-    env = _environment(spec)
+    env = job_environment(spec)
     reading = FileReading(spec.read_options, settle=spec.settle if spec.streaming else 0.0)
     chunks = (
-        _listed_files(env, spec).rebalance()
+        listed_files(env, spec).rebalance()
         .flat_map(ScoreFiles(scorer, reading), Types.TUPLE([Types.STRING(), Types.STRING()]))
         .name("churnctl: score each file").uid("churnctl-score")
     )  # fmt: skip
     for output in OUTPUTS:
         text = chunks.filter(lambda chunk, o=output: chunk[0] == o).map(
             lambda chunk: chunk[1], Types.STRING())  # fmt: skip
-        text.sink_to(_sink(Path(spec.out_dir) / output)).name(f"{output}/").uid(f"sink-{output}")
+        text.sink_to(part_file_sink(Path(spec.out_dir) / output)).name(f"{output}/").uid(
+            f"sink-{output}"
+        )
     client = env.execute_async(f"churnctl score {Path(spec.input).name}")
     if on_submitted is not None:
         on_submitted(str(client.get_job_id()))
@@ -124,7 +126,7 @@ def _embedded() -> bool:
     return "PYFLINK_GATEWAY_PORT" not in os.environ
 
 
-def _environment(spec: FlinkJobSpec) -> Any:
+def job_environment(spec: FlinkJobSpec) -> Any:
     from pyflink.common import Configuration
     from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 
@@ -171,7 +173,7 @@ def as_uri(location: str) -> str:
     return Path(location).resolve().as_uri()
 
 
-def _listed_files(env: Any, spec: FlinkJobSpec) -> Any:
+def listed_files(env: Any, spec: FlinkJobSpec) -> Any:
     """One record (path, size) per input file, from Flink's filesystem source."""
     from pyflink.table import StreamTableEnvironment
 
@@ -214,7 +216,7 @@ def _java_quote(text: str) -> str:
     return "\\Q" + text.replace("\\E", "\\E\\\\E\\Q") + "\\E"
 
 
-def _sink(folder: Path) -> Any:
+def part_file_sink(folder: Path) -> Any:
     from pyflink.common import Encoder
     from pyflink.datastream.connectors.file_system import (
         BucketAssigner,

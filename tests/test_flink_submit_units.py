@@ -63,7 +63,7 @@ def test_counts_come_from_the_committed_files_records(tmp_path: Path) -> None:
     records Flink committed; an in-progress part file is not counted."""
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "part-a-0.csv").write_text(
-        "/in/a.csv,10,1,2,1,read,\n/in/b.csv,5,1,0,0,failed,\"not read: gone\"\n"
+        '/in/a.csv,10,1,2,1,read,\n/in/b.csv,5,1,0,0,failed,"not read: gone"\n'
         '"/in/c,\nd.csv",9,1,7,0,read,\n'
     )
     (tmp_path / "files" / ".part-b-0.csv.inprogress.x").write_text("/in/e.csv,1,1,3,0,read,\n")
