@@ -108,17 +108,23 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
         .flat_map(ScoreFiles(scorer, reading), Types.TUPLE([Types.STRING(), Types.STRING()]))
         .name("churnctl: score each file").uid("churnctl-score")
     )  # fmt: skip
-    for output in OUTPUTS:
-        text = chunks.filter(lambda chunk, o=output: chunk[0] == o).map(
-            lambda chunk: chunk[1], Types.STRING())  # fmt: skip
-        text.sink_to(part_file_sink(Path(spec.out_dir) / output)).name(f"{output}/").uid(
-            f"sink-{output}"
-        )
+    write_outputs(chunks, Path(spec.out_dir))
     client = env.execute_async(f"churnctl score {Path(spec.input).name}")
     if on_submitted is not None:
         on_submitted(str(client.get_job_id()))
     if not spec.streaming or _embedded():
         client.get_job_execution_result().result()
+
+
+def write_outputs(chunks: Any, out_dir: Path) -> None:
+    """Each (output, text) chunk into its output's part files under ``out_dir``."""
+    from pyflink.common import Types
+
+    for output in OUTPUTS:
+        text = chunks.filter(lambda chunk, o=output: chunk[0] == o).map(
+            lambda chunk: chunk[1], Types.STRING())  # fmt: skip
+        sink = part_file_sink(out_dir / output)
+        text.sink_to(sink).name(f"{output}/").uid(f"sink-{output}")
 
 
 def _embedded() -> bool:
