@@ -44,7 +44,7 @@ from churnctl.flink_job import (
     write_schema,
 )  # fmt: skip
 from churnctl.flink_render import render_job
-from churnctl.flink_scoring import FAILED, FILES, OUTPUTS, READ, FileCounts
+from churnctl.flink_scoring import CHANGED, FAILED, FILES, OUTPUTS, READ, FileCounts
 from churnctl.held import kind_of
 from churnctl.input_set import expand_inputs
 from churnctl.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
@@ -52,6 +52,7 @@ from churnctl.scorer import Scorer
 from churnctl.sources import Columns, open_source
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
+CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after they were read
 IDENTITY_FILE = "streaming-job.json"  # beside the checkpoints: what a resumed job must be
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
@@ -83,7 +84,7 @@ class FlinkResult(RunSummary):
     log: Path | None = None
     finished: bool = True
     files: list[FileCounts] = field(default_factory=list)  # what each input file gave
-    changed: list[str] = field(default_factory=list)  # files changed after the job read them
+    changed: list[FileCounts] = field(default_factory=list)  # changed after the job read them
 
     def add(self, counts: FileCounts) -> None:
         self.files.append(counts)
@@ -171,6 +172,7 @@ def submit(request: FlinkRequest) -> FlinkResult:
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
     result.changed = changed_after_read(result)
+    record_changes(out_dir, result.changed)
     return result
 
 
@@ -340,18 +342,34 @@ def check_inputs(spec: FlinkJobSpec, scorer: Scorer) -> list[str]:
     return files
 
 
-def changed_after_read(result: FlinkResult) -> list[str]:
-    """The input files read whole whose size or mtime is not what the job read: one line each."""
+def changed_after_read(result: FlinkResult) -> list[FileCounts]:
+    """The input files read whole whose size or mtime is not what the job read: each with
+    what it is now (``bytes``, ``mtime_ns``) and why it matters (``detail``)."""
     changed = []
     for done in result.files:
         try:
             now = os.stat(done.source, follow_symlinks=False)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue  # removed after it was read: nothing of it is lost
         if done.status != FAILED and (now.st_size, now.st_mtime_ns) != (done.bytes, done.mtime_ns):
-            changed.append(f"{done.source}: changed after the job read it ({done.bytes:,} bytes "
-                           f"read, {now.st_size:,} now); what changed was not scored")  # fmt: skip
+            detail = (f"changed after the job read it ({done.bytes:,} bytes read, "
+                      f"{now.st_size:,} now): what changed was not scored; write files "
+                      "elsewhere and rename them into the folder when complete")  # fmt: skip
+            changed.append(replace(done, bytes=now.st_size, mtime_ns=now.st_mtime_ns,
+                                   status=CHANGED, detail=detail))  # fmt: skip
     return changed
+
+
+def record_changes(out_dir: Path, changed: list[FileCounts]) -> Path | None:
+    """Append a file-level rejects record per changed file to ``rejects/CHANGES_FILE``."""
+    if not changed:
+        return None
+    path = out_dir / OUTPUTS[1] / CHANGES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(
+            [f.source, "", "", f.detail, ""] for f in changed)  # fmt: skip
+    return path
 
 
 def _check_out_dir(out_dir: Path, resumable: bool) -> None:

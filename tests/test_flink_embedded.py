@@ -438,6 +438,8 @@ def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None
                 os.rename(landing / ".e.csv", landing / "e.csv")
             wait_for(expected, out / "scored", process, timeout=60)
             expected |= clean_file(landing / f"c{round}.csv", base + 5_000, 20, round + 7)
+            if round == 3:
+                wait_for(expected, out / "scored", process, timeout=60)
             time.sleep(0.3)  # files arrive as the job is stopped
         if round < 3:
             expected |= clean_file(landing / f"d{round}.csv", base + 8_000, 10, round + 20)

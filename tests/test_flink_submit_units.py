@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import socket
 from pathlib import Path
@@ -71,3 +72,31 @@ def test_counts_come_from_the_committed_files_records(tmp_path: Path) -> None:
     assert (counts.rows_scored, counts.rows_rejected, counts.rows_read) == (9, 1, 10)
     assert [f.source for f in counts.failed] == ["/in/b.csv"]
     assert counts.files[2].source == "/in/c,\nd.csv"
+
+
+def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Path) -> None:
+    """Flink lists a file once: rows appended after the job read it would be lost unseen.
+    A file whose size or mtime is not what was read is reported, and recorded beside the
+    rejects; a file removed after it was read, or one not read at all, is not."""
+    from churnctl.flink_scoring import FileCounts
+    from churnctl.flink_submit import CHANGES_FILE, FlinkResult, changed_after_read, record_changes
+
+    kept, grown, gone, failed = (tmp_path / f"{n}.csv" for n in ("kept", "grown", "gone", "bad"))
+    result = FlinkResult()
+    for path in (kept, grown, gone, failed):
+        path.write_text("a\n1\n")
+        stat = path.stat()
+        status = "failed" if path is failed else "read"
+        result.add(FileCounts(str(path), stat.st_size, stat.st_mtime_ns, 1, 0, status))
+    gone.unlink()
+    with grown.open("a") as handle:
+        handle.write("2\n")
+    failed.write_text("changed too")
+    [changed] = changed_after_read(result)
+    assert changed.source == str(grown) and changed.bytes == 6 and changed.status == "changed"
+    assert "4 bytes read, 6 now" in changed.detail
+    path = record_changes(tmp_path / "out", [changed])
+    assert path == tmp_path / "out" / "rejects" / CHANGES_FILE
+    [row] = list(csv.reader(path.open(encoding="utf-8")))
+    assert row[0] == str(grown) and row[1:3] == ["", ""] and "rename them" in row[3]
+    assert record_changes(tmp_path / "out", []) is None

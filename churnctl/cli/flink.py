@@ -208,8 +208,8 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
         return
     for file in result.failed:
         error_line(f"{file.source}: {file.detail}")
-    for line in result.changed:
-        stderr.print(f"Warning: {line}", markup=False, soft_wrap=True)
+    for file in result.changed:
+        stderr.print(f"Warning: {file.source}: {file.detail}", markup=False, soft_wrap=True)
     failed = f" ({len(result.failed)} failed)" if result.failed else ""
     files = f"{len(result.files):,} file(s){failed}"
     stderr.print(
