@@ -50,6 +50,7 @@ from churnctl.input_set import expand_inputs
 from churnctl.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
 from churnctl.scorer import Scorer
 from churnctl.sources import Columns, open_source
+from churnctl.state import load_state
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
 CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after they were read
@@ -195,7 +196,8 @@ def _check_same_job(path: Path, spec: FlinkJobSpec, resuming: bool) -> None:
 def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
     """What makes two streaming runs one job: what they read, score with, and write."""
     return {
-        "input": spec.input, "state": _digest(spec.state), "model": _digest(spec.model),
+        "input": spec.input, "state": load_state(Path(spec.state)).fingerprint,
+        "model": _digest(spec.model),
         "keep": list(spec.keep), "threshold": spec.threshold, "logits": spec.logits,
         "delimiter": spec.delimiter, "decimal": spec.decimal, "encoding": spec.encoding,
     }  # fmt: skip

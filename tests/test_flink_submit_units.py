@@ -11,7 +11,13 @@ import pytest
 
 from churnctl import flink_submit
 from churnctl.errors import UsageError
-from churnctl.flink_submit import FlinkError, check_java, check_reachable, count_outputs
+from churnctl.flink_submit import (
+    FlinkError,
+    FlinkRequest,
+    check_java,
+    check_reachable,
+    count_outputs,
+)  # fmt: skip
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,3 +106,50 @@ def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Pat
     [row] = list(csv.reader(path.open(encoding="utf-8")))
     assert row[0] == str(grown) and row[1:3] == ["", ""] and "rename them" in row[3]
     assert record_changes(tmp_path / "out", []) is None
+
+
+def streaming_request(tmp_path: Path, state: Path) -> FlinkRequest:
+    from churnctl.bundled import MODEL, bundled
+    from churnctl.flink_job import FlinkJobSpec
+
+    out = tmp_path / "out"
+    spec = FlinkJobSpec(input=str(tmp_path), out_dir=str(out), state=str(state),
+                        model=str(bundled(MODEL)), streaming=True,
+                        checkpoint_dir=str(out / ".churnctl-flink" / "checkpoints"))  # fmt: skip
+    return FlinkRequest(spec)
+
+
+def test_a_streaming_run_resumes_only_its_own_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an OUT_DIR with earlier results: refused without a checkpoint to resume from;
+    with one, resumed only by the same job (here: refused with another state)."""
+    import shutil
+
+    from churnctl.bundled import STATE, bundled
+    from churnctl.errors import OutputError
+    from churnctl.flink_submit import submit
+
+    monkeypatch.setattr(flink_submit, "flink_home", lambda: None)
+    monkeypatch.setattr(flink_submit, "_run", lambda *args: None)
+    state = tmp_path / "state.json"
+    shutil.copy(bundled(STATE), state)
+    request = streaming_request(tmp_path, state)
+    out = Path(request.spec.out_dir)
+    submit(request)  # a first run: nothing earlier
+    (out / "scored").mkdir()
+    (out / "scored" / "part-a-0.csv").write_text("1,0.5,true\n")
+    with pytest.raises(OutputError, match="holds the part files of an earlier job"):
+        submit(request)  # earlier results, and no checkpoint to resume from
+    checkpoint = out / ".churnctl-flink" / "checkpoints" / "job" / "chk-3"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "_metadata").write_bytes(b"x")
+    state.write_text(state.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    submit(request)  # the same job resumes (the same state, whatever its file's bytes)
+    from churnctl.fitting import fit_state
+    from tests.csv_rows import csv_bytes, text_rows
+
+    (tmp_path / "train.csv").write_bytes(csv_bytes(text_rows(50, 3)))
+    fit_state(str(tmp_path / "train.csv")).save(state)  # another state
+    with pytest.raises(OutputError, match="another state"):
+        submit(request)
