@@ -41,7 +41,7 @@ from churnctl.sources import ReadOptions, check_read_options
 
 SCORED, REJECTS, FILES = OUTPUTS
 SCHEMA_FILE = "_schema.json"
-ROWS_METRICS = ("rows_scored", "rows_rejected", "files_done")  # in the group "churnctl"
+FILES_DONE_METRIC = "files/__Writer.numRecordsIn"  # one files record per input file done
 CHECKPOINT_METADATA = "_metadata"
 
 
@@ -106,8 +106,7 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
     reading = FileReading(spec.read_options, settle=spec.settle if spec.streaming else 0.0)
     chunks = (
         listed_files(env, spec).rebalance()
-        .flat_map(counted(ScoreFiles(scorer, reading)),
-                  Types.TUPLE([Types.STRING(), Types.STRING()]))
+        .flat_map(ScoreFiles(scorer, reading), Types.TUPLE([Types.STRING(), Types.STRING()]))
         .name("churnctl: score each file").uid("churnctl-score")
     )  # fmt: skip
     write_outputs(chunks, Path(spec.out_dir))
@@ -116,27 +115,6 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
         on_submitted(str(client.get_job_id()))
     if not spec.streaming or _embedded():
         client.get_job_execution_result().result()
-
-
-def counted(score: ScoreFiles) -> Any:
-    """``score`` as a Flink function that counts, in Flink's metrics (``ROWS_METRICS``, per
-    worker, seen in the web UI and its REST API), the rows and files it has done."""
-    from pyflink.datastream.functions import FlatMapFunction
-
-    class CountedScoreFiles(FlatMapFunction):  # type: ignore[misc]
-        def open(self, runtime_context: Any) -> None:
-            group = runtime_context.get_metrics_group().add_group("churnctl")
-            self.counters = [group.counter(name) for name in ROWS_METRICS]
-
-        def flat_map(self, value: Any) -> Any:
-            yield from score(value)
-            done = score.last
-            if done is not None:
-                for counter, n in zip(self.counters, (done.rows_scored, done.rows_rejected, 1),
-                                      strict=True):  # fmt: skip
-                    counter.inc(n)
-
-    return CountedScoreFiles()
 
 
 def write_outputs(chunks: Any, out_dir: Path) -> None:
@@ -175,7 +153,6 @@ def job_settings(spec: FlinkJobSpec) -> dict[str, str]:
     settings = {
         "python.executable": spec.python_executable,
         "python.client.executable": spec.python_executable,
-        "python.metric.enabled": "true",
     }
     if not spec.streaming:
         return settings

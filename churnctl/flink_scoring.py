@@ -99,11 +99,10 @@ class ScoreFiles:
 
     def __init__(self, scorer: Scorer, reading: FileReading) -> None:
         self.scorer, self.reading = scorer, reading
-        self.last: FileCounts | None = None  # what the last file gave, once it is done
 
     def __call__(self, listed: tuple[str, int]) -> Iterator[Chunk]:
         path = str(listed[0])
-        counts = self.last = FileCounts(source=path)
+        counts = FileCounts(source=path)
         try:
             yield from self._score(Path(path), counts)
         except (ChurnctlError, OSError) as exc:
