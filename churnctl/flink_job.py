@@ -153,6 +153,8 @@ def job_settings(spec: FlinkJobSpec) -> dict[str, str]:
     settings = {
         "python.executable": spec.python_executable,
         "python.client.executable": spec.python_executable,
+        "python.fn-execution.bundle.size": "1",  # a file a bundle: its outputs go on at once
+        "metrics.fetcher.update-interval": "1000",  # an embedded job's REST metrics, each second
     }
     if not spec.streaming:
         return settings
