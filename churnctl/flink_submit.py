@@ -1,54 +1,64 @@
 """Running the Flink job: embedded (a local MiniCluster) or on a session cluster.
 
-The job is written as a file (``flink_render``) and run as its own process:
-``python job.py`` for embedded Flink, ``flink run -m HOST:PORT -py job.py``
-(the ``flink`` script shipped in the apache-flink package) for a cluster. Its
-whole log goes to a file; a failure is reported as its root cause in a line.
-A bounded job writes into a staging folder first: its outputs are published
-(renamed into OUT_DIR) only when the reject limit holds. The counts are read
-from the job's own output files.
+Everything that can refuse a run is checked before anything is written or started
+(``preflight``: the folders' layout, Java, the cluster's REST endpoint). The job is
+written as a file (``flink_render``) and run as a process group of its own that
+dies with this process (``flink_process``): ``PYTHON job.py`` for embedded Flink,
+``flink run -m HOST:PORT -py job.py`` (the ``flink`` script shipped in the
+apache-flink package) for a cluster. Its whole log goes to a file as it comes;
+the run tells what happens through a callback (``flink_events``); a failure is
+reported as its root cause in a line. A bounded job writes into a staging folder
+first: its outputs are published (renamed into OUT_DIR) only when the reject
+limit holds. The counts are read from the job's own output files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import importlib.util
 import os
 import re
+import shlex
 import shutil
-import socket
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from churnctl import interrupts
 from churnctl.errors import (
     ChurnctlError,
     Fix,
+    FlinkError,
     InputError,
     OutputError,
     TooManyRejectsError,
     UsageError,
 )  # fmt: skip
 from churnctl.file_scoring import RunSummary
+from churnctl.flink_events import (
+    FlinkEvent,
+    JobStarting,
+    JobSubmitted,
+    RowsSoFar,
+    StaleStagingRemoved,
+    web_ui,
+)  # fmt: skip
+from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
 from churnctl.flink_job import REJECTS, SCORED, FlinkJobSpec
+from churnctl.flink_process import run_logged
 from churnctl.flink_render import render_job
+from churnctl.flink_rest import cancel_job, check_rest, split_address
 from churnctl.rejects import DEFAULT_LIMIT, RejectLimit
 from churnctl.sources import is_parquet
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
-CONNECT_TIMEOUT = 3.0
-
-
-class FlinkError(ChurnctlError):
-    """Flink is missing, unreachable, or the job failed."""
-
-    exit_code = 1
+PROGRESS_EVERY = 2.0  # seconds between two looks at the rows so far
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # file:/…, file:///…, s3://…, hdfs://…
 
 
 @dataclass
@@ -106,13 +116,64 @@ def input_columns(path: str, delimiter: str = ",") -> tuple[str, ...]:
 
 def flink_home() -> FlinkHome:
     """The installed apache-flink package, with Java checked; a clear error otherwise."""
-    found = importlib.util.find_spec("pyflink")
-    if found is None or found.origin is None:
+    root = pyflink_root()
+    if root is None:
         raise FlinkError("Flink is not installed: install churnctl's Flink extra, "
                          "pip install 'churnctl[flink]'")  # fmt: skip
     check_java()
-    root = Path(found.origin).parent
     return FlinkHome(root, {**os.environ, "FLINK_HOME": str(root)})
+
+
+def pyflink_root() -> Path | None:
+    """The apache-flink package's folder (its ``bin/flink``), found without importing it."""
+    found = importlib.util.find_spec("pyflink")
+    return None if found is None or found.origin is None else Path(found.origin).parent
+
+
+def preflight(
+    source: str, out_dir: str | Path, jobmanager: str | None = None,
+    from_savepoint: str | None = None,
+) -> FlinkHome:  # fmt: skip
+    """What can refuse a run, checked before anything is written or started: the folders'
+    layout, a savepoint only with a cluster, the extra and Java, the cluster's REST endpoint."""
+    check_layout(Path(source), Path(out_dir))
+    if from_savepoint is not None and jobmanager is None:
+        raise UsageError("a savepoint is restored on a cluster only",
+                         fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
+    if jobmanager is not None:
+        split_address(jobmanager)  # a malformed address before Java is looked for
+    home = flink_home()
+    if jobmanager is not None:
+        check_rest(jobmanager)
+    return home
+
+
+def flink_uri(location: str) -> str:
+    """A savepoint or checkpoint location as Flink takes it: a URI (``file:///sp``,
+    ``file:/sp``, ``s3://bucket/sp``, ``hdfs://nn/sp``) unchanged, a plain path made absolute."""
+    return location if _URI.match(location) else str(Path(location).resolve())
+
+
+def cluster_command(
+    flink: Path | str, jobmanager: str, job: Path, python: str, *, detached: bool = False,
+    savepoint: str | None = None,
+) -> list[str]:  # fmt: skip
+    """``flink run`` of a job file on a session cluster, its client and its workers on
+    ``python`` (one with churnctl); ``detached``: return once the job is submitted."""
+    command = [str(flink), "run", "-m", jobmanager, *(["-d"] if detached else [])]
+    command += ["-s", savepoint] if savepoint is not None else []
+    return [*command, "-py", str(job), "-pyclientexec", python, "-pyexec", python]
+
+
+def run_commands(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> list[list[str]]:
+    """The commands that run an emitted job file: embedded, then on a session cluster
+    (at ``jobmanager``, or ``HOST:PORT`` to fill in), through the package's ``flink``."""
+    root = pyflink_root()
+    flink = root / "bin" / "flink" if root is not None else "flink"
+    job = job.absolute()
+    return [[spec.python_executable, str(job)],
+            cluster_command(flink, jobmanager or "HOST:PORT", job, spec.python_executable,
+                            detached=spec.streaming)]  # fmt: skip
 
 
 def check_java() -> None:
@@ -131,38 +192,88 @@ def check_java() -> None:
 
 
 def emit_job(spec: FlinkJobSpec, target: Path) -> Path:
-    """Write the job file; its path."""
+    """Write the job file, executable where its first line names its Python; its path."""
+    text = render_job(spec)
     try:
-        target.write_text(render_job(spec), encoding="utf-8")
+        target.write_text(text, encoding="utf-8")
+        if text.startswith("#!"):
+            mode = target.stat().st_mode
+            target.chmod(mode | (mode & 0o444) >> 2)  # executable by whoever may read it
     except OSError as exc:
         raise OutputError(f"{target}: cannot write the job file ({exc.strerror or exc})") from None
     return target
 
 
-def submit(request: FlinkRequest) -> FlinkResult:
-    """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``."""
-    home = flink_home()
-    out_dir = Path(request.spec.out_dir)
+def submit(
+    request: FlinkRequest, *, home: FlinkHome | None = None,
+    on_event: Callable[[FlinkEvent], None] | None = None,
+) -> FlinkResult:  # fmt: skip
+    """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``.
+
+    ``home``: what ``preflight`` gave for this request (checked here otherwise).
+    ``on_event`` hears what happens as it happens (``flink_events``).
+    """
+    spec, tell = request.spec, on_event or _ignore
+    home = home or preflight(spec.input, spec.out_dir, request.jobmanager, request.from_savepoint)
+    out_dir = Path(spec.out_dir)
     work = out_dir / WORK_FOLDER
-    _check_out_dir(out_dir, request.spec.streaming)
+    if removed := remove_stale_staging(work):
+        tell(StaleStagingRemoved(tuple(removed)))
+    _check_out_dir(out_dir, spec.streaming)
     work.mkdir(parents=True, exist_ok=True)
-    bounded = not request.spec.streaming
-    staging = work / f"staging-{os.getpid()}"
-    spec = replace(request.spec, out_dir=str(staging)) if bounded else request.spec
-    job = emit_job(spec, work / "job.py")
+    job = emit_job(spec, work / "job.py").resolve()  # as the user would run it again
     log = work / "job.log"
     started = time.perf_counter()
-    with _staging(staging if bounded else None):
-        job_id = _run(home, request, job.resolve(), log)
-        if not bounded and request.jobmanager is not None:
+    if spec.streaming:
+        job_id = _run(home, request, job, log, _JobWatch(tell, request.jobmanager, out_dir))
+        if request.jobmanager is not None:
             return FlinkResult(out_dir=out_dir, job_id=job_id, log=log, finished=False)
-        if bounded:
+    else:
+        with staging_folder(work) as staging:  # the run's own job file, pointing into it
+            staged = emit_job(replace(spec, out_dir=str(staging)), staging / "job.py")
+            job_id = _run(home, request, staged, log, _JobWatch(tell, request.jobmanager, staging))
             _publish(staging, out_dir, request.max_rejects)
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
-    if bounded and request.jobmanager is None:
-        result.input_records = input_records(request.spec.input, request.spec.delimiter)
+    if not spec.streaming and request.jobmanager is None:
+        result.input_records = input_records(spec.input, spec.delimiter)
     return result
+
+
+def _ignore(event: FlinkEvent) -> None:
+    return None
+
+
+def progress_counts(folder: Path) -> tuple[int, int]:
+    """The rows scored and rejected so far: those of the finished part files under ``folder``
+    (a bounded job's staging folder, a streaming job's output folder)."""
+    counts = count_outputs(folder)
+    return counts.rows_scored, counts.rows_rejected
+
+
+class _JobWatch:
+    """The job's output lines and the clock's ticks, as events: its id, the rows so far."""
+
+    def __init__(self, tell: Callable[[FlinkEvent], None], jobmanager: str | None,
+                 folder: Path) -> None:  # fmt: skip
+        self.tell, self.jobmanager, self.folder = tell, jobmanager, folder
+        self.job_id: str | None = None
+        self._rows = (0, 0)
+
+    def line(self, text: str) -> None:
+        match = JOB_ID.search(text) if self.job_id is None else None
+        if match is not None:
+            self.job_id = match.group(1)
+            self.tell(JobSubmitted(self.job_id, web_ui(self.jobmanager, self.job_id)))
+
+    def tick(self) -> None:
+        try:
+            rows = progress_counts(self.folder)
+        except (OSError, ValueError, csv.Error):  # a part file renamed while read: next time
+            return
+        if rows != self._rows:
+            self._rows = rows
+            self.tell(RowsSoFar(*rows))
 
 
 def input_records(path: str, delimiter: str = ",") -> int | None:
@@ -183,62 +294,68 @@ def input_records(path: str, delimiter: str = ",") -> int | None:
     return records
 
 
-def _run(home: FlinkHome, request: FlinkRequest, job: Path, log: Path) -> str | None:
-    if request.jobmanager is None:
-        if request.from_savepoint is not None:
-            raise UsageError("a savepoint is restored on a cluster only",
-                             fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
-        _logged([sys.executable, str(job)], home, log, "the embedded Flink job")
-        return None
-    check_reachable(request.jobmanager)
-    python = request.spec.python_executable  # runs job.py (-pyclientexec) and the workers
-    command = [str(home.flink), "run", "-m", request.jobmanager, "-py", str(job),
-               "-pyclientexec", python, "-pyexec", python]  # fmt: skip
-    if request.spec.streaming:
-        command.insert(2, "-d")
-    if request.from_savepoint is not None:
-        command[2:2] = ["-s", request.from_savepoint]
-    output = _logged(command, home, log, f"the Flink job on {request.jobmanager}")
-    match = JOB_ID.search(output)
-    return match.group(1) if match else None
+def _run(
+    home: FlinkHome, request: FlinkRequest, job: Path, log: Path, watch: _JobWatch
+) -> str | None:
+    """Run the job file embedded, or ``flink run`` it on the cluster; the job's id if seen.
+
+    Interrupted (or failed) on a cluster once the job had its id, the job is cancelled
+    there: an attached job would outlive its client.
+    """
+    spec, jobmanager = request.spec, request.jobmanager
+    if jobmanager is None:
+        command, what = [spec.python_executable, str(job)], "the embedded Flink job"
+    else:
+        savepoint = None if request.from_savepoint is None else flink_uri(request.from_savepoint)
+        command = cluster_command(home.flink, jobmanager, job, spec.python_executable,
+                                  detached=spec.streaming, savepoint=savepoint)  # fmt: skip
+        what = f"the Flink job on {jobmanager}"
+    watch.tell(JobStarting(jobmanager, spec.streaming, log))
+    try:
+        _logged(command, home, log, what, on_line=watch.line, on_tick=watch.tick)
+    except BaseException:
+        if jobmanager is not None and watch.job_id is not None:
+            with interrupts.cleaning():
+                cancel_job(jobmanager, watch.job_id)
+        raise
+    return watch.job_id
 
 
-def stop_job(jobmanager: str, job_id: str, savepoint_dir: str, log: Path) -> str:
-    """Stop a streaming job with a savepoint; the savepoint's path."""
+def stop_job(jobmanager: str, job_id: str, savepoint_dir: str) -> str:
+    """Stop a streaming job with a savepoint under ``savepoint_dir`` (a path or a URI, see
+    ``flink_uri``); the savepoint's path.
+
+    Nothing but the savepoint is written there: the client's log goes to a temporary
+    folder, removed on success, named in the error otherwise.
+    """
+    split_address(jobmanager)
     home = flink_home()
-    check_reachable(jobmanager)
-    command = [str(home.flink), "stop", "-m", jobmanager, "--savepointPath", savepoint_dir, job_id]
+    check_rest(jobmanager)
+    logs = Path(tempfile.mkdtemp(prefix="churnctl-flink-stop-"))
+    log = logs / "stop.log"
+    command = [str(home.flink), "stop", "-m", jobmanager,
+               "--savepointPath", flink_uri(savepoint_dir), job_id]  # fmt: skip
     output = _logged(command, home, log, f"stopping job {job_id} on {jobmanager}")
     match = SAVEPOINT.search(output)
     if match is None:
         raise FlinkError(f"job {job_id} stopped but no savepoint path was reported; see {log}")
+    shutil.rmtree(logs, ignore_errors=True)
     return match.group(1)
 
 
-def check_reachable(jobmanager: str) -> None:
-    """Refuse an address no Flink REST endpoint answers on, naming it."""
-    host, _, port = jobmanager.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"the job manager must be HOST:PORT, got {jobmanager!r}",
-                         fix=Fix("jobmanager", "127.0.0.1:8081"))  # fmt: skip
-    try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
-            pass
-    except OSError as exc:
-        raise FlinkError(f"cannot reach the Flink cluster at {jobmanager} "
-                         f"({exc.strerror or exc}); is it running?") from None  # fmt: skip
-
-
-def _logged(command: list[str], home: FlinkHome, log: Path, what: str) -> str:
-    """Run ``command`` with its output appended to ``log``; its output, or a FlinkError."""
+def _logged(
+    command: list[str], home: FlinkHome, log: Path, what: str, *,
+    on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None,
+) -> str:  # fmt: skip
+    """Run ``command`` with its output appended to ``log`` as it comes; the tail of its
+    output, or a FlinkError with its root cause."""
     # Flink's own log files beside ours, not in the package's log/ (FLINK_LOG_DIR wins)
     env = {"FLINK_LOG_DIR": str(log.parent), **home.environment}
-    done = subprocess.run(command, env=env, capture_output=True, text=True,
-                          errors="replace", stdin=subprocess.DEVNULL)  # fmt: skip
-    output = done.stdout + done.stderr
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(command)}\n{output}\n")
-    if done.returncode != 0:
+    with log.open("ab") as handle:
+        handle.write(f"$ {shlex.join(command)}\n".encode("utf-8", "backslashreplace"))
+        code, output = run_logged(command, env, handle, on_line=on_line, on_tick=on_tick,
+                                  every=PROGRESS_EVERY)  # fmt: skip
+    if code != 0:
         raise FlinkError(f"{what} failed: {root_cause(output)} (full log: {log})")
     return output
 
@@ -310,13 +427,3 @@ def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:
         f"{limit}; nothing was published",
         fix=Fix("max_rejects", "100%", "to never fail on rejects"),
     )
-
-
-@contextlib.contextmanager
-def _staging(staging: Path | None) -> Iterator[None]:
-    """A bounded job's staging folder, removed whatever happens."""
-    try:
-        yield
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)

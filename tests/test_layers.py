@@ -20,7 +20,8 @@ LAYERS: dict[str, int] = {
     "inspection": 6, "generate": 2, "paths": 1, "faults": 0, "moments": 0, "read_ahead": 0,
     "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8, "names": 0, "held": 0,
     "locks": 0, "watch_settings": 7,
-    "flink_job": 7, "flink_render": 8, "flink_submit": 9,
+    "flink_job": 7, "flink_render": 8, "flink_submit": 9, "flink_events": 0, "flink_launch": 0,
+    "flink_folders": 1, "flink_process": 1, "flink_rest": 1,
     "defaults": 0, "version": 0, "cli": 10, "__init__": 8, "interrupts": 0, "__main__": 11,
 }  # fmt: skip
 

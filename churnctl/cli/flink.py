@@ -1,10 +1,13 @@
 """``flink-submit``: the scoring job on embedded Flink or a Flink session cluster.
 
 The Flink modules and the scorer are imported inside the command, not to slow ``--help``.
+What the run tells as it goes (``flink_events``) is printed on stderr, one line each.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,7 +36,10 @@ from churnctl.cli.report import pair_label, pair_warning, print_demo_note
 from churnctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from churnctl.flink_events import FlinkEvent
+    from churnctl.flink_job import FlinkJobSpec
     from churnctl.flink_submit import FlinkResult
+    from churnctl.state import FeatureState
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -53,6 +59,7 @@ Stop = Annotated[str | None, _opt("JOB_ID", "Stop this streaming job with a save
 Savepoint = Annotated[str | None, _opt("DIR", "Folder for the savepoint of --stop.")]
 FromSavepoint = Annotated[str | None, _opt("DIR", "Resume a streaming job from a savepoint.")]
 Monitor = Annotated[str, _opt("DURATION", "--streaming: list the folder this often.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="Print the summary only, no progress.")]
 
 
 @command
@@ -76,10 +83,12 @@ def flink_submit(
     stop: Stop = None,
     savepoint: Savepoint = None,
     from_savepoint: FromSavepoint = None,
+    quiet: Quiet = False,
 ) -> None:
     """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
+    from churnctl.flink_folders import check_layout
     from churnctl.flink_job import FlinkJobSpec
-    from churnctl.flink_submit import FlinkRequest, emit_job, input_columns, submit
+    from churnctl.flink_submit import FlinkRequest, emit_job, input_columns, preflight, submit
     from churnctl.scorer import Scorer
     from churnctl.sources import check_header
 
@@ -87,14 +96,18 @@ def flink_submit(
         return _stop(stop, jobmanager, savepoint)
     if input is None or out is None:
         raise UsageError("flink-submit needs INPUT and --out DIR")
+    check_layout(Path(input), out)  # folders that feed back: before anything is read
     char = parse_delimiter(delimiter)
     columns = input_columns(input, char)  # INPUT, then the training file: before --out is made
-    state_path = _state_path(state, train, out, (char, decimal))
+    given = _state(state, train, (char, decimal))
     scorer = Scorer(
-        state_path, (model or bundled(MODEL)).resolve(), keep=parse_keep(keep),
+        given, (model or bundled(MODEL)).resolve(), keep=parse_keep(keep),
         threshold=threshold, allow_state_mismatch=allow_state_mismatch, decimal=decimal,
     ).keeping(columns)  # fmt: skip
     check_header(input, columns, scorer.required_columns, kept=scorer.keep)  # before Flink
+    # Java and the cluster last, and all before anything is written into --out
+    home = None if emit is not None else preflight(input, out, jobmanager, from_savepoint)
+    state_path = _state_file(given, out)
     spec = FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()), state=str(state_path),
         model=scorer.model_name, columns=columns, delimiter=char, decimal=decimal,
@@ -105,23 +118,61 @@ def flink_submit(
     if emit is not None:
         emit_job(spec, emit)
         print_demo_note(scorer.model_name, scorer.state.source)
-        stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
+        _run_hint(emit, spec, jobmanager)
         return None
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
-    result = submit(request)
+    result = submit(request, home=home, on_event=_event_printer(quiet))
     print_demo_note(scorer.model_name, scorer.state.source)
     _report(result, jobmanager, pair_label(scorer))
     return None
 
 
-def _state_path(state: Path | None, train: str | None, out: Path, reading: tuple[str, str]) -> Path:
-    """The state the job reads: given, bundled, or fitted now on ``train`` and saved.
+def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
+    """How to run the emitted job, as commands to paste (every word shell-quoted)."""
+    from churnctl.flink_submit import run_commands
+
+    embedded, cluster = run_commands(job, spec, jobmanager)
+    stderr.print(f"wrote {job}; run it embedded with: {shlex.join(embedded)}",
+                 markup=False, soft_wrap=True)  # fmt: skip
+    stderr.print(f"or on a Flink session cluster with: {shlex.join(cluster)}",
+                 markup=False, soft_wrap=True)  # fmt: skip
+
+
+def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
+    """One stderr line per event; ``quiet``: only the removal of stale staging folders."""
+    from churnctl.flink_events import JobStarting, JobSubmitted, RowsSoFar, StaleStagingRemoved
+
+    def show(event: FlinkEvent) -> None:
+        match event:
+            case StaleStagingRemoved(folders):
+                line = (f"removed {len(folders)} staging folder(s) of earlier runs that ended "
+                        f"without cleaning up: {', '.join(map(str, folders))}")  # fmt: skip
+            case _ if quiet:
+                return
+            case JobStarting(None, streaming, log):
+                line = f"starting Flink (embedded local MiniCluster); log: {log}"
+                if streaming:
+                    line += "; it reads new files as they land until you stop it with Ctrl-C"
+            case JobStarting(jobmanager, _, log):
+                line = f"submitting to the Flink cluster at {jobmanager}; log: {log}"
+            case JobSubmitted(job_id, web_ui):
+                line = f"job {job_id} submitted" + (f"; web UI: {web_ui}" if web_ui else "")
+            case RowsSoFar(scored, rejected):
+                line = f"rows so far: {scored:,} scored, {rejected:,} rejected"
+            case _:
+                return
+        stderr.print(line, markup=False, soft_wrap=True)
+
+    return show
+
+
+def _state(state: Path | None, train: str | None, reading: tuple[str, str]) -> Path | FeatureState:
+    """The state the job reads: given, bundled, or fitted now on ``train`` (not saved yet).
 
     ``reading``: the training file's delimiter and decimal mark (those of the input).
     """
     from churnctl.fitting import fit_state
-    from churnctl.flink_submit import WORK_FOLDER
     from churnctl.sources import ReadOptions
 
     if train is None:
@@ -129,10 +180,18 @@ def _state_path(state: Path | None, train: str | None, out: Path, reading: tuple
     if state is not None:
         raise UsageError("pass either --state or --train, not both")
     delimiter, decimal = reading
-    fitted_state = fit_state(train, read_options=ReadOptions(delimiter=delimiter), decimal=decimal)
+    return fit_state(train, read_options=ReadOptions(delimiter=delimiter), decimal=decimal)
+
+
+def _state_file(state: Path | FeatureState, out: Path) -> Path:
+    """The state as a file the job reads: a fitted one saved under ``out``'s work folder."""
+    from churnctl.flink_submit import WORK_FOLDER
+
+    if isinstance(state, Path):
+        return state
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
-    fitted_state.save(fitted)
+    state.save(fitted)
     return fitted.resolve()
 
 
@@ -142,8 +201,10 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
-        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; {pair}",
-                     markup=False)  # fmt: skip
+        stop = shlex.join(["churnctl", "flink-submit", "--stop", result.job_id or "JOB_ID",
+                           "--savepoint", "DIR", "--jobmanager", str(jobmanager)])  # fmt: skip
+        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; "
+                     f"{pair}; stop it with: {stop}", markup=False, soft_wrap=True)  # fmt: skip
         return
     stderr.print(
         f"read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
@@ -166,8 +227,6 @@ def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
 
     if jobmanager is None or savepoint is None:
         raise UsageError("--stop JOB_ID needs --jobmanager HOST:PORT and --savepoint DIR")
-    log = Path(savepoint) / "stop.log"
-    Path(savepoint).mkdir(parents=True, exist_ok=True)
-    path = stop_job(jobmanager, job_id, str(Path(savepoint).resolve()), log)
+    path = stop_job(jobmanager, job_id, savepoint)  # a URI as it is, a path made absolute
     stdout.print(path, markup=False, soft_wrap=True)  # a long path must stay one line
     stderr.print(f"stopped job {job_id} with savepoint {path}", markup=False)
