@@ -19,12 +19,13 @@ _SHEBANG_BYTES = 125  # a "#!" line within 128 bytes, all Linux kernels read (25
 _TEMPLATE = '''\
 {shebang}"""A churnctl scoring job for Apache Flink, written by `churnctl flink-submit`.
 
-It runs only with a Python that has churnctl with its Flink extra (`pip install
-'churnctl[flink]'`), with Java 17: python_executable below, which the first line
-names too (so `./job.py` works). On an embedded local Flink: `PYTHON job.py`; on a
-Flink session cluster: `flink run -m HOST:PORT -py /absolute/path/to/job.py
--pyclientexec PYTHON -pyexec PYTHON` (`flink` from the apache-flink package:
-its bin/flink). With another Python it fails with "No module named 'churnctl'".
+It needs a Python with churnctl and its Flink extra (`pip install 'churnctl[flink]'`)
+and Java 17: python_executable below, which the first line names, so that `./job.py`
+runs it on an embedded local Flink, as does `PYTHON job.py` (another Python fails with
+"No module named 'churnctl'"). On a Flink session cluster, with the apache-flink
+package's bin/flink: `flink run -m HOST:PORT -py /absolute/path/to/job.py
+-pyclientexec PYTHON -pyexec PYTHON`.
+
 The job reads CSV with Flink's filesystem connector, scores every batch with
 churnctl's Scorer (the state and model below, read here and shipped to the
 workers inside the job) and writes scored/ and rejects/ part files under out_dir.
