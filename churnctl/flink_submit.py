@@ -165,15 +165,18 @@ def cluster_command(
     return [*command, "-py", str(job), "-pyclientexec", python, "-pyexec", python]
 
 
-def run_commands(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> list[list[str]]:
-    """The commands that run an emitted job file: embedded, then on a session cluster
-    (at ``jobmanager``, or ``HOST:PORT`` to fill in), through the package's ``flink``."""
+def run_commands(
+    job: Path, spec: FlinkJobSpec, jobmanager: str | None
+) -> tuple[list[str], list[str]]:
+    """The commands that run an emitted job file: embedded, and on a session cluster
+    (at ``jobmanager``, or ``HOST:PORT`` to fill in) through the package's ``flink``."""
     root = pyflink_root()
     flink = root / "bin" / "flink" if root is not None else "flink"
     job = job.absolute()
-    return [[spec.python_executable, str(job)],
-            cluster_command(flink, jobmanager or "HOST:PORT", job, spec.python_executable,
-                            detached=spec.streaming)]  # fmt: skip
+    embedded = [spec.python_executable, str(job)]
+    cluster = cluster_command(flink, jobmanager or "HOST:PORT", job, spec.python_executable,
+                              detached=spec.streaming)  # fmt: skip
+    return embedded, cluster
 
 
 def check_java() -> None:
