@@ -280,10 +280,12 @@ def start(
 
 @contextlib.contextmanager
 def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
-    """Whatever happens, the process and its session (JVM, Python workers) end."""
+    """Whatever happens, the process and its session end, and so does its job's own
+    process group (flink-submit runs the job, its JVM and Python workers, in one)."""
     try:
         yield
     finally:
+        launcher = launcher_of(process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -298,6 +300,9 @@ def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
             except ProcessLookupError:
                 break
             time.sleep(0.2)
+        for proc in wait_until_gone(launcher.pgid, GRACE + 5) if launcher else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 def records(folder: Path) -> list[list[str]]:
