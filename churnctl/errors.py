@@ -102,3 +102,9 @@ class FilesFailedError(ChurnctlError):
     """Some of the files a run was given failed (each is quarantined with its reason)."""
 
     exit_code = 4
+
+
+class FlinkError(ChurnctlError):
+    """Flink is missing, unreachable, or the job failed."""
+
+    exit_code = 1

@@ -1,21 +1,31 @@
 """The Flink job as a short, readable Python file that imports churnctl.
 
 Every value is written as a Python literal (``repr``): a path holding quotes,
-backslashes or line breaks stays one string and cannot inject code.
+backslashes or line breaks stays one string and cannot inject code. The first
+line names the Python to run it with (``#!``), when its path can be spelled there.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 
 from churnctl.flink_job import FlinkJobSpec
 
-_TEMPLATE = '''\
-"""A churnctl scoring job for Apache Flink, written by `churnctl flink-submit --emit`.
+# What a "#!" line can name: an absolute path, nothing the kernel would split or end it at
+_SHEBANG_SAFE = re.compile(r"/[^\s\x00-\x1f\x7f]*")
+_SHEBANG_BYTES = 125  # a "#!" line within 128 bytes, all Linux kernels read (256 from 5.1)
 
-Run it on an embedded local Flink with `python job.py`, or on a Flink session
-cluster with `flink run -m HOST:PORT -py /absolute/path/to/job.py`. It needs
-churnctl with its Flink extra (`pip install 'churnctl[flink]'`) and Java 17.
+_TEMPLATE = '''\
+{shebang}"""A churnctl scoring job for Apache Flink, written by `churnctl flink-submit`.
+
+It needs a Python with churnctl and its Flink extra (`pip install 'churnctl[flink]'`)
+and Java 17: python_executable below, which the first line names, so that `./job.py`
+runs it on an embedded local Flink, as does `PYTHON job.py` (another Python fails with
+"No module named 'churnctl'"). On a Flink session cluster, with the apache-flink
+package's bin/flink: `flink run -m HOST:PORT -py /absolute/path/to/job.py
+-pyclientexec PYTHON -pyexec PYTHON`.
+
 Flink lists the input files; each file is read and scored by churnctl's own
 reader and Scorer (the state and model below, read here and shipped to the
 workers inside the job), and scored/, rejects/ and files/ part files are
@@ -66,4 +76,10 @@ if __name__ == "__main__":
 def render_job(spec: FlinkJobSpec) -> str:
     """The job file's text for ``spec``."""
     values = {f.name: repr(getattr(spec, f.name)) for f in fields(spec)}
-    return _TEMPLATE.format(**values)
+    return _TEMPLATE.format(shebang=shebang(spec.python_executable), **values)
+
+
+def shebang(python: str) -> str:
+    """``#!PYTHON`` and a line break, or nothing when ``python`` cannot be spelled there."""
+    safe = _SHEBANG_SAFE.fullmatch(python) and python.isprintable()
+    return f"#!{python}\n" if safe and len(python.encode()) <= _SHEBANG_BYTES else ""

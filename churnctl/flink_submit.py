@@ -1,55 +1,71 @@
 """Running the Flink job: embedded (a local MiniCluster) or on a session cluster.
 
-The job is written as a file (``flink_render``) and run as its own process:
-``python job.py`` for embedded Flink, ``flink run -m HOST:PORT -py job.py``
-(the ``flink`` script shipped in the apache-flink package) for a cluster. Its
-whole log goes to a file; a failure is reported as its root cause in a line.
-A bounded job writes into a staging folder first: its outputs are published
-(renamed into OUT_DIR) only when the reject limit holds. The counts are read
-from the job's own output files.
+Everything that can refuse a run is checked before anything is written or started
+(``preflight``: the folders' layout, Java, the cluster's REST endpoint). The job is
+written as a file (``flink_render``) and run as a process group of its own that
+dies with this process (``flink_process``): ``PYTHON job.py`` for embedded Flink,
+``flink run -m HOST:PORT -py job.py`` (the ``flink`` script shipped in the
+apache-flink package) for a cluster. Its whole log goes to a file as it comes;
+the run tells what happens through a callback (``flink_events``); a failure is
+reported as its root cause in a line. A bounded job writes into a staging folder
+first: its outputs are published (renamed into OUT_DIR) only when the reject
+limit holds. The counts are read from the job's own output files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
-import socket
 import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from churnctl import interrupts
 from churnctl.arrivals import NameRules, scan_folder
 from churnctl.errors import (
     ChurnctlError,
     Fix,
+    FlinkError,
     InputError,
     OutputError,
     TooManyRejectsError,
     UsageError,
 )  # fmt: skip
 from churnctl.file_scoring import RunSummary
+from churnctl.flink_events import (
+    FilesSoFar,
+    FlinkEvent,
+    JobStarting,
+    JobSubmitted,
+    RowsSoFar,
+    StaleStagingRemoved,
+    web_ui,
+)  # fmt: skip
+from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
 from churnctl.flink_job import (
     FlinkJobSpec,
     latest_checkpoint,
     output_columns,
     write_schema,
 )  # fmt: skip
+from churnctl.flink_process import run_logged
+from churnctl.flink_progress import embedded_rest_address, files_done
 from churnctl.flink_render import render_job
+from churnctl.flink_rest import cancel_job, check_rest, split_address
 from churnctl.flink_scoring import CHANGED, FAILED, FILES, OUTPUTS, READ, FileCounts
 from churnctl.held import kind_of
-from churnctl.input_set import expand_inputs
 from churnctl.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
 from churnctl.scorer import Scorer
-from churnctl.sources import Columns, open_source
+from churnctl.sources import Columns, ReadOptions, open_source
 from churnctl.state import load_state
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
@@ -57,13 +73,8 @@ CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after
 IDENTITY_FILE = "streaming-job.json"  # beside the checkpoints: what a resumed job must be
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
-CONNECT_TIMEOUT = 3.0
-
-
-class FlinkError(ChurnctlError):
-    """Flink is missing, unreachable, or the job failed."""
-
-    exit_code = 1
+PROGRESS_EVERY = 2.0  # seconds between two looks at the rows so far
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # file:/…, file:///…, s3://…, hdfs://…
 
 
 @dataclass
@@ -74,6 +85,7 @@ class FlinkRequest:
     jobmanager: str | None = None  # HOST:PORT of a session cluster's REST endpoint
     from_savepoint: str | None = None
     max_rejects: RejectLimit = DEFAULT_LIMIT
+    files: int | None = None  # a bounded job's input files, for its progress
 
 
 @dataclass
@@ -112,13 +124,67 @@ class FlinkHome:
 
 def flink_home() -> FlinkHome:
     """The installed apache-flink package, with Java checked; a clear error otherwise."""
-    found = importlib.util.find_spec("pyflink")
-    if found is None or found.origin is None:
+    root = pyflink_root()
+    if root is None:
         raise FlinkError("Flink is not installed: install churnctl's Flink extra, "
                          "pip install 'churnctl[flink]'")  # fmt: skip
     check_java()
-    root = Path(found.origin).parent
     return FlinkHome(root, {**os.environ, "FLINK_HOME": str(root)})
+
+
+def pyflink_root() -> Path | None:
+    """The apache-flink package's folder (its ``bin/flink``), found without importing it."""
+    found = importlib.util.find_spec("pyflink")
+    return None if found is None or found.origin is None else Path(found.origin).parent
+
+
+def preflight(
+    source: str, out_dir: str | Path, jobmanager: str | None = None,
+    from_savepoint: str | None = None,
+) -> FlinkHome:  # fmt: skip
+    """What can refuse a run, checked before anything is written or started: the folders'
+    layout, a savepoint only with a cluster, the extra and Java, the cluster's REST endpoint."""
+    check_layout(Path(source), Path(out_dir))
+    if from_savepoint is not None and jobmanager is None:
+        raise UsageError("a savepoint is restored on a cluster only",
+                         fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
+    if jobmanager is not None:
+        split_address(jobmanager)  # a malformed address before Java is looked for
+    home = flink_home()
+    if jobmanager is not None:
+        check_rest(jobmanager)
+    return home
+
+
+def flink_uri(location: str) -> str:
+    """A savepoint or checkpoint location as Flink takes it: a URI (``file:///sp``,
+    ``file:/sp``, ``s3://bucket/sp``, ``hdfs://nn/sp``) unchanged, a plain path made absolute."""
+    return location if _URI.match(location) else str(Path(location).resolve())
+
+
+def cluster_command(
+    flink: Path | str, jobmanager: str, job: Path, python: str, *, detached: bool = False,
+    savepoint: str | None = None,
+) -> list[str]:  # fmt: skip
+    """``flink run`` of a job file on a session cluster, its client and its workers on
+    ``python`` (one with churnctl); ``detached``: return once the job is submitted."""
+    command = [str(flink), "run", "-m", jobmanager, *(["-d"] if detached else [])]
+    command += ["-s", savepoint] if savepoint is not None else []
+    return [*command, "-py", str(job), "-pyclientexec", python, "-pyexec", python]
+
+
+def run_commands(
+    job: Path, spec: FlinkJobSpec, jobmanager: str | None
+) -> tuple[list[str], list[str]]:
+    """The commands that run an emitted job file: embedded, and on a session cluster
+    (at ``jobmanager``, or ``HOST:PORT`` to fill in) through the package's ``flink``."""
+    root = pyflink_root()
+    flink = root / "bin" / "flink" if root is not None else "flink"
+    job = job.absolute()
+    embedded = [spec.python_executable, str(job)]
+    cluster = cluster_command(flink, jobmanager or "HOST:PORT", job, spec.python_executable,
+                              detached=spec.streaming)  # fmt: skip
+    return embedded, cluster
 
 
 def check_java() -> None:
@@ -137,37 +203,50 @@ def check_java() -> None:
 
 
 def emit_job(spec: FlinkJobSpec, target: Path) -> Path:
-    """Write the job file; its path."""
+    """Write the job file, executable where its first line names its Python; its path."""
+    text = render_job(spec)
     try:
-        target.write_text(render_job(spec), encoding="utf-8")
+        target.write_text(text, encoding="utf-8")
+        if text.startswith("#!"):
+            mode = target.stat().st_mode
+            target.chmod(mode | (mode & 0o444) >> 2)  # executable by whoever may read it
     except OSError as exc:
         raise OutputError(f"{target}: cannot write the job file ({exc.strerror or exc})") from None
     return target
 
 
-def submit(request: FlinkRequest) -> FlinkResult:
-    """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``."""
-    home = flink_home()
-    out_dir = Path(request.spec.out_dir)
+def submit(
+    request: FlinkRequest, *, home: FlinkHome | None = None,
+    on_event: Callable[[FlinkEvent], None] | None = None,
+) -> FlinkResult:  # fmt: skip
+    """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``.
+
+    ``home``: what ``preflight`` gave for this request (checked here otherwise).
+    ``on_event`` hears what happens as it happens (``flink_events``).
+    """
+    spec, tell = request.spec, on_event or _ignore
+    home = home or preflight(spec.input, spec.out_dir, request.jobmanager, request.from_savepoint)
+    out_dir = Path(spec.out_dir)
     work = out_dir / WORK_FOLDER
-    bounded = not request.spec.streaming
+    if removed := remove_stale_staging(work):
+        tell(StaleStagingRemoved(tuple(removed)))
     resuming = resumes(request)
     _check_out_dir(out_dir, resumable=resuming)
     work.mkdir(parents=True, exist_ok=True)
-    if not bounded:
-        _check_same_job(work / IDENTITY_FILE, request.spec, resuming)
-    staging = work / f"staging-{os.getpid()}"
-    spec = replace(request.spec, out_dir=str(staging)) if bounded else request.spec
-    if not bounded:
+    if spec.streaming:
+        _check_same_job(work / IDENTITY_FILE, spec, resuming)
         write_schema(out_dir, output_columns(spec.keep))
-    job = emit_job(spec, work / "job.py")
+    job = emit_job(spec, work / "job.py").resolve()  # as the user would run it again
     log = work / "job.log"
     started = time.perf_counter()
-    with _staging(staging if bounded else None):
-        job_id = _run(home, request, job.resolve(), log)
-        if not bounded and request.jobmanager is not None:
+    if spec.streaming:
+        job_id = _run(home, request, job, log, _JobWatch(tell, request, log.parent, out_dir))
+        if request.jobmanager is not None:
             return FlinkResult(out_dir=out_dir, job_id=job_id, log=log, finished=False)
-        if bounded:
+    else:
+        with staging_folder(work) as staging:  # the run's own job file, pointing into it
+            staged = emit_job(replace(spec, out_dir=str(staging)), staging / "job.py")
+            job_id = _run(home, request, staged, log, _JobWatch(tell, request, log.parent, staging))
             _publish(staging, out_dir, request.max_rejects)
             write_schema(out_dir, output_columns(spec.keep))
     result = count_outputs(out_dir)
@@ -191,6 +270,49 @@ def _check_same_job(path: Path, spec: FlinkJobSpec, resuming: bool) -> None:
                 "another output folder (or run the earlier job again)"
             )
     path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+
+
+def _ignore(event: FlinkEvent) -> None:
+    return None
+
+
+def progress_counts(folder: Path) -> tuple[int, int]:
+    """The rows scored and rejected so far: those of the finished part files under ``folder``
+    (a bounded job's staging folder, a streaming job's output folder)."""
+    counts = count_outputs(folder)
+    return counts.rows_scored, counts.rows_rejected
+
+
+class _JobWatch:
+    """The job's output lines and the clock's ticks, as events: its id, the files and rows
+    so far (files from Flink's metrics, rows from the committed ``files/`` records)."""
+
+    def __init__(self, tell: Callable[[FlinkEvent], None], request: FlinkRequest,
+                 work: Path, folder: Path) -> None:  # fmt: skip
+        self.tell, self.jobmanager, self.total = tell, request.jobmanager, request.files
+        self.work, self.folder = work, folder
+        self.job_id: str | None = None
+        self._rows, self._files = (0, 0), 0
+
+    def line(self, text: str) -> None:
+        match = JOB_ID.search(text) if self.job_id is None else None
+        if match is not None:
+            self.job_id = match.group(1)
+            self.tell(JobSubmitted(self.job_id, web_ui(self.jobmanager, self.job_id)))
+
+    def tick(self) -> None:
+        address = self.jobmanager or embedded_rest_address(self.work)
+        done = files_done(address, self.job_id) if address and self.job_id else None
+        if done is not None and done > self._files:
+            self._files = done
+            self.tell(FilesSoFar(done, self.total))
+        try:
+            rows = progress_counts(self.folder)
+        except (OSError, ValueError, csv.Error):  # a part file renamed while read: next time
+            return
+        if rows != self._rows:
+            self._rows = rows
+            self.tell(RowsSoFar(*rows))
 
 
 def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
@@ -220,62 +342,68 @@ def resumes(request: FlinkRequest) -> bool:
     return kept is not None and latest_checkpoint(Path(kept)) is not None
 
 
-def _run(home: FlinkHome, request: FlinkRequest, job: Path, log: Path) -> str | None:
-    if request.jobmanager is None:
-        if request.from_savepoint is not None:
-            raise UsageError("a savepoint is restored on a cluster only",
-                             fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
-        _logged([sys.executable, str(job)], home, log, "the embedded Flink job")
-        return None
-    check_reachable(request.jobmanager)
-    python = request.spec.python_executable  # runs job.py (-pyclientexec) and the workers
-    command = [str(home.flink), "run", "-m", request.jobmanager, "-py", str(job),
-               "-pyclientexec", python, "-pyexec", python]  # fmt: skip
-    if request.spec.streaming:
-        command.insert(2, "-d")
-    if request.from_savepoint is not None:
-        command[2:2] = ["-s", request.from_savepoint]
-    output = _logged(command, home, log, f"the Flink job on {request.jobmanager}")
-    match = JOB_ID.search(output)
-    return match.group(1) if match else None
+def _run(
+    home: FlinkHome, request: FlinkRequest, job: Path, log: Path, watch: _JobWatch
+) -> str | None:
+    """Run the job file embedded, or ``flink run`` it on the cluster; the job's id if seen.
+
+    Interrupted (or failed) on a cluster once the job had its id, the job is cancelled
+    there: an attached job would outlive its client.
+    """
+    spec, jobmanager = request.spec, request.jobmanager
+    if jobmanager is None:
+        command, what = [spec.python_executable, str(job)], "the embedded Flink job"
+    else:
+        savepoint = None if request.from_savepoint is None else flink_uri(request.from_savepoint)
+        command = cluster_command(home.flink, jobmanager, job, spec.python_executable,
+                                  detached=spec.streaming, savepoint=savepoint)  # fmt: skip
+        what = f"the Flink job on {jobmanager}"
+    watch.tell(JobStarting(jobmanager, spec.streaming, log))
+    try:
+        _logged(command, home, log, what, on_line=watch.line, on_tick=watch.tick)
+    except BaseException:
+        if jobmanager is not None and watch.job_id is not None:
+            with interrupts.cleaning():
+                cancel_job(jobmanager, watch.job_id)
+        raise
+    return watch.job_id
 
 
-def stop_job(jobmanager: str, job_id: str, savepoint_dir: str, log: Path) -> str:
-    """Stop a streaming job with a savepoint; the savepoint's path."""
+def stop_job(jobmanager: str, job_id: str, savepoint_dir: str) -> str:
+    """Stop a streaming job with a savepoint under ``savepoint_dir`` (a path or a URI, see
+    ``flink_uri``); the savepoint's path.
+
+    Nothing but the savepoint is written there: the client's log goes to a temporary
+    folder, removed on success, named in the error otherwise.
+    """
+    split_address(jobmanager)
     home = flink_home()
-    check_reachable(jobmanager)
-    command = [str(home.flink), "stop", "-m", jobmanager, "--savepointPath", savepoint_dir, job_id]
+    check_rest(jobmanager)
+    logs = Path(tempfile.mkdtemp(prefix="churnctl-flink-stop-"))
+    log = logs / "stop.log"
+    command = [str(home.flink), "stop", "-m", jobmanager,
+               "--savepointPath", flink_uri(savepoint_dir), job_id]  # fmt: skip
     output = _logged(command, home, log, f"stopping job {job_id} on {jobmanager}")
     match = SAVEPOINT.search(output)
     if match is None:
         raise FlinkError(f"job {job_id} stopped but no savepoint path was reported; see {log}")
+    shutil.rmtree(logs, ignore_errors=True)
     return match.group(1)
 
 
-def check_reachable(jobmanager: str) -> None:
-    """Refuse an address no Flink REST endpoint answers on, naming it."""
-    host, _, port = jobmanager.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"the job manager must be HOST:PORT, got {jobmanager!r}",
-                         fix=Fix("jobmanager", "127.0.0.1:8081"))  # fmt: skip
-    try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
-            pass
-    except OSError as exc:
-        raise FlinkError(f"cannot reach the Flink cluster at {jobmanager} "
-                         f"({exc.strerror or exc}); is it running?") from None  # fmt: skip
-
-
-def _logged(command: list[str], home: FlinkHome, log: Path, what: str) -> str:
-    """Run ``command`` with its output appended to ``log``; its output, or a FlinkError."""
+def _logged(
+    command: list[str], home: FlinkHome, log: Path, what: str, *,
+    on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None,
+) -> str:  # fmt: skip
+    """Run ``command`` with its output appended to ``log`` as it comes; the tail of its
+    output, or a FlinkError with its root cause."""
     # Flink's own log files beside ours, not in the package's log/ (FLINK_LOG_DIR wins)
     env = {"FLINK_LOG_DIR": str(log.parent), **home.environment}
-    done = subprocess.run(command, env=env, capture_output=True, text=True,
-                          errors="replace", stdin=subprocess.DEVNULL)  # fmt: skip
-    output = done.stdout + done.stderr
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(command)}\n{output}\n")
-    if done.returncode != 0:
+    with log.open("ab") as handle:
+        handle.write(f"$ {shlex.join(command)}\n".encode("utf-8", "backslashreplace"))
+        code, output = run_logged(command, env, handle, on_line=on_line, on_tick=on_tick,
+                                  every=PROGRESS_EVERY)  # fmt: skip
+    if code != 0:
         raise FlinkError(f"{what} failed: {root_cause(output)} (full log: {log})")
     return output
 
@@ -319,29 +447,27 @@ def finished_parts(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
 
 
-def check_paths(spec: FlinkJobSpec) -> None:
+def check_paths(input: str, out_dir: str) -> None:
     """Refuse a path Flink would read as another one (it takes a backslash for a slash)."""
-    for what, path in (("input", spec.input), ("output folder", spec.out_dir)):
-        if "\\" in path:
+    for what, path in (("input", input), ("output folder", out_dir)):
+        if "\\" in str(Path(path).resolve()):
             raise UsageError(f"{path}: Flink reads a backslash in a path as '/', so it cannot "
                              f"use this {what}; rename it without a backslash")  # fmt: skip
 
 
-def check_inputs(spec: FlinkJobSpec, scorer: Scorer) -> list[str]:
-    """Before a bounded job: the files it will read, each refused now if ``score`` would refuse
-    it (no needed column by its own header, unreadable, not a regular file ...)."""
-    root = Path(spec.input)
-    if root.is_dir():
-        others = scan_folder(root, NameRules()).others
+def check_inputs(files: list[str], scorer: Scorer, options: ReadOptions) -> None:
+    """Before a bounded job: refuse now each input file ``score`` would refuse (no needed
+    column by its own header, unreadable ...) and any other entry with an input name in an
+    input folder (a link, a FIFO, a folder: Flink would read it)."""
+    for folder in sorted({str(Path(f).parent) for f in files}):
+        others = scan_folder(Path(folder), NameRules()).others
         for name, stat in sorted(others.items()):
-            raise InputError(f"{root / name}: is a {kind_of(stat.st_mode)}, not a regular file: "
-                             "Flink would read it; move it out of the input folder")  # fmt: skip
-    files = expand_inputs([spec.input])
+            raise InputError(f"{Path(folder) / name}: is a {kind_of(stat.st_mode)}, not a "
+                             "regular file: Flink would read it; move it out of the input "
+                             "folder")  # fmt: skip
     for file in files:
-        opened = open_source(file, scorer.required_columns, spec.read_options,
-                             columns=Columns(scorer.keep))  # fmt: skip
+        opened = open_source(file, scorer.required_columns, options, columns=Columns(scorer.keep))
         opened.close()
-    return files
 
 
 def changed_after_read(result: FlinkResult) -> list[FileCounts]:
@@ -404,13 +530,3 @@ def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:
         f"{limit}; nothing was published" + (f" ({note})" if note else ""),
         fix=DECIMAL_FIX if note else Fix("max_rejects", "100%", "to never fail on rejects"),
     )
-
-
-@contextlib.contextmanager
-def _staging(staging: Path | None) -> Iterator[None]:
-    """A bounded job's staging folder, removed whatever happens."""
-    try:
-        yield
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)

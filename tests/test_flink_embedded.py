@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -31,10 +32,13 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from process_helpers import Proc, group, launcher_of, wait_until_gone
 from test_cli import assert_clean_error, plain, run
+from test_flink_submit_units import hint_lines
 
 from churnctl.errors import UsageError
 from churnctl.flink_job import SCHEMA_FILE, FlinkJobSpec
+from churnctl.flink_launch import GRACE
 from churnctl.flink_render import render_job
 from churnctl.flink_submit import WORK_FOLDER, count_outputs, finished_parts, root_cause
 from churnctl.generate import COLUMNS
@@ -239,7 +243,8 @@ def start(
 
 @contextlib.contextmanager
 def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
-    """Whatever happens, the process and its session (JVM, Python workers) end."""
+    """Whatever happens, the process and its session end, and so does its job's own
+    process group (flink-submit runs the job, its JVM and Python workers, in one)."""
     try:
         yield
     finally:
@@ -247,6 +252,9 @@ def stopped(process: subprocess.Popen[Any]) -> Iterator[None]:
 
 
 def kill_session(process: subprocess.Popen[Any], first: int = signal.SIGTERM) -> None:
+    """End the process, its session, and its job's own process group (with the launcher's
+    grace), whatever it takes."""
+    launcher = launcher_of(process.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, first)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -261,6 +269,9 @@ def kill_session(process: subprocess.Popen[Any], first: int = signal.SIGTERM) ->
         except ProcessLookupError:
             break
         time.sleep(0.2)
+    for proc in wait_until_gone(launcher.pgid, GRACE + 5) if launcher else []:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
 
 
 def records(folder: Path) -> list[list[str]]:
@@ -339,7 +350,7 @@ def test_batch_summary_counts_records(batch: BatchRuns, scored_by_score: Path) -
 def test_reject_limit_publishes_nothing(batch: BatchRuns) -> None:
     """8 of 120 rows rejected is over the default 5%: exit 3, no part file published."""
     assert batch.limited.returncode == 3, batch.limited.stderr
-    message = plain(batch.limited.stderr)
+    message = plain(batch.limited.stderr.strip().splitlines()[-1])  # after the progress lines
     assert message.startswith("Error: 8 of 120 rows rejected"), message
     assert "nothing was published" in message and "Traceback" not in batch.limited.stderr
     for name in ("scored", "rejects", "files"):
@@ -351,7 +362,7 @@ def test_reject_limit_publishes_nothing(batch: BatchRuns) -> None:
 
 def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path) -> None:
     """--emit writes the job file and starts no Flink (fast); it is the file the batch run
-    ran with ``python job.py`` but for out_dir (which there is the staging folder)."""
+    left in OUT (its run had a copy pointing into its staging folder, removed with it)."""
     job = tmp_path / "job.py"
     started = time.monotonic()
     result = run(["flink-submit", batch.input, "--out", batch.out, "--max-rejects", "100%",
@@ -361,8 +372,7 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     assert f"wrote {job}" in plain(result.stderr)
     emitted = spec_keywords(job.read_text(encoding="utf-8"))
     ran = spec_keywords((batch.out / WORK_FOLDER / "job.py").read_text(encoding="utf-8"))
-    assert Path(ran.pop("out_dir")).parent == batch.out / WORK_FOLDER
-    assert emitted.pop("out_dir") == str(batch.out)
+    assert emitted["out_dir"] == str(batch.out)
     assert emitted == ran
     assert emitted["keep"] == ("CustomerId", NOTE)
 
@@ -453,6 +463,108 @@ def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None
     assert counts.rows_scored == len(expected) and counts.rows_rejected == 0
 
 
+# ------------------------------------------------------------------ the process group (item 7)
+
+
+def big_file(path: Path, n: int) -> Path:
+    """``n`` clean rows: enough for the job to be still scoring when the test acts."""
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in text_rows(1000, 9)]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for i in range(n):
+            row = rows[i % len(rows)]
+            row["CustomerId"] = str(1_000_000 + i)
+            writer.writerow([row[c] for c in COLUMNS])
+    return path
+
+
+def job_group(process: subprocess.Popen[Any], has: Any, what: str, timeout: float) -> int:
+    """The process group of ``process``'s job, once one of its members satisfies ``has``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"flink-submit ended before {what}"
+        launcher = launcher_of(process.pid)
+        if launcher is not None and any(has(p) for p in group(launcher.pgid)):
+            return launcher.pgid
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {timeout} s")
+
+
+def is_java(proc: Proc) -> bool:
+    return Path(proc.cmdline.split(" ", 1)[0]).name == "java"
+
+
+def is_worker(proc: Proc) -> bool:  # a Python worker of the job (Beam's boot)
+    return "pyflink.fn_execution" in proc.cmdline
+
+
+def assert_gone(pgid: int, timeout: float) -> None:
+    left = wait_until_gone(pgid, timeout)
+    for proc in left:  # never left behind, even when the test fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    assert left == [], left
+
+
+@needs_flink
+def test_a_killed_run_leaves_no_job_behind_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    """SIGKILL of flink-submit while its job scores: the JVM and the Python workers end
+    with it; its staging folder is left. The next run into the same OUT removes it and
+    says so; Ctrl-C stops that run and its job too (exit 130, nothing published)."""
+    out = tmp_path / "out"
+    command = [*CLI, "flink-submit", big_file(tmp_path / "big.csv", 200_000), "--out", out]
+    first = start(command)
+    with stopped(first):
+        pgid = job_group(first, is_worker, "a Python worker scoring", timeout=240)
+        assert any(is_java(p) for p in group(pgid))
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        assert_gone(pgid, GRACE + 10)
+    work = out / WORK_FOLDER
+    [staging] = [p for p in work.iterdir() if p.is_dir() and p.name.startswith("staging-")]
+    second = start(command)
+    with stopped(second):
+        pgid = job_group(second, is_java, "the JVM", timeout=120)
+        os.kill(second.pid, signal.SIGINT)
+        _, output = second.communicate(timeout=GRACE + 30)  # flink-submit tells on stderr
+        assert second.returncode == 130, output
+        assert_gone(pgid, 5)
+    said = plain(output)
+    assert f"removed 1 staging folder(s) of earlier runs that ended without cleaning up: " \
+           f"{staging}" in said  # fmt: skip
+    assert "starting Flink (embedded local MiniCluster)" in said and "Traceback" not in output
+    assert not [p for p in work.iterdir() if p.name.startswith("staging-")]
+    assert not (out / "scored").exists() and not (out / "rejects").exists()
+
+
+# ------------------------------------------------------------------ the emitted job (item 13)
+
+
+@needs_flink
+def test_the_printed_command_runs_the_emitted_job(tmp_path: Path) -> None:
+    """The command printed after --emit, run literally (shlex.split, from another folder),
+    runs the job; paths holding $(...) and spaces stay paths. OUT and the job file lie in
+    hidden sub-folders of IN ("." and "_"), which Flink never lists: nothing is read twice."""
+    folder = tmp_path / "in $(touch pwned) dir"
+    folder.mkdir()
+    expected = clean_file(folder / "a.csv", 500, 12, 6)
+    (folder / "_jobs").mkdir()
+    job, out = folder / "_jobs" / "job $(touch pwned2).py", folder / ".scored"
+    result = run(["flink-submit", folder, "--out", out, "--emit", job])
+    assert result.exit_code == 0, result.output
+    embedded, _ = hint_lines(result.stderr)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    process = start(shlex.split(embedded), cwd=elsewhere)
+    with stopped(process):
+        stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stdout + stderr
+    assert {row[0] for row in records(out / "scored")} == expected
+    assert len(records(out / "scored")) == len(expected) and records(out / "rejects") == []
+    assert not list(tmp_path.rglob("pwned*"))
+
+
 # ------------------------------------------------------------------ 6: clean failures
 
 
@@ -477,6 +589,7 @@ def test_java_missing_is_one_line(small: Path, tmp_path: Path) -> None:
     message = plain(done.stderr)
     assert message.startswith("Error: Java not found") and "Java 17" in message
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "out").exists()  # checked before anything is written
 
 
 def free_closed_port() -> int:
@@ -491,6 +604,7 @@ def test_unreachable_cluster_is_named(small: Path, tmp_path: Path) -> None:
     result = run(["flink-submit", small, "--out", tmp_path / "out", "--jobmanager",
                   f"127.0.0.1:{port}"])  # fmt: skip
     assert_clean_error(result, 1, f"cannot reach the Flink cluster at 127.0.0.1:{port}")
+    assert not (tmp_path / "out").exists()  # checked before anything is written
 
 
 def refused_entry(kind: str, folder: Path) -> Path:

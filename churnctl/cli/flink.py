@@ -1,10 +1,13 @@
 """``flink-submit``: the scoring job on embedded Flink or a Flink session cluster.
 
 The Flink modules and the scorer are imported inside the command, not to slow ``--help``.
+What the run tells as it goes (``flink_events``) is printed on stderr, one line each.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,9 +39,12 @@ from churnctl.cli.report import pair_label, pair_warning, print_demo_note
 from churnctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from churnctl.flink_events import FlinkEvent
+    from churnctl.flink_job import FlinkJobSpec
     from churnctl.flink_submit import FlinkResult
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
+    from churnctl.state import FeatureState
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -58,6 +64,7 @@ Stop = Annotated[str | None, _opt("JOB_ID", "Stop this streaming job with a save
 Savepoint = Annotated[str | None, _opt("DIR", "Folder for the savepoint of --stop.")]
 FromSavepoint = Annotated[str | None, _opt("DIR", "Resume a streaming job from a savepoint.")]
 Monitor = Annotated[str, _opt("DURATION", "--streaming: list the folder this often.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="Print the summary only, no progress.")]
 
 
 @command
@@ -84,51 +91,103 @@ def flink_submit(
     stop: Stop = None,
     savepoint: Savepoint = None,
     from_savepoint: FromSavepoint = None,
+    quiet: Quiet = False,
 ) -> None:
     """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
-    from churnctl.flink_submit import FlinkRequest, emit_job, submit
-    from churnctl.scorer import Scorer
+    from churnctl.flink_submit import FlinkRequest, emit_job, preflight, submit
 
     if stop is not None:
         return _stop(stop, jobmanager, savepoint)
     if input is None or out is None:
         raise UsageError("flink-submit needs INPUT and --out DIR")
     options = read_options(delimiter, encoding)
-    state_path = _state_path(state, train, out, (options, decimal))
-    scorer = _scorer(input, options, Scorer(
-        state_path, (model or bundled(MODEL)).resolve(), keep=parse_keep(keep),
-        threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
+    inputs = _inputs(input, out, streaming)  # INPUT first, then the training file
+    given = _state(state, train, (options, decimal))
+    scorer = _scorer(
+        inputs,
+        options,
+        given,
+        model,
+        keep=parse_keep(keep),
+        threshold=threshold,
+        allow_state_mismatch=allow_state_mismatch,
+        logits=logits,
         decimal=decimal,
-    ))  # fmt: skip
-    spec = _spec(input, out, scorer, options, state=str(state_path), streaming=streaming,
-                 parallelism=parallelism, monitor_interval=monitor_interval,
-                 settle=settle / 1000)  # fmt: skip
+    )
+    _check_files(inputs, scorer, options, parallelism, streaming)
+    # Java and the cluster last, and all before anything is written into --out
+    home = None if emit is not None else preflight(input, out, jobmanager, from_savepoint)
+    spec = _spec(input, out, scorer, options, state=str(_state_file(given, out)),
+                 streaming=streaming, parallelism=parallelism,
+                 monitor_interval=monitor_interval, settle=settle / 1000)  # fmt: skip
     pair_warning(scorer, stderr)
-    _check_inputs(spec, scorer)
     if emit is not None:
         emit_job(spec, emit)
         print_demo_note(scorer.model_name, scorer.state.source)
-        stderr.print(f"wrote {emit}: run it with python {emit}", markup=False)
+        _run_hint(emit, spec, jobmanager)
         return None
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
-                           max_rejects=parse_max_rejects(max_rejects))  # fmt: skip
-    _say_if_resuming(request)
-    result = submit(request)
+                           max_rejects=parse_max_rejects(max_rejects),
+                           files=None if streaming else len(inputs))  # fmt: skip
+    _say_if_resuming(request, quiet)
+    result = submit(request, home=home, on_event=_event_printer(quiet))
     print_demo_note(scorer.model_name, scorer.state.source)
     _report(result, jobmanager, pair_label(scorer))
     return None
 
 
-def _scorer(input: str, options: ReadOptions, scorer: Scorer) -> Scorer:
-    """The scorer with ``--keep '*'`` spelled out by the first input file's header: the
-    part files of every input share one set of columns."""
+def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
+    """The input files now there (``score``'s listing), after the folders' layout and paths
+    are checked; a streaming job may start on an empty folder."""
+    from churnctl.flink_folders import check_layout
+    from churnctl.flink_submit import check_paths
     from churnctl.input_set import expand_inputs
+
+    check_layout(Path(input), out)  # folders that feed back: before anything is read
+    check_paths(input, str(out))
+    if streaming and Path(input).is_dir():
+        return expand_inputs([input]) if _has_inputs(Path(input)) else []
+    return expand_inputs([input])
+
+
+def _has_inputs(folder: Path) -> bool:
+    from churnctl.arrivals import NameRules, list_inputs
+
+    return bool(list_inputs(folder, NameRules()))
+
+
+def _scorer(
+    inputs: list[str], options: ReadOptions, state: Path | FeatureState, model: Path | None,
+    **settings: Any,
+) -> Scorer:  # fmt: skip
+    """The scorer, with ``--keep '*'`` spelled out by the first input file's header: the
+    part files of every input share one set of columns."""
+    from churnctl.scorer import Scorer
     from churnctl.sources import read_columns
 
+    scorer = Scorer(state, (model or bundled(MODEL)).resolve(), **settings)
     if not scorer.keeps_all:
         return scorer
-    first = next(iter(expand_inputs([input])), None)
-    return scorer.keeping(read_columns(first, options) if first else [])
+    if not inputs:
+        raise UsageError("--keep '*' keeps the columns of the input files, and there is none "
+                         "yet: name the columns to keep")  # fmt: skip
+    return scorer.keeping(read_columns(inputs[0], options))
+
+
+def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parallelism: int,
+                 streaming: bool) -> None:  # fmt: skip
+    """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
+    note when there are fewer files than workers (one file is scored by one worker)."""
+    from churnctl.flink_submit import check_inputs
+
+    if streaming:
+        return
+    check_inputs(inputs, scorer, options)
+    if len(inputs) < parallelism:
+        stderr.print(
+            f"Note: {len(inputs)} input file(s) for --parallelism {parallelism}: each file "
+            "is scored by one worker; split large files to use more workers", markup=False,
+        )  # fmt: skip
 
 
 def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: Any) -> Any:
@@ -138,58 +197,96 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
     checkpoints = str((out / WORK_FOLDER / "checkpoints").resolve()) if job["streaming"] else None
     return FlinkJobSpec(
         input=str(Path(input).resolve()), out_dir=str(out.resolve()),
-        model=scorer.model_name, keep=scorer.keep,
-        threshold=scorer.threshold, logits=scorer.logits,
-        allow_state_mismatch=scorer.allow_state_mismatch, delimiter=options.delimiter,
-        decimal=scorer.decimal, encoding=options.encoding, checkpoint_dir=checkpoints, **job,
+        model=scorer.model_name, keep=scorer.keep, threshold=scorer.threshold,
+        logits=scorer.logits, allow_state_mismatch=scorer.allow_state_mismatch,
+        delimiter=options.delimiter, decimal=scorer.decimal, encoding=options.encoding,
+        checkpoint_dir=checkpoints, **job,
     )  # fmt: skip
 
 
-def _say_if_resuming(request: Any) -> None:
+def _say_if_resuming(request: Any, quiet: bool) -> None:
     from churnctl.flink_job import latest_checkpoint
     from churnctl.flink_submit import resumes
 
-    if request.jobmanager is None and resumes(request):
+    if not quiet and request.jobmanager is None and resumes(request):
         latest = latest_checkpoint(Path(request.spec.checkpoint_dir))
         stderr.print(f"resuming from the latest checkpoint, {latest}: the files read before it "
                      "are not read again", markup=False, soft_wrap=True)  # fmt: skip
 
 
-def _check_inputs(spec: Any, scorer: Scorer) -> None:
-    """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
-    note when there are fewer files than workers (one file is scored by one worker)."""
-    from churnctl.flink_submit import check_inputs, check_paths
+def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
+    """How to run the emitted job, as commands to paste (every word shell-quoted)."""
+    from churnctl.flink_submit import run_commands
 
-    check_paths(spec)
-    if spec.streaming:
-        return
-    files = check_inputs(spec, scorer)
-    if len(files) < spec.parallelism:
-        stderr.print(
-            f"Note: {len(files)} input file(s) for --parallelism {spec.parallelism}: each file "
-            "is scored by one worker; split large files to use more workers", markup=False,
-        )  # fmt: skip
+    embedded, cluster = run_commands(job, spec, jobmanager)
+    stderr.print(f"wrote {job}; run it embedded with: {shlex.join(embedded)}",
+                 markup=False, soft_wrap=True)  # fmt: skip
+    stderr.print(f"or on a Flink session cluster with: {shlex.join(cluster)}",
+                 markup=False, soft_wrap=True)  # fmt: skip
 
 
-def _state_path(
-    state: Path | None, train: str | None, out: Path, reading: tuple[ReadOptions, str]
-) -> Path:
-    """The state the job reads: given, bundled, or fitted now on ``train`` and saved.
+def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
+    """One stderr line per event; ``quiet``: only the removal of stale staging folders."""
+    from churnctl.flink_events import (
+        FilesSoFar,
+        JobStarting,
+        JobSubmitted,
+        RowsSoFar,
+        StaleStagingRemoved,
+    )  # fmt: skip
 
-    ``reading``: the training file's delimiter and decimal mark (those of the input).
+    def show(event: FlinkEvent) -> None:
+        match event:
+            case StaleStagingRemoved(folders):
+                line = (f"removed {len(folders)} staging folder(s) of earlier runs that ended "
+                        f"without cleaning up: {', '.join(map(str, folders))}")  # fmt: skip
+            case _ if quiet:
+                return
+            case JobStarting(None, streaming, log):
+                line = f"starting Flink (embedded local MiniCluster); log: {log}"
+                if streaming:
+                    line += "; it reads new files as they land until you stop it with Ctrl-C"
+            case JobStarting(jobmanager, _, log):
+                line = f"submitting to the Flink cluster at {jobmanager}; log: {log}"
+            case JobSubmitted(job_id, web_ui):
+                line = f"job {job_id} submitted" + (f"; web UI: {web_ui}" if web_ui else "")
+            case FilesSoFar(done, total):
+                line = f"files scored so far: {done:,}" + (f" of {total:,}" if total else "")
+            case RowsSoFar(scored, rejected):
+                line = f"rows so far: {scored:,} scored, {rejected:,} rejected"
+            case _:
+                return
+        stderr.print(line, markup=False, soft_wrap=True)
+
+    return show
+
+
+def _state(
+    state: Path | None, train: str | None, reading: tuple[ReadOptions, str]
+) -> Path | FeatureState:
+    """The state the job reads: given, bundled, or fitted now on ``train`` (not saved yet).
+
+    ``reading``: the training file's reading options and decimal mark (those of the input).
     """
     from churnctl.fitting import fit_state
-    from churnctl.flink_submit import WORK_FOLDER
 
     if train is None:
         return (state or bundled(STATE)).resolve()
     if state is not None:
         raise UsageError("pass either --state or --train, not both")
     options, decimal = reading
-    fitted_state = fit_state(train, read_options=options, decimal=decimal)
+    return fit_state(train, read_options=options, decimal=decimal)
+
+
+def _state_file(state: Path | FeatureState, out: Path) -> Path:
+    """The state as a file the job reads: a fitted one saved under ``out``'s work folder."""
+    from churnctl.flink_submit import WORK_FOLDER
+
+    if isinstance(state, Path):
+        return state
     fitted = out / WORK_FOLDER / "state.json"
     fitted.parent.mkdir(parents=True, exist_ok=True)
-    fitted_state.save(fitted)
+    state.save(fitted)
     return fitted.resolve()
 
 
@@ -203,8 +300,10 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
-        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; {pair}",
-                     markup=False)  # fmt: skip
+        stop = shlex.join(["churnctl", "flink-submit", "--stop", result.job_id or "JOB_ID",
+                           "--savepoint", "DIR", "--jobmanager", str(jobmanager)])  # fmt: skip
+        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; "
+                     f"{pair}; stop it with: {stop}", markup=False, soft_wrap=True)  # fmt: skip
         return
     for file in result.failed:
         error_line(f"{file.source}: {file.detail}")
@@ -231,8 +330,6 @@ def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
 
     if jobmanager is None or savepoint is None:
         raise UsageError("--stop JOB_ID needs --jobmanager HOST:PORT and --savepoint DIR")
-    log = Path(savepoint) / "stop.log"
-    Path(savepoint).mkdir(parents=True, exist_ok=True)
-    path = stop_job(jobmanager, job_id, str(Path(savepoint).resolve()), log)
+    path = stop_job(jobmanager, job_id, savepoint)  # a URI as it is, a path made absolute
     stdout.print(path, markup=False, soft_wrap=True)  # a long path must stay one line
     stderr.print(f"stopped job {job_id} with savepoint {path}", markup=False)

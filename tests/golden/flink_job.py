@@ -1,8 +1,13 @@
-"""A churnctl scoring job for Apache Flink, written by `churnctl flink-submit --emit`.
+#!/opt/venv/bin/python
+"""A churnctl scoring job for Apache Flink, written by `churnctl flink-submit`.
 
-Run it on an embedded local Flink with `python job.py`, or on a Flink session
-cluster with `flink run -m HOST:PORT -py /absolute/path/to/job.py`. It needs
-churnctl with its Flink extra (`pip install 'churnctl[flink]'`) and Java 17.
+It needs a Python with churnctl and its Flink extra (`pip install 'churnctl[flink]'`)
+and Java 17: python_executable below, which the first line names, so that `./job.py`
+runs it on an embedded local Flink, as does `PYTHON job.py` (another Python fails with
+"No module named 'churnctl'"). On a Flink session cluster, with the apache-flink
+package's bin/flink: `flink run -m HOST:PORT -py /absolute/path/to/job.py
+-pyclientexec PYTHON -pyexec PYTHON`.
+
 Flink lists the input files; each file is read and scored by churnctl's own
 reader and Scorer (the state and model below, read here and shipped to the
 workers inside the job), and scored/, rejects/ and files/ part files are

@@ -1,0 +1,59 @@
+"""What a Flink run tells while it works, as it happens: the CLI prints it, the library never.
+
+``submit`` hands each event to its ``on_event`` callback, in this order: stale staging
+folders removed (if any), the job starting, its id once Flink gives it, then the files
+and the rows so far whenever they change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StaleStagingRemoved:
+    """Staging folders of earlier runs that ended without cleaning up (killed), now removed."""
+
+    folders: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class JobStarting:
+    """The job is being started: embedded (``jobmanager`` None) or on a session cluster."""
+
+    jobmanager: str | None
+    streaming: bool
+    log: Path
+
+
+@dataclass(frozen=True)
+class JobSubmitted:
+    """Flink gave the job its id; ``web_ui`` is its page on a cluster's web UI."""
+
+    job_id: str
+    web_ui: str | None
+
+
+@dataclass(frozen=True)
+class RowsSoFar:
+    """Rows committed so far to the job's outputs."""
+
+    scored: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class FilesSoFar:
+    """Input files scored so far, as Flink's metrics count them (``total``: a bounded job's)."""
+
+    done: int
+    total: int | None
+
+
+FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar
+
+
+def web_ui(jobmanager: str | None, job_id: str) -> str | None:
+    """The job's page on the cluster's web UI (an embedded MiniCluster serves none)."""
+    return None if jobmanager is None else f"http://{jobmanager}/#/job/running/{job_id}/overview"
