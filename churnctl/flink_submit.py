@@ -448,11 +448,15 @@ def finished_parts(folder: Path) -> list[Path]:
 
 
 def check_paths(input: str, out_dir: str) -> None:
-    """Refuse a path Flink would read as another one (it takes a backslash for a slash)."""
+    """Refuse a path Flink would read as another one (it takes a backslash for a slash), and
+    an input it would not read at all (a hidden name)."""
     for what, path in (("input", input), ("output folder", out_dir)):
         if "\\" in str(Path(path).resolve()):
             raise UsageError(f"{path}: Flink reads a backslash in a path as '/', so it cannot "
                              f"use this {what}; rename it without a backslash")  # fmt: skip
+    if Path(input).resolve().name.startswith((".", "_")):
+        raise UsageError(f"{input}: Flink skips a name that starts with '.' or '_', so it "
+                         "would read nothing of this input; rename it")  # fmt: skip
 
 
 def check_inputs(files: list[str], scorer: Scorer, options: ReadOptions) -> None:
@@ -517,10 +521,11 @@ def _publish(staging: Path, out_dir: Path, limit: RejectLimit) -> None:
     counts = count_outputs(staging)
     if limit.exceeded(counts.rows_rejected, counts.rows_read, final=True):
         raise _too_many(counts, limit)
-    for name in OUTPUTS:
-        (staging / name).mkdir(exist_ok=True)
-        shutil.rmtree(out_dir / name, ignore_errors=True)  # empty: checked before the job
-        os.replace(staging / name, out_dir / name)
+    with interrupts.publishing_renames():  # a signal now waits until all are published
+        for name in OUTPUTS:
+            (staging / name).mkdir(exist_ok=True)
+            shutil.rmtree(out_dir / name, ignore_errors=True)  # empty: checked before the job
+            os.replace(staging / name, out_dir / name)
 
 
 def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:

@@ -624,6 +624,22 @@ def refused_entry(kind: str, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("name", [".landing", "_landing", "_x.csv"])
+def test_an_input_flink_would_not_read_is_refused(name: str, tmp_path: Path) -> None:
+    """Flink skips names starting with '.' or '_', the input's own name included."""
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        clean_file(path, 1, 5, 1)
+    else:
+        path.mkdir()
+        clean_file(path / "a.csv", 1, 5, 1)
+    for streaming in ([], ["--streaming"]):
+        with mock.patch("churnctl.flink_submit.submit") as submit:
+            result = run(["flink-submit", path, "--out", tmp_path / "out", *streaming])
+        assert not submit.called and not (tmp_path / "out").exists()
+        assert_clean_error(result, 2, "Flink skips a name that starts with '.' or '_'")
+
+
 def test_a_path_flink_would_misread_is_refused(tmp_path: Path) -> None:
     """Flink reads a backslash in a path as a folder separator: refused, named, up front."""
     folder = tmp_path / "in\\put"
