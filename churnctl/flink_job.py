@@ -41,6 +41,7 @@ from churnctl.sources import ReadOptions, check_read_options
 
 SCORED, REJECTS, FILES = OUTPUTS
 SCHEMA_FILE = "_schema.json"
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # file:/…, file:///…, s3://…
 FILES_DONE_METRIC = "files/__Writer.numRecordsIn"  # one files record per input file done
 CHECKPOINT_METADATA = "_metadata"
 
@@ -175,11 +176,14 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(found, key=lambda p: (p / CHECKPOINT_METADATA).stat().st_mtime_ns, default=None)
 
 
+def has_scheme(location: str) -> bool:
+    """Whether a location is a URI (``file:/sp``, ``file:///sp``, ``s3://…``, ``hdfs://…``)."""
+    return URI_SCHEME.match(location) is not None
+
+
 def as_uri(location: str) -> str:
-    """A location with a scheme (``s3://``, ``file:///``) as it is; a local path as a file URI."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location):
-        return location
-    return Path(location).resolve().as_uri()
+    """A location with a scheme as it is; a local path as a file URI."""
+    return location if has_scheme(location) else Path(location).resolve().as_uri()
 
 
 def listed_files(env: Any, spec: FlinkJobSpec) -> Any:

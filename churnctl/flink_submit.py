@@ -53,6 +53,7 @@ from churnctl.flink_events import (
 from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
 from churnctl.flink_job import (
     FlinkJobSpec,
+    has_scheme,
     latest_checkpoint,
     output_columns,
     write_schema,
@@ -74,7 +75,6 @@ IDENTITY_FILE = "streaming-job.json"  # beside the checkpoints: what a resumed j
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
 PROGRESS_EVERY = 2.0  # seconds between two looks at the rows so far
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # file:/…, file:///…, s3://…, hdfs://…
 
 
 @dataclass
@@ -159,7 +159,7 @@ def preflight(
 def flink_uri(location: str) -> str:
     """A savepoint or checkpoint location as Flink takes it: a URI (``file:///sp``,
     ``file:/sp``, ``s3://bucket/sp``, ``hdfs://nn/sp``) unchanged, a plain path made absolute."""
-    return location if _URI.match(location) else str(Path(location).resolve())
+    return location if has_scheme(location) else str(Path(location).resolve())
 
 
 def cluster_command(
