@@ -660,3 +660,18 @@ def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path: Path) ->
         process.wait(timeout=10)
     assert remove_stale_staging(tmp_path) == [holder]  # its run is gone now
     assert [p.name for p in tmp_path.iterdir()] == ["job.py"]
+
+
+def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> None:
+    from churnctl.flink_job import as_uri, latest_checkpoint
+
+    assert as_uri("s3://bucket/ck") == "s3://bucket/ck" and as_uri("file:/ck") == "file:/ck"
+    assert as_uri(str(tmp_path / "a b")) == (tmp_path / "a b").resolve().as_uri()
+    assert latest_checkpoint(tmp_path) is None
+    for job, n, age in (("j1", 7, 30), ("j2", 2, 10), ("j2", 1, 20)):
+        folder = tmp_path / job / f"chk-{n}"
+        folder.mkdir(parents=True)
+        (folder / "_metadata").write_bytes(b"x")
+        os.utime(folder / "_metadata", (time.time() - age, time.time() - age))
+    (tmp_path / "j3" / "chk-9").mkdir(parents=True)  # begun, never completed: no _metadata
+    assert latest_checkpoint(tmp_path) == tmp_path / "j2" / "chk-2"
