@@ -236,6 +236,7 @@ def submit(
     if spec.streaming:
         _check_same_job(work / IDENTITY_FILE, spec, resuming)
         write_schema(out_dir, output_columns(spec.keep))
+        prune_checkpoints(spec.checkpoint_dir)
     job = emit_job(spec, work / "job.py").resolve()  # as the user would run it again
     log = work / "job.log"
     started = time.perf_counter()
@@ -328,6 +329,17 @@ def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
 def _digest(path: str) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def prune_checkpoints(folder: str | None) -> list[Path]:
+    """Remove the checkpoints of earlier runs but the one a new run resumes from (the
+    newest complete one): at most two runs' checkpoints are ever kept. The removed."""
+    if folder is None or (latest := latest_checkpoint(Path(folder))) is None:
+        return []
+    older = [job for job in Path(folder).iterdir() if job.is_dir() and job != latest.parent]
+    for job in older:
+        shutil.rmtree(job, ignore_errors=True)
+    return older
 
 
 def resumes(request: FlinkRequest) -> bool:

@@ -675,3 +675,7 @@ def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> N
         os.utime(folder / "_metadata", (time.time() - age, time.time() - age))
     (tmp_path / "j3" / "chk-9").mkdir(parents=True)  # begun, never completed: no _metadata
     assert latest_checkpoint(tmp_path) == tmp_path / "j2" / "chk-2"
+    removed = flink_submit.prune_checkpoints(str(tmp_path))
+    assert sorted(p.name for p in removed) == ["j1", "j3"]
+    assert [p.name for p in tmp_path.iterdir()] == ["j2"]
+    assert flink_submit.prune_checkpoints(None) == []
