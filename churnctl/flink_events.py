@@ -51,7 +51,15 @@ class FilesSoFar:
     total: int | None
 
 
-FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar
+@dataclass(frozen=True)
+class FileChanged:
+    """A streaming job's input file changed after the job read it: what changed is not read."""
+
+    source: str
+    detail: str
+
+
+FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar | FileChanged
 
 
 def web_ui(jobmanager: str | None, job_id: str) -> str | None:

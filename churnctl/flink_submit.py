@@ -42,6 +42,7 @@ from churnctl.errors import (
 )  # fmt: skip
 from churnctl.file_scoring import RunSummary
 from churnctl.flink_events import (
+    FileChanged,
     FilesSoFar,
     FlinkEvent,
     JobStarting,
@@ -252,8 +253,9 @@ def submit(
             write_schema(out_dir, output_columns(spec.keep))
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
-    result.changed = changed_after_read(result)
-    record_changes(out_dir, result.changed)
+    if not spec.streaming:  # a streaming job's are told as they are seen (_JobWatch)
+        result.changed = changed_after_read(result)
+        record_changes(out_dir, result.changed)
     return result
 
 
@@ -277,23 +279,18 @@ def _ignore(event: FlinkEvent) -> None:
     return None
 
 
-def progress_counts(folder: Path) -> tuple[int, int]:
-    """The rows scored and rejected so far: those of the finished part files under ``folder``
-    (a bounded job's staging folder, a streaming job's output folder)."""
-    counts = count_outputs(folder)
-    return counts.rows_scored, counts.rows_rejected
-
-
 class _JobWatch:
     """The job's output lines and the clock's ticks, as events: its id, the files and rows
-    so far (files from Flink's metrics, rows from the committed ``files/`` records)."""
+    so far (files from Flink's metrics, rows from the committed ``files/`` records), and,
+    streaming, each input file that changed after the job read it (also recorded)."""
 
     def __init__(self, tell: Callable[[FlinkEvent], None], request: FlinkRequest,
                  work: Path, folder: Path) -> None:  # fmt: skip
         self.tell, self.jobmanager, self.total = tell, request.jobmanager, request.files
+        self.streaming = request.spec.streaming
         self.work, self.folder = work, folder
         self.job_id: str | None = None
-        self._rows, self._files = (0, 0), 0
+        self._rows, self._files, self._changed = (0, 0), 0, set[tuple[str, int, int]]()
 
     def line(self, text: str) -> None:
         match = JOB_ID.search(text) if self.job_id is None else None
@@ -308,12 +305,22 @@ class _JobWatch:
             self._files = done
             self.tell(FilesSoFar(done, self.total))
         try:
-            rows = progress_counts(self.folder)
+            counts = count_outputs(self.folder)
         except (OSError, ValueError, csv.Error):  # a part file renamed while read: next time
             return
-        if rows != self._rows:
-            self._rows = rows
-            self.tell(RowsSoFar(*rows))
+        if (counts.rows_scored, counts.rows_rejected) != self._rows:
+            self._rows = (counts.rows_scored, counts.rows_rejected)
+            self.tell(RowsSoFar(*self._rows))
+        if self.streaming:
+            self._tell_changes(counts)
+
+    def _tell_changes(self, counts: FlinkResult) -> None:
+        changed = [f for f in changed_after_read(counts)
+                   if (f.source, f.bytes, f.mtime_ns) not in self._changed]  # fmt: skip
+        self._changed.update((f.source, f.bytes, f.mtime_ns) for f in changed)
+        record_changes(self.folder, changed)
+        for file in changed:
+            self.tell(FileChanged(file.source, file.detail))
 
 
 def job_identity(spec: FlinkJobSpec) -> dict[str, object]:

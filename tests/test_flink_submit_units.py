@@ -679,3 +679,40 @@ def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> N
     assert sorted(p.name for p in removed) == ["j1", "j3"]
     assert [p.name for p in tmp_path.iterdir()] == ["j2"]
     assert flink_submit.prune_checkpoints(None) == []
+
+
+# A streaming job that reads a.csv (its files record says so) and whose producer then
+# appends to it, against the convention: what was appended is never read by Flink.
+GROWING_JOB = """\
+import os, pathlib, time
+out = pathlib.Path({out_dir!r})
+source = pathlib.Path({source!r})
+print("Job has been submitted with JobID {job_id}", flush=True)
+stat = source.stat()
+(out / "files").mkdir(parents=True, exist_ok=True)
+record = f"{{source}},{{stat.st_size}},{{stat.st_mtime_ns}},3,0,read,\\n"
+(out / "files" / "part-0.csv").write_text(record)
+time.sleep({pause})
+with source.open("a") as handle:
+    handle.write("late,row\\\\n")
+time.sleep({pause})
+"""
+
+
+def test_a_streaming_run_reports_a_file_changed_after_it_was_read(
+    tmp_path: Path, fake_flink: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flink lists a file once: an embedded streaming run watches the files its job read,
+    warns once of each that changed after, and records it beside the rejects."""
+    folder, out = small_input(tmp_path), tmp_path / "out"
+    source = folder / "a.csv"
+    text = GROWING_JOB.format(out_dir=str(out.resolve()), source=str(source), job_id=JOB_ID,
+                              pause=1.5 * flink_submit.PROGRESS_EVERY)  # fmt: skip
+    monkeypatch.setattr(flink_submit, "render_job", lambda spec: text)
+    result = run(["flink-submit", folder, "--out", out, "--streaming", "--quiet"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in plain_lines(result.stderr) if line.startswith("Warning:")]
+    assert len(warnings) == 1 and str(source) in warnings[0], result.stderr
+    assert "changed after the job read it" in warnings[0]
+    [row] = list(csv.reader((out / "rejects" / "changed-after-read.csv").open(encoding="utf-8")))
+    assert row[0] == str(source) and row[1:3] == ["", ""]
