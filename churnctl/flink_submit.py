@@ -15,9 +15,7 @@ limit holds. The counts are read from the job's own output files.
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
-import json
 import os
 import re
 import shlex
@@ -30,17 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from churnctl import interrupts
-from churnctl.arrivals import NameRules, scan_folder
 from churnctl.errors import (
     ChurnctlError,
     Fix,
     FlinkError,
-    InputError,
     OutputError,
     TooManyRejectsError,
     UsageError,
 )  # fmt: skip
-from churnctl.file_scoring import RunSummary
 from churnctl.flink_events import (
     FileChanged,
     FilesSoFar,
@@ -59,20 +54,22 @@ from churnctl.flink_job import (
     output_columns,
     write_schema,
 )  # fmt: skip
+from churnctl.flink_outputs import (
+    FlinkResult,
+    changed_after_read,
+    count_outputs,
+    finished_parts,
+    record_changes,
+)  # fmt: skip
 from churnctl.flink_process import run_logged
 from churnctl.flink_progress import embedded_rest_address, files_done
 from churnctl.flink_render import render_job
 from churnctl.flink_rest import cancel_job, check_rest, split_address
-from churnctl.flink_scoring import CHANGED, FAILED, FILES, OUTPUTS, READ, FileCounts
-from churnctl.held import kind_of
+from churnctl.flink_resume import IDENTITY_FILE, check_same_job, prune_checkpoints
+from churnctl.flink_scoring import OUTPUTS
 from churnctl.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
-from churnctl.scorer import Scorer
-from churnctl.sources import Columns, ReadOptions, open_source
-from churnctl.state import load_state
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
-CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after they were read
-IDENTITY_FILE = "streaming-job.json"  # beside the checkpoints: what a resumed job must be
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
 PROGRESS_EVERY = 2.0  # seconds between two looks at the rows so far
@@ -87,28 +84,6 @@ class FlinkRequest:
     from_savepoint: str | None = None
     max_rejects: RejectLimit = DEFAULT_LIMIT
     files: int | None = None  # a bounded job's input files, for its progress
-
-
-@dataclass
-class FlinkResult(RunSummary):
-    """What a run did: the counts of a finished job (``RunSummary``'s), or a submitted job."""
-
-    out_dir: Path = Path()
-    job_id: str | None = None
-    log: Path | None = None
-    finished: bool = True
-    files: list[FileCounts] = field(default_factory=list)  # what each input file gave
-    changed: list[FileCounts] = field(default_factory=list)  # changed after the job read them
-
-    def add(self, counts: FileCounts) -> None:
-        self.files.append(counts)
-        self.rows_scored += counts.rows_scored
-        self.rows_rejected += counts.rows_rejected
-
-    @property
-    def failed(self) -> list[FileCounts]:
-        """The files not read (to their end), or changed while they were read."""
-        return [f for f in self.files if f.status != READ]
 
 
 @dataclass
@@ -235,7 +210,7 @@ def submit(
     _check_out_dir(out_dir, resumable=resuming)
     work.mkdir(parents=True, exist_ok=True)
     if spec.streaming:
-        _check_same_job(work / IDENTITY_FILE, spec, resuming)
+        check_same_job(work / IDENTITY_FILE, spec, resuming)
         write_schema(out_dir, output_columns(spec.keep))
         prune_checkpoints(spec.checkpoint_dir)
     job = emit_job(spec, work / "job.py").resolve()  # as the user would run it again
@@ -257,22 +232,6 @@ def submit(
         result.changed = changed_after_read(result)
         record_changes(out_dir, result.changed)
     return result
-
-
-def _check_same_job(path: Path, spec: FlinkJobSpec, resuming: bool) -> None:
-    """A streaming job resumes only the job it is (same input, state, model and outputs):
-    its identity is kept beside its checkpoints."""
-    identity = job_identity(spec)
-    if resuming and path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in identity if before.get(k) != identity[k])
-        if changed:
-            raise OutputError(
-                f"{spec.out_dir}: holds the outputs and checkpoints of a streaming job with "
-                f"another {', '.join(changed)}; resuming it would mix two jobs' rows; choose "
-                "another output folder (or run the earlier job again)"
-            )
-    path.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
 
 
 def _ignore(event: FlinkEvent) -> None:
@@ -321,32 +280,6 @@ class _JobWatch:
         record_changes(self.folder, changed)
         for file in changed:
             self.tell(FileChanged(file.source, file.detail))
-
-
-def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
-    """What makes two streaming runs one job: what they read, score with, and write."""
-    return {
-        "input": spec.input, "state": load_state(Path(spec.state)).fingerprint,
-        "model": _digest(spec.model),
-        "keep": list(spec.keep), "threshold": spec.threshold, "logits": spec.logits,
-        "delimiter": spec.delimiter, "decimal": spec.decimal, "encoding": spec.encoding,
-    }  # fmt: skip
-
-
-def _digest(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def prune_checkpoints(folder: str | None) -> list[Path]:
-    """Remove the checkpoints of earlier runs but the one a new run resumes from (the
-    newest complete one): at most two runs' checkpoints are ever kept. The removed."""
-    if folder is None or (latest := latest_checkpoint(Path(folder))) is None:
-        return []
-    older = [job for job in Path(folder).iterdir() if job.is_dir() and job != latest.parent]
-    for job in older:
-        shutil.rmtree(job, ignore_errors=True)
-    return older
 
 
 def resumes(request: FlinkRequest) -> bool:
@@ -442,85 +375,6 @@ def root_cause(output: str) -> str:
     last = output.strip().splitlines()[-1:] or ["no output"]
     line = (ours or causes or errors or last)[-1]
     return line if len(line) <= 400 else line[:400] + "…"
-
-
-def count_outputs(out_dir: Path) -> FlinkResult:
-    """What a job's ``files/`` records say: rows scored and rejected, and the files read."""
-    result = FlinkResult(out_dir=out_dir)
-    for part in finished_parts(out_dir / FILES):
-        with part.open(encoding="utf-8", newline="") as handle:
-            for row in csv.reader(handle):
-                result.add(_file_counts(row))
-    return result
-
-
-def _file_counts(row: list[str]) -> FileCounts:
-    source, size, mtime, scored, rejected, status, detail = row
-    return FileCounts(source, int(size), int(mtime), int(scored), int(rejected), status, detail)
-
-
-def finished_parts(folder: Path) -> list[Path]:
-    """Finished part files (Flink keeps in-progress ones hidden, with a leading dot)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-
-
-def check_paths(input: str, out_dir: str) -> None:
-    """Refuse a path Flink would read as another one (it takes a backslash for a slash), and
-    an input it would not read at all (a hidden name)."""
-    for what, path in (("input", input), ("output folder", out_dir)):
-        if "\\" in str(Path(path).resolve()):
-            raise UsageError(f"{path}: Flink reads a backslash in a path as '/', so it cannot "
-                             f"use this {what}; rename it without a backslash")  # fmt: skip
-    if Path(input).resolve().name.startswith((".", "_")):
-        raise UsageError(f"{input}: Flink skips a name that starts with '.' or '_', so it "
-                         "would read nothing of this input; rename it")  # fmt: skip
-
-
-def check_inputs(files: list[str], scorer: Scorer, options: ReadOptions) -> None:
-    """Before a bounded job: refuse now each input file ``score`` would refuse (no needed
-    column by its own header, unreadable ...) and any other entry with an input name in an
-    input folder (a link, a FIFO, a folder: Flink would read it)."""
-    for folder in sorted({str(Path(f).parent) for f in files}):
-        others = scan_folder(Path(folder), NameRules()).others
-        for name, stat in sorted(others.items()):
-            raise InputError(f"{Path(folder) / name}: is a {kind_of(stat.st_mode)}, not a "
-                             "regular file: Flink would read it; move it out of the input "
-                             "folder")  # fmt: skip
-    for file in files:
-        opened = open_source(file, scorer.required_columns, options, columns=Columns(scorer.keep))
-        opened.close()
-
-
-def changed_after_read(result: FlinkResult) -> list[FileCounts]:
-    """The input files read whole whose size or mtime is not what the job read: each with
-    what it is now (``bytes``, ``mtime_ns``) and why it matters (``detail``)."""
-    changed = []
-    for done in result.files:
-        try:
-            now = os.stat(done.source, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # removed after it was read: nothing of it is lost
-        if done.status != FAILED and (now.st_size, now.st_mtime_ns) != (done.bytes, done.mtime_ns):
-            detail = (f"changed after the job read it ({done.bytes:,} bytes read, "
-                      f"{now.st_size:,} now): what changed was not scored; write files "
-                      "elsewhere and rename them into the folder when complete")  # fmt: skip
-            changed.append(replace(done, bytes=now.st_size, mtime_ns=now.st_mtime_ns,
-                                   status=CHANGED, detail=detail))  # fmt: skip
-    return changed
-
-
-def record_changes(out_dir: Path, changed: list[FileCounts]) -> Path | None:
-    """Append a file-level rejects record per changed file to ``rejects/CHANGES_FILE``."""
-    if not changed:
-        return None
-    path = out_dir / OUTPUTS[1] / CHANGES_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(
-            [f.source, "", "", f.detail, ""] for f in changed)  # fmt: skip
-    return path
 
 
 def _check_out_dir(out_dir: Path, resumable: bool) -> None:

@@ -39,8 +39,9 @@ from test_flink_submit_units import hint_lines
 from churnctl.errors import UsageError
 from churnctl.flink_job import SCHEMA_FILE, FlinkJobSpec
 from churnctl.flink_launch import GRACE
+from churnctl.flink_outputs import count_outputs, finished_parts
 from churnctl.flink_render import render_job
-from churnctl.flink_submit import WORK_FOLDER, count_outputs, finished_parts, root_cause
+from churnctl.flink_submit import WORK_FOLDER, root_cause
 from churnctl.generate import COLUMNS
 from tests.csv_rows import text_rows
 from tests.hostile_inputs import NOTE, write_hostile_folder

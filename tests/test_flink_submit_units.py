@@ -25,9 +25,10 @@ from churnctl import flink_submit
 from churnctl.errors import UsageError
 from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
 from churnctl.flink_job import FlinkJobSpec
+from churnctl.flink_outputs import count_outputs
 from churnctl.flink_render import shebang
 from churnctl.flink_rest import cancel_job, check_rest, split_address
-from churnctl.flink_submit import FlinkError, FlinkRequest, check_java, count_outputs, flink_uri
+from churnctl.flink_submit import FlinkError, FlinkRequest, check_java, flink_uri
 from tests.csv_rows import text_rows
 
 
@@ -85,8 +86,13 @@ def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Pat
     """Flink lists a file once: rows appended after the job read it would be lost unseen.
     A file whose size or mtime is not what was read is reported, and recorded beside the
     rejects; a file removed after it was read, or one not read at all, is not."""
+    from churnctl.flink_outputs import (
+        CHANGES_FILE,
+        FlinkResult,
+        changed_after_read,
+        record_changes,
+    )  # fmt: skip
     from churnctl.flink_scoring import FileCounts
-    from churnctl.flink_submit import CHANGES_FILE, FlinkResult, changed_after_read, record_changes
 
     kept, grown, gone, failed = (tmp_path / f"{n}.csv" for n in ("kept", "grown", "gone", "bad"))
     result = FlinkResult()
@@ -675,10 +681,12 @@ def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> N
         os.utime(folder / "_metadata", (time.time() - age, time.time() - age))
     (tmp_path / "j3" / "chk-9").mkdir(parents=True)  # begun, never completed: no _metadata
     assert latest_checkpoint(tmp_path) == tmp_path / "j2" / "chk-2"
-    removed = flink_submit.prune_checkpoints(str(tmp_path))
+    from churnctl.flink_resume import prune_checkpoints
+
+    removed = prune_checkpoints(str(tmp_path))
     assert sorted(p.name for p in removed) == ["j1", "j3"]
     assert [p.name for p in tmp_path.iterdir()] == ["j2"]
-    assert flink_submit.prune_checkpoints(None) == []
+    assert prune_checkpoints(None) == []
 
 
 # A streaming job that reads a.csv (its files record says so) and whose producer then

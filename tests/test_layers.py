@@ -21,7 +21,8 @@ LAYERS: dict[str, int] = {
     "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8, "names": 0, "held": 0,
     "locks": 0, "watch_settings": 7,
     "flink_scoring": 8, "flink_job": 9, "flink_render": 10, "flink_progress": 10,
-    "flink_submit": 11, "flink_events": 0, "flink_launch": 0, "flink_folders": 1,
+    "flink_submit": 11, "flink_outputs": 9, "flink_inputs": 7, "flink_resume": 10,
+    "flink_events": 0, "flink_launch": 0, "flink_folders": 1,
     "flink_process": 1, "flink_rest": 1,
     "defaults": 0, "version": 0, "cli": 12, "__init__": 8, "interrupts": 0, "__main__": 13,
 }  # fmt: skip

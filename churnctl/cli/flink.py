@@ -41,7 +41,7 @@ from churnctl.errors import UsageError
 if TYPE_CHECKING:
     from churnctl.flink_events import FlinkEvent
     from churnctl.flink_job import FlinkJobSpec
-    from churnctl.flink_submit import FlinkResult
+    from churnctl.flink_outputs import FlinkResult
     from churnctl.scorer import Scorer
     from churnctl.sources import ReadOptions
     from churnctl.state import FeatureState
@@ -140,7 +140,7 @@ def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
     """The input files now there (``score``'s listing), after the folders' layout and paths
     are checked; a streaming job may start on an empty folder."""
     from churnctl.flink_folders import check_layout
-    from churnctl.flink_submit import check_paths
+    from churnctl.flink_inputs import check_paths
     from churnctl.input_set import expand_inputs
 
     check_layout(Path(input), out)  # folders that feed back: before anything is read
@@ -178,7 +178,7 @@ def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parall
                  streaming: bool) -> None:  # fmt: skip
     """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
     note when there are fewer files than workers (one file is scored by one worker)."""
-    from churnctl.flink_submit import check_inputs
+    from churnctl.flink_inputs import check_inputs
 
     if streaming:
         return
