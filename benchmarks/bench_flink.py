@@ -4,7 +4,7 @@
                                                   [--variants s,f,score,s1,s2] [--smoke]
                                                   [--markdown FILE]
 
-Five variants, each run in its own fresh subprocess (so each Flink variant has its
+Six variants, each run in its own fresh subprocess (so each Flink variant has its
 own local MiniCluster, JVM and Python workers), on the same rows made by
 ``churnctl.generate`` (bundled state and model), as one CSV file and as ``--parts``
 (4) CSV files:
@@ -16,6 +16,9 @@ own local MiniCluster, JVM and Python workers), on the same rows made by
   line breaks) and yields the file's ``files`` record: no parsing, no scoring. It
   is what the engine costs around churnctl's reading and scoring;
 * ``score``: ``churnctl score FILE -o OUT``, a whole process, on the same file;
+* ``cli``: ``churnctl flink-submit FILE --out OUT``, a whole process (its checks,
+  ``python job.py`` as its own process, the publishing), on the same file: what a
+  user waits for;
 * ``s1``: churnctl's job, parallelism 1, on the ``--parts`` files;
 * ``s2``: churnctl's job, parallelism 2, on the same ``--parts`` files. A file is
   the job's unit of work (one worker reads and scores a whole file), so the
@@ -32,20 +35,24 @@ is the job's net runtime as Flink itself measured it (``JobExecutionResult``:
 from submission to the end, Python workers included, no JVM or client start-up),
 which is far less noisy (``run_job`` keeps its job client to itself: the child
 records the one ``execute_async`` returns). The variants of ``--startup-variants``
-(``s``, ``f``, ``score``) also run on ``--startup-rows`` (1,000) rows: their
+(``s``, ``f``, ``score``, ``cli``) also run on ``--startup-rows`` (1,000) rows: their
 start-up, and their net time (job time, or ``score``'s wall time, less the small
 run's). There are ``--repeat`` (3) rounds; each runs the small runs, then the main
 runs, the variants interleaved, so that a slow spell of the shared machine hits
 them all; medians are reported.
 
-Figures: the job time of ``s`` against ``score``'s wall time on the same rows;
-their net rows/s; ``s`` less the floor (churnctl's reading, scoring and output in
-the job) and ``s`` over the floor (target); ``s2`` against ``s1`` (target).
+Figures: the job time of ``s`` and the wall time of ``cli`` against ``score``'s
+wall time on the same rows; the net rows/s of ``s`` and ``score``; ``s`` less the
+floor (churnctl's reading, scoring and output in the job) and ``s`` over the floor
+(target); how many workers wrote scored rows in ``s2`` (its part files' writers;
+target: one per file up to the parallelism) and ``s2`` against ``s1`` (target).
+Every Flink run's wall time is split around the job: when it was submitted (the
+child prints it) and how long the process group took to end after it.
 
 Correctness, cheaply, after every run: each Flink job wrote one ``files/`` record
 per input file, each read whole, whose counts (``count_outputs``) add up to the
 input rows (the floor's are its line counts); and the scored records of ``s``,
-``s1``, ``s2`` and ``score`` are those of a reference ``churnctl score`` run on the
+``s1``, ``s2``, ``cli`` and ``score`` are those of a reference ``churnctl score`` run on the
 same rows, made before anything is timed (compared as an order-free multiset
 digest of the parsed CSV records, without ``score``'s header). The script exits 1
 if a run fails, times out (its whole process group is killed) or a check does not
@@ -82,7 +89,7 @@ from churnctl.bundled import MODEL, STATE, bundled  # noqa: E402
 @dataclass(frozen=True)
 class Variant:
     label: str
-    kind: str  # "job" (run_job), "floor", or "score" (the CLI command)
+    kind: str  # "job" (run_job), "floor", "cli" (churnctl flink-submit) or "score"
     parallelism: int
     parts: bool  # on the --parts files, not the one file
 
@@ -91,30 +98,38 @@ VARIANTS: dict[str, Variant] = {
     "s": Variant("churnctl job, parallelism 1, 1 file", "job", 1, parts=False),
     "f": Variant("floor: read each file, no scoring", "floor", 1, parts=False),
     "score": Variant("`churnctl score FILE -o OUT`", "score", 1, parts=False),
+    "cli": Variant("`churnctl flink-submit FILE --out OUT`", "cli", 1, parts=False),
     "s1": Variant("churnctl job, parallelism 1, 4 files", "job", 1, parts=True),
     "s2": Variant("churnctl job, parallelism 2, 4 files", "job", 2, parts=True),
 }
 TARGETS = {"engine": 1.5, "scale": 1.3}
 CHURNCTL = ["-c", "from churnctl.cli import run; run()"]
 JOB_TIME = "job-net-runtime-ms="  # the child's last output line: Flink's own job duration
+SUBMITTED, DONE = "job-submitted-at=", "job-done-at="  # the child's clock (epoch seconds)
 
 
 # --------------------------------------------------------------------------- the child
 
 
 def child(kind: str, input_path: str, out_dir: str, parallelism: int) -> None:
-    """Run one variant's job to its end (in this process's own MiniCluster); print its time."""
+    """Run one variant's job to its end (in this process's own MiniCluster); print its time,
+    and when it was submitted and done (for the parent to split its wall time)."""
     from churnctl.flink_job import FlinkJobSpec, run_job
 
     spec = FlinkJobSpec(input=input_path, out_dir=out_dir, state=str(bundled(STATE)),
                         model=str(bundled(MODEL)), parallelism=parallelism)  # fmt: skip
     if kind == "job":
         with submitted_jobs() as clients:
-            run_job(spec)
+            run_job(spec, on_submitted=lambda _: mark(SUBMITTED))
         execution = clients[-1].get_job_execution_result().result()
     else:
         execution = run_floor(spec)
+    mark(DONE)
     print(f"{JOB_TIME}{execution.get_net_runtime()}", flush=True)
+
+
+def mark(name: str) -> None:
+    print(f"{name}{time.time():.3f}", flush=True)
 
 
 @contextlib.contextmanager
@@ -151,6 +166,7 @@ def run_floor(spec: Any) -> Any:
     )  # fmt: skip
     write_outputs(chunks, Path(spec.out_dir))
     client = env.execute_async(f"bench floor {Path(spec.input).name}")
+    mark(SUBMITTED)
     return client.get_job_execution_result().result()
 
 
@@ -199,6 +215,9 @@ class Timing:
     problem: str | None = None
     busy_cores: float | None = None  # the machine's busy cores, on average, while it ran
     job_seconds: float | None = None  # the job's net runtime as Flink measured it
+    submitted: float | None = None  # seconds from the process's start to the job's submission
+    after: float | None = None  # seconds from the job's end to the process's
+    workers: int = 0  # the scoring job's workers that wrote scored rows (part-file writers)
 
 
 def command_of(key: str, source: Path, out_dir: Path) -> list[str]:
@@ -206,6 +225,8 @@ def command_of(key: str, source: Path, out_dir: Path) -> list[str]:
     if variant.kind == "score":
         out_dir.mkdir(parents=True)
         return [sys.executable, *CHURNCTL, "score", str(source), "-o", str(out_dir / "out.csv")]
+    if variant.kind == "cli":
+        return [sys.executable, *CHURNCTL, "flink-submit", str(source), "--out", str(out_dir)]
     return [sys.executable, str(Path(__file__).resolve()), "--child", variant.kind,
             "--input", str(source), "--out", str(out_dir),
             "--parallelism", str(variant.parallelism)]  # fmt: skip
@@ -220,7 +241,7 @@ def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timi
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     log = out_dir.parent / f"{out_dir.name}.log"
     command = command_of(key, source, out_dir)
-    started, jiffies = time.perf_counter(), bench_report.cpu_jiffies()
+    started, jiffies, epoch = time.perf_counter(), bench_report.cpu_jiffies(), time.time()
     with log.open("wb") as handle:
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -231,6 +252,7 @@ def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timi
             return Timing(timeout, problem=f"{key}: timed out after {timeout:.0f} s (killed)")
         finally:
             stop_group(proc)  # the JVM and Python workers it may have left behind
+    ended = time.time()
     timing = Timing(
         time.perf_counter() - started,
         busy_cores=bench_report.busy_cores(jiffies, bench_report.cpu_jiffies()),
@@ -240,6 +262,9 @@ def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timi
         timing.problem = f"{key}: exited {code}: {root_cause(output)} (log: {log})"
         return timing
     timing.job_seconds = job_time(output)
+    submitted, done = printed(output, SUBMITTED), printed(output, DONE)
+    timing.submitted = None if submitted is None else submitted - epoch
+    timing.after = None if done is None else ended - done
     problem = check_outputs(key, inputs, out_dir, timing)
     timing.problem = problem and f"{key}: {problem} (log: {log})"
     return timing
@@ -261,6 +286,7 @@ def check_outputs(key: str, inputs: Inputs, out_dir: Path, timing: Timing) -> st
             return (f"{len(counts.files)} files/ records ({len(counts.failed)} not read whole) "
                     f"for {files} input file(s)")  # fmt: skip
         scored = finished_parts(out_dir / "scored")
+        timing.workers = len({part.name.rsplit("-", 1)[0] for part in scored})  # part-UUID-N
     if timing.scored + timing.rejected != inputs.rows:
         return (f"{timing.scored:,} scored + {timing.rejected:,} rejected rows != "
                 f"{inputs.rows:,} input rows")  # fmt: skip
@@ -290,8 +316,14 @@ def records_digest(paths: list[Path], *, header: bool) -> tuple[int, int]:
 
 def job_time(output: str) -> float | None:
     """The job's net runtime in seconds from the child's output, if it printed one."""
-    lines = [line for line in output.splitlines() if line.startswith(JOB_TIME)]
-    return int(lines[-1].removeprefix(JOB_TIME)) / 1000 if lines else None
+    milliseconds = printed(output, JOB_TIME)
+    return None if milliseconds is None else milliseconds / 1000
+
+
+def printed(output: str, name: str) -> float | None:
+    """The last value the child printed as ``NAME<number>``, if any."""
+    lines = [line for line in output.splitlines() if line.startswith(name)]
+    return float(lines[-1].removeprefix(name)) if lines else None
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -379,21 +411,22 @@ def median_run(timings: list[Timing]) -> Timing:
 
 def markdown(run: Run, command: str, seconds: float, inputs: Inputs) -> str:
     notes = [
-        f"The same {inputs.rows:,} generated rows as one CSV file (`s`, `f`, `score`) and as "
-        f"{inputs.files} files (`s1`, `s2`): a file is the job's unit of work, so parallelism "
-        "is judged on the same files. Each variant ran in a fresh subprocess (a Flink variant "
-        "in its own MiniCluster); wall is that process's whole life; job is the job's net "
-        "runtime as Flink measured it (no JVM or client start-up). Start-up is the same "
-        "variant on 1,000 rows; net rows/s = rows / (job - start-up job), for `score` rows / "
-        "(wall - start-up wall). Rounds of small runs then main runs, the variants "
-        "interleaved; medians. The floor `f` is churnctl's graph from its public pieces "
-        "(`job_environment`, `listed_files`, `write_outputs`) whose function only reads each "
-        "file's bytes and yields its `files/` record. Every run was checked: one `files/` "
-        "record per input file, whose counts add up to the input rows, and the scored "
-        "records of `s`, `s1`, `s2` and `score` equal to a reference `churnctl score` run's. "
-        "`score` uses ONNX Runtime's default threads and reads ahead in a thread; a Flink "
-        "worker scores on one thread. Busy cores are the whole machine's (shared with other "
-        "jobs) during the run."
+        f"The same {inputs.rows:,} generated rows as one CSV file (`s`, `f`, `score`, `cli`) "
+        f"and as {inputs.files} files (`s1`, `s2`): a file is the job's unit of work, so "
+        "parallelism is judged on the same files. Each variant ran in a fresh subprocess (a "
+        "Flink variant in its own MiniCluster); wall is that process's whole life (for a "
+        "Flink variant: when the job was submitted, and how long the process took to end "
+        "after it); job is the job's net runtime as Flink measured it (no JVM or client "
+        "start-up). Start-up is the same variant on 1,000 rows; net rows/s = rows / (job - "
+        "start-up job), for `score` rows / (wall - start-up wall). Rounds of small runs then "
+        "main runs, the variants interleaved; medians. The floor `f` is churnctl's graph from "
+        "its public pieces (`job_environment`, `listed_files`, `write_outputs`) whose "
+        "function only reads each file's bytes and yields its `files/` record. Every run was "
+        "checked: one `files/` record per input file, whose counts add up to the input rows, "
+        "and the scored records of `s`, `s1`, `s2`, `cli` and `score` equal to a reference "
+        "`churnctl score` run's. `score` uses ONNX Runtime's default threads and reads ahead "
+        "in a thread; a Flink worker scores on one thread. Busy cores are the whole "
+        "machine's (shared with other jobs) during the run."
     ]
     return bench_report.markdown(
         "`churnctl flink-submit` (embedded Flink) benchmark",
@@ -432,22 +465,28 @@ def variant_table(results: dict[str, Result]) -> None:
     print(flush=True)
 
 
+def run_text(timing: Timing) -> str:
+    """A run's job and wall time; where its wall time went around the job."""
+    if timing.job_seconds is None:
+        return f"wall {timing.seconds:.1f} s"
+    text = f"job {timing.job_seconds:.1f} s, wall {timing.seconds:.1f} s"
+    if timing.submitted is not None and timing.after is not None:
+        text += f" (submitted at {timing.submitted:.1f} s, exited {timing.after:.1f} s after)"
+    return text
+
+
 def variant_figure(run: Run, key: str, r: Result) -> None:
     """A variant's median main run (and small run): its times, its spread, the machine's load."""
     what = "wall" if r.main.job_seconds is None else "job"
-    measured = f"{what} {time_of(r.main):.1f} s"
-    if r.main.job_seconds is not None:
-        measured += f", wall {r.main.seconds:.1f} s"
-    measured += busy_text(r.main.busy_cores)
+    measured = run_text(r.main) + busy_text(r.main.busy_cores)
     if len(r.runs) > 1:
         measured += f"; {what} times {times_text(r.runs)} s"
     if r.startup is not None:
-        measured += f"; start-up {what} {time_of(r.startup):.1f} s"
-        if r.startup.job_seconds is not None:
-            measured += f", wall {r.startup.seconds:.1f} s"
-        measured += f" ({times_text(r.startups)} s)"
+        measured += f"; start-up: {run_text(r.startup)}, {what} times {times_text(r.startups)} s"
         if r.rate is not None:
             measured += f"; net {r.rate:,.0f} rows/s"
+    if VARIANTS[key].kind in ("job", "cli"):
+        measured += f"; scored rows written by {r.main.workers} worker(s)"
     run.figure(f"{key}: {VARIANTS[key].label}, {r.rows:,} rows", measured)
 
 
@@ -460,11 +499,15 @@ def report(run: Run, results: dict[str, Result], inputs: Inputs, smoke: bool) ->
         return None if smoke else met
 
     note = " (--smoke: meaningless)" if smoke else ""
-    s, f, score, s1, s2 = (results.get(k) for k in VARIANTS)
+    s, f, score, cli, s1, s2 = (results.get(k) for k in ("s", "f", "score", "cli", "s1", "s2"))
     if s and score:
         run.figure(f"`s` job time / `score` wall, {s.rows:,} rows",
                    f"{s.time / score.time:.1f} ({s.time:.1f} s against {score.time:.1f} s; "
                    f"`s` wall {s.main.seconds:.1f} s){note}")  # fmt: skip
+    if cli and score:
+        run.figure(f"`flink-submit` wall / `score` wall, {cli.rows:,} rows",
+                   f"{cli.time / score.time:.1f} ({cli.time:.1f} s against {score.time:.1f} s)"
+                   + note)  # fmt: skip
     if s and score and s.rate and score.rate:
         run.figure("net rows/s, `s` / `score`", f"{s.rate / score.rate:.2f} ({s.rate:,.0f} "
                    f"against {score.rate:,.0f} rows/s){note}")  # fmt: skip
@@ -474,6 +517,12 @@ def report(run: Run, results: dict[str, Result], inputs: Inputs, smoke: bool) ->
         ratio = s.time / f.time
         run.figure("`s` job time / floor job time", f"{ratio:.2f}" + note,
                    f"≤ {TARGETS['engine']:g}", judged(ratio <= TARGETS["engine"]))  # fmt: skip
+    if s2:
+        wanted = min(VARIANTS["s2"].parallelism, inputs.files)
+        workers = [t.workers for t in s2.runs]
+        run.figure(f"`s2`: workers that wrote scored rows, parallelism 2, {inputs.files} files",
+                   f"{min(workers)} (each run: {', '.join(map(str, workers))})", f"≥ {wanted}",
+                   min(workers) >= wanted)  # fmt: skip
     if s1 and s2:
         ratio = s1.time / s2.time
         run.figure(f"parallelism 2 / 1 speed-up, job time, {inputs.files} files",
@@ -489,7 +538,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--parts", type=int, default=4, help="files of s1 and s2 (the same rows)")
     parser.add_argument("--startup-rows", type=int, default=1_000)
-    parser.add_argument("--startup-variants", default="s,f,score", help="those with small runs")
+    parser.add_argument("--startup-variants", default="s,f,score,cli", help="those with small runs")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of runs (medians)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per subprocess")

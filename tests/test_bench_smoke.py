@@ -59,8 +59,8 @@ def test_bench_flink_runs_every_variant(tmp_path: Path) -> None:
     markdown = tmp_path / "bench.md"
     done = run_smoke(
         "bench_flink.py", "--tmp", str(tmp_path), "--markdown", str(markdown), timeout=1500
-    )  # four embedded Flink jobs and a `score` in a row, each checked, on a loaded machine
-    for variant in ("s", "f", "score", "s1", "s2"):
+    )  # five embedded Flink jobs and a `score` in a row, each checked, on a loaded machine
+    for variant in ("s", "f", "score", "cli", "s1", "s2"):
         assert f"\n  {variant}: " in done.stdout, variant
     text = markdown.read_text()
     assert "| figure | measured | target | met? |" in text
