@@ -558,10 +558,11 @@ def main() -> int:
         args.rows, args.startup_rows, args.repeat = 2_000, 0, 1
         args.timeout = min(args.timeout, 300)
     args.keys = names(args.variants)
-    args.small_keys = [] if args.startup_rows == 0 else names(args.startup_variants)
-    unknown = [k for k in {*args.keys, *args.small_keys} if k not in VARIANTS]
+    small_keys = [] if args.startup_rows == 0 else names(args.startup_variants)
+    unknown = [k for k in {*args.keys, *small_keys} if k not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    args.small_keys = [k for k in small_keys if k in args.keys]  # small runs of those measured
     if args.parts < 2:
         parser.error("--parts must be at least 2")
     return bench(args)
