@@ -1,56 +1,78 @@
-"""Throughput of the embedded Flink scoring job (`churnctl flink-submit`) against its floor.
+"""The embedded Flink scoring job (`churnctl flink-submit`) against its floor and `churnctl score`.
 
-    PYTHONPATH=. python benchmarks/bench_flink.py [--rows N] [--row-rows N] [--smoke]
+    PYTHONPATH=. python benchmarks/bench_flink.py [--rows N] [--parts N] [--repeat N]
+                                                  [--variants s,f,score,s1,s2] [--smoke]
                                                   [--markdown FILE]
 
-Four variants, each run in its own fresh Python subprocess (so its own local
-MiniCluster, JVM and Python workers), one after the other, on CSV files made by
-``churnctl.generate`` (bundled state and model):
+Six variants, each run in its own fresh subprocess (so each Flink variant has its
+own local MiniCluster, JVM and Python workers), on the same rows made by
+``churnctl.generate`` (bundled state and model), as one CSV file and as ``--parts``
+(4) CSV files:
 
-* ``s``: churnctl's job, ``run_job(FlinkJobSpec(...))``, parallelism 1;
-* ``f``: the framework floor: the same source DDL (every column STRING, the
-  ``file.path`` metadata column), the same projection, the same Arrow batch and
-  bundle size, the same two sinks and INSERTs, but a no-op pandas UDF that
-  returns the same output columns (a constant ``raw``); written here with
-  PyFlink directly;
-* ``r``: a row-at-a-time Python UDF (``udf(..., func_type="general")``, one call
-  per row) scoring one row the way a user would write it by hand: parse the
-  row's text, index, one-hot, assemble and scale it from the state's fitted
-  numbers, and run the ONNX model on a 1-row matrix (checked against
-  ``Scorer.score_aligned`` on the input's first rows before the run); it runs on
-  ``--row-rows`` rows, being slow;
-* ``s2``: churnctl's job with parallelism 2.
+* ``s``: churnctl's job, ``run_job(FlinkJobSpec(...))``, parallelism 1, one file;
+* ``f``: the framework's floor: the same graph built from the job's public pieces
+  (``job_environment``, ``listed_files``, ``rebalance``, a Python ``flat_map``,
+  ``write_outputs``), whose function only reads each file's bytes (counting its
+  line breaks) and yields the file's ``files`` record: no parsing, no scoring. It
+  is what the engine costs around churnctl's reading and scoring;
+* ``score``: ``churnctl score FILE -o OUT``, a whole process, on the same file;
+* ``cli``: ``churnctl flink-submit FILE --out OUT``, a whole process (its checks,
+  ``python job.py`` as its own process, the publishing), on the same file: what a
+  user waits for;
+* ``s1``: churnctl's job, parallelism 1, on the ``--parts`` files;
+* ``s2``: churnctl's job, parallelism 2, on the same ``--parts`` files. A file is
+  the job's unit of work (one worker reads and scores a whole file), so the
+  parallel figure compares ``s2`` with ``s1``: the same files, only the
+  parallelism differs.
 
-Each variant's wall time is that of its whole subprocess (Python and JVM
-start-up, job graph, MiniCluster, workers, the job, shut-down); its job time is
-the job's net runtime as Flink itself measured it (``JobExecutionResult``: from
-submission to the end, Python workers included, no JVM or client start-up),
-which is far less noisy. Its start-up is the same variant run on a
-``--startup-rows`` (1,000) row file, once per variant (the variants load
-different things: the scoring UDFs unpickle the state and open the ONNX model);
-NET rows/s = rows / (job time - the small run's job time).
+(There is no row-at-a-time UDF variant any more: the job runs ``score``'s own
+reader and ``Scorer``, and ``benchmarks/run.py`` compares those with a
+record-at-a-time loop.)
 
-Each variant's main run is repeated ``--repeat`` (3) times, the variants
-interleaved, and the median run is reported.
+Each variant's wall time is that of its whole subprocess (Python and JVM start-up,
+job graph, MiniCluster, workers, the job, shut-down); a Flink variant's job time
+is the job's net runtime as Flink itself measured it (``JobExecutionResult``:
+from submission to the end, Python workers included, no JVM or client start-up),
+which is far less noisy (``run_job`` keeps its job client to itself: the child
+records the one ``execute_async`` returns). The variants of ``--startup-variants``
+(``s``, ``f``, ``score``, ``cli``) also run on ``--startup-rows`` (1,000) rows: their
+start-up, and their net time (job time, or ``score``'s wall time, less the small
+run's). There are ``--repeat`` (3) rounds; each runs the small runs, then the main
+runs, the variants interleaved, so that a slow spell of the shared machine hits
+them all; medians are reported.
 
-Correctness, cheaply: for every variant, scored + rejected part-file rows must
-equal the input rows (the header line is dropped, as by the job). The script
-exits 1 if a job fails, times out (its whole process group is killed) or its
-counts do not add up; ``--check-targets`` also exits 1 when a target is missed.
-``--smoke`` runs tiny sizes (2,000 rows, 500 for ``r``) and no start-up runs
-(net = wall): the checks mean something, the figures do not.
+Figures: the job time of ``s`` and the wall time of ``cli`` against ``score``'s
+wall time on the same rows; the net rows/s of ``s`` and ``score``; ``s`` less the
+floor (churnctl's reading, scoring and output in the job) and ``s`` over the floor
+(target); how many workers wrote scored rows in ``s2`` (its part files' writers;
+target: one per file up to the parallelism) and ``s2`` against ``s1`` (target).
+Every Flink run's wall time is split around the job: when it was submitted (the
+child prints it) and how long the process group took to end after it.
+
+Correctness, cheaply, after every run: each Flink job wrote one ``files/`` record
+per input file, each read whole, whose counts (``count_outputs``) add up to the
+input rows (the floor's are its line counts); and the scored records of ``s``,
+``s1``, ``s2``, ``cli`` and ``score`` are those of a reference ``churnctl score`` run on the
+same rows, made before anything is timed (compared as an order-free multiset
+digest of the parsed CSV records, without ``score``'s header). The script exits 1
+if a run fails, times out (its whole process group is killed) or a check does not
+hold; ``--check-targets`` also exits 1 when a target is missed. ``--smoke`` runs
+2,000 rows once and no small runs: the checks mean something, the figures do not.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import csv
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,242 +83,126 @@ if str(ROOT) not in sys.path:  # the child runs this file by path
 
 import bench_report  # noqa: E402
 
-import churnctl  # noqa: E402
 from churnctl.bundled import MODEL, STATE, bundled  # noqa: E402
-from churnctl.flink_job import ARROW_BATCH, HEADER, REJECTS, SCORED  # noqa: E402
-from churnctl.scorer import Scorer  # noqa: E402
 
-# name: (label, child kind, parallelism)
-VARIANTS: dict[str, tuple[str, str, int]] = {
-    "s": ("churnctl job, parallelism 1", "scoring", 1),
-    "f": ("floor: no-op pandas UDF", "floor", 1),
-    "r": ("row-at-a-time Python UDF", "row", 1),
-    "s2": ("churnctl job, parallelism 2", "scoring", 2),
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    kind: str  # "job" (run_job), "floor", "cli" (churnctl flink-submit) or "score"
+    parallelism: int
+    parts: bool  # on the --parts files, not the one file
+
+
+VARIANTS: dict[str, Variant] = {
+    "s": Variant("churnctl job, parallelism 1, 1 file", "job", 1, parts=False),
+    "f": Variant("floor: read each file, no scoring", "floor", 1, parts=False),
+    "score": Variant("`churnctl score FILE -o OUT`", "score", 1, parts=False),
+    "cli": Variant("`churnctl flink-submit FILE --out OUT`", "cli", 1, parts=False),
+    "s1": Variant("churnctl job, parallelism 1, 4 files", "job", 1, parts=True),
+    "s2": Variant("churnctl job, parallelism 2, 4 files", "job", 2, parts=True),
 }
-TARGETS = {"overhead": 1.3, "vs_row": 3.0, "scale": 1.6}
+TARGETS = {"engine": 1.5, "scale": 1.3}
+CHURNCTL = ["-c", "from churnctl.cli import run; run()"]
+JOB_TIME = "job-net-runtime-ms="  # the child's last output line: Flink's own job duration
+SUBMITTED, DONE = "job-submitted-at=", "job-done-at="  # the child's clock (epoch seconds)
 
 
 # --------------------------------------------------------------------------- the child
 
 
 def child(kind: str, input_path: str, out_dir: str, parallelism: int) -> None:
-    """Run one variant's job to its end (in this process's own MiniCluster)."""
+    """Run one variant's job to its end (in this process's own MiniCluster); print its time,
+    and when it was submitted and done (for the parent to split its wall time)."""
     from churnctl.flink_job import FlinkJobSpec, run_job
-    from churnctl.flink_submit import input_columns
 
-    columns = input_columns(input_path)
-    if kind == "scoring":
-        spec = FlinkJobSpec(input=input_path, out_dir=out_dir, state=str(bundled(STATE)),
-                            model=str(bundled(MODEL)), columns=columns,
-                            parallelism=parallelism)  # fmt: skip
-        report_job_time(run_job(spec))
-        return
-    scorer = Scorer(str(bundled(STATE)), str(bundled(MODEL)), threads=1)
-    report_job_time(run_plain_job(kind, scorer, input_path, out_dir, columns, parallelism))
-
-
-JOB_TIME = "job-net-runtime-ms="  # the child's last output line: Flink's own job duration
-
-
-def report_job_time(result: Any) -> None:
-    """Print the finished job's net runtime as Flink measured it (no JVM or client start-up)."""
-    execution = result.get_job_client().get_job_execution_result().result()
+    spec = FlinkJobSpec(input=input_path, out_dir=out_dir, state=str(bundled(STATE)),
+                        model=str(bundled(MODEL)), parallelism=parallelism)  # fmt: skip
+    if kind == "job":
+        with submitted_jobs() as clients:
+            run_job(spec, on_submitted=lambda _: mark(SUBMITTED))
+        execution = clients[-1].get_job_execution_result().result()
+    else:
+        execution = run_floor(spec)
+    mark(DONE)
     print(f"{JOB_TIME}{execution.get_net_runtime()}", flush=True)
 
 
-def run_plain_job(
-    kind: str, scorer: Scorer, input_path: str, out_dir: str, columns: tuple[str, ...], p: int
-) -> Any:
-    """The floor or row-at-a-time job: churnctl's job shape, written with PyFlink directly."""
-    from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-    from pyflink.table.expressions import col
-    from pyflink.table.udf import udf
-
-    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-    settings = {
-        "parallelism.default": str(p),
-        "python.fn-execution.arrow.batch.size": str(ARROW_BATCH),
-        "python.fn-execution.bundle.size": str(ARROW_BATCH),
-        "python.executable": sys.executable,
-        "python.client.executable": sys.executable,
-        "pipeline.name": f"bench {kind} {Path(input_path).name}",
-    }
-    for key, value in settings.items():
-        t_env.get_config().set(key, value)
-    t_env.add_python_file(str(Path(churnctl.__file__).parent))
-    typed = ", ".join(f"{quote(name)} STRING" for name in columns)
-    t_env.execute_sql(
-        f"CREATE TABLE source_files ({typed}, "
-        "`source` STRING NOT NULL METADATA FROM 'file.path' VIRTUAL) WITH ("
-        f"'connector' = 'filesystem', 'path' = {literal(input_path)}, 'format' = 'csv', "
-        "'csv.ignore-parse-errors' = 'true')"
-    )
-    kept_types = ", ".join(f"{quote(name)} STRING" for name in scorer.keep)
-    for name, schema in (
-        (SCORED, f"{kept_types}, `raw` DOUBLE, exited BOOLEAN"),
-        (REJECTS, "source STRING, line BIGINT, `column` STRING, reason STRING, text STRING"),
-    ):
-        path = str(Path(out_dir) / name)
-        t_env.execute_sql(f"CREATE TABLE {name} ({schema}) WITH ('connector' = 'filesystem', "
-                          f"'path' = {literal(path)}, 'format' = 'csv')")  # fmt: skip
-    needed = scorer.required_columns
-    fields = [DataTypes.FIELD(name, DataTypes.STRING()) for name in scorer.keep]
-    fields += [DataTypes.FIELD("raw", DataTypes.DOUBLE()),
-               DataTypes.FIELD("exited", DataTypes.BOOLEAN())]  # fmt: skip
-    fields += [DataTypes.FIELD(name, DataTypes.STRING())
-               for name in ("reject_column", "reject_reason", "source", "text")]  # fmt: skip
-    result_type = DataTypes.ROW(fields)
-    if kind == "floor":
-        function = udf(NoOpBatch(needed, list(scorer.keep)), result_type=result_type,
-                       func_type="pandas")  # fmt: skip
-    else:
-        function = udf(RowScore(scorer), result_type=result_type, func_type="general")
-    table = t_env.from_path("source_files").select(*(col(n) for n in [*needed, "source"]))
-    t_env.create_temporary_view("scored_rows", table.map(function))
-    kept = ", ".join(quote(name) for name in scorer.keep)
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql(f"INSERT INTO {SCORED} SELECT {kept}, `raw`, exited FROM "
-                              "scored_rows WHERE reject_reason IS NULL")  # fmt: skip
-    statements.add_insert_sql(
-        f"INSERT INTO {REJECTS} SELECT source, CAST(NULL AS BIGINT), reject_column,"
-        f" reject_reason, text FROM scored_rows WHERE reject_reason <> '{HEADER}'"
-    )
-    result = statements.execute()
-    result.wait()
-    return result
+def mark(name: str) -> None:
+    print(f"{name}{time.time():.3f}", flush=True)
 
 
-class NoOpBatch:
-    """The floor's pandas UDF: the output columns, a constant ``raw``; only the header marked."""
+@contextlib.contextmanager
+def submitted_jobs() -> Iterator[list[Any]]:
+    """The job clients of the jobs submitted meanwhile (``run_job`` keeps its own to itself):
+    ``StreamExecutionEnvironment.execute_async`` wrapped to record what it returns."""
+    from pyflink.datastream import StreamExecutionEnvironment
 
-    def __init__(self, needed: list[str], keep: list[str]) -> None:
-        self.needed, self.keep = needed, keep
+    clients: list[Any] = []
+    original = StreamExecutionEnvironment.execute_async
 
-    def __call__(self, batch: Any) -> Any:
-        import pandas as pd
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        clients.append(original(self, *args, **kwargs))
+        return clients[-1]
 
-        first = self.needed[0]
-        header = (batch[first] == first).to_numpy()
-        out = pd.DataFrame({name: batch[name] for name in self.keep})
-        out["raw"] = 0.25
-        out["exited"] = False
-        out["reject_column"] = None
-        out["reject_reason"] = pd.Series([HEADER if h else None for h in header], dtype=object)
-        out["source"] = batch["source"].where(header, None)  # as the job: on rejects only
-        out["text"] = None
-        return out
-
-
-class RowScore:
-    """What a user writes without churnctl's batch scorer: one row's features by hand, one
-    1-row ONNX run. Covers the stages of the bundled state (StringIndexer, OneHotEncoder,
-    VectorAssembler, StandardScaler); a row that does not parse is rejected, not scored."""
-
-    def __init__(self, scorer: Scorer) -> None:
-        self.scorer = scorer
-        self.needed = scorer.required_columns
-        state = json.loads(scorer.state.dumps())
-        self.index: dict[str, tuple[str, dict[str, int]]] = {}  # output -> (input, label ids)
-        self.onehot: dict[str, tuple[str, int]] = {}  # output -> (index column, size)
-        self.assembled: list[str] = []
-        self.mean: list[float] = []
-        self.std: list[float] = []
-        for stage in state["stages"]:
-            kind, params, fitted = stage["type"], stage["params"], stage.get("fitted", {})
-            if kind == "StringIndexer":
-                for source, out, labels in zip(params["input_cols"], params["output_cols"],
-                                               fitted["labels"], strict=True):  # fmt: skip
-                    self.index[out] = (source, {label: i for i, label in enumerate(labels)})
-            elif kind == "OneHotEncoder":
-                for source, out, size in zip(params["input_cols"], params["output_cols"],
-                                             fitted["category_sizes"], strict=True):  # fmt: skip
-                    self.onehot[out] = (source, size)
-            elif kind == "VectorAssembler":
-                self.assembled = list(params["input_cols"])
-            elif kind == "StandardScaler":
-                self.mean = fitted["mean"] if params["with_mean"] else []
-                self.std = fitted["std"] if params["with_std"] else []
-            else:
-                raise ValueError(f"the row-at-a-time UDF does not cover a {kind} stage")
-
-    def score_values(self, values: dict[str, str | None]) -> tuple[float | None, str | None]:
-        """(raw, None), or (None, the column of a rejection)."""
-        import math
-
-        import numpy as np
-
-        indexes: dict[str, int] = {}
-        for out, (source, labels) in self.index.items():
-            found = labels.get(values.get(source) or "")
-            if found is None:
-                return None, source
-            indexes[out] = found
-        vector: list[float] = []
-        for name in self.assembled:
-            if name in self.onehot:
-                source, size = self.onehot[name]
-                vector += [1.0 if i == indexes[source] else 0.0 for i in range(size)]
-            elif name in indexes:
-                vector.append(float(indexes[name]))
-            else:
-                try:
-                    number = float(values.get(name) or "")
-                except ValueError:
-                    return None, name
-                if not math.isfinite(number):
-                    return None, name
-                vector.append(number)
-        if self.mean:
-            vector = [v - m for v, m in zip(vector, self.mean, strict=True)]
-        if self.std:
-            vector = [v / s if s > 0 else 0.0 for v, s in zip(vector, self.std, strict=True)]
-        matrix = np.array([vector], dtype=np.float32)
-        (raw,) = self.scorer.model.predict_proba(matrix)
-        return float(raw), None
-
-    def __call__(self, row: Any) -> Any:
-        from pyflink.common import Row
-
-        values = dict(zip([*self.needed, "source"], row, strict=True))
-        kept = [values[name] for name in self.scorer.keep]
-        if all(values[name] == name for name in self.needed):
-            return Row(*kept, None, None, None, HEADER, values["source"], None)
-        raw, bad = self.score_values(values)
-        if bad is not None:
-            text = ",".join(values[name] or "" for name in self.needed)
-            return Row(*kept, None, None, bad, "invalid value", values["source"], text)
-        return Row(*kept, raw, raw > self.scorer.threshold, None, None, None, None)
+    StreamExecutionEnvironment.execute_async = recorded  # type: ignore[method-assign]
+    try:
+        yield clients
+    finally:
+        StreamExecutionEnvironment.execute_async = original  # type: ignore[method-assign]
 
 
-def check_row_udf(scorer: Scorer, csv_path: Path, rows: int = 200) -> str | None:
-    """A problem if the hand-written row scoring differs from ``score_aligned`` on ``rows``."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+def run_floor(spec: Any) -> Any:
+    """The floor: churnctl's graph from its public pieces, with ``ReadFile`` for ``ScoreFiles``."""
+    from pyflink.common import Types
 
-    needed = scorer.required_columns
-    options = pcsv.ConvertOptions(column_types=dict.fromkeys(needed, pa.string()),
-                                  include_columns=needed)  # fmt: skip
-    table = pcsv.read_csv(csv_path, convert_options=options).slice(0, rows)
-    expected = scorer.score_aligned(table).column("raw").to_numpy(zero_copy_only=False)
-    by_hand = RowScore(scorer)
-    got = [by_hand.score_values(row)[0] for row in table.to_pylist()]
-    got_array = np.array([np.nan if g is None else g for g in got])
-    if not np.allclose(got_array, expected, atol=1e-5, equal_nan=True):
-        worst = float(np.nanmax(np.abs(got_array - expected)))
-        return f"row-at-a-time scoring differs from score_aligned (max |diff| {worst:g})"
-    return None
+    from churnctl.flink_job import job_environment, listed_files, write_outputs
+
+    env = job_environment(spec)
+    chunks = (
+        listed_files(env, spec).rebalance()
+        .flat_map(ReadFile(), Types.TUPLE([Types.STRING(), Types.STRING()]))
+        .name("floor: read each file")
+    )  # fmt: skip
+    write_outputs(chunks, Path(spec.out_dir))
+    client = env.execute_async(f"bench floor {Path(spec.input).name}")
+    mark(SUBMITTED)
+    return client.get_job_execution_result().result()
 
 
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+class ReadFile:
+    """The floor's function: read the file's bytes, yield its ``files`` record (its line
+    breaks less the header's as rows: the generated files quote no line break)."""
+
+    def __call__(self, listed: tuple[str, int]) -> Iterator[tuple[str, str]]:
+        from churnctl.flink_scoring import FILES, FileCounts
+
+        path = str(listed[0])
+        counts = FileCounts(source=path)
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                counts.bytes += len(block)
+                counts.rows_scored += block.count(b"\n")
+        counts.rows_scored = max(counts.rows_scored - 1, 0)
+        yield FILES, counts.as_csv()
 
 
-def literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+# --------------------------------------------------------------------------- one run
 
 
-# --------------------------------------------------------------------------- the parent
+@dataclass
+class Inputs:
+    """The same rows as one file and as several; their reference scoring by ``score``."""
+
+    one: Path
+    parts: Path  # a folder
+    rows: int
+    files: int  # in ``parts``
+    digest: tuple[int, int] = (0, 0)  # the reference's scored records (count, sum)
+
+    def of(self, variant: Variant) -> tuple[Path, int]:
+        """A variant's input and its number of files."""
+        return (self.parts, self.files) if variant.parts else (self.one, 1)
 
 
 @dataclass
@@ -309,20 +215,33 @@ class Timing:
     problem: str | None = None
     busy_cores: float | None = None  # the machine's busy cores, on average, while it ran
     job_seconds: float | None = None  # the job's net runtime as Flink measured it
+    submitted: float | None = None  # seconds from the process's start to the job's submission
+    after: float | None = None  # seconds from the job's end to the process's
+    workers: int = 0  # the scoring job's workers that wrote scored rows (part-file writers)
 
 
-def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: float) -> Timing:
-    """The variant as its own process group, killed whole on timeout; counts checked."""
-    from churnctl.flink_submit import count_outputs, root_cause
+def command_of(key: str, source: Path, out_dir: Path) -> list[str]:
+    variant = VARIANTS[key]
+    if variant.kind == "score":
+        out_dir.mkdir(parents=True)
+        return [sys.executable, *CHURNCTL, "score", str(source), "-o", str(out_dir / "out.csv")]
+    if variant.kind == "cli":
+        return [sys.executable, *CHURNCTL, "flink-submit", str(source), "--out", str(out_dir)]
+    return [sys.executable, str(Path(__file__).resolve()), "--child", variant.kind,
+            "--input", str(source), "--out", str(out_dir),
+            "--parallelism", str(variant.parallelism)]  # fmt: skip
 
-    _, kind, parallelism = VARIANTS[key]
+
+def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timing:
+    """The variant as its own process group, killed whole on timeout; its outputs checked."""
+    from churnctl.flink_submit import root_cause
+
+    source, _ = inputs.of(VARIANTS[key])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     log = out_dir.parent / f"{out_dir.name}.log"
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
-               "--input", str(csv_path), "--out", str(out_dir),
-               "--parallelism", str(parallelism)]  # fmt: skip
-    started, jiffies = time.perf_counter(), bench_report.cpu_jiffies()
+    command = command_of(key, source, out_dir)
+    started, jiffies, epoch = time.perf_counter(), bench_report.cpu_jiffies(), time.time()
     with log.open("wb") as handle:
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -333,27 +252,78 @@ def run_variant(key: str, csv_path: Path, rows: int, out_dir: Path, timeout: flo
             return Timing(timeout, problem=f"{key}: timed out after {timeout:.0f} s (killed)")
         finally:
             stop_group(proc)  # the JVM and Python workers it may have left behind
+    ended = time.time()
     timing = Timing(
         time.perf_counter() - started,
         busy_cores=bench_report.busy_cores(jiffies, bench_report.cpu_jiffies()),
     )
+    output = log.read_text(errors="replace")
     if code != 0:
-        output = log.read_text(errors="replace")
         timing.problem = f"{key}: exited {code}: {root_cause(output)} (log: {log})"
         return timing
-    timing.job_seconds = job_time(log.read_text(errors="replace"))
-    counts = count_outputs(out_dir)
-    timing.scored, timing.rejected = counts.rows_scored, counts.rows_rejected
-    if counts.rows_read != rows:
-        timing.problem = (f"{key}: {counts.rows_scored:,} scored + {counts.rows_rejected:,} "
-                          f"rejected rows != {rows:,} input rows")  # fmt: skip
+    timing.job_seconds = job_time(output)
+    submitted, done = printed(output, SUBMITTED), printed(output, DONE)
+    timing.submitted = None if submitted is None else submitted - epoch
+    timing.after = None if done is None else ended - done
+    problem = check_outputs(key, inputs, out_dir, timing)
+    timing.problem = problem and f"{key}: {problem} (log: {log})"
     return timing
+
+
+def check_outputs(key: str, inputs: Inputs, out_dir: Path, timing: Timing) -> str | None:
+    """A problem if the counts do not add up or the scored records are not the reference's."""
+    from churnctl.flink_submit import count_outputs, finished_parts
+
+    variant = VARIANTS[key]
+    _, files = inputs.of(variant)
+    if variant.kind == "score":
+        scored = [out_dir / "out.csv"]
+        timing.scored = records_digest(scored, header=True)[0]
+    else:
+        counts = count_outputs(out_dir)
+        timing.scored, timing.rejected = counts.rows_scored, counts.rows_rejected
+        if len(counts.files) != files or counts.failed:
+            return (f"{len(counts.files)} files/ records ({len(counts.failed)} not read whole) "
+                    f"for {files} input file(s)")  # fmt: skip
+        scored = finished_parts(out_dir / "scored")
+        timing.workers = len({part.name.rsplit("-", 1)[0] for part in scored})  # part-UUID-N
+    if timing.scored + timing.rejected != inputs.rows:
+        return (f"{timing.scored:,} scored + {timing.rejected:,} rejected rows != "
+                f"{inputs.rows:,} input rows")  # fmt: skip
+    if variant.kind == "floor":
+        return None
+    got = records_digest(scored, header=variant.kind == "score")
+    if got != inputs.digest:
+        return (f"scored records differ from the reference `churnctl score` run's "
+                f"({got[0]:,} records against {inputs.digest[0]:,})")  # fmt: skip
+    return None
+
+
+def records_digest(paths: list[Path], *, header: bool) -> tuple[int, int]:
+    """(count, sum of their hashes): equal for the same CSV records in any order."""
+    count, total = 0, 0
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            if header:
+                next(reader, None)
+            for record in reader:
+                digest = hashlib.blake2b("\x1f".join(record).encode(), digest_size=16).digest()
+                total = (total + int.from_bytes(digest, "little")) & ((1 << 128) - 1)
+                count += 1
+    return count, total
 
 
 def job_time(output: str) -> float | None:
     """The job's net runtime in seconds from the child's output, if it printed one."""
-    lines = [line for line in output.splitlines() if line.startswith(JOB_TIME)]
-    return int(lines[-1].removeprefix(JOB_TIME)) / 1000 if lines else None
+    milliseconds = printed(output, JOB_TIME)
+    return None if milliseconds is None else milliseconds / 1000
+
+
+def printed(output: str, name: str) -> float | None:
+    """The last value the child printed as ``NAME<number>``, if any."""
+    lines = [line for line in output.splitlines() if line.startswith(name)]
+    return float(lines[-1].removeprefix(name)) if lines else None
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -381,6 +351,9 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- results
+
+
 @dataclass
 class Run:
     rows: list[tuple[str, str, str, bool | None]] = field(default_factory=list)
@@ -395,32 +368,65 @@ class Run:
 
 @dataclass
 class Result:
+    """A variant's runs: the main ones and (if it had them) the small ones."""
+
     key: str
     rows: int
-    wall: Timing  # the median run
-    startup: Timing
-    runs: list[Timing] = field(default_factory=list)  # every main run, in order
+    runs: list[Timing]  # every main run, in order
+    startups: list[Timing] = field(default_factory=list)  # every small run, in order
 
     @property
-    def net(self) -> float:
-        """The job's own runtime less that of the small run (Flink's clock when it has both)."""
-        job, small = self.wall.job_seconds, self.startup.job_seconds
-        if job is not None and (small is not None or self.startup.seconds == 0):
-            return job - (small or 0.0)
-        return self.wall.seconds - self.startup.seconds
+    def main(self) -> Timing:
+        return median_run(self.runs)
+
+    @property
+    def startup(self) -> Timing | None:
+        return median_run(self.startups) if self.startups else None
+
+    @property
+    def time(self) -> float:
+        """The median job time as Flink measured it; ``score``'s median wall time."""
+        return time_of(self.main)
+
+    @property
+    def net(self) -> float | None:
+        """The time less that of the small run, if it had small runs (none with ``--smoke``)."""
+        return None if self.startup is None else self.time - time_of(self.startup)
 
     @property
     def rate(self) -> float | None:
-        """NET rows/s; None when the net time is not positive (too few rows to tell)."""
-        return self.rows / self.net if self.net > 0 else None
+        """NET rows/s; None without small runs or when the net time is not positive."""
+        return self.rows / self.net if self.net is not None and self.net > 0 else None
 
 
-def markdown(run: Run, command: str, seconds: float) -> str:
+def time_of(timing: Timing) -> float:
+    """A run's job time as Flink measured it, or its wall time when it is not a Flink job."""
+    return timing.seconds if timing.job_seconds is None else timing.job_seconds
+
+
+def median_run(timings: list[Timing]) -> Timing:
+    """The run with the median job time (or wall time when Flink gave none)."""
+    return sorted(timings, key=time_of)[(len(timings) - 1) // 2]
+
+
+def markdown(run: Run, command: str, seconds: float, inputs: Inputs) -> str:
     notes = [
-        "Each variant ran alone in a fresh subprocess (its own MiniCluster); wall is that "
-        "process's whole life; job is the job's net runtime as Flink measured it; start-up "
-        "is the same variant's job time on a 1,000-row file, measured once per variant; "
-        "net rows/s = rows / (job - start-up); the median of the repeated runs."
+        f"The same {inputs.rows:,} generated rows as one CSV file (`s`, `f`, `score`, `cli`) "
+        f"and as {inputs.files} files (`s1`, `s2`): a file is the job's unit of work, so "
+        "parallelism is judged on the same files. Each variant ran in a fresh subprocess (a "
+        "Flink variant in its own MiniCluster); wall is that process's whole life (for a "
+        "Flink variant: when the job was submitted, and how long the process took to end "
+        "after it); job is the job's net runtime as Flink measured it (no JVM or client "
+        "start-up). Start-up is the same variant on 1,000 rows; net rows/s = rows / (job - "
+        "start-up job), for `score` rows / (wall - start-up wall). Rounds of small runs then "
+        "main runs, the variants interleaved; medians. The floor `f` is churnctl's graph from "
+        "its public pieces (`job_environment`, `listed_files`, `write_outputs`) whose "
+        "function only reads each file's bytes and yields its `files/` record. Every run was "
+        "checked: one `files/` record per input file, whose counts add up to the input rows, "
+        "and the scored records of `s`, `s1`, `s2`, `cli` and `score` equal to a reference "
+        "`churnctl score` run's. `score` uses ONNX Runtime's default threads and reads ahead "
+        "in a thread; a Flink worker scores on one thread. Busy cores are the whole "
+        "machine's (shared with other jobs) during the run."
     ]
     return bench_report.markdown(
         "`churnctl flink-submit` (embedded Flink) benchmark",
@@ -438,74 +444,109 @@ def busy_text(cores: float | None) -> str:
     return "" if cores is None else f", {cores:.2f} of {os.cpu_count()} cores busy"
 
 
-def spread_text(result: Result) -> str:
-    """The job times of all runs when there were several."""
-    if len(result.runs) < 2:
-        return ""
-    return "; job times " + ", ".join(seconds_text(t.job_seconds) for t in result.runs) + " s"
+def times_text(timings: list[Timing]) -> str:
+    """Each run's job time (wall time when it is not a Flink job)."""
+    return ", ".join(f"{time_of(t):.1f}" for t in timings)
 
 
 def seconds_text(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds:.1f}"
 
 
-def rate_text(rate: float | None) -> str:
-    return "n/a (net time <= 0)" if rate is None else f"{rate:,.0f} rows/s"
-
-
-def report(run: Run, results: dict[str, Result], smoke: bool) -> None:
-    print(f"\n{'variant':<34}{'rows':>10}{'wall s':>9}{'job s':>8}{'start-up s':>12}"
+def variant_table(results: dict[str, Result]) -> None:
+    print(f"\n{'variant':<42}{'rows':>10}{'wall s':>9}{'job s':>8}{'start-up s':>12}"
           f"{'net s':>8}{'net rows/s':>13}")  # fmt: skip
     for key, r in results.items():
+        small = None if r.startup is None else time_of(r.startup)
         rate = "n/a" if r.rate is None else f"{r.rate:,.0f}"
-        print(f"{key + ': ' + VARIANTS[key][0]:<34}{r.rows:>10,}{r.wall.seconds:>9.1f}"
-              f"{seconds_text(r.wall.job_seconds):>8}{seconds_text(r.startup.job_seconds):>12}"
-              f"{r.net:>8.1f}{rate:>13}")  # fmt: skip
+        print(f"{key + ': ' + VARIANTS[key].label:<42}{r.rows:>10,}{r.main.seconds:>9.1f}"
+              f"{seconds_text(r.main.job_seconds):>8}{seconds_text(small):>12}"
+              f"{seconds_text(r.net):>8}{rate:>13}")  # fmt: skip
     print(flush=True)
-    for key, r in results.items():
-        busy = busy_text(r.wall.busy_cores)
-        run.figure(f"{key} ({VARIANTS[key][0]}): net rows/s", rate_text(r.rate) +
-                   f" ({r.rows:,} rows, wall {r.wall.seconds:.1f} s, job "
-                   f"{seconds_text(r.wall.job_seconds)} s, start-up job "
-                   f"{seconds_text(r.startup.job_seconds)} s{busy}{spread_text(r)})")  # fmt: skip
+
+
+def run_text(timing: Timing) -> str:
+    """A run's job and wall time; where its wall time went around the job."""
+    if timing.job_seconds is None:
+        return f"wall {timing.seconds:.1f} s"
+    text = f"job {timing.job_seconds:.1f} s, wall {timing.seconds:.1f} s"
+    if timing.submitted is not None and timing.after is not None:
+        text += f" (submitted at {timing.submitted:.1f} s, exited {timing.after:.1f} s after)"
+    return text
+
+
+def variant_figure(run: Run, key: str, r: Result) -> None:
+    """A variant's median main run (and small run): its times, its spread, the machine's load."""
+    what = "wall" if r.main.job_seconds is None else "job"
+    measured = run_text(r.main) + busy_text(r.main.busy_cores)
+    if len(r.runs) > 1:
+        measured += f"; {what} times {times_text(r.runs)} s"
+    if r.startup is not None:
+        measured += f"; start-up: {run_text(r.startup)}, {what} times {times_text(r.startups)} s"
+        if r.rate is not None:
+            measured += f"; net {r.rate:,.0f} rows/s"
+    if VARIANTS[key].kind in ("job", "cli"):
+        measured += f"; scored rows written by {r.main.workers} worker(s)"
+    run.figure(f"{key}: {VARIANTS[key].label}, {r.rows:,} rows", measured)
+
+
+def report(run: Run, results: dict[str, Result], inputs: Inputs, smoke: bool) -> None:
+    variant_table(results)
+    for key, result in results.items():
+        variant_figure(run, key, result)
 
     def judged(met: bool) -> bool | None:
         return None if smoke else met
 
-    note = " (--smoke: start-up only, meaningless)" if smoke else ""
+    note = " (--smoke: meaningless)" if smoke else ""
+    s, f, score, cli, s1, s2 = (results.get(k) for k in ("s", "f", "score", "cli", "s1", "s2"))
+    if s and score:
+        run.figure(f"`s` job time / `score` wall, {s.rows:,} rows",
+                   f"{s.time / score.time:.1f} ({s.time:.1f} s against {score.time:.1f} s; "
+                   f"`s` wall {s.main.seconds:.1f} s){note}")  # fmt: skip
+    if cli and score:
+        run.figure(f"`flink-submit` wall / `score` wall, {cli.rows:,} rows",
+                   f"{cli.time / score.time:.1f} ({cli.time:.1f} s against {score.time:.1f} s)"
+                   + note)  # fmt: skip
+    if s and score and s.rate and score.rate:
+        run.figure("net rows/s, `s` / `score`", f"{s.rate / score.rate:.2f} ({s.rate:,.0f} "
+                   f"against {score.rate:,.0f} rows/s){note}")  # fmt: skip
+    if s and f:
+        run.figure("churnctl's reading, scoring and output in the job: `s` job - floor job",
+                   f"{s.time - f.time:.1f} s" + note)  # fmt: skip
+        ratio = s.time / f.time
+        run.figure("`s` job time / floor job time", f"{ratio:.2f}" + note,
+                   f"≤ {TARGETS['engine']:g}", judged(ratio <= TARGETS["engine"]))  # fmt: skip
+    if s2:
+        wanted = min(VARIANTS["s2"].parallelism, inputs.files)
+        workers = [t.workers for t in s2.runs]
+        run.figure(f"`s2`: workers that wrote scored rows, parallelism 2, {inputs.files} files",
+                   f"{min(workers)} (each run: {', '.join(map(str, workers))})", f"≥ {wanted}",
+                   min(workers) >= wanted)  # fmt: skip
+    if s1 and s2:
+        ratio = s1.time / s2.time
+        run.figure(f"parallelism 2 / 1 speed-up, job time, {inputs.files} files",
+                   f"{ratio:.2f} ({s2.time:.1f} s against {s1.time:.1f} s){note}",
+                   f"≥ {TARGETS['scale']:g}", judged(ratio >= TARGETS["scale"]))  # fmt: skip
 
-    s, f, row, s2 = (results.get(k) for k in ("s", "f", "r", "s2"))
-    if s and f and s.net > 0 and f.net > 0:
-        # per row, since the two may differ in rows only if asked; same rows by default
-        ratio = (s.net / s.rows) / (f.net / f.rows)
-        run.figure("scoring net time / floor net time", f"{ratio:.2f}" + note,
-                   f"≤ {TARGETS['overhead']}", judged(ratio <= TARGETS["overhead"]))  # fmt: skip
-    if s and row and s.rate and row.rate:
-        ratio = s.rate / row.rate
-        run.figure("scoring rows/s / row-at-a-time rows/s", f"{ratio:.1f}" + note,
-                   f"≥ {TARGETS['vs_row']:g}", judged(ratio >= TARGETS["vs_row"]))  # fmt: skip
-    if s and s2 and s.rate and s2.rate:
-        ratio = s2.rate / s.rate
-        run.figure("parallelism 2 rows/s / parallelism 1", f"{ratio:.2f}" + note,
-                   f"≥ {TARGETS['scale']}", judged(ratio >= TARGETS["scale"]))  # fmt: skip
+
+# --------------------------------------------------------------------------- the parent
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for s, f and s2")
-    parser.add_argument("--row-rows", type=int, default=100_000, help="rows for r")
-    parser.add_argument(
-        "--parts", type=int, default=4, help="the s, f, s2 rows as this many CSV files in a folder"
-    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--parts", type=int, default=4, help="files of s1 and s2 (the same rows)")
     parser.add_argument("--startup-rows", type=int, default=1_000)
-    parser.add_argument("--repeat", type=int, default=3, help="main runs per variant (median)")
-    parser.add_argument("--variants", default="s,f,r,s2", help="comma-separated, of s,f,r,s2")
+    parser.add_argument("--startup-variants", default="s,f,score,cli", help="those with small runs")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of runs (medians)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per subprocess")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks counts only")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks only")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write a markdown section")
     parser.add_argument("--check-targets", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--tmp", type=Path, help="parent of the temporary folder")
-    parser.add_argument("--child", choices=("scoring", "floor", "row"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("job", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--parallelism", type=int, default=1, help=argparse.SUPPRESS)
@@ -514,88 +555,87 @@ def main() -> int:
         child(args.child, args.input, args.out, args.parallelism)
         return 0
     if args.smoke:
-        args.rows, args.row_rows, args.startup_rows, args.repeat = 2_000, 500, 0, 1
+        args.rows, args.startup_rows, args.repeat = 2_000, 0, 1
         args.timeout = min(args.timeout, 300)
-    keys = [k.strip() for k in args.variants.split(",") if k.strip()]
-    unknown = [k for k in keys if k not in VARIANTS]
+    args.keys = names(args.variants)
+    small_keys = [] if args.startup_rows == 0 else names(args.startup_variants)
+    unknown = [k for k in {*args.keys, *small_keys} if k not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    return bench(args, keys)
+    args.small_keys = [k for k in small_keys if k in args.keys]  # small runs of those measured
+    if args.parts < 2:
+        parser.error("--parts must be at least 2")
+    return bench(args)
+
+
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def make_inputs(tmp: Path, rows: int, parts: int, label: str) -> Inputs:
+    """``rows`` rows as one file and as ``parts`` files; the reference ``score`` run's digest."""
+    from churnctl.generate import generate_files
+
+    (one,) = generate_files(tmp / f"{label}.csv", n_rows=rows, seed=7)
+    generate_files(tmp / f"{label}-parts", n_rows=rows, files=parts, seed=7)
+    inputs = Inputs(one, tmp / f"{label}-parts", rows, parts)
+    reference = tmp / f"{label}-reference.csv"
+    done = subprocess.run([sys.executable, *CHURNCTL, "score", str(one), "-o", str(reference)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the reference `churnctl score` run failed: {done.stderr.strip()}")
+    inputs.digest = records_digest([reference], header=True)
+    return inputs
 
 
 def measure(
-    args: argparse.Namespace, keys: list[str], files: dict[str, Path], tmp: Path, run: Run
+    args: argparse.Namespace, inputs: dict[str, Inputs], tmp: Path, run: Run
 ) -> dict[str, Result]:
-    """Each variant's start-up run, then ``--repeat`` rounds of main runs, variants interleaved
-    (so that a slow spell of the shared machine hits them all); the median run of each."""
-    startups: dict[str, Timing] = {}
-    for key in keys:
-        if args.smoke:  # no start-up run: the same code as the main run, and as slow
-            startups[key] = Timing()
-            continue
-        print(f"{key} ({VARIANTS[key][0]}): start-up run ...", flush=True)
-        startups[key] = run_variant(key, files["startup"], args.startup_rows,
-                                    tmp / f"{key}-startup", args.timeout)  # fmt: skip
-        print(f"  {startups[key].seconds:.1f} s", flush=True)
-    walls: dict[str, list[Timing]] = {key: [] for key in keys}
+    """``--repeat`` rounds: in each, the small runs then the main runs, variants interleaved
+    (so that a slow spell of the shared machine hits them all); the median runs of each."""
+    timings: dict[tuple[str, str], list[Timing]] = {}
     for round_ in range(args.repeat):
-        for key in keys:
-            rows = args.row_rows if key == "r" else args.rows
-            print(f"{key} ({VARIANTS[key][0]}): {rows:,} rows, run {round_ + 1} ...", flush=True)
-            main_file = files["row"] if key == "r" else files["main"]
-            wall = run_variant(key, main_file, rows, tmp / f"{key}-main-{round_}", args.timeout)
-            print(f"  {wall.seconds:.1f} s, job {seconds_text(wall.job_seconds)} s "
-                  f"({wall.scored:,} scored, {wall.rejected:,} rejected)", flush=True)  # fmt: skip
-            walls[key].append(wall)
+        for size, keys in (("startup", args.small_keys), ("main", args.keys)):
+            for key in keys:
+                timing = timed_run(key, inputs[size], tmp / f"{key}-{size}-{round_}", args)
+                timings.setdefault((key, size), []).append(timing)
     results = {}
-    for key in keys:
-        timings = [startups[key], *walls[key]]
-        run.problems += [t.problem for t in timings if t.problem]
-        if not any(t.problem for t in timings):
-            rows = args.row_rows if key == "r" else args.rows
-            results[key] = Result(key, rows, median_run(walls[key]), startups[key], walls[key])
+    for key in args.keys:
+        mains, smalls = timings[(key, "main")], timings.get((key, "startup"), [])
+        problems = [t.problem for t in [*smalls, *mains] if t.problem]
+        run.problems += problems
+        if not problems:
+            results[key] = Result(key, args.rows, mains, smalls)
     return results
 
 
-def median_run(timings: list[Timing]) -> Timing:
-    """The run with the median job time (or wall time when Flink gave none)."""
-    ordered = sorted(timings, key=lambda t: t.seconds if t.job_seconds is None else t.job_seconds)
-    return ordered[(len(ordered) - 1) // 2]
+def timed_run(key: str, inputs: Inputs, out_dir: Path, args: argparse.Namespace) -> Timing:
+    print(f"{key} ({VARIANTS[key].label}): {inputs.rows:,} rows, {out_dir.name} ...", flush=True)
+    timing = run_variant(key, inputs, out_dir, args.timeout)
+    print(f"  wall {timing.seconds:.1f} s, job {seconds_text(timing.job_seconds)} s "
+          f"({timing.scored:,} scored, {timing.rejected:,} rejected)", flush=True)  # fmt: skip
+    return timing
 
 
-def bench(args: argparse.Namespace, keys: list[str]) -> int:
-    from churnctl.generate import generate_files
-
+def bench(args: argparse.Namespace) -> int:
     run, started = Run(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-flink-", dir=args.tmp) as name:
         tmp = Path(name)
-        sizes = {"main": args.rows, "row": args.row_rows, "startup": args.startup_rows}
-        files = {}
-        for label, rows in sizes.items():
-            if rows == 0:
-                continue
-            if label == "main" and args.parts > 1:  # a folder: Flink splits work by file
-                generate_files(tmp / "main", n_rows=rows, files=args.parts, seed=7)
-                files[label] = tmp / "main"
-                continue
-            (files[label],) = generate_files(tmp / f"{label}-{rows}.csv", n_rows=rows, seed=7)
-        startup = (f"{args.startup_rows:,} rows (start-up of each variant)" if not args.smoke
-                   else "no start-up runs (--smoke)")  # fmt: skip
-        print(f"inputs: {args.rows:,} rows in {args.parts} file(s) (s, f, s2), "
-              f"{args.row_rows:,} rows (r), {startup}",
-              flush=True)  # fmt: skip
-        if "r" in keys:
-            scorer = Scorer(str(bundled(STATE)), str(bundled(MODEL)), threads=1)
-            problem = check_row_udf(scorer, files["row"])
-            if problem:
-                run.problems.append(f"r: {problem}")
-        results = measure(args, keys, files, tmp, run)
-        report(run, results, args.smoke)
+        inputs = {"main": make_inputs(tmp, args.rows, args.parts, "main")}
+        if args.small_keys:
+            inputs["startup"] = make_inputs(tmp, args.startup_rows, args.parts, "startup")
+        small = (f"{args.startup_rows:,} rows for the start-up of {', '.join(args.small_keys)}"
+                 if args.small_keys else "no start-up runs")  # fmt: skip
+        print(f"inputs: {args.rows:,} rows as 1 file and as {args.parts} files; {small}; "
+              "each scored by `churnctl score` for reference", flush=True)  # fmt: skip
+        results = measure(args, inputs, tmp, run)
+        report(run, results, inputs["main"], args.smoke)
     seconds = time.perf_counter() - started
     print(f"total {seconds:.0f} s")
     if args.markdown:
         command = " ".join(["python", *sys.argv])
-        args.markdown.write_text(markdown(run, command, seconds) + "\n", encoding="utf-8")
+        text = markdown(run, command, seconds, inputs["main"])
+        args.markdown.write_text(text + "\n", encoding="utf-8")
     for problem in run.problems:
         print(f"PROBLEM {problem}", file=sys.stderr)
     if run.problems:

@@ -3,6 +3,7 @@ and cannot rot. The figures mean nothing at these sizes; the scripts' own checks
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -58,10 +59,39 @@ def test_bench_flink_runs_every_variant(tmp_path: Path) -> None:
     markdown = tmp_path / "bench.md"
     done = run_smoke(
         "bench_flink.py", "--tmp", str(tmp_path), "--markdown", str(markdown), timeout=1500
-    )  # four embedded Flink jobs in a row, on a loaded machine
-    for variant in ("s:", "f:", "r:", "s2:"):
-        assert variant in done.stdout
-    assert "| figure | measured | target | met? |" in markdown.read_text()
+    )  # five embedded Flink jobs and a `score` in a row, each checked, on a loaded machine
+    for variant in ("s", "f", "score", "cli", "s1", "s2"):
+        assert f"\n  {variant}: " in done.stdout, variant
+    text = markdown.read_text()
+    assert "| figure | measured | target | met? |" in text
+    assert "| parallelism 2 / 1 speed-up, job time, 4 files |" in text
+
+
+def test_bench_flink_compares_records_in_any_order(tmp_path: Path) -> None:
+    """The check of the Flink benchmark's outputs: the same CSV records in any order and any
+    files (``score``'s header skipped) are equal; one changed, missing or repeated is not."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_flink
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    records = ["1,0.25,false", "2,0.75,true", '"3,x",0.5,true', "4,0.125,false"]
+
+    names = itertools.count()
+
+    def digest(*parts: list[str], header: bool = False) -> tuple[int, int]:
+        paths = [tmp_path / f"part-{next(names)}.csv" for _ in parts]
+        for path, lines in zip(paths, parts, strict=True):
+            path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        return bench_flink.records_digest(paths, header=header)
+
+    reference = digest(["CustomerId,raw,exited", *records], header=True)
+    assert reference[0] == 4
+    assert digest(records[2:], records[1::-1]) == reference
+    assert digest(records[:3]) != reference
+    assert digest([*records, records[0]]) != reference
+    assert digest([*records[:3], "4,0.126,false"]) != reference
+    assert digest(['"3",x,0.5,true', *records[:2], records[3]]) != reference  # fields, not text
 
 
 def test_bench_run_writes_the_page_and_chart(tmp_path: Path) -> None:
