@@ -221,7 +221,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchRuns:
     elsewhere.mkdir()
     out, limited_out = root / "out", root / "limited"
     first = [folder, "--out", out, "--max-rejects", "100%", "--model", "../model/model.onnx",
-             *KEEP]  # fmt: skip
+             "--parallelism", "2", *KEEP]  # fmt: skip
     runs = [
         start([*CLI, "flink-submit", *args], stdout=subprocess.PIPE, cwd=cwd)
         for args, cwd in ((first, elsewhere), ([folder, "--out", limited_out, *KEEP], None))
@@ -312,6 +312,8 @@ def test_batch_job_scores_like_score(batch: BatchRuns, scored_by_score: Path) ->
     assert sorted(flink) == sorted(ours) and len(ours) == 37 + 30 + 25 + 20
     assert len({row[0] for row in flink}) == len(flink)
     assert any("\n" in row[1] for row in flink)  # multi-line kept values, as records
+    writers = {part.name.rsplit("-", 1)[0] for part in finished_parts(batch.out / "scored")}
+    assert len(writers) == 2  # --parallelism 2 reaches the scoring: 4 files on 2 workers
 
 
 def test_batch_job_rejects_like_score(batch: BatchRuns, scored_by_score: Path) -> None:
@@ -367,7 +369,8 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     job = tmp_path / "job.py"
     started = time.monotonic()
     result = run(["flink-submit", batch.input, "--out", batch.out, "--max-rejects", "100%",
-                  "--emit", job, "--model", batch.model, *KEEP])  # fmt: skip
+                  "--emit", job, "--model", batch.model, "--parallelism", "2",
+                  *KEEP])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 20
     assert f"wrote {job}" in plain(result.stderr)
