@@ -52,14 +52,16 @@ class FilesSoFar:
 
 
 @dataclass(frozen=True)
-class FileChanged:
-    """A streaming job's input file changed after the job read it: what changed is not read."""
+class FileWarning:
+    """An input file of a streaming job that may not be read whole: it changed after the
+    job read it, or it is still not read long after it landed (it may have been empty or
+    still written when Flink listed it: Flink lists a file once)."""
 
     source: str
     detail: str
 
 
-FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar | FileChanged
+FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar | FileWarning
 
 
 def web_ui(jobmanager: str | None, job_id: str) -> str | None:

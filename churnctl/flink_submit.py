@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from churnctl import interrupts
+from churnctl.arrivals import NameRules, list_inputs
 from churnctl.errors import (
     ChurnctlError,
     Fix,
@@ -37,8 +38,8 @@ from churnctl.errors import (
     UsageError,
 )  # fmt: skip
 from churnctl.flink_events import (
-    FileChanged,
     FilesSoFar,
+    FileWarning,
     FlinkEvent,
     JobStarting,
     JobSubmitted,
@@ -73,6 +74,7 @@ WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the sta
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 SAVEPOINT = re.compile(r"Savepoint completed\. Path: (\S+)")
 PROGRESS_EVERY = 2.0  # seconds between two looks at the rows so far
+UNREAD_AFTER = 60.0  # streaming: an input file still unread this long after it landed is told
 
 
 @dataclass
@@ -246,10 +248,12 @@ class _JobWatch:
     def __init__(self, tell: Callable[[FlinkEvent], None], request: FlinkRequest,
                  work: Path, folder: Path) -> None:  # fmt: skip
         self.tell, self.jobmanager, self.total = tell, request.jobmanager, request.files
-        self.streaming = request.spec.streaming
+        self.streaming, self.input = request.spec.streaming, Path(request.spec.input)
         self.work, self.folder = work, folder
         self.job_id: str | None = None
         self._rows, self._files, self._changed = (0, 0), 0, set[tuple[str, int, int]]()
+        self._landed: dict[str, float] = {}  # streaming: when each input file was first seen
+        self._told: set[str] = set()  # and those told as still unread
 
     def line(self, text: str) -> None:
         match = JOB_ID.search(text) if self.job_id is None else None
@@ -272,6 +276,7 @@ class _JobWatch:
             self.tell(RowsSoFar(*self._rows))
         if self.streaming:
             self._tell_changes(counts)
+            self._tell_unread(counts)
 
     def _tell_changes(self, counts: FlinkResult) -> None:
         changed = [f for f in changed_after_read(counts)
@@ -279,7 +284,21 @@ class _JobWatch:
         self._changed.update((f.source, f.bytes, f.mtime_ns) for f in changed)
         record_changes(self.folder, changed)
         for file in changed:
-            self.tell(FileChanged(file.source, file.detail))
+            self.tell(FileWarning(file.source, file.detail))
+
+    def _tell_unread(self, counts: FlinkResult) -> None:
+        if not self.input.is_dir():
+            return
+        read, now = {f.source for f in counts.files}, time.monotonic()
+        for name in sorted(list_inputs(self.input, NameRules())):
+            path = str(self.input / name)
+            landed = self._landed.setdefault(path, now)
+            if path not in read and path not in self._told and now - landed >= UNREAD_AFTER:
+                self._told.add(path)
+                self.tell(FileWarning(path, f"not read {UNREAD_AFTER:.0f} s after it landed: if "
+                                      "it was empty or still being written when Flink listed "
+                                      "it, Flink will never read it; write files elsewhere and "
+                                      "rename them into the folder when complete"))  # fmt: skip
 
 
 def resumes(request: FlinkRequest) -> bool:

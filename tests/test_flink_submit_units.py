@@ -707,20 +707,26 @@ time.sleep({pause})
 """
 
 
-def test_a_streaming_run_reports_a_file_changed_after_it_was_read(
+def test_a_streaming_run_tells_the_files_it_may_not_read_whole(
     tmp_path: Path, fake_flink: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Flink lists a file once: an embedded streaming run watches the files its job read,
-    warns once of each that changed after, and records it beside the rejects."""
+    """Flink lists a file once: an embedded streaming run warns once of each input file that
+    changed after the job read it (and records it beside the rejects), and of each still
+    unread long after it landed."""
     folder, out = small_input(tmp_path), tmp_path / "out"
-    source = folder / "a.csv"
+    source, unread = folder / "a.csv", folder / "b.csv"
+    write_rows(unread, text_rows(2, 2))  # a file the job never reads (empty when listed, say)
+    monkeypatch.setattr(flink_submit, "UNREAD_AFTER", flink_submit.PROGRESS_EVERY)
     text = GROWING_JOB.format(out_dir=str(out.resolve()), source=str(source), job_id=JOB_ID,
                               pause=1.5 * flink_submit.PROGRESS_EVERY)  # fmt: skip
     monkeypatch.setattr(flink_submit, "render_job", lambda spec: text)
     result = run(["flink-submit", folder, "--out", out, "--streaming", "--quiet"])
     assert result.exit_code == 0, result.output
     warnings = [line for line in plain_lines(result.stderr) if line.startswith("Warning:")]
-    assert len(warnings) == 1 and str(source) in warnings[0], result.stderr
-    assert "changed after the job read it" in warnings[0]
+    assert len(warnings) == 2, result.stderr  # each told once, though seen at every tick
+    [changed] = [w for w in warnings if str(source) in w]
+    assert "changed after the job read it" in changed
+    [not_read] = [w for w in warnings if str(unread) in w]
+    assert "not read 2 s after it landed" in not_read and "Flink will never read it" in not_read
     [row] = list(csv.reader((out / "rejects" / "changed-after-read.csv").open(encoding="utf-8")))
     assert row[0] == str(source) and row[1:3] == ["", ""]

@@ -228,8 +228,8 @@ def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
 def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
     """One stderr line per event; ``quiet``: only the removal of stale staging folders."""
     from churnctl.flink_events import (
-        FileChanged,
         FilesSoFar,
+        FileWarning,
         JobStarting,
         JobSubmitted,
         RowsSoFar,
@@ -238,7 +238,7 @@ def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
 
     def show(event: FlinkEvent) -> None:
         match event:
-            case FileChanged(source, detail):  # a warning: shown even when quiet
+            case FileWarning(source, detail):  # shown even when quiet
                 line = f"Warning: {source}: {detail}"
             case StaleStagingRemoved(folders):
                 line = (f"removed {len(folders)} staging folder(s) of earlier runs that ended "
