@@ -94,7 +94,7 @@ def flink_submit(
     quiet: Quiet = False,
 ) -> None:
     """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
-    from churnctl.flink_submit import FlinkRequest, emit_job, preflight, submit
+    from churnctl.flink_submit import FlinkRequest, preflight, submit
 
     if stop is not None:
         return _stop(stop, jobmanager, savepoint)
@@ -103,17 +103,9 @@ def flink_submit(
     options = read_options(delimiter, encoding)
     inputs = _inputs(input, out, streaming)  # INPUT first, then the training file
     given = _state(state, train, (options, decimal))
-    scorer = _scorer(
-        inputs,
-        options,
-        given,
-        model,
-        keep=parse_keep(keep),
-        threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch,
-        logits=logits,
-        decimal=decimal,
-    )
+    scorer = _scorer(inputs, options, given, model, keep=parse_keep(keep), threshold=threshold,
+                     allow_state_mismatch=allow_state_mismatch, logits=logits,
+                     decimal=decimal)  # fmt: skip
     _check_files(inputs, scorer, options, parallelism, streaming)
     # Java and the cluster last, and all before anything is written into --out
     home = None if emit is not None else preflight(input, out, jobmanager, from_savepoint)
@@ -122,18 +114,23 @@ def flink_submit(
                  monitor_interval=monitor_interval, settle=settle / 1000)  # fmt: skip
     pair_warning(scorer, stderr)
     if emit is not None:
-        emit_job(spec, emit)
-        print_demo_note(scorer.model_name, scorer.state.source)
-        _run_hint(emit, spec, jobmanager)
-        return None
+        return _emit(emit, spec, scorer, jobmanager)
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects),
                            files=None if streaming else len(inputs))  # fmt: skip
     _say_if_resuming(request, quiet)
     result = submit(request, home=home, on_event=_event_printer(quiet))
     print_demo_note(scorer.model_name, scorer.state.source)
-    _report(result, jobmanager, pair_label(scorer))
-    return None
+    return _report(result, jobmanager, pair_label(scorer))
+
+
+def _emit(job: Path, spec: FlinkJobSpec, scorer: Scorer, jobmanager: str | None) -> None:
+    """Write the job file (nothing runs), and say how to run it."""
+    from churnctl.flink_submit import emit_job
+
+    emit_job(spec, job)
+    print_demo_note(scorer.model_name, scorer.state.source)
+    _run_hint(job, spec, jobmanager)
 
 
 def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
