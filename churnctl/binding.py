@@ -36,6 +36,7 @@ ORDER_SHOWN, ORDER_CONTEXT = 20, 5  # a long feature order: 20 names, 5 before t
 OVERRIDE = Fix(
     "allow_state_mismatch", True, "only if you are sure the model was trained with this state"
 )
+REBIND = Fix("rebind", True, "only if the model was trained with this state")
 
 
 @dataclass(frozen=True)
@@ -91,23 +92,85 @@ def read_binding(metadata: Mapping[str, str], *, source: str) -> Binding | None:
     return binding
 
 
-def bind_model(model_bytes: bytes, state: FeatureState) -> bytes:
-    """The model's bytes with the state's binding in ``metadata_props`` (others kept)."""
+def bind_model(model_bytes: bytes, state: FeatureState, *, rebind: bool = False) -> bytes:
+    """The model's bytes with the state's binding in ``metadata_props`` (others kept).
+
+    A model already bound to another state fingerprint is refused (``RebindError``)
+    unless ``rebind``.
+    """
     import onnx  # only binding writes ONNX; scoring reads the metadata through onnxruntime
 
     proto = onnx.load_model_from_string(model_bytes)
     kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in BINDING_KEYS]
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    bind_outcome(metadata, state, model="model", rebind=rebind)
     onnx.helper.set_model_props(proto, {**dict(kept), **Binding.of_state(state).to_metadata()})
     return proto.SerializeToString()
 
 
-def bind_file(model: Path, state: FeatureState, output: Path) -> Binding:
-    """Write ``model`` bound to ``state`` to ``output`` (atomically); the input is kept."""
+class RebindError(CompatibilityError):
+    """The model is already bound to a state with another fingerprint (``rebind`` forces it)."""
+
+    def __init__(self, model: str, bound: Binding, requested: Binding, state: str) -> None:
+        super().__init__(
+            f"model {model} is already bound to state {short(bound.fingerprint)}, not to "
+            f"{state} ({short(requested.fingerprint)}); a model's weights encode the feature "
+            "order it was trained on: bind a fresh export of the model trained with this state",
+            fix=REBIND,
+        )
+        self.bound = bound
+        self.requested = requested
+
+
+class BindStatus(Enum):
+    """What ``bind_file`` did to the model's binding."""
+
+    BOUND = "bound"  # the model had no binding (or a damaged one)
+    UNCHANGED = "unchanged"  # already bound to this very state: the binding stays as it was
+    REBOUND = "rebound"  # bound to another state before; replaced because ``rebind`` was set
+
+
+@dataclass(frozen=True)
+class BindOutcome:
+    """The binding written, what happened, and the binding replaced (``REBOUND`` only)."""
+
+    binding: Binding
+    status: BindStatus
+    previous: Binding | None = None
+
+
+def bind_file(
+    model: Path, state: FeatureState, output: Path, *, rebind: bool = False
+) -> BindOutcome:
+    """Write ``model`` bound to ``state`` to ``output`` (atomically); the input is kept.
+
+    A model bound to another state fingerprint is refused (``RebindError``) unless
+    ``rebind``; one bound to this state is copied with its binding unchanged.
+    """
     check_distinct({"model": model}, {"output": output})
     loaded = ChurnModel(model)
     loaded.check_compatible(len(state.feature_names), state_source=state.source)
-    atomic_write_bytes(Path(output), bind_model(loaded.data, state))
-    return Binding.of_state(state)
+    outcome = bind_outcome(loaded.metadata, state, model=loaded.name, rebind=rebind)
+    atomic_write_bytes(Path(output), bind_model(loaded.data, state, rebind=True))
+    return outcome
+
+
+def bind_outcome(
+    metadata: Mapping[str, str], state: FeatureState, *, model: str, rebind: bool
+) -> BindOutcome:
+    """What binding a model with ``metadata`` to ``state`` does; ``RebindError`` if refused."""
+    requested = Binding.of_state(state)
+    try:
+        bound = read_binding(metadata, source=model)
+    except CompatibilityError:  # a damaged binding is what binding again repairs
+        bound = None
+    if bound is None:
+        return BindOutcome(requested, BindStatus.BOUND)
+    if bound.fingerprint == requested.fingerprint:
+        return BindOutcome(requested, BindStatus.UNCHANGED)
+    if not rebind:
+        raise RebindError(model, bound, requested, state.source)
+    return BindOutcome(requested, BindStatus.REBOUND, bound)
 
 
 class PairStatus(Enum):

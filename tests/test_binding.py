@@ -239,7 +239,7 @@ def test_bind_an_exported_model_to_its_state(
 def test_bind_keeps_other_metadata_and_replaces_an_old_binding(work: Path) -> None:
     model = rewrite_metadata(bundled(MODEL), work / "meta.onnx", lambda m: {**m, "author": "x"})
     state = fit_state(bundled(SAMPLE), pipeline="sklearn")
-    data = bind_model(model.read_bytes(), state)
+    data = bind_model(model.read_bytes(), state, rebind=True)
     loaded = ChurnModel(data)
     assert loaded.metadata["author"] == "x"
     assert read_binding(loaded.metadata, source="m") == Binding.of_state(state)

@@ -50,6 +50,7 @@ from churnctl.cli.options import (
 from churnctl.cli.progress import progress
 from churnctl.cli.report import (
     binding_lines,
+    orders_table,
     pair_label,
     pair_warning,
     print_demo_note,
@@ -325,18 +326,39 @@ def bind(
         ),
     ],
     output: Annotated[Path, output_file("Bound model to write (not the input model).")],
+    rebind: Annotated[
+        bool,
+        typer.Option(
+            "--rebind", help="Replace the binding of a model already bound to another state."
+        ),
+    ] = False,
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
-    from churnctl.binding import bind_file, short
+    from churnctl.binding import BindStatus, RebindError, bind_file, short
     from churnctl.state import load_state
 
     check_distinct({"model": model, "state": state}, {"output": output})
-    binding = bind_file(model, load_state(state), output)
-    stderr.print(
-        f"bound {model} to state {short(binding.fingerprint)} "
-        f"({len(binding.feature_names)} features) → {output}",
-        markup=False,
-    )
+    try:
+        outcome = bind_file(model, load_state(state), output, rebind=rebind)
+    except RebindError as exc:
+        error_line(flag_message(exc))
+        stderr.print(orders_table(exc.bound.feature_names, exc.requested.feature_names))
+        raise typer.Exit(exc.exit_code) from None
+    binding = outcome.binding
+    if outcome.status is BindStatus.REBOUND and outcome.previous is not None:
+        stderr.print(
+            f"Warning: rebound {model} from state {short(outcome.previous.fingerprint)} to "
+            f"{short(binding.fingerprint)} (--rebind): a model's weights encode the feature "
+            "order it was trained on; its scores are right only if it was trained with this "
+            "state",
+            markup=False,
+        )
+    what = f"state {short(binding.fingerprint)} ({len(binding.feature_names)} features)"
+    if outcome.status is BindStatus.UNCHANGED:
+        line = f"{model} is already bound to {what}: binding unchanged → {output}"
+    else:
+        line = f"bound {model} to {what} → {output}"
+    stderr.print(line, markup=False)
 
 
 @command

@@ -28,6 +28,7 @@ WITHOUT_OPTION = {
     "out": "name the output folder of a watcher",
     "output": "write to a file",
     "pipeline": "name a preset (reference, sklearn) or a TOML/JSON spec file",
+    "rebind": "bind the model as exported from its training, before any binding",
     "reprocess_changed": "land the new content under a new name",
     "state": "use the state the model was trained with",
     "threshold": "use a probability from 0 to 1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,12 +101,41 @@ def _features_table(report: Report) -> Table:
         if report.more_features:
             add_text_row(features, "…", report.more_features)
         return features
+    return orders_table(
+        report.model_feature_names or [],
+        report.feature_names,
+        more_model=report.more_model_features,
+        more_state=report.more_features,
+    )
+
+
+def orders_table(
+    model_names: Sequence[str],
+    state_names: Sequence[str],
+    *,
+    more_model: str = "",
+    more_state: str = "",
+) -> Table:
+    """A model's and a state's feature orders side by side, differences marked ``≠``.
+
+    Without ``more_*`` (already cut lists), long orders are cut here, as ``inspect`` cuts them.
+    """
+    if not (more_model or more_state):
+        model_names, more_model = _cut(model_names)
+        state_names, more_state = _cut(state_names)
     features = Table("#", "model (trained on)", "state (produces)", "", title="Feature order")
-    model_names, state_names = report.model_feature_names or [], report.feature_names
     for i in range(max(len(model_names), len(state_names))):
         left = model_names[i] if i < len(model_names) else ""
         right = state_names[i] if i < len(state_names) else ""
         add_text_row(features, str(i), left, right, "" if left == right else "≠")
-    if report.more_features or report.more_model_features:
-        add_text_row(features, "…", report.more_model_features, report.more_features, "")
+    if more_model or more_state:
+        add_text_row(features, "…", more_model, more_state, "")
     return features
+
+
+def _cut(names: Sequence[str]) -> tuple[Sequence[str], str]:
+    from churnctl.inspection import FEATURES_SHOWN
+
+    if len(names) <= FEATURES_SHOWN:
+        return names, ""
+    return names[:FEATURES_SHOWN], f"{len(names) - FEATURES_SHOWN:,} more features"
