@@ -20,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
+from churnctl.arguments import check_bool, check_type
 from churnctl.atomic import atomic_write_bytes
-from churnctl.errors import CompatibilityError, Fix
+from churnctl.errors import CompatibilityError, Fix, ModelError
 from churnctl.model import ChurnModel
 from churnctl.paths import check_distinct
 from churnctl.state import FORMAT_VERSION, FeatureState, canonical_json
@@ -100,7 +102,10 @@ def bind_model(model_bytes: bytes, state: FeatureState, *, rebind: bool = False)
     """
     import onnx  # only binding writes ONNX; scoring reads the metadata through onnxruntime
 
-    proto = onnx.load_model_from_string(model_bytes)
+    check_type("bind_model", "model_bytes", model_bytes, bytes, "the ONNX model's bytes")
+    check_type("bind_model", "state", state, FeatureState, "a FeatureState (load_state)")
+    check_bool("bind_model", "rebind", rebind)
+    proto = _parsed(onnx, model_bytes)
     kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in BINDING_KEYS]
     metadata = {p.key: p.value for p in proto.metadata_props}
     bind_outcome(metadata, state, model="model", rebind=rebind)
@@ -137,6 +142,16 @@ class BindOutcome:
     binding: Binding
     status: BindStatus
     previous: Binding | None = None
+
+
+def _parsed(onnx: Any, model_bytes: bytes) -> Any:
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load_model_from_string(model_bytes)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelError(f"bind_model: model_bytes are not an ONNX model ({reason})") from None
 
 
 def bind_file(

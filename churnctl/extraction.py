@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
+from churnctl.arguments import check_type
 from churnctl.frame import Frame
 from churnctl.inputs import BatchLike, arrow_batch, frame_from_batch
 from churnctl.state import FeatureState
@@ -62,6 +63,7 @@ def extract_features(state: FeatureState, batch: BatchLike, *, decimal: str = ".
     (``.`` or ``,``). A row with a feature that is not finite in float32 (a value too
     large after scaling) is rejected on the feature's column, never handed to a model.
     """
+    check_type("extract_features", "state", state, FeatureState, "a FeatureState (load_state)")
     schema = state.pipeline.input_schema
     frame = frame_from_batch(arrow_batch(batch, schema.columns), schema, decimal=decimal)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below

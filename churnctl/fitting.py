@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from churnctl.arguments import PATH, check_callable, check_has, check_path, check_type, wrong
 from churnctl.atomic import publishing
 from churnctl.columns import as_text
 from churnctl.errors import InputError, PipelineSpecError
@@ -32,6 +34,7 @@ from churnctl.rejects import (
     DecimalCommas,
     RejectLimit,
     RejectLog,
+    as_reject_limit,
     check_limit,
     open_rejects,
 )
@@ -78,6 +81,8 @@ def fit_state(
     ``.`` or ``,``. ``on_progress`` is called after each batch with the pass
     (``pass_number`` of ``passes``) and the share of the file read in it.
     """
+    _check_arguments(train, pipeline, read_options, rejects, on_progress)
+    max_rejects = as_reject_limit("fit_state", max_rejects)
     check_decimal(decimal)
     if str(train) == STDIN or is_stream(train):
         raise InputError(
@@ -263,3 +268,23 @@ def fit_file(
             with publication.file(Path(request.output)) as path:
                 path.write_text(state.dumps(), encoding="utf-8")
     return state, rejects
+
+
+def _check_arguments(
+    train: Any, pipeline: Any, read_options: Any, rejects: Any, on_progress: Any
+) -> None:
+    """``fit_state``'s arguments, each refused in one line naming it (issue 17)."""
+    if type(train).__name__ == "DataFrame":  # no data in memory: the state names its file
+        raise wrong("fit_state", "train", train, TRAIN_TAKES, "write the DataFrame to a file")
+    check_path("fit_state", "train", train, TRAIN_TAKES)
+    if pipeline is not None:
+        check_path("fit_state", "pipeline", pipeline, PIPELINE_TAKES)
+    if read_options is not None:
+        check_type("fit_state", "read_options", read_options, ReadOptions, "a ReadOptions")
+    if rejects is not None:
+        check_has("fit_state", "rejects", rejects, "write_table", "a writer with write_table")
+    check_callable("fit_state", "on_progress", on_progress, "a function of a Progress")
+
+
+TRAIN_TAKES = f"{PATH} to a CSV, CSV.gz or Parquet file"
+PIPELINE_TAKES = f"a preset name (reference, sklearn) or {PATH} to a spec file"

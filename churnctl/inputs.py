@@ -12,6 +12,8 @@ counts as missing (null).
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnctl.arguments import wrong
 from churnctl.columns import MAX_FIELD_CHARS, as_array, as_text, empty_as_null
 from churnctl.errors import UsageError
 from churnctl.frame import Frame
@@ -37,6 +40,8 @@ DECIMAL_MARKS = (".", ",")
 NON_FINITE_PATTERN = r"^[+-]?(nan|inf|infinity)$"
 EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite value"
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
+BATCH_TAKES = "a pyarrow RecordBatch or Table, or a pandas DataFrame"
+NAMES_SHOWN = 10  # duplicate column names listed in a message
 NUMERIC_TYPES = (
     pa.types.is_integer,
     pa.types.is_floating,
@@ -73,15 +78,71 @@ def arrow_batch(
 
 
 def _from_pandas(frame: Any) -> pa.Table:
+    """A DataFrame as Arrow; an object column mixing types is read as text, cell by cell.
+
+    A stray value (a ``True`` among ages) then rejects its row by the input policy
+    (its text is not a number, or not a known category), not the whole batch.
+    """
     pandas = sys.modules.get("pandas")  # not imported: the object cannot be a DataFrame
-    expected = "pass a pyarrow RecordBatch or Table, or a pandas DataFrame"
     if pandas is None or not isinstance(frame, pandas.DataFrame):
-        raise UsageError(f"cannot read a {type(frame).__name__} as a batch: {expected}")
+        hint = "to score a file, use churnctl.file_scoring.score_file" if _is_path(frame) else ""
+        raise wrong("", "batch", frame, BATCH_TAKES, hint)
+    _refuse_duplicate_columns(frame)
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
+    except (TypeError, ValueError, pa.ArrowException):
+        pass
+    try:
+        return pa.Table.from_pandas(_mixed_as_text(frame, pandas), preserve_index=False)
     except (TypeError, ValueError, pa.ArrowException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "not convertible"
-        raise UsageError(f"cannot read this DataFrame as a batch: {expected} ({reason})") from None
+        reason = " ".join(str(exc).split())[:200] or "not convertible"
+        raise UsageError(f"cannot read this DataFrame as a batch: {reason}") from None
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str | os.PathLike)
+
+
+def _refuse_duplicate_columns(frame: Any) -> None:
+    names = [str(name) for name in frame.columns]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        shown = ", ".join(duplicates[:NAMES_SHOWN])
+        extra = len(duplicates) - NAMES_SHOWN
+        more = f" and {extra:,} more" if extra > 0 else ""
+        raise UsageError(
+            f"the DataFrame has duplicate column names: {shown}{more}; rename or drop them"
+        )
+
+
+def _mixed_as_text(frame: Any, pandas: Any) -> Any:
+    """A shallow copy of ``frame`` with each object column that Arrow refuses as text."""
+    copied = frame.copy(deep=False)
+    for position, column in enumerate(frame.columns):
+        series = frame.iloc[:, position]
+        if series.dtype != object or _converts(series):
+            continue
+        copied[column] = pandas.Series(
+            [_cell_text(value) for value in series], index=series.index, dtype=object
+        )
+    return copied
+
+
+def _converts(series: Any) -> bool:
+    try:
+        pa.array(series, from_pandas=True)
+    except (TypeError, ValueError, pa.ArrowException):
+        return False
+    return True
+
+
+def _cell_text(value: Any) -> str | None:
+    """A cell as a CSV field would hold it: None when missing, else its text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value if isinstance(value, str) else str(value)
 
 
 def check_decimal(decimal: Any) -> str:

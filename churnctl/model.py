@@ -20,6 +20,7 @@ failures become one-line ``ModelError`` messages.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from churnctl.arguments import PATH, check_type
 from churnctl.errors import CompatibilityError, Fix, ModelError, UsageError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
@@ -40,6 +42,8 @@ SHOWN_ROWS = 5
 MAX_THREADS = 2**31 - 1  # ONNX Runtime takes a 32-bit int
 MAX_INLINE_BYTES = 2**31 - 1  # protobuf's limit: a model with its data inline must fit
 EXTERNAL_DATA_KEY = b"location"  # what an external data reference always spells
+
+SOURCE_TAKES = f"{PATH} to an ONNX model, or the model's bytes"
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ class ChurnModel:
         self, source: Path | str | bytes, *, threads: int = 0, name: str | None = None
     ) -> None:
         """Load from a path or from the model's bytes; ``threads`` 0 lets ONNX Runtime choose."""
+        check_type("ChurnModel", "source", source, (str, os.PathLike, bytes), SOURCE_TAKES)
+        if name is not None:
+            check_type("ChurnModel", "name", name, str, "a str")
         self.path = None if isinstance(source, bytes) else Path(source)
         self.name = name or (str(self.path) if self.path is not None else "<model bytes>")
         self.threads = check_threads(threads)

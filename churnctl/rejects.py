@@ -20,11 +20,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnctl.arguments import wrong
 from churnctl.atomic import Publication
 from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import Fix, TooManyRejectsError, UsageError
@@ -79,6 +80,15 @@ class DecimalCommas:
             f"{self.count:,} of the {rejected:,} rejected rows hold a number written with a "
             f"decimal comma, such as {self.example!r}"
         )
+
+
+def as_reject_limit(function: str, value: Any) -> RejectLimit:
+    """A ``RejectLimit`` as given, or one from a whole number of rows (``max_rejects=100``)."""
+    if isinstance(value, RejectLimit):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return RejectLimit(count=value)
+    raise wrong(function, "max_rejects", value, "a RejectLimit or a whole number >= 0")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from churnctl.arguments import PATH, check_bool, check_type, wrong
 from churnctl.binding import PairCheck, check_pair
 from churnctl.columns import as_text
 from churnctl.errors import Fix, UsageError
@@ -43,6 +45,8 @@ REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason
 OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
 NOT_FINITE_OUTPUT = "model output not finite"
 KEEP_ALL = "*"  # keep every column of the input, in its order
+STATE_TAKES = f"a FeatureState or {PATH} to a state file"
+MODEL_TAKES = f"a ChurnModel, {PATH} to an ONNX model, or the model's bytes"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class Scorer:
         ``keep``: the input columns copied to the output as text; ``("*",)`` keeps every
         column of each batch (``kept_columns``), ``()`` none.
         """
+        _check_pair_arguments(state, model)
+        check_bool("Scorer", "allow_state_mismatch", allow_state_mismatch)
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
         self.keep = _checked_keep(keep)
@@ -220,10 +226,16 @@ class Scorer:
         return arrow_batch(batch, self.required_columns, kept=self.keep)
 
 
+def _check_pair_arguments(state: Any, model: Any) -> None:
+    check_type("Scorer", "state", state, (FeatureState, str, os.PathLike), STATE_TAKES)
+    check_type("Scorer", "model", model, (ChurnModel, str, os.PathLike, bytes), MODEL_TAKES)
+
+
 def _checked_keep(keep: Sequence[str], *, every: bool = False) -> tuple[str, ...]:
     """Column names to keep (``every``: an input's columns, all kept for ``*``), checked."""
-    if isinstance(keep, str) or not all(isinstance(k, str) and (k or every) for k in keep):
-        raise UsageError(f"keep must be a list of column names, got {keep!r}")
+    listed = isinstance(keep, Sequence) and not isinstance(keep, str | bytes)
+    if not listed or not all(isinstance(k, str) and (k or every) for k in keep):
+        raise wrong("Scorer", "columns" if every else "keep", keep, "a list of column names")
     if KEEP_ALL in keep and len(keep) > 1 and not every:
         raise UsageError(
             f"keep {KEEP_ALL!r} keeps every input column: name no other column beside it",

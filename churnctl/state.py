@@ -18,6 +18,7 @@ import jsonschema
 import numpy as np
 import pyarrow as pa
 
+from churnctl.arguments import PATH, check_path
 from churnctl.atomic import atomic_write_text
 from churnctl.errors import ChurnctlError, StateError
 from churnctl.frame import Frame
@@ -198,6 +199,7 @@ def content_checksum(content: dict[str, Any]) -> str:
 
 def load_state(path: Path) -> FeatureState:
     """Read, validate and rebuild a state file; every problem is a ``StateError``."""
+    check_path("load_state", "path", path, f"{PATH} to a state file")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
