@@ -42,6 +42,8 @@ EMPTY, NOT_A_NUMBER, NOT_FINITE = "empty value", "not a number", "non-finite val
 TOO_LONG = f"field longer than {MAX_FIELD_CHARS:,} characters"
 BATCH_TAKES = "a pyarrow RecordBatch or Table, or a pandas DataFrame"
 NAMES_SHOWN = 10  # duplicate column names listed in a message
+# pandas' inferred kinds of an object column that Arrow converts faithfully
+UNIFORM = {"string", "empty", "integer", "floating", "mixed-integer-float", "boolean", "decimal"}
 NUMERIC_TYPES = (
     pa.types.is_integer,
     pa.types.is_floating,
@@ -89,10 +91,6 @@ def _from_pandas(frame: Any) -> pa.Table:
         raise wrong("", "batch", frame, BATCH_TAKES, hint)
     _refuse_duplicate_columns(frame)
     try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (TypeError, ValueError, pa.ArrowException):
-        pass
-    try:
         return pa.Table.from_pandas(_mixed_as_text(frame, pandas), preserve_index=False)
     except (TypeError, ValueError, pa.ArrowException) as exc:
         reason = " ".join(str(exc).split())[:200] or "not convertible"
@@ -116,24 +114,22 @@ def _refuse_duplicate_columns(frame: Any) -> None:
 
 
 def _mixed_as_text(frame: Any, pandas: Any) -> Any:
-    """A shallow copy of ``frame`` with each object column that Arrow refuses as text."""
+    """``frame``, or a shallow copy with each object column mixing kinds of values as text.
+
+    Arrow would refuse such a column (ints and a bool), or worse read it (a ``False``
+    among floats as 0.0).
+    """
+    infer = pandas.api.types.infer_dtype  # compiled: no Python loop over a uniform column
+    mixed = [i for i, (_, series) in enumerate(frame.items())
+             if series.dtype == object and infer(series, skipna=True) not in UNIFORM]  # fmt: skip
+    if not mixed:
+        return frame
     copied = frame.copy(deep=False)
-    for position, column in enumerate(frame.columns):
+    for position in mixed:
         series = frame.iloc[:, position]
-        if series.dtype != object or _converts(series):
-            continue
-        copied[column] = pandas.Series(
-            [_cell_text(value) for value in series], index=series.index, dtype=object
-        )
+        text = [_cell_text(value) for value in series]
+        copied.isetitem(position, pandas.Series(text, index=series.index, dtype=object))
     return copied
-
-
-def _converts(series: Any) -> bool:
-    try:
-        pa.array(series, from_pandas=True)
-    except (TypeError, ValueError, pa.ArrowException):
-        return False
-    return True
 
 
 def _cell_text(value: Any) -> str | None:

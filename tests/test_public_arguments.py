@@ -1,0 +1,215 @@
+"""Every public entry point says what is wrong with an argument in one line (issue 17 item 4).
+
+Hypothesis calls each entry point with good arguments but one, replaced by a value of
+a wrong type (None, numbers, lists, dicts, bytes, objects): the call raises a
+``ChurnctlError`` naming that argument in one line, never a ``TypeError`` or an
+``AttributeError``. Then pandas batches: a stray value in an object column rejects its
+row only, and duplicate column names are refused by name.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pyarrow.csv as pacsv
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import churnctl
+from churnctl import ChurnModel, Scorer, bind_model, extract_features, fit_state, load_state
+from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.errors import ChurnctlError, UsageError
+
+WRONG = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(), min_size=1, max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.binary(max_size=8),
+    st.builds(object),
+)
+
+
+@functools.cache
+def scorer() -> Scorer:
+    return Scorer(bundled(STATE), bundled(MODEL))
+
+
+@functools.cache
+def frame() -> pd.DataFrame:
+    return pacsv.read_csv(bundled(SAMPLE)).slice(0, 20).to_pandas()
+
+
+def boolean(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def whole(low: int, high: float = math.inf) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def nothing(value: Any) -> bool:
+    return value is None
+
+
+def never(value: Any) -> bool:
+    return False
+
+
+def share(value: Any) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value) and 0 <= value <= 1
+
+
+def is_bytes(value: Any) -> bool:
+    return isinstance(value, bytes)
+
+
+def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
+    """Each public entry point, with arguments that work."""
+    state = load_state(bundled(STATE))
+    return {
+        "Scorer": (Scorer, {"state": bundled(STATE), "model": bundled(MODEL),
+                            "keep": ["CustomerId"], "threshold": 0.5,
+                            "allow_state_mismatch": False, "threads": 1, "logits": False,
+                            "decimal": "."}),
+        "Scorer.score": (lambda **kw: scorer().score(**kw), {"batch": frame()}),
+        "Scorer.features": (lambda **kw: scorer().features(**kw), {"batch": frame()}),
+        "Scorer.score_aligned": (lambda **kw: scorer().score_aligned(**kw), {"batch": frame()}),
+        "fit_state": (fit_state, {"train": bundled(SAMPLE), "pipeline": "reference",
+                                  "read_options": None, "max_rejects": 0, "rejects": None,
+                                  "decimal": ".", "on_progress": None}),
+        "load_state": (load_state, {"path": bundled(STATE)}),
+        "extract_features": (extract_features, {"state": state, "batch": frame(), "decimal": "."}),
+        "bind_model": (bind_model, {"model_bytes": bundled(MODEL).read_bytes(), "state": state,
+                                    "rebind": False}),
+        "ChurnModel": (ChurnModel, {"source": bundled(MODEL), "threads": 1, "name": "m"}),
+    }  # fmt: skip
+
+
+# Which wrong-typed values an argument takes after all (a None where None is the default...).
+ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
+    ("Scorer", "threshold"): share,
+    ("Scorer", "allow_state_mismatch"): boolean,
+    ("Scorer", "logits"): boolean,
+    ("Scorer", "threads"): lambda v: v is None or whole(0, 2**31 - 1)(v),
+    ("Scorer", "model"): is_bytes,
+    ("fit_state", "pipeline"): nothing,
+    ("fit_state", "read_options"): nothing,
+    ("fit_state", "rejects"): nothing,
+    ("fit_state", "on_progress"): nothing,
+    ("fit_state", "max_rejects"): whole(0),
+    ("bind_model", "rebind"): boolean,
+    ("ChurnModel", "source"): is_bytes,
+    ("ChurnModel", "threads"): whole(0, 2**31 - 1),
+    ("ChurnModel", "name"): nothing,
+}
+ENTRY_POINTS = good_arguments()
+ARGUMENTS = [(label, name) for label, (_, kw) in ENTRY_POINTS.items() for name in kw]
+
+
+def test_the_public_api_is_covered() -> None:
+    """Each callable of ``churnctl.__all__`` (bar the error class) is called here."""
+    public = {name for name in churnctl.__all__ if callable(getattr(churnctl, name))}
+    public -= {"ChurnctlError", "FeatureState", "FeatureBatch", "ScoredBatch"}  # results
+    assert public <= set(ENTRY_POINTS)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argument=st.sampled_from(ARGUMENTS), value=WRONG)
+def test_a_wrong_argument_is_one_line_naming_it(argument: tuple[str, str], value: Any) -> None:
+    label, name = argument
+    if ACCEPTED.get(argument, never)(value):
+        return
+    function, good = ENTRY_POINTS[label]
+    with pytest.raises(ChurnctlError) as info:
+        function(**{**good, name: value})
+    message = str(info.value)
+    assert name in message and "\n" not in message, message
+    assert len(message) < 400, message
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: Scorer(1, 2), ["state", "got int 1", "FeatureState"]),
+        (lambda: Scorer(None, None), ["state", "got None"]),
+        (lambda: Scorer(load_state(bundled(STATE)), None), ["model", "got None", "bytes"]),
+        (lambda: scorer().score(None), ["batch", "got None", "DataFrame"]),
+        (lambda: scorer().score("data.csv"), ["batch", "got str", "score_file"]),
+        (lambda: fit_state(None), ["train", "got None", "path"]),
+        (lambda: fit_state(frame()), ["train", "got DataFrame", "to a file"]),
+        (lambda: fit_state(bundled(SAMPLE), pipeline=123), ["pipeline", "got int 123"]),
+        (lambda: fit_state(bundled(SAMPLE), max_rejects=-1), ["max_rejects", "got int -1"]),
+        (lambda: load_state({}), ["path", "got dict"]),
+    ],
+)
+def test_the_examples_of_the_issue(call: Callable[[], Any], words: list[str]) -> None:
+    with pytest.raises(UsageError) as info:
+        call()
+    message = str(info.value)
+    assert all(word in message for word in words) and "\n" not in message, message
+
+
+# ------------------------------------------------------------------ pandas batches
+
+STRAY = st.one_of(
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=5),
+    st.binary(max_size=4),
+    st.lists(st.integers(), max_size=2),
+    st.builds(object),
+)
+INPUTS = ["Geography", "Gender", "CreditScore", "Age", "Balance", "HasCrCard"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(column=st.sampled_from(INPUTS), row=st.integers(0, 19), value=STRAY)
+def test_a_stray_value_in_an_object_column_rejects_its_row_only(
+    column: str, row: int, value: Any
+) -> None:
+    clean = scorer().score_aligned(frame())
+    mixed = frame().copy()
+    mixed[column] = mixed[column].astype(object)
+    mixed.at[row, column] = value
+    result = scorer().score_aligned(mixed)
+    assert result.num_rows == clean.num_rows
+    others = [i for i in range(clean.num_rows) if i != row]
+    assert result.take(others).equals(clean.take(others))
+    if isinstance(value, bool | bytes | list) or type(value) is object:
+        assert result.column("reject_column")[row].as_py() == column
+
+
+def test_a_true_among_ages_is_a_rejected_row() -> None:
+    mixed = frame().copy()
+    mixed["Age"] = mixed["Age"].astype(object)
+    mixed.at[3, "Age"] = True
+    result = scorer().score(mixed)
+    assert result.scored.num_rows == 19
+    assert result.rejects.to_pylist()[0] | {"value": None} == {
+        "row": 3, "column": "Age", "reason": "not a number", "value": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("duplicated", [["Age"], ["Age", "Tenure"], ["Surname", "Gender", "Age"]])
+def test_duplicate_column_names_are_refused_by_name(duplicated: list[str]) -> None:
+    doubled = pd.concat([frame(), frame()[duplicated]], axis=1)
+    with pytest.raises(UsageError) as info:
+        scorer().score(doubled)
+    message = str(info.value)
+    listed = message.split("duplicate column names: ")[1].split(";")[0]
+    assert listed.split(", ") == sorted(duplicated), message
+
+
+def test_a_path_like_is_taken() -> None:
+    """The checks refuse wrong types, not right ones: ``Path`` and ``str`` both load."""
+    assert load_state(bundled(STATE)).fingerprint == load_state(str(bundled(STATE))).fingerprint
