@@ -14,6 +14,7 @@ from churnctl.errors import UsageError
 
 SHOWN_CHARS = 40  # of a wrong value's repr in a message
 PATH = "a path (str or os.PathLike)"
+PATH_TYPES = (str, os.PathLike)
 
 
 def shown(value: Any) -> str:

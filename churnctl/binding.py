@@ -148,10 +148,13 @@ def _parsed(onnx: Any, model_bytes: bytes) -> Any:
     from google.protobuf.message import DecodeError
 
     try:
-        return onnx.load_model_from_string(model_bytes)
+        proto = onnx.load_model_from_string(model_bytes)
     except (DecodeError, ValueError, RuntimeError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise ModelError(f"bind_model: model_bytes are not an ONNX model ({reason})") from None
+    if not proto.HasField("graph") or not proto.graph.input:  # b"" parses as an empty model
+        raise ModelError("bind_model: model_bytes are not an ONNX model (no graph with an input)")
+    return proto
 
 
 def bind_file(

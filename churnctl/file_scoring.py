@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from churnctl.arguments import PATH, PATH_TYPES, check_path, check_type
 from churnctl.atomic import publishing
 from churnctl.faults import checkpoint
 from churnctl.paths import check_distinct
@@ -21,6 +22,7 @@ from churnctl.rejects import (
     STDERR,
     RejectLimit,
     RejectLog,
+    as_reject_limit,
     check_limit,
     open_rejects,
     rejects_path,
@@ -53,6 +55,20 @@ class ScoreRequest:
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
     read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
+
+    def __post_init__(self) -> None:
+        """Each field checked: a wrong type is one line naming it (issue 17)."""
+        for name in ("input", "output"):
+            check_path("ScoreRequest", name, getattr(self, name))
+        check_type("ScoreRequest", "scorer", self.scorer, Scorer, "a Scorer")
+        optional = {"format": (str, "None or a format name (csv, jsonl, parquet)"),
+                    "rejects": (PATH_TYPES, f"None or {PATH}"),
+                    "read_from": (PATH_TYPES, f"None or {PATH}")}  # fmt: skip
+        for name, (types, takes) in optional.items():
+            if getattr(self, name) is not None:
+                check_type("ScoreRequest", name, getattr(self, name), types, takes)
+        self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
+        check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
 
 
 class RowRates:
@@ -92,6 +108,7 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     files being one (an output naming the input, or the rejects naming the output) is
     refused first.
     """
+    check_type("score_file", "request", request, ScoreRequest, "a ScoreRequest")
     started = time.perf_counter()
     rejects = request.rejects or rejects_path(request.output)
     summary = RunSummary(output=request.output, rejects=rejects)

@@ -24,6 +24,8 @@ import churnctl
 from churnctl import ChurnModel, Scorer, bind_model, extract_features, fit_state, load_state
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.errors import ChurnctlError, UsageError
+from churnctl.file_scoring import ScoreRequest, score_file
+from churnctl.sources import ReadOptions
 
 WRONG = st.one_of(
     st.none(),
@@ -40,6 +42,11 @@ WRONG = st.one_of(
 @functools.cache
 def scorer() -> Scorer:
     return Scorer(bundled(STATE), bundled(MODEL))
+
+
+@functools.cache
+def keeping_all() -> Scorer:
+    return Scorer(bundled(STATE), bundled(MODEL), keep=["*"])
 
 
 @functools.cache
@@ -91,6 +98,14 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
         "bind_model": (bind_model, {"model_bytes": bundled(MODEL).read_bytes(), "state": state,
                                     "rebind": False}),
         "ChurnModel": (ChurnModel, {"source": bundled(MODEL), "threads": 1, "name": "m"}),
+        "Scorer.kept_columns": (lambda **kw: keeping_all().kept_columns(**kw),
+                                {"columns": ["CustomerId"]}),
+        "Scorer.keeping": (lambda **kw: keeping_all().keeping(**kw), {"columns": ["CustomerId"]}),
+        "score_file": (score_file, {"request": ScoreRequest("in.csv", "out.csv", scorer())}),
+        "ScoreRequest": (ScoreRequest, {"input": "in.csv", "output": "out.csv",
+                                        "scorer": scorer(), "format": "csv", "rejects": "r.csv",
+                                        "max_rejects": 0, "read_options": ReadOptions(),
+                                        "read_from": "in.csv"}),
     }  # fmt: skip
 
 
@@ -110,6 +125,10 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("ChurnModel", "source"): is_bytes,
     ("ChurnModel", "threads"): whole(0, 2**31 - 1),
     ("ChurnModel", "name"): nothing,
+    ("ScoreRequest", "format"): nothing,
+    ("ScoreRequest", "rejects"): nothing,
+    ("ScoreRequest", "read_from"): nothing,
+    ("ScoreRequest", "max_rejects"): whole(0),
 }
 ENTRY_POINTS = good_arguments()
 ARGUMENTS = [(label, name) for label, (_, kw) in ENTRY_POINTS.items() for name in kw]
