@@ -117,10 +117,13 @@ class RebindError(CompatibilityError):
     """The model is already bound to a state with another fingerprint (``rebind`` forces it)."""
 
     def __init__(self, model: str, bound: Binding, requested: Binding, state: str) -> None:
+        same = bound.feature_names == requested.feature_names
+        how = "same features, other fitted numbers" if same else "another feature order"
         super().__init__(
             f"model {model} is already bound to state {short(bound.fingerprint)}, not to "
-            f"{state} ({short(requested.fingerprint)}); a model's weights encode the feature "
-            "order it was trained on: bind a fresh export of the model trained with this state",
+            f"{state} ({short(requested.fingerprint)}: {how}); a model's weights encode the "
+            "feature order it was trained on: bind a fresh export of the model trained with "
+            "this state",
             fix=REBIND,
         )
         self.bound = bound

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -102,8 +103,8 @@ def _is_path(value: Any) -> bool:
 
 
 def _refuse_duplicate_columns(frame: Any) -> None:
-    names = [str(name) for name in frame.columns]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(str(name) for name in frame.columns)
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         shown = ", ".join(duplicates[:NAMES_SHOWN])
         extra = len(duplicates) - NAMES_SHOWN

@@ -131,6 +131,8 @@ def test_every_pair_of_states_rebinds_only_when_forced(states: dict[str, Feature
             message = str(info.value)
             assert short(first.fingerprint) in message and short(second.fingerprint) in message
             assert "\n" not in message and info.value.fix is not None
+            same = first.feature_names == second.feature_names
+            assert ("another feature order" in message) is not same, message
             assert info.value.fix.setting == "rebind"
             assert (info.value.bound, info.value.requested) == (
                 Binding.of_state(first),
