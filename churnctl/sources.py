@@ -518,13 +518,13 @@ def check_header(
         raise SchemaError(f"{name}: duplicate column name(s) {_listing(duplicates)} in the header")
     if missing and set(missing) <= set(kept):
         raise SchemaError(
-            f"{name}: missing column(s) {', '.join(missing)} named to keep; found: "
+            f"{name}: missing column(s) {_listing(missing)} named to keep; found: "
             f"{_listing(names)}",
             fix=Fix("keep", note="with only columns the input has"),
         )
     if missing:
         raise SchemaError(
-            f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"
+            f"{name}: missing required column(s) {_listing(missing)}; found: {_listing(names)}"
         )
     if isinstance(columns, pa.Schema):
         _check_types(name, columns, required)
