@@ -25,7 +25,7 @@ from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.frame import Frame
 from churnctl.inputs import check_decimal, frame_from_batch
 from churnctl.paths import check_distinct, file_sha256
-from churnctl.pipeline import StreamingFit, load_pipeline_spec
+from churnctl.pipeline import FeaturePipeline, StreamingFit, load_pipeline_spec
 from churnctl.rejects import (
     DECIMAL_FIX,
     DEFAULT_LIMIT,
@@ -159,16 +159,25 @@ class _Tally:
     log: RejectLog | None = None
     rejected: int = 0
     decimal_commas: DecimalCommas = field(default_factory=DecimalCommas)
+    first: str | None = None  # the first reject's column (or line) and reason
 
     def start_pass(self) -> None:
         self.read = self.valid = self.kept = self.rejected = 0
         self.decimal_commas = DecimalCommas()
+        self.first = None
 
-    def note_rejects(self, frame: Frame, batch: pa.RecordBatch) -> None:
+    def note_rejects(self, part: SourceBatch, frame: Frame) -> None:
         """Count the frame's rejected rows, and those rejected for a decimal comma."""
         self.rejected += int(frame.rejected.sum())
+        if self.first is None and part.bad_lines:
+            bad = part.bad_lines[0]
+            self.first = f"line {bad.line}: {bad.reason}" if bad.line else bad.reason
         if frame.reject_reason is None:
             return
+        if self.first is None:
+            row = int(np.argmax(frame.rejected))
+            self.first = f"column {frame.reject_column[row]}: {frame.reject_reason[row]}"
+        batch = part.rows
         for name in set(frame.reject_column[frame.rejected]) - {None}:
             reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
             self.decimal_commas.add(pa.array(reasons, pa.string()), _text(batch, name))
@@ -183,6 +192,7 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
     fitting, options = passes.fitting, passes.options
     source = open_source(train, fitting.pipeline.input_schema.columns, options)
     try:
+        _check_unshadowed(train, source.columns, fitting.pipeline)
         log = None
         if fitting.last_pass:
             log = RejectLog(
@@ -194,7 +204,10 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
             _fit_batch(passes, part, log, tally)
             _report(tally, passes, source.read_share)
         if not tally.valid:
-            raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
+            first = f"; first reject: {tally.first}" if tally.first else ""
+            raise InputError(
+                f"{train}: no valid training rows (read {tally.read}{first}); check the file"
+            )
         if log is not None:
             log.finish()
         _report(tally, passes, lambda records: 1.0)
@@ -202,6 +215,18 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         tally.log = log
     finally:
         source.close()
+
+
+def _check_unshadowed(train: str, header: list[str], pipeline: FeaturePipeline) -> None:
+    """Refuse a stage output named like a training data column (two meanings, one name)."""
+    for position, stage in enumerate(pipeline.stages, start=1):
+        shadowed = [col for col in stage.output_columns() if col in header]
+        if shadowed:
+            raise PipelineSpecError(
+                f"stage {position}: {stage.TYPE}: output column(s) "
+                f"{', '.join(shadowed[:20])} shadow a column of the training data; give each "
+                "output a name the data does not use"
+            )
 
 
 def _report(tally: _Tally, passes: _Passes, share: Callable[[int], float] | None) -> None:
@@ -219,7 +244,7 @@ def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally:
     if part.rows.num_rows:
         passes.fitting.update(frame)
     tally.kept += int(frame.ok.sum())
-    tally.note_rejects(frame, part.rows)
+    tally.note_rejects(part, frame)
     if log is not None:
         rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
         log.record_batch(part, rejected_rows(part.rows, rejections))

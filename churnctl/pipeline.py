@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +110,12 @@ class FeaturePipeline:
             raise PipelineSpecError(
                 f"the pipeline's output {self.output_col} has no features (a one-hot encoder "
                 "with drop_last over a single category leaves none); a model needs at least one"
+            )
+        repeated = sorted(name for name, n in Counter(features).items() if n > 1)
+        if repeated:
+            raise PipelineSpecError(
+                f"feature name(s) {_capped(repeated)} appear twice in {self.output_col} (a "
+                "binding matches features by name); assemble each input once"
             )
         return features
 
@@ -236,7 +243,7 @@ def _naming(stage: Stage, position: int) -> Iterator[None]:
 def _check_read_order(stage: Stage, position: int, writers: dict[str, int]) -> None:
     """Refuse reading a column that this stage or a later one writes (a cycle, or misordered)."""
     inputs = stage.input_columns()
-    repeated = sorted({col for col in inputs if inputs.count(col) > 1})
+    repeated = sorted(col for col, n in Counter(inputs).items() if n > 1)
     if repeated:
         raise PipelineSpecError(
             f"input column(s) {_capped(repeated)} named twice; name each input once"

@@ -410,8 +410,10 @@ def test_no_valid_rows_is_refused_as_before(tmp_path: Path) -> None:
     train = tmp_path / "t.csv"
     train.write_bytes(csv_bytes(rows))
     new, old = both_fits(train, PRESETS["reference"], 1 << 20)
-    assert new[0] == old[0] == ("InputError", f"{train}: no valid training rows (read 5); "
-                                "check the file")  # fmt: skip
+    assert old[0] == ("InputError", f"{train}: no valid training rows (read 5); check the file")
+    # issue 17: the error now also names the first reject's column and reason
+    assert new[0] == ("InputError", f"{train}: no valid training rows (read 5; first reject: "
+                                    "column Age: not a number); check the file")  # fmt: skip
 
 
 # ---------------------------------------------------------------- passes
