@@ -125,8 +125,8 @@ def test_a_graph_wrong_for_its_data_is_one_line_naming_the_file(
 
 def test_a_kept_index_is_not_rejected_by_an_encoder_that_keeps_too(tmp_path: Path) -> None:
     train = write_csv(tmp_path / "train.csv", generate_table(40, seed=2))
-    stages = [{**INDEX, "handle_invalid": "keep"}, {**ENCODE, "handle_invalid": "keep", "drop_last": False},
-              ASSEMBLE]  # fmt: skip
+    encode = {**ENCODE, "handle_invalid": "keep", "drop_last": False}
+    stages = [{**INDEX, "handle_invalid": "keep"}, encode, ASSEMBLE]
     state = fit_spec(tmp_path, stages, train)
     table = generate_table(5, seed=3)
     unseen = table.set_column(
