@@ -22,7 +22,7 @@ from churnctl.fitting import fit_state
 from churnctl.generate import generate_table
 from churnctl.pipeline import MAX_DEPTH, PRESETS, build_pipeline, load_pipeline_spec
 from churnctl.rejects import NO_LIMIT
-from churnctl.state import state_from_text
+from churnctl.state import content_checksum, state_from_text
 
 INDEX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"]}
 ENCODE = {"type": "OneHotEncoder", "input_cols": ["G"], "output_cols": ["GV"]}
@@ -206,3 +206,21 @@ def test_a_one_row_training_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(PipelineSpecError) as info:
         fit_state(train)
     assert str(info.value).startswith(f"{train}: StandardScaler: need more than 1 training rows")
+
+
+def test_a_state_with_zero_features_is_refused_on_load(tmp_path: Path) -> None:
+    """Its checksum recomputed: refused at load, not published to fail only at score."""
+    table = generate_table(20, seed=6)
+    france = table.set_column(
+        table.schema.get_field_index("Geography"), "Geography", pa.array(["France"] * 20)
+    )
+    train = write_csv(tmp_path / "train.csv", france)
+    state = fit_spec(tmp_path, [INDEX, {**ENCODE, "drop_last": False}, assemble("GV")], train)
+    document = json.loads(state.dumps())
+    document["stages"][1]["params"]["drop_last"] = True  # one category, dropped: no feature
+    document["checksum"] = "sha256:" + content_checksum(document)
+    with pytest.raises(StateError) as info:
+        state_from_text(json.dumps(document), source="s.json")
+    message = str(info.value)
+    assert message.startswith("s.json: ") and "\n" not in message
+    assert "the pipeline's output v has no features" in message
