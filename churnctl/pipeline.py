@@ -75,6 +75,7 @@ class FeaturePipeline:
         self.stages = list(stages)
         self.input_schema = _derive_schema(self.stages)
         self.output_col = self.stages[-1].output_columns()[0]
+        self.raw_names = _raw_names(self.stages)
 
     def fit(self, frame: Frame) -> FeaturePipeline:
         """Fit every stage in order on the frame's non-rejected rows."""
@@ -97,6 +98,7 @@ class FeaturePipeline:
             )
         for stage in self.stages:
             stage.transform(frame)
+        name_raw_columns(frame, self.raw_names)
         matrix = np.asarray(frame[self.output_col], dtype=np.float64)
         return matrix[:, np.newaxis] if matrix.ndim == 1 else matrix
 
@@ -129,6 +131,24 @@ class FeaturePipeline:
     @property
     def n_features(self) -> int:
         return len(self.feature_names_)
+
+
+def _raw_names(stages: list[Stage]) -> dict[str, str]:
+    """Each index column -> the input column it indexes (what a reject on it names)."""
+    return {
+        out: col
+        for stage in stages
+        if stage.WRITES_INDICES
+        for col, out in zip(stage.input_columns(), stage.output_columns(), strict=True)
+    }
+
+
+def name_raw_columns(frame: Frame, raw_names: dict[str, str]) -> None:
+    """Rejects on an index column name the input column behind it (Geography, not its index)."""
+    if frame.reject_column is None or not raw_names:
+        return
+    for written, raw in raw_names.items():
+        frame.reject_column[frame.reject_column == written] = raw
 
 
 def fitting_levels(stages: list[Stage]) -> list[int]:
@@ -190,6 +210,7 @@ class StreamingFit:
                 del self._open[index]
             if self.levels[index] <= self.pass_index:
                 stage.transform(frame)
+        name_raw_columns(frame, self.pipeline.raw_names)
         return frame
 
     def end_pass(self) -> None:

@@ -19,9 +19,17 @@ import pytest
 from churnctl.errors import ChurnctlError, InputError, PipelineSpecError, StateError
 from churnctl.extraction import extract_features
 from churnctl.fitting import fit_state
+from churnctl.frame import Frame
 from churnctl.generate import generate_table
-from churnctl.pipeline import MAX_DEPTH, PRESETS, build_pipeline, load_pipeline_spec
+from churnctl.pipeline import (
+    MAX_DEPTH,
+    PRESETS,
+    FeaturePipeline,
+    build_pipeline,
+    load_pipeline_spec,
+)
 from churnctl.rejects import NO_LIMIT
+from churnctl.stages import OneHotEncoder, StringIndexer, VectorAssembler
 from churnctl.state import content_checksum, state_from_text
 
 INDEX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"]}
@@ -224,3 +232,23 @@ def test_a_state_with_zero_features_is_refused_on_load(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith("s.json: ") and "\n" not in message
     assert "the pipeline's output v has no features" in message
+
+
+def test_a_reject_on_an_index_column_names_the_input_column() -> None:
+    """An encoder's reject (its sizes smaller than the labels) names Geography, not G."""
+    index = StringIndexer.from_state(
+        {"input_cols": ["Geography"], "output_cols": ["G"]}, {"labels": [["a", "b", "c"]]}
+    )
+    encode = OneHotEncoder.from_state(
+        {"input_cols": ["G"], "output_cols": ["GV"]}, {"category_sizes": [2]}
+    )
+    assembler = VectorAssembler.from_state(
+        {"input_cols": ["GV"], "output_col": "v"}, {"input_sizes": [1]}
+    )
+    pipeline = FeaturePipeline(stages=[index, encode, assembler])
+    frame = Frame.from_columns({"Geography": pa.array(["a", "c", "z"])})
+    pipeline.transform(frame)
+    assert frame.reject_column.tolist() == [None, "Geography", "Geography"]
+    assert frame.reject_reason.tolist() == [
+        None, "index out of range for 2 categories", "unseen category 'z'"
+    ]  # fmt: skip
