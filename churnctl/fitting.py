@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from churnctl.atomic import publishing
 from churnctl.columns import as_text
-from churnctl.errors import InputError, PipelineSpecError
+from churnctl.errors import InputError, PipelineSpecError, listing
 from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.frame import Frame
 from churnctl.inputs import check_decimal, frame_from_batch
@@ -224,7 +224,7 @@ def _check_unshadowed(train: str, header: list[str], pipeline: FeaturePipeline) 
         if shadowed:
             raise PipelineSpecError(
                 f"stage {position}: {stage.TYPE}: output column(s) "
-                f"{', '.join(shadowed[:20])} shadow a column of the training data; give each "
+                f"{listing(shadowed)} shadow a column of the training data; give each "
                 "output a name the data does not use"
             )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from churnctl.errors import ChurnctlError, Fix, NotFittedError, PipelineSpecError
+from churnctl.errors import ChurnctlError, Fix, NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.inputs import InputSchema
 from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Stage
@@ -116,7 +116,7 @@ class FeaturePipeline:
         repeated = sorted(name for name, n in Counter(features).items() if n > 1)
         if repeated:
             raise PipelineSpecError(
-                f"feature name(s) {_capped(repeated)} appear twice in {self.output_col} (a "
+                f"feature name(s) {listing(repeated)} appear twice in {self.output_col} (a "
                 "binding matches features by name); assemble each input once"
             )
         return features
@@ -267,7 +267,7 @@ def _check_read_order(stage: Stage, position: int, writers: dict[str, int]) -> N
     repeated = sorted(col for col, n in Counter(inputs).items() if n > 1)
     if repeated:
         raise PipelineSpecError(
-            f"input column(s) {_capped(repeated)} named twice; name each input once"
+            f"input column(s) {listing(repeated)} named twice; name each input once"
         )
     for col in inputs:
         if writers.get(col, 0) >= position:
@@ -284,23 +284,17 @@ def _check_used(stage: Stage, position: int, stages: list[Stage]) -> None:
         if len(outputs) > 1:
             raise PipelineSpecError(
                 f"the last stage writes the pipeline's output, one column; this one writes "
-                f"{len(outputs)} ({_capped(outputs)}): end with a VectorAssembler of them"
+                f"{len(outputs)} ({listing(outputs)}): end with a VectorAssembler of them"
             )
         return
     later = {col for s in stages[position:] for col in s.input_columns()}
     unread = [col for col in outputs if col not in later]
     if unread:
         raise PipelineSpecError(
-            f"output column(s) {_capped(unread)} read by no later stage; the pipeline's output "
+            f"output column(s) {listing(unread)} read by no later stage; the pipeline's output "
             f"is the last stage's ({stages[-1].output_columns()[0]}): remove the dead "
             "stage or column, or read it later"
         )
-
-
-def _capped(names: list[str], limit: int = 20) -> str:
-    """Names joined by commas, the first ``limit`` of them and how many more."""
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"
 
 
 def _check_stage_columns(stage: Stage, written: dict[str, Stage], raw: dict[str, Stage]) -> None:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnctl.columns import as_array, empty_as_null
-from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.errors import NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.moments import Moments
 
@@ -185,7 +185,7 @@ def _check_params(cls: type[Stage], params: dict[str, Any]) -> None:
     unknown = [name for name in params if name not in known]
     if unknown:
         raise PipelineSpecError(
-            f"{cls.TYPE}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"{cls.TYPE}: unknown parameter(s) {listing([repr(n) for n in unknown])}; "
             f"known: {', '.join(known)}"
         )
     missing = [name for name in known if signature[name].default is signature[name].empty]

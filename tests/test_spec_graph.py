@@ -252,3 +252,12 @@ def test_a_reject_on_an_index_column_names_the_input_column() -> None:
     assert frame.reject_reason.tolist() == [
         None, "index out of range for 2 categories", "unseen category 'z'"
     ]  # fmt: skip
+
+
+def test_a_long_list_of_unknown_parameters_is_capped() -> None:
+    stage = {**INDEX, **{f"parameter_{i}": 1 for i in range(5000)}}
+    with pytest.raises(PipelineSpecError) as info:
+        build_pipeline({"stages": [stage]}, source="spec.json")
+    message = str(info.value)
+    assert "unknown parameter(s) 'parameter_0', " in message
+    assert "(4,980 more)" in message and len(message) < 2000, len(message)
