@@ -57,6 +57,10 @@ class InputError(ChurnctlError):
     exit_code = 2
 
 
+class NoValidRowsError(InputError):
+    """A training file none of whose rows can be used (its rejects explain why)."""
+
+
 class OutputError(ChurnctlError):
     """An output file cannot be written where asked."""
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from churnctl.atomic import publishing
 from churnctl.columns import as_text
-from churnctl.errors import InputError, PipelineSpecError, listing
+from churnctl.errors import InputError, NoValidRowsError, PipelineSpecError, listing
 from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.frame import Frame
 from churnctl.inputs import check_decimal, frame_from_batch
@@ -29,6 +29,7 @@ from churnctl.pipeline import FeaturePipeline, StreamingFit, load_pipeline_spec
 from churnctl.rejects import (
     DECIMAL_FIX,
     DEFAULT_LIMIT,
+    STDERR,
     DecimalCommas,
     RejectLimit,
     RejectLog,
@@ -159,24 +160,16 @@ class _Tally:
     log: RejectLog | None = None
     rejected: int = 0
     decimal_commas: DecimalCommas = field(default_factory=DecimalCommas)
-    first: str | None = None  # the first reject's column (or line) and reason
 
     def start_pass(self) -> None:
         self.read = self.valid = self.kept = self.rejected = 0
         self.decimal_commas = DecimalCommas()
-        self.first = None
 
     def note_rejects(self, part: SourceBatch, frame: Frame) -> None:
         """Count the frame's rejected rows, and those rejected for a decimal comma."""
         self.rejected += int(frame.rejected.sum())
-        if self.first is None and part.bad_lines:
-            bad = part.bad_lines[0]
-            self.first = f"line {bad.line}: {bad.reason}" if bad.line else bad.reason
         if frame.reject_reason is None:
             return
-        if self.first is None:
-            row = int(np.argmax(frame.rejected))
-            self.first = f"column {frame.reject_column[row]}: {frame.reject_reason[row]}"
         batch = part.rows
         for name in set(frame.reject_column[frame.rejected]) - {None}:
             reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
@@ -203,16 +196,52 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         for part in source.batches:
             _fit_batch(passes, part, log, tally)
             _report(tally, passes, source.read_share)
-        if not tally.valid:
-            first = f"; first reject: {tally.first}" if tally.first else ""
-            raise InputError(
-                f"{train}: no valid training rows (read {tally.read}{first}); check the file"
-            )
+        if not tally.kept:  # none valid, or all rejected by the stages fitted so far
+            raise _no_valid_rows(train, passes, tally, log)
         if log is not None:
             log.finish()
         _report(tally, passes, lambda records: 1.0)
         fitting.end_pass()
         tally.log = log
+    finally:
+        source.close()
+
+
+def _no_valid_rows(
+    train: str, passes: _Passes, tally: _Tally, log: RejectLog | None
+) -> NoValidRowsError:
+    """The error of a pass with no valid row, quoting its first rejects, which are logged."""
+    if log is None:  # a pass before the logging one: log the rows it rejected now
+        log = _log_input_rejects(train, passes)
+    else:
+        log.finish()
+    first = f"; first: {'; '.join(log.examples)}" if log.examples else ""
+    return NoValidRowsError(
+        f"{train}: no valid training rows (read {tally.read}{first}); check the file"
+    )
+
+
+def _log_input_rejects(train: str, passes: _Passes) -> RejectLog:
+    """Log the rows the input policy and the stages fitted so far reject: one more pass."""
+    source = open_source(train, passes.fitting.pipeline.input_schema.columns, passes.options)
+    try:
+        log = RejectLog(
+            passes.writer, source.name, reread=source.reread, options=passes.options,
+            index=source.index, width=len(source.columns),
+        )  # fmt: skip
+        fitting = passes.fitting
+        fitted = [s for s, at in zip(fitting.pipeline.stages, fitting.levels, strict=True)
+                  if at < fitting.pass_index]  # fmt: skip
+        for part in source.batches:
+            frame = frame_from_batch(
+                part.rows, fitting.pipeline.input_schema, decimal=passes.decimal
+            )
+            for stage in fitted:
+                stage.transform(frame)
+            rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))
+            log.record_batch(part, rejected_rows(part.rows, rejections))
+        log.finish()
+        return log
     finally:
         source.close()
 
@@ -275,12 +304,20 @@ def fit_file(
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:
         rejects_sink = open_rejects(rejects, publication)
+        failure: NoValidRowsError | None = None
         with rejects_sink as writer:
-            state = fit_state(
-                request.train, pipeline=request.pipeline, read_options=request.read_options,
-                max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
-                on_progress=on_progress,
-            )  # fmt: skip
+            try:
+                state = fit_state(
+                    request.train, pipeline=request.pipeline, read_options=request.read_options,
+                    max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
+                    on_progress=on_progress,
+                )  # fmt: skip
+            except NoValidRowsError as exc:
+                failure = exc
+        if failure is not None:  # the rejects say why: published alone (no state)
+            publication.commit()
+            where = "" if rejects == STDERR else f"; the rejected rows are in {rejects}"
+            raise NoValidRowsError(f"{failure.message}{where}", fix=failure.fix) from None
         if request.output == STDOUT:
             with open_stream(STDOUT, "json") as handle:
                 handle.write(state.dumps().encode("utf-8"))

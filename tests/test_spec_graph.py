@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from churnctl.errors import ChurnctlError, InputError, PipelineSpecError, StateError
+from churnctl.errors import ChurnctlError, NoValidRowsError, PipelineSpecError, StateError
 from churnctl.extraction import extract_features
-from churnctl.fitting import fit_state
+from churnctl.fitting import FitRequest, fit_file, fit_state
 from churnctl.frame import Frame
 from churnctl.generate import generate_table
 from churnctl.pipeline import (
@@ -197,16 +197,28 @@ def test_a_long_list_of_missing_columns_is_capped(tmp_path: Path) -> None:
     assert "(4,980 more)" in message and len(message) < 2000, len(message)
 
 
-def test_no_valid_training_rows_names_the_first_reject(tmp_path: Path) -> None:
+@pytest.mark.parametrize("column", ["Age", "Geography"])
+def test_no_valid_training_rows_quotes_the_first_rejects_and_publishes_them(
+    tmp_path: Path, column: str
+) -> None:
+    """Like --max-rejects's error, with lines and column; the rejects file alone is published."""
     table = generate_table(6, seed=4)
-    aged = table.set_column(table.schema.get_field_index("Age"), "Age", pa.array(["old"] * 6))
-    train = write_csv(tmp_path / "train.csv", aged)
-    with pytest.raises(InputError) as info:
-        fit_state(train, max_rejects=NO_LIMIT)
-    assert str(info.value) == (
-        f"{train}: no valid training rows (read 6; first reject: column Age: not a number); "
-        "check the file"
-    )
+    bad = pa.array(["old" if column == "Age" else ""] * 6)
+    train = write_csv(tmp_path / "train.csv", table.set_column(
+        table.schema.get_field_index(column), column, bad
+    ))  # fmt: skip
+    state = tmp_path / "state.json"
+    with pytest.raises(NoValidRowsError) as info:
+        fit_file(FitRequest(str(train), str(state), max_rejects=NO_LIMIT))
+    message = str(info.value)
+    rejects = tmp_path / "state.json.rejects.csv"
+    reason = "not a number" if column == "Age" else "empty value"
+    assert message.startswith(f"{train}: no valid training rows (read 6; first: line 2, column "
+                              f"{column}: {reason}; line 3, ")  # fmt: skip
+    assert message.endswith(f"check the file; the rejected rows are in {rejects}")
+    assert not state.exists()
+    logged = pacsv.read_csv(rejects).to_pydict()
+    assert logged["line"] == [2, 3, 4, 5, 6, 7] and set(logged["column"]) == {column}
 
 
 def test_a_one_row_training_file_is_named(tmp_path: Path) -> None:
