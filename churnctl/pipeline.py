@@ -244,9 +244,10 @@ def _derive_schema(stages: list[Stage]) -> InputSchema:
             _check_read_order(stage, position, writers)
             _check_stage_columns(stage, written, raw)
         written.update(dict.fromkeys(stage.output_columns(), stage))
+    read = {col for stage in stages for col in stage.input_columns()}  # all before their writer
     for position, stage in enumerate(stages, start=1):
         with _naming(stage, position):
-            _check_used(stage, position, stages)
+            _check_used(stage, position == len(stages), read, stages[-1])
     categorical = tuple(col for col, stage in raw.items() if stage.READS_CATEGORIES)
     numeric = tuple(col for col, stage in raw.items() if not stage.READS_CATEGORIES)
     return InputSchema(categorical, numeric)
@@ -277,22 +278,21 @@ def _check_read_order(stage: Stage, position: int, writers: dict[str, int]) -> N
             )
 
 
-def _check_used(stage: Stage, position: int, stages: list[Stage]) -> None:
+def _check_used(stage: Stage, last: bool, read: set[str], final: Stage) -> None:
     """Every output but the last stage's single one is read later: no dead stage, one output."""
     outputs = stage.output_columns()
-    if position == len(stages):
+    if last:
         if len(outputs) > 1:
             raise PipelineSpecError(
                 f"the last stage writes the pipeline's output, one column; this one writes "
                 f"{len(outputs)} ({listing(outputs)}): end with a VectorAssembler of them"
             )
         return
-    later = {col for s in stages[position:] for col in s.input_columns()}
-    unread = [col for col in outputs if col not in later]
+    unread = [col for col in outputs if col not in read]
     if unread:
         raise PipelineSpecError(
             f"output column(s) {listing(unread)} read by no later stage; the pipeline's output "
-            f"is the last stage's ({stages[-1].output_columns()[0]}): remove the dead "
+            f"is the last stage's ({final.output_columns()[0]}): remove the dead "
             "stage or column, or read it later"
         )
 
