@@ -10,6 +10,7 @@ notebook shows ``set encoding='latin-1'``. The CLI turns these errors into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -54,6 +55,10 @@ class InputError(ChurnctlError):
     """An input file cannot be read as asked (missing, unreadable, wrong shape)."""
 
     exit_code = 2
+
+
+class NoValidRowsError(InputError):
+    """A training file none of whose rows can be used (its rejects explain why)."""
 
 
 class OutputError(ChurnctlError):
@@ -108,3 +113,12 @@ class FlinkError(ChurnctlError):
     """Flink is missing, unreachable, or the job failed."""
 
     exit_code = 1
+
+
+LISTED = 20  # names a message lists before "... (N more)"
+
+
+def listing(names: Sequence[str], limit: int = LISTED) -> str:
+    """Names joined by commas for a message: the first ``limit`` of them and how many more."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"

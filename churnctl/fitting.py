@@ -22,15 +22,16 @@ import pyarrow as pa
 from churnctl.arguments import PATH, check_callable, check_has, check_path, check_type, wrong
 from churnctl.atomic import publishing
 from churnctl.columns import as_text
-from churnctl.errors import InputError, PipelineSpecError
+from churnctl.errors import InputError, NoValidRowsError, PipelineSpecError, listing
 from churnctl.extraction import features_of_frame, rejected_rows
 from churnctl.frame import Frame
 from churnctl.inputs import check_decimal, frame_from_batch
 from churnctl.paths import check_distinct, file_sha256
-from churnctl.pipeline import StreamingFit, load_pipeline_spec
+from churnctl.pipeline import FeaturePipeline, StreamingFit, load_pipeline_spec
 from churnctl.rejects import (
     DECIMAL_FIX,
     DEFAULT_LIMIT,
+    STDERR,
     DecimalCommas,
     RejectLimit,
     RejectLog,
@@ -169,11 +170,12 @@ class _Tally:
         self.read = self.valid = self.kept = self.rejected = 0
         self.decimal_commas = DecimalCommas()
 
-    def note_rejects(self, frame: Frame, batch: pa.RecordBatch) -> None:
+    def note_rejects(self, part: SourceBatch, frame: Frame) -> None:
         """Count the frame's rejected rows, and those rejected for a decimal comma."""
         self.rejected += int(frame.rejected.sum())
         if frame.reject_reason is None:
             return
+        batch = part.rows
         for name in set(frame.reject_column[frame.rejected]) - {None}:
             reasons = np.where(frame.reject_column == name, frame.reject_reason, None)
             self.decimal_commas.add(pa.array(reasons, pa.string()), _text(batch, name))
@@ -188,6 +190,7 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
     fitting, options = passes.fitting, passes.options
     source = open_source(train, fitting.pipeline.input_schema.columns, options)
     try:
+        _check_unshadowed(train, source.columns, fitting.pipeline)
         log = None
         if fitting.last_pass:
             log = RejectLog(
@@ -198,8 +201,8 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         for part in source.batches:
             _fit_batch(passes, part, log, tally)
             _report(tally, passes, source.read_share)
-        if not tally.valid:
-            raise InputError(f"{train}: no valid training rows (read {tally.read}); check the file")
+        if not tally.kept:  # none valid, or all rejected by the stages fitted so far
+            raise _no_valid_rows(train, passes, tally, log)
         if log is not None:
             log.finish()
         _report(tally, passes, lambda records: 1.0)
@@ -207,6 +210,57 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         tally.log = log
     finally:
         source.close()
+
+
+def _no_valid_rows(
+    train: str, passes: _Passes, tally: _Tally, log: RejectLog | None
+) -> NoValidRowsError:
+    """The error of a pass with no valid row, quoting its first rejects, which are logged."""
+    if log is None:  # a pass before the logging one: log the rows it rejected now
+        log = _log_input_rejects(train, passes)
+    else:
+        log.finish()
+    first = f"; first: {'; '.join(log.examples)}" if log.examples else ""
+    return NoValidRowsError(
+        f"{train}: no valid training rows (read {tally.read}{first}); check the file"
+    )
+
+
+def _log_input_rejects(train: str, passes: _Passes) -> RejectLog:
+    """Log the rows the input policy and the stages fitted so far reject: one more pass."""
+    source = open_source(train, passes.fitting.pipeline.input_schema.columns, passes.options)
+    try:
+        log = RejectLog(
+            passes.writer, source.name, reread=source.reread, options=passes.options,
+            index=source.index, width=len(source.columns),
+        )  # fmt: skip
+        fitting = passes.fitting
+        fitted = [s for s, at in zip(fitting.pipeline.stages, fitting.levels, strict=True)
+                  if at < fitting.pass_index]  # fmt: skip
+        for part in source.batches:
+            frame = frame_from_batch(
+                part.rows, fitting.pipeline.input_schema, decimal=passes.decimal
+            )
+            for stage in fitted:
+                stage.transform(frame)
+            rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))
+            log.record_batch(part, rejected_rows(part.rows, rejections))
+        log.finish()
+        return log
+    finally:
+        source.close()
+
+
+def _check_unshadowed(train: str, header: list[str], pipeline: FeaturePipeline) -> None:
+    """Refuse a stage output named like a training data column (two meanings, one name)."""
+    for position, stage in enumerate(pipeline.stages, start=1):
+        shadowed = [col for col in stage.output_columns() if col in header]
+        if shadowed:
+            raise PipelineSpecError(
+                f"stage {position}: {stage.TYPE}: output column(s) "
+                f"{listing(shadowed)} shadow a column of the training data; give each "
+                "output a name the data does not use"
+            )
 
 
 def _report(tally: _Tally, passes: _Passes, share: Callable[[int], float] | None) -> None:
@@ -224,7 +278,7 @@ def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally:
     if part.rows.num_rows:
         passes.fitting.update(frame)
     tally.kept += int(frame.ok.sum())
-    tally.note_rejects(frame, part.rows)
+    tally.note_rejects(part, frame)
     if log is not None:
         rejections = features_of_frame(frame, np.empty((frame.n_rows, 0)))  # no features needed
         log.record_batch(part, rejected_rows(part.rows, rejections))
@@ -255,12 +309,20 @@ def fit_file(
     check_distinct({"training file": request.train}, {"state": request.output, "rejects": rejects})
     with publishing() as publication:
         rejects_sink = open_rejects(rejects, publication)
+        failure: NoValidRowsError | None = None
         with rejects_sink as writer:
-            state = fit_state(
-                request.train, pipeline=request.pipeline, read_options=request.read_options,
-                max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
-                on_progress=on_progress,
-            )  # fmt: skip
+            try:
+                state = fit_state(
+                    request.train, pipeline=request.pipeline, read_options=request.read_options,
+                    max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
+                    on_progress=on_progress,
+                )  # fmt: skip
+            except NoValidRowsError as exc:
+                failure = exc
+        if failure is not None:  # the rejects say why: published alone (no state)
+            publication.commit()
+            where = "" if rejects == STDERR else f"; the rejected rows are in {rejects}"
+            raise NoValidRowsError(f"{failure.message}{where}", fix=failure.fix) from None
         if request.output == STDOUT:
             with open_stream(STDOUT, "json") as handle:
                 handle.write(state.dumps().encode("utf-8"))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from churnctl.errors import Fix, NotFittedError, PipelineSpecError
+from churnctl.errors import ChurnctlError, Fix, NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.inputs import InputSchema
 from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Stage
@@ -72,6 +75,7 @@ class FeaturePipeline:
         self.stages = list(stages)
         self.input_schema = _derive_schema(self.stages)
         self.output_col = self.stages[-1].output_columns()[0]
+        self.raw_names = _raw_names(self.stages)
 
     def fit(self, frame: Frame) -> FeaturePipeline:
         """Fit every stage in order on the frame's non-rejected rows."""
@@ -94,6 +98,7 @@ class FeaturePipeline:
             )
         for stage in self.stages:
             stage.transform(frame)
+        name_raw_columns(frame, self.raw_names)
         matrix = np.asarray(frame[self.output_col], dtype=np.float64)
         return matrix[:, np.newaxis] if matrix.ndim == 1 else matrix
 
@@ -102,7 +107,19 @@ class FeaturePipeline:
         names: dict[str, ColumnNames] = {}
         for stage in self.stages:
             names.update(stage.feature_names(names))
-        return list(names[self.output_col].features)
+        features = list(names[self.output_col].features)
+        if not features:
+            raise PipelineSpecError(
+                f"the pipeline's output {self.output_col} has no features (a one-hot encoder "
+                "with drop_last over a single category leaves none); a model needs at least one"
+            )
+        repeated = sorted(name for name, n in Counter(features).items() if n > 1)
+        if repeated:
+            raise PipelineSpecError(
+                f"feature name(s) {listing(repeated)} appear twice in {self.output_col} (a "
+                "binding matches features by name); assemble each input once"
+            )
+        return features
 
     def vocabularies(self) -> dict[str, list[str]]:
         """Every categorical input column → the labels learned for it."""
@@ -114,6 +131,24 @@ class FeaturePipeline:
     @property
     def n_features(self) -> int:
         return len(self.feature_names_)
+
+
+def _raw_names(stages: list[Stage]) -> dict[str, str]:
+    """Each index column -> the input column it indexes (what a reject on it names)."""
+    return {
+        out: col
+        for stage in stages
+        if stage.WRITES_INDICES
+        for col, out in zip(stage.input_columns(), stage.output_columns(), strict=True)
+    }
+
+
+def name_raw_columns(frame: Frame, raw_names: dict[str, str]) -> None:
+    """Rejects on an index column name the input column behind it (Geography, not its index)."""
+    if frame.reject_column is None or not raw_names:
+        return
+    for written, raw in raw_names.items():
+        frame.reject_column[frame.reject_column == written] = raw
 
 
 def fitting_levels(stages: list[Stage]) -> list[int]:
@@ -175,6 +210,7 @@ class StreamingFit:
                 del self._open[index]
             if self.levels[index] <= self.pass_index:
                 stage.transform(frame)
+        name_raw_columns(frame, self.pipeline.raw_names)
         return frame
 
     def end_pass(self) -> None:
@@ -199,15 +235,66 @@ def _derive_schema(stages: list[Stage]) -> InputSchema:
     """
     written: dict[str, Stage] = {}
     raw: dict[str, Stage] = {}  # raw input column -> the first stage reading it
+    writers: dict[str, int] = {}  # column -> the first stage writing it
     for position, stage in enumerate(stages, start=1):
-        try:
+        for col in stage.output_columns():
+            writers.setdefault(col, position)
+    for position, stage in enumerate(stages, start=1):
+        with _naming(stage, position):
+            _check_read_order(stage, position, writers)
             _check_stage_columns(stage, written, raw)
-        except PipelineSpecError as exc:
-            raise PipelineSpecError(f"stage {position}: {stage.TYPE}: {exc}") from None
         written.update(dict.fromkeys(stage.output_columns(), stage))
+    read = {col for stage in stages for col in stage.input_columns()}  # all before their writer
+    for position, stage in enumerate(stages, start=1):
+        with _naming(stage, position):
+            _check_used(stage, position == len(stages), read, stages[-1])
     categorical = tuple(col for col, stage in raw.items() if stage.READS_CATEGORIES)
     numeric = tuple(col for col, stage in raw.items() if not stage.READS_CATEGORIES)
     return InputSchema(categorical, numeric)
+
+
+@contextmanager
+def _naming(stage: Stage, position: int) -> Iterator[None]:
+    """A spec error prefixed with the stage's position and type."""
+    try:
+        yield
+    except PipelineSpecError as exc:
+        raise PipelineSpecError(f"stage {position}: {stage.TYPE}: {exc}") from None
+
+
+def _check_read_order(stage: Stage, position: int, writers: dict[str, int]) -> None:
+    """Refuse reading a column that this stage or a later one writes (a cycle, or misordered)."""
+    inputs = stage.input_columns()
+    repeated = sorted(col for col, n in Counter(inputs).items() if n > 1)
+    if repeated:
+        raise PipelineSpecError(
+            f"input column(s) {listing(repeated)} named twice; name each input once"
+        )
+    for col in inputs:
+        if writers.get(col, 0) >= position:
+            raise PipelineSpecError(
+                f"reads {col}, which stage {writers[col]} writes; a stage reads only the input "
+                "data and columns written before it: reorder the stages (no cycles)"
+            )
+
+
+def _check_used(stage: Stage, last: bool, read: set[str], final: Stage) -> None:
+    """Every output but the last stage's single one is read later: no dead stage, one output."""
+    outputs = stage.output_columns()
+    if last:
+        if len(outputs) > 1:
+            raise PipelineSpecError(
+                f"the last stage writes the pipeline's output, one column; this one writes "
+                f"{len(outputs)} ({listing(outputs)}): end with a VectorAssembler of them"
+            )
+        return
+    unread = [col for col in outputs if col not in read]
+    if unread:
+        raise PipelineSpecError(
+            f"output column(s) {listing(unread)} read by no later stage; the pipeline's output "
+            f"is the last stage's ({final.output_columns()[0]}): remove the dead "
+            "stage or column, or read it later"
+        )
 
 
 def _check_stage_columns(stage: Stage, written: dict[str, Stage], raw: dict[str, Stage]) -> None:
@@ -217,6 +304,11 @@ def _check_stage_columns(stage: Stage, written: dict[str, Stage], raw: dict[str,
             _check_reads_written(stage, col, written[col])
         elif col in raw:
             _check_same_kind(stage, col, raw[col])
+        elif stage.READS_INDICES:
+            raise PipelineSpecError(
+                f"{col} is an input column, but a {stage.TYPE} reads category indices; "
+                f"index {col} with a StringIndexer first and encode its output"
+            )
         else:
             raw[col] = stage
     outputs = stage.output_columns()
@@ -241,6 +333,17 @@ def _check_reads_written(stage: Stage, col: str, writer: Stage) -> None:
         raise PipelineSpecError(
             f"{col} is a vector (written by a {writer.TYPE}), but a {stage.TYPE} reads one "
             "number per row; give it a single-value column"
+        )
+    if stage.READS_INDICES and not writer.WRITES_INDICES:
+        raise PipelineSpecError(
+            f"{col} is written by a {writer.TYPE}, but a {stage.TYPE} reads category indices; "
+            "encode a StringIndexer's output"
+        )
+    if stage.READS_INDICES and stage.rejects_rows() and not writer.rejects_rows():
+        raise PipelineSpecError(
+            f"{col} keeps unseen categories (its {writer.TYPE} has handle_invalid keep), "
+            f"which this {stage.TYPE} (handle_invalid error) would reject; set its "
+            "handle_invalid to keep as well (an unseen category is then all zeros)"
         )
 
 
@@ -300,9 +403,32 @@ def load_pipeline_spec(name_or_path: str | None) -> tuple[str, FeaturePipeline]:
     return str(path), build_pipeline(_read_spec_file(path), source=str(path))
 
 
+MAX_DEPTH = 32  # lists and tables nested in a spec or a state document (a preset needs 4)
+
+
 def _read_spec_file(path: Path) -> Any:
+    """A TOML/JSON spec document (a UTF-8 byte order mark allowed), nested at most MAX_DEPTH."""
     try:
-        text = path.read_text(encoding="utf-8")
-        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        text = path.read_text(encoding="utf-8-sig")
+        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except RecursionError:
+        raise PipelineSpecError(
+            f"{path}: cannot read pipeline spec: nested more than {MAX_DEPTH} levels deep"
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PipelineSpecError(f"{path}: cannot read pipeline spec: {exc}") from None
+        problem = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise PipelineSpecError(f"{path}: cannot read pipeline spec: {problem}") from None
+    check_depth(document, f"{path}: cannot read pipeline spec", error=PipelineSpecError)
+    return document
+
+
+def check_depth(document: Any, where: str, *, error: type[ChurnctlError]) -> None:
+    """Refuse a parsed document nested deeper than MAX_DEPTH (walked without recursion)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise error(f"{where}: nested more than {MAX_DEPTH} levels deep")
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            pending.extend((child, depth + 1) for child in children)

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 import churnctl.interrupts as interrupts
 from churnctl.columns import MAX_FIELD_CHARS
-from churnctl.errors import Fix, InputError, SchemaError, UsageError
+from churnctl.errors import Fix, InputError, SchemaError, UsageError, listing
 from churnctl.faults import checkpoint
 from churnctl.records import (
     CHUNK_SIZE,
@@ -505,7 +505,7 @@ def check_header(
     if required and len(missing) == len(required) and any(_looks_numeric(c) for c in names):
         raise SchemaError(
             f"{name}: no header row: the first line looks like data; add a header line "
-            f"naming the columns ({', '.join(required)})"
+            f"naming the columns ({listing(required)})"
         )
     delimiter = _likely_delimiter(names) if missing else None
     if delimiter is not None:
@@ -515,16 +515,15 @@ def check_header(
         )
     duplicates = sorted(c for c, n in Counter(names).items() if n > 1)
     if duplicates:
-        raise SchemaError(f"{name}: duplicate column name(s) {_listing(duplicates)} in the header")
+        raise SchemaError(f"{name}: duplicate column name(s) {listing(duplicates)} in the header")
     if missing and set(missing) <= set(kept):
         raise SchemaError(
-            f"{name}: missing column(s) {', '.join(missing)} named to keep; found: "
-            f"{_listing(names)}",
+            f"{name}: missing column(s) {listing(missing)} named to keep; found: {listing(names)}",
             fix=Fix("keep", note="with only columns the input has"),
         )
     if missing:
         raise SchemaError(
-            f"{name}: missing required column(s) {', '.join(missing)}; found: {_listing(names)}"
+            f"{name}: missing required column(s) {listing(missing)}; found: {listing(names)}"
         )
     if isinstance(columns, pa.Schema):
         _check_types(name, columns, required)
@@ -538,12 +537,6 @@ def _check_types(name: str, schema: pa.Schema, required: Sequence[str]) -> None:
                 f"{name}: column {column} holds nested values ({kind}), not numbers or text; "
                 "flatten it into plain columns"
             )
-
-
-def _listing(names: Sequence[str], limit: int = 20) -> str:
-    """Names joined by commas, the first ``limit`` of them and how many more."""
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnctl.columns import as_array, empty_as_null
-from churnctl.errors import NotFittedError, PipelineSpecError
+from churnctl.errors import NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.moments import Moments
 
@@ -92,6 +92,8 @@ class Stage:
     ``NEEDS_ROWS`` (fitting reads every training row; if false, one batch's
     column shapes suffice) and ``rejects_rows()`` (whether ``transform`` may
     reject rows, which the rows a later stage fits on depend on).
+    ``WRITES_INDICES``: its outputs are category indices; ``READS_INDICES``: its
+    inputs must be such indices, written by an earlier stage (not raw numbers).
     """
 
     TYPE: ClassVar[str]
@@ -99,6 +101,8 @@ class Stage:
     READS_VECTORS: ClassVar[bool] = True
     WRITES_VECTORS: ClassVar[bool] = True
     NEEDS_ROWS: ClassVar[bool] = True
+    WRITES_INDICES: ClassVar[bool] = False
+    READS_INDICES: ClassVar[bool] = False
     _fitted_attrs: ClassVar[tuple[str, ...]]
 
     def accumulator(self) -> Accumulator:
@@ -181,7 +185,7 @@ def _check_params(cls: type[Stage], params: dict[str, Any]) -> None:
     unknown = [name for name in params if name not in known]
     if unknown:
         raise PipelineSpecError(
-            f"{cls.TYPE}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"{cls.TYPE}: unknown parameter(s) {listing([repr(n) for n in unknown])}; "
             f"known: {', '.join(known)}"
         )
     missing = [name for name in known if signature[name].default is signature[name].empty]
@@ -233,6 +237,7 @@ class StringIndexer(Stage):
     TYPE = "StringIndexer"
     READS_CATEGORIES = True
     WRITES_VECTORS = False  # one index per row
+    WRITES_INDICES = True
     _fitted_attrs = ("labels_",)
 
     def __init__(
@@ -404,6 +409,7 @@ class OneHotEncoder(Stage):
 
     TYPE = "OneHotEncoder"
     READS_VECTORS = False  # one index per row
+    READS_INDICES = True  # a StringIndexer's output
     _fitted_attrs = ("category_sizes_",)
 
     def __init__(

@@ -22,7 +22,7 @@ from churnctl.arguments import PATH, check_path
 from churnctl.atomic import atomic_write_text
 from churnctl.errors import ChurnctlError, StateError
 from churnctl.frame import Frame
-from churnctl.pipeline import FeaturePipeline
+from churnctl.pipeline import FeaturePipeline, check_depth
 from churnctl.stages import STAGE_TYPES, Stage
 from churnctl.version import package_version
 
@@ -255,6 +255,7 @@ def _parse_json(text: str, source: str) -> dict[str, Any]:
         raise StateError(f"{source}: not a valid state document: {exc}") from None
     if not isinstance(document, dict):
         raise StateError(f"{source}: a state file must hold a JSON object")
+    check_depth(document, f"{source}: not a state document", error=StateError)
     return document
 
 

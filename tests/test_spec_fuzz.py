@@ -140,10 +140,51 @@ def spec_documents(draw: st.DrawFn) -> Any:
     else:
         columns = Columns()
         stages = [draw(stage_documents(columns)) for _ in range(draw(st.integers(1, 4)))]
+        if draw(st.booleans()):  # most graphs live: one assembler reads what nothing read
+            closing = unread_outputs(stages)
+            if closing:
+                stages.append({"type": "VectorAssembler", "input_cols": closing,
+                               "output_col": "closing"})  # fmt: skip
+        stages = graph_mutation(draw, stages)
     document = {"stages": stages}
     if shape == "extra":
         document[draw(st.sampled_from(["description", "Stages", "version"]))] = draw(junk)
     return document
+
+
+def _names(value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, str)]
+
+
+def unread_outputs(stages: list[Any]) -> list[str]:
+    """The columns the stages write that no later stage reads, each once, in order."""
+    unread: list[str] = []
+    for stage in stages:
+        if not isinstance(stage, dict):
+            continue
+        for key in ("input_cols", "input_col"):
+            unread = [c for c in unread if c not in _names(stage.get(key))]
+        for key in ("output_cols", "output_col"):
+            unread += [c for c in _names(stage.get(key)) if c not in unread]
+    return unread
+
+
+def graph_mutation(draw: st.DrawFn, stages: list[Any]) -> list[Any]:
+    """Now and then: stages misordered, one repeated, or a parameter nested too deep."""
+    mutation = draw(st.sampled_from(["none"] * 12 + ["shuffle", "repeat", "nest", "type"]))
+    if mutation == "shuffle":
+        return draw(st.permutations(stages))
+    if mutation == "repeat":
+        return [*stages, draw(st.sampled_from(stages))]
+    if mutation in ("nest", "type") and isinstance(stages[0], dict):
+        depth = draw(st.sampled_from([3, 40]))  # 100,000: test_spec_graph
+        deep: Any = "StringIndexer"
+        for _ in range(depth):
+            deep = [deep]
+        key = "type" if mutation == "type" else draw(st.sampled_from(sorted(stages[0])))
+        return [{**stages[0], key: deep}, *stages[1:]]
+    return stages
 
 
 @st.composite
@@ -176,7 +217,8 @@ def check_spec(spec: Any, table: pa.Table) -> None:
     """The property: a one-line ChurnctlError, or a working state that survives its JSON."""
     with tempfile.TemporaryDirectory() as folder:
         spec_file, train = Path(folder) / "spec.json", Path(folder) / "train.csv"
-        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        bom = "\ufeff" if len(json.dumps(spec)) % 3 == 0 else ""  # a BOM is read too
+        spec_file.write_text(bom + json.dumps(spec), encoding="utf-8")
         pacsv.write_csv(table, train)
         try:
             state = fit_state(train, pipeline=str(spec_file), max_rejects=NO_LIMIT)

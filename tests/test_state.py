@@ -172,6 +172,8 @@ def fitted_cases(draw: st.DrawFn) -> tuple[dict, dict, dict]:
     x = draw(st.lists(FLOATS, min_size=len(g), max_size=len(g)))
     y = draw(st.lists(FLOATS, min_size=len(g), max_size=len(g)))
     order = draw(st.sampled_from(["alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc"]))
+    indexer_policy = draw(st.sampled_from(["error", "skip", "keep"]))
+    encoder_policy = draw(st.sampled_from(["error", "keep"]))
     spec = {
         "stages": [
             {
@@ -179,14 +181,15 @@ def fitted_cases(draw: st.DrawFn) -> tuple[dict, dict, dict]:
                 "input_cols": ["g", "h"],
                 "output_cols": ["gi", "hi"],
                 "string_order_type": order,
-                "handle_invalid": draw(st.sampled_from(["error", "skip", "keep"])),
+                "handle_invalid": indexer_policy,
             },
             {
                 "type": "OneHotEncoder",
                 "input_cols": ["gi"],
                 "output_cols": ["gv"],
                 "drop_last": draw(st.booleans()),
-                "handle_invalid": draw(st.sampled_from(["error", "keep"])),
+                # an indexer's kept index is never rejected by the encoder (a spec error)
+                "handle_invalid": "keep" if indexer_policy == "keep" else encoder_policy,
             },
             {
                 "type": "VectorAssembler",

@@ -229,6 +229,13 @@ def assert_same_outcome(new: Any, old: Any) -> None:
     if isinstance(old_state, FeatureState):
         assert isinstance(new_state, FeatureState), new_state
         assert_same_state(new_state, old_state)
+    elif new_state[0] == "NoValidRowsError":  # issue 17: no row left is said as such
+        no_index = "no training row has a valid index"
+        assert old_state[0] != "FeatureState" and (
+            "no valid training rows" in old_state[1] or no_index in old_state[1]
+        ), old_state
+        assert "no valid training rows" in new_state[1]
+        return
     else:
         assert new_state == old_state
         return  # an error: no state, and the rejects file is never published
@@ -410,8 +417,11 @@ def test_no_valid_rows_is_refused_as_before(tmp_path: Path) -> None:
     train = tmp_path / "t.csv"
     train.write_bytes(csv_bytes(rows))
     new, old = both_fits(train, PRESETS["reference"], 1 << 20)
-    assert new[0] == old[0] == ("InputError", f"{train}: no valid training rows (read 5); "
-                                "check the file")  # fmt: skip
+    assert old[0] == ("InputError", f"{train}: no valid training rows (read 5); check the file")
+    # issue 17: the error now also names the first reject's column and reason
+    first = "; ".join(f"line {n}, column Age: not a number" for n in (2, 3, 4))
+    assert new[0] == ("NoValidRowsError", f"{train}: no valid training rows (read 5; first: "
+                                          f"{first}); check the file")  # fmt: skip
 
 
 # ---------------------------------------------------------------- passes
