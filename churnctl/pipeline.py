@@ -12,7 +12,7 @@ import numpy as np
 from churnctl.errors import Fix, NotFittedError, PipelineSpecError
 from churnctl.frame import Frame
 from churnctl.inputs import InputSchema
-from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Stage
+from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Shape, Stage
 
 NUMERIC_FEATURES = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary")
 
@@ -61,6 +61,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }  # fmt: skip
 DEFAULT_PRESET = "reference"
+# A fit transforms a batch in slices of rows such that rows * widest column * 8 bytes stays
+# under this: memory does not grow with rows * width (each slice holds a few such matrices).
+SLICE_BYTES = 8 << 20
 
 
 class FeaturePipeline:
@@ -164,7 +167,31 @@ class StreamingFit:
         return self.pass_index == self.passes - 1
 
     def update(self, frame: Frame) -> Frame:
-        """Fit this pass's stages on the frame, after applying the stages fitted before them."""
+        """Fit this pass's stages on the frame, after applying the stages fitted before them.
+
+        A wide pipeline takes the frame in slices of rows (``SLICE_BYTES``); the frame
+        leaves with their rejections, not with the columns the stages wrote.
+        """
+        rows = max(1, SLICE_BYTES // (8 * self._widest()))
+        if frame.n_rows <= rows:
+            self._update_rows(frame)
+            return frame
+        for start in range(0, frame.n_rows, rows):
+            part = frame.rows(start, min(start + rows, frame.n_rows))
+            self._update_rows(part)
+            frame.take_rejections(part, start)
+        return frame
+
+    def _widest(self) -> int:
+        """The widest column the stages fitted so far write (1 before any)."""
+        shapes: dict[str, Shape] = {}
+        for stage in self.pipeline.stages:
+            if not stage.is_fitted():
+                break
+            shapes.update(stage.shapes(shapes))
+        return max((shape.width for shape in shapes.values()), default=1)
+
+    def _update_rows(self, frame: Frame) -> None:
         for index, stage in enumerate(self.pipeline.stages):
             accumulator = self._open.get(index)
             if accumulator is not None:
@@ -175,7 +202,6 @@ class StreamingFit:
                 del self._open[index]
             if self.levels[index] <= self.pass_index:
                 stage.transform(frame)
-        return frame
 
     def end_pass(self) -> None:
         """Finish the stages fitted in this pass; the pipeline is fitted after the last level."""
