@@ -118,6 +118,16 @@ class FeaturePipeline:
     def n_features(self) -> int:
         return len(self.feature_names_)
 
+    def slice_rows(self) -> int:
+        """How many rows to transform at once: rows x widest column x 8 bytes <= ``SLICE_BYTES``."""
+        shapes: dict[str, Shape] = {}
+        for stage in self.stages:
+            if not stage.is_fitted():
+                break  # the widest column the stages fitted so far write
+            shapes.update(stage.shapes(shapes))
+        widest = max((shape.width for shape in shapes.values()), default=1)
+        return max(1, SLICE_BYTES // (8 * widest))
+
 
 def fitting_levels(stages: list[Stage]) -> list[int]:
     """The pass over the training data (0 first) in which each stage is fitted.
@@ -172,7 +182,7 @@ class StreamingFit:
         A wide pipeline takes the frame in slices of rows (``SLICE_BYTES``); the frame
         leaves with their rejections, not with the columns the stages wrote.
         """
-        rows = max(1, SLICE_BYTES // (8 * self._widest()))
+        rows = self.pipeline.slice_rows()
         if frame.n_rows <= rows:
             self._update_rows(frame)
             return frame
@@ -181,15 +191,6 @@ class StreamingFit:
             self._update_rows(part)
             frame.take_rejections(part, start)
         return frame
-
-    def _widest(self) -> int:
-        """The widest column the stages fitted so far write (1 before any)."""
-        shapes: dict[str, Shape] = {}
-        for stage in self.pipeline.stages:
-            if not stage.is_fitted():
-                break
-            shapes.update(stage.shapes(shapes))
-        return max((shape.width for shape in shapes.values()), default=1)
 
     def _update_rows(self, frame: Frame) -> None:
         for index, stage in enumerate(self.pipeline.stages):
