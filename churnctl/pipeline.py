@@ -125,7 +125,7 @@ class FeaturePipeline:
             if not stage.is_fitted():
                 break  # the widest column the stages fitted so far write
             shapes.update(stage.shapes(shapes))
-        widest = max((shape.width for shape in shapes.values()), default=1)
+        widest = max([1, *(shape.width for shape in shapes.values())])
         return max(1, SLICE_BYTES // (8 * widest))
 
 

@@ -233,3 +233,37 @@ def test_mutated_sizes_load_or_are_one_line_under_1_gib(state_document: dict) ->
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "checked"
+
+
+def test_slices_of_rows_give_the_same_state_features_and_rejections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fit and a scoring in slices of 7 rows equal the unsliced ones (rejections included)."""
+    import numpy as np
+
+    import churnctl.pipeline
+    from churnctl.extraction import extract_features
+
+    table = generate_table(300, seed=9)
+    train = tmp_path / "train.csv"
+    pacsv.write_csv(table, train)
+    geography = table.column("Geography").to_pylist()
+    geography[5::11] = ["Atlantis"] * len(geography[5::11])  # unseen: rejected when scored
+    hostile = table.set_column(table.schema.get_field_index("Geography"), "Geography",
+                               pa.array(geography))  # fmt: skip
+    whole = fit_state(train)
+    monkeypatch.setattr(churnctl.pipeline, "SLICE_BYTES", 8 * 12 * 7)
+    sliced = fit_state(train)
+    assert sliced.pipeline.slice_rows() == 7
+    np.testing.assert_allclose(sliced.pipeline.stages[-1].mean_, whole.pipeline.stages[-1].mean_,
+                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(sliced.pipeline.stages[-1].std_, whole.pipeline.stages[-1].std_,
+                               rtol=1e-12)  # fmt: skip
+    in_slices = extract_features(whole, hostile)
+    monkeypatch.setattr(churnctl.pipeline, "SLICE_BYTES", 8 << 20)
+    at_once = extract_features(whole, hostile)
+    assert (~at_once.valid).sum() == len(geography[5::11])
+    np.testing.assert_array_equal(in_slices.valid, at_once.valid)
+    np.testing.assert_array_equal(in_slices.matrix[at_once.valid], at_once.matrix[at_once.valid])
+    assert in_slices.reject_reason.equals(at_once.reject_reason)
+    assert in_slices.reject_column.equals(at_once.reject_column)
