@@ -566,7 +566,7 @@ class LargestIndex(Accumulator):
         ]
         for col, largest in zip(self.stage.input_cols, self.largest, strict=True):
             if largest - int(self.stage.drop_last) >= MAX_FEATURES:
-                raise too_wide(col, f"an index of {largest:,.0f}")
+                raise too_wide(col, f"an index of {largest:,.0f} ({largest + 1:,.0f} categories)")
 
     def merge(self, other: LargestIndex) -> None:
         self.largest = [max(a, b) for a, b in zip(self.largest, other.largest, strict=True)]
@@ -648,13 +648,15 @@ class VectorAssembler(Stage):
                     f"VectorAssembler: input size {size:,} for {col}, whose width is "
                     f"{shapes.get(col, RAW).width:,}"
                 )
-        return {self.output_col: _assembled(self.output_col, self.input_sizes_)}
+        return {self.output_col: _assembled(self, self.input_sizes_)}
 
 
-def _assembled(column: str, sizes: list[int]) -> Shape:
-    """The shape of an assembled vector, refused past the width cap."""
+def _assembled(stage: VectorAssembler, sizes: list[int]) -> Shape:
+    """The shape of an assembled vector, refused past the width cap (naming its widest inputs)."""
     if sum(sizes) > MAX_FEATURES:
-        raise too_wide(column, f"{sum(sizes):,} features")
+        widest = sorted(zip(sizes, stage.input_cols, strict=True), reverse=True)[:3]
+        parts = ", ".join(f"{col} {size:,}" for size, col in widest)
+        raise too_wide(stage.output_col, f"{sum(sizes):,} features (widest: {parts})")
     return Shape(sum(sizes))
 
 
@@ -676,7 +678,7 @@ class InputSizes(Accumulator):
     def finish(self) -> None:
         if self.sizes is None:
             raise NotFittedError("VectorAssembler: no training batch was seen, nothing to fit")
-        _assembled(self.stage.output_col, self.sizes)
+        _assembled(self.stage, self.sizes)
         self.stage.input_sizes_ = list(self.sizes)
 
 

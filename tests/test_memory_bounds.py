@@ -151,6 +151,41 @@ def test_a_column_past_the_cap_is_refused_as_counted_under_1_gib(tmp_path: Path)
     assert not (tmp_path / "s.json").exists()
 
 
+WIDE_SPECS = {
+    # a one-hot encoder on raw whole numbers: the largest index says the width
+    "one-hot-on-ids": (
+        [{"type": "OneHotEncoder", "input_cols": ["CustomerId"], "output_cols": ["IdVec"]},
+         {"type": "VectorAssembler", "input_cols": ["IdVec", "Age"], "output_col": "features"}],
+        ["CustomerId", "an index of", "categories"],
+    ),
+    # two columns under the cap each, over it together
+    "two-wide-columns": (
+        [{"type": "StringIndexer", "input_cols": ["Geography", "Surname"],
+          "output_cols": ["G", "S"]},
+         {"type": "OneHotEncoder", "input_cols": ["G", "S"], "output_cols": ["GVec", "SVec"]},
+         {"type": "VectorAssembler", "input_cols": ["GVec", "SVec"], "output_col": "features"}],
+        ["features", "GVec 2,999", "SVec 2,999"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("stages", "words"), WIDE_SPECS.values(), ids=WIDE_SPECS.keys())
+def test_a_spec_past_the_cap_is_one_error_line_under_1_gib(
+    stages: list[dict], words: list[str], tmp_path: Path
+) -> None:
+    train = _wide_training_file(tmp_path / "train.csv", 3_000)
+    table = pacsv.read_csv(train)
+    where = table.schema.get_field_index("Surname")
+    surnames = pa.array([f"S{i % 3_000:05d}" for i in range(table.num_rows)])
+    pacsv.write_csv(table.set_column(where, "Surname", surnames), train)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"stages": stages}), encoding="utf-8")
+    result = run_limited(["-m", "churnctl", "fit", str(train), "--pipeline", str(spec),
+                          "-o", str(tmp_path / "s.json")])  # fmt: skip
+    assert_one_error_line(result, str(train), f"{MAX_FEATURES:,}", *words)
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_a_wide_column_below_the_cap_fits_and_scores_under_1_gib(tmp_path: Path) -> None:
     """3,000 categories: fitted and scored within the limit (the model: a real ONNX file)."""
     sys.path.insert(0, str(Path(__file__).parent))
