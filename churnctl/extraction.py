@@ -67,9 +67,23 @@ def extract_features(state: FeatureState, batch: BatchLike, *, decimal: str = ".
     schema = state.pipeline.input_schema
     frame = frame_from_batch(arrow_batch(batch, schema.columns), schema, decimal=decimal)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
-        matrix = state.pipeline.transform(frame).astype(np.float32)
+        matrix = _transformed(state, frame)
     _reject_non_finite(frame, matrix, state)
     return features_of_frame(frame, matrix)
+
+
+def _transformed(state: FeatureState, frame: Frame) -> np.ndarray:
+    """The float32 features, a wide pipeline's in slices of rows (memory: rows x width x 4)."""
+    pipeline = state.pipeline
+    rows = pipeline.slice_rows()
+    if frame.n_rows <= rows:
+        return pipeline.transform(frame).astype(np.float32)
+    matrix = np.empty((frame.n_rows, pipeline.n_features), dtype=np.float32)
+    for start in range(0, frame.n_rows, rows):
+        part = frame.rows(start, min(start + rows, frame.n_rows))
+        matrix[start : start + part.n_rows] = pipeline.transform(part)
+        frame.take_rejections(part, start)
+    return matrix
 
 
 def features_of_frame(frame: Frame, matrix: np.ndarray) -> FeatureBatch:

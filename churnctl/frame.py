@@ -59,3 +59,25 @@ class Frame:
     def ok(self) -> np.ndarray:
         """Boolean mask of the rows not rejected."""
         return ~self.rejected
+
+    def rows(self, start: int, stop: int) -> Frame:
+        """Rows ``start .. stop - 1`` as a frame of views, with their rejections so far."""
+        part = Frame({name: col[start:stop] for name, col in self.columns.items()}, stop - start)
+        part.rejected = self.rejected[start:stop].copy()
+        if self.reject_reason is not None and self.reject_column is not None:
+            part.reject_column = self.reject_column[start:stop].copy()
+            part.reject_reason = self.reject_reason[start:stop].copy()
+        return part
+
+    def take_rejections(self, part: Frame, start: int) -> None:
+        """Record the rejections of ``part``, the frame's rows from ``start`` on."""
+        stop = start + part.n_rows
+        fresh = part.rejected & ~self.rejected[start:stop]
+        if not fresh.any() or part.reject_column is None or part.reject_reason is None:
+            return
+        if self.reject_reason is None or self.reject_column is None:
+            self.reject_column = np.full(self.n_rows, None, dtype=object)
+            self.reject_reason = np.full(self.n_rows, None, dtype=object)
+        self.reject_column[start:stop][fresh] = part.reject_column[fresh]
+        self.reject_reason[start:stop][fresh] = part.reject_reason[fresh]
+        self.rejected[start:stop] |= fresh

@@ -15,7 +15,7 @@ import numpy as np
 from churnctl.errors import ChurnctlError, Fix, NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.inputs import InputSchema
-from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Stage
+from churnctl.stages import STAGE_TYPES, Accumulator, ColumnNames, Shape, Stage
 
 NUMERIC_FEATURES = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary")
 
@@ -64,6 +64,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }  # fmt: skip
 DEFAULT_PRESET = "reference"
+# A fit transforms a batch in slices of rows such that rows * widest column * 8 bytes stays
+# under this: memory does not grow with rows * width (each slice holds a few such matrices).
+SLICE_BYTES = 8 << 20
 
 
 class FeaturePipeline:
@@ -132,6 +135,16 @@ class FeaturePipeline:
     def n_features(self) -> int:
         return len(self.feature_names_)
 
+    def slice_rows(self) -> int:
+        """How many rows to transform at once: rows x widest column x 8 bytes <= ``SLICE_BYTES``."""
+        shapes: dict[str, Shape] = {}
+        for stage in self.stages:
+            if not stage.is_fitted():
+                break  # the widest column the stages fitted so far write
+            shapes.update(stage.shapes(shapes))
+        widest = max([1, *(shape.width for shape in shapes.values())])
+        return max(1, SLICE_BYTES // (8 * widest))
+
 
 def _raw_names(stages: list[Stage]) -> dict[str, str]:
     """Each index column -> the input column it indexes (what a reject on it names)."""
@@ -199,7 +212,23 @@ class StreamingFit:
         return self.pass_index == self.passes - 1
 
     def update(self, frame: Frame) -> Frame:
-        """Fit this pass's stages on the frame, after applying the stages fitted before them."""
+        """Fit this pass's stages on the frame, after applying the stages fitted before them.
+
+        A wide pipeline takes the frame in slices of rows (``SLICE_BYTES``); the frame
+        leaves with their rejections, not with the columns the stages wrote.
+        """
+        rows = self.pipeline.slice_rows()
+        if frame.n_rows <= rows:
+            self._update_rows(frame)
+        else:
+            for start in range(0, frame.n_rows, rows):
+                part = frame.rows(start, min(start + rows, frame.n_rows))
+                self._update_rows(part)
+                frame.take_rejections(part, start)
+        name_raw_columns(frame, self.pipeline.raw_names)  # reasons name the raw column
+        return frame
+
+    def _update_rows(self, frame: Frame) -> None:
         for index, stage in enumerate(self.pipeline.stages):
             accumulator = self._open.get(index)
             if accumulator is not None:
@@ -210,8 +239,6 @@ class StreamingFit:
                 del self._open[index]
             if self.levels[index] <= self.pass_index:
                 stage.transform(frame)
-        name_raw_columns(frame, self.pipeline.raw_names)
-        return frame
 
     def end_pass(self) -> None:
         """Finish the stages fitted in this pass; the pipeline is fitted after the last level."""

@@ -218,7 +218,8 @@ class Scorer:
         features = self.features(table)
         rows = np.flatnonzero(features.valid)
         raw = np.full(table.num_rows, np.nan)
-        raw[rows] = self.model.predict_proba(features.matrix[rows], logits=self.logits, rows=rows)
+        matrix = features.matrix if len(rows) == len(raw) else features.matrix[rows]  # no copy
+        raw[rows] = self.model.predict_proba(matrix, logits=self.logits, rows=rows)
         return features.rejecting(np.isnan(raw), None, NOT_FINITE_OUTPUT), raw
 
     def _arrow(self, batch: BatchLike) -> Batch:

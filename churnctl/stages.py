@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnctl.columns import as_array, empty_as_null
-from churnctl.errors import NotFittedError, PipelineSpecError, listing
+from churnctl.defaults import MAX_FEATURES
+from churnctl.errors import Fix, NotFittedError, PipelineSpecError, listing
 from churnctl.frame import Frame
 from churnctl.moments import Moments
 
@@ -63,6 +64,32 @@ class ColumnNames:
 
 
 NameMap = Mapping[str, ColumnNames]
+WIDTH_FIX = Fix(
+    "pipeline",
+    None,
+    "to a spec that leaves the column out, or group its rare categories "
+    "into one value before fitting",
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A column's width, and for an index column the number of indices it can hold."""
+
+    width: int
+    categories: int | None = None
+
+
+ShapeMap = Mapping[str, Shape]
+RAW = Shape(1)  # a raw input column: one value per row
+
+
+def too_wide(column: str, what: str) -> PipelineSpecError:
+    """The error for a column past the width cap: ``what`` says how many it has."""
+    return PipelineSpecError(
+        f"{column} has {what}, more than the {MAX_FEATURES:,} features a pipeline may produce",
+        fix=WIDTH_FIX,
+    )
 
 
 class Accumulator:
@@ -175,6 +202,13 @@ class Stage:
 
     def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
         """What each output column carries, given what the input columns carry."""
+        raise NotImplementedError
+
+    def shapes(self, shapes: ShapeMap) -> dict[str, Shape]:
+        """The output columns' shapes, checking the fitted sizes against the inputs' shapes.
+
+        Allocates nothing: a state's sizes are checked with it before any row is built.
+        """
         raise NotImplementedError
 
 
@@ -335,6 +369,15 @@ class StringIndexer(Stage):
             )
         }
 
+    def shapes(self, shapes: ShapeMap) -> dict[str, Shape]:
+        """One index per row: ``keep`` adds one index, for the unseen values."""
+        result = {}
+        for col, out, labels in zip(self.input_cols, self.output_cols, self.labels_, strict=True):
+            if len(labels) > MAX_FEATURES:
+                raise too_wide(col, f"{len(labels):,} categories")
+            result[out] = Shape(1, len(labels) + int(self.handle_invalid == "keep"))
+        return result
+
 
 NORMALIZE_MODES = ("exact", "trim", "trim-lower")
 
@@ -374,6 +417,8 @@ class LabelCounts(Accumulator):
             self.counts, self.stage.input_cols, self.stage.normalize, strict=True
         ):
             counts.update(count_labels(pc.filter(normalized(as_array(frame[col]), mode), ok)))
+            if len(counts) > MAX_FEATURES:  # refused as soon as counted: memory stays bounded
+                raise too_wide(col, f"{len(counts):,} categories so far")
 
     def merge(self, other: LabelCounts) -> None:
         for counts, more in zip(self.counts, other.counts, strict=True):
@@ -494,6 +539,24 @@ class OneHotEncoder(Stage):
             result[out] = ColumnNames(tuple(f"{base}={label}" for label in labels[:width]))
         return result
 
+    def shapes(self, shapes: ShapeMap) -> dict[str, Shape]:
+        """A vector per input; a category size past its indexer's labels is refused."""
+        result = {}
+        for col, out, size in zip(
+            self.input_cols, self.output_cols, self.category_sizes_, strict=True
+        ):
+            shape = shapes.get(col, RAW)
+            if shape.categories is not None and size > shape.categories:
+                raise PipelineSpecError(
+                    f"OneHotEncoder: category size {size:,} for {col}, which holds "
+                    f"{shape.categories:,} categories"
+                )
+            width = size - 1 if self.drop_last else size
+            if width > MAX_FEATURES:
+                raise too_wide(col, f"{size:,} categories")
+            result[out] = Shape(width)
+        return result
+
 
 class LargestIndex(Accumulator):
     """A OneHotEncoder's largest index per input column (-1 before any row)."""
@@ -507,6 +570,9 @@ class LargestIndex(Accumulator):
             max(largest, float(np.max(_indices(frame, col), initial=-1)))
             for largest, col in zip(self.largest, self.stage.input_cols, strict=True)
         ]
+        for col, largest in zip(self.stage.input_cols, self.largest, strict=True):
+            if largest - int(self.stage.drop_last) >= MAX_FEATURES:
+                raise too_wide(col, f"an index of {largest:,.0f} ({largest + 1:,.0f} categories)")
 
     def merge(self, other: LargestIndex) -> None:
         self.largest = [max(a, b) for a, b in zip(self.largest, other.largest, strict=True)]
@@ -580,6 +646,25 @@ class VectorAssembler(Stage):
         flat = [name for col in self.input_cols for name in _names_of(names, col)]
         return {self.output_col: ColumnNames(tuple(flat))}
 
+    def shapes(self, shapes: ShapeMap) -> dict[str, Shape]:
+        """The sum of the inputs' widths, each as fitted."""
+        for col, size in zip(self.input_cols, self.input_sizes_, strict=True):
+            if size != shapes.get(col, RAW).width:
+                raise PipelineSpecError(
+                    f"VectorAssembler: input size {size:,} for {col}, whose width is "
+                    f"{shapes.get(col, RAW).width:,}"
+                )
+        return {self.output_col: _assembled(self, self.input_sizes_)}
+
+
+def _assembled(stage: VectorAssembler, sizes: list[int]) -> Shape:
+    """The shape of an assembled vector, refused past the width cap (naming its widest inputs)."""
+    if sum(sizes) > MAX_FEATURES:
+        widest = sorted(zip(sizes, stage.input_cols, strict=True), reverse=True)[:3]
+        parts = ", ".join(f"{col} {size:,}" for size, col in widest)
+        raise too_wide(stage.output_col, f"{sum(sizes):,} features (widest: {parts})")
+    return Shape(sum(sizes))
+
 
 class InputSizes(Accumulator):
     """A VectorAssembler's input sizes: the column shapes of the first frame seen."""
@@ -599,6 +684,7 @@ class InputSizes(Accumulator):
     def finish(self) -> None:
         if self.sizes is None:
             raise NotFittedError("VectorAssembler: no training batch was seen, nothing to fit")
+        _assembled(self.stage, self.sizes)
         self.stage.input_sizes_ = list(self.sizes)
 
 
@@ -682,6 +768,16 @@ class StandardScaler(Stage):
 
     def feature_names(self, names: NameMap) -> dict[str, ColumnNames]:
         return {self.output_col: ColumnNames(_names_of(names, self.input_col))}
+
+    def shapes(self, shapes: ShapeMap) -> dict[str, Shape]:
+        """As wide as its input: one mean and one std per feature."""
+        width = shapes.get(self.input_col, RAW).width
+        if len(self.mean_) != width:
+            raise PipelineSpecError(
+                f"StandardScaler: {len(self.mean_):,} means for {self.input_col}, whose width "
+                f"is {width:,}"
+            )
+        return {self.output_col: Shape(width)}
 
 
 class ScalerMoments(Accumulator):

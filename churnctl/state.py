@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from churnctl.arguments import PATH, check_path
 from churnctl.atomic import atomic_write_text
-from churnctl.errors import ChurnctlError, StateError
+from churnctl.errors import ChurnctlError, PipelineSpecError, StateError
 from churnctl.frame import Frame
 from churnctl.pipeline import FeaturePipeline, check_depth
-from churnctl.stages import STAGE_TYPES, Stage
+from churnctl.stages import STAGE_TYPES, Shape, Stage
 from churnctl.version import package_version
 
 FORMAT = "churnctl-feature-state"
@@ -303,6 +303,23 @@ def _check_version(document: dict[str, Any], source: str) -> None:
     )
 
 
+def _check_sizes(pipeline: FeaturePipeline, n_names: int) -> None:
+    """Every fitted size against the others and the width cap, before anything is allocated.
+
+    Category sizes against their indexer's labels, input sizes and means against the
+    widths of the columns they read, the output width against the feature names' count.
+    """
+    shapes: dict[str, Shape] = {}
+    for position, stage in enumerate(pipeline.stages, start=1):
+        try:
+            shapes.update(stage.shapes(shapes))
+        except ChurnctlError as exc:
+            raise PipelineSpecError(f"stage {position}: {exc}") from None
+    width = shapes.get(pipeline.output_col, Shape(1)).width
+    if width != n_names:
+        raise PipelineSpecError(f"the stages produce {width:,} features, but {n_names:,} are named")
+
+
 def _build_state(document: dict[str, Any], source: str) -> FeatureState:
     try:
         stages = [
@@ -310,6 +327,7 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
             for item in document["stages"]
         ]
         pipeline = FeaturePipeline(stages=stages)
+        _check_sizes(pipeline, len(document["output"]["feature_names"]))
         pipeline.feature_names_ = pipeline.compute_feature_names()
         pipeline.transform(_probe_frame(pipeline))
     except (ChurnctlError, TypeError, ValueError) as exc:

@@ -238,6 +238,8 @@ def test_a_state_with_zero_features_is_refused_on_load(tmp_path: Path) -> None:
     state = fit_spec(tmp_path, [INDEX, {**ENCODE, "drop_last": False}, assemble("GV")], train)
     document = json.loads(state.dumps())
     document["stages"][1]["params"]["drop_last"] = True  # one category, dropped: no feature
+    document["stages"][2]["fitted"]["input_sizes"] = [0]  # consistent with it: sizes add up
+    document["output"]["feature_names"] = []  # and no feature is named
     document["checksum"] = "sha256:" + content_checksum(document)
     with pytest.raises(StateError) as info:
         state_from_text(json.dumps(document), source="s.json")
