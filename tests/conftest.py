@@ -31,3 +31,16 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 def pool() -> RowPool:
     """Rows whose CustomerIds are unique across the test."""
     return RowPool()
+
+
+@pytest.fixture(scope="module")
+def sklearn_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fitted with ``fit --pipeline sklearn`` on the sample: the reference state's 12
+    features in another order (the skew that binding exists to catch)."""
+    from test_cli import run
+
+    from churnctl.bundled import SAMPLE, bundled
+
+    path = tmp_path_factory.mktemp("sklearn-state") / "sk.json"
+    assert run(["fit", bundled(SAMPLE), "--pipeline", "sklearn", "-o", path]).exit_code == 0
+    return path

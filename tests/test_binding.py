@@ -72,14 +72,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sklearn_state(work: Path) -> Path:
-    """The skew case: the same 12 features in the scikit-learn preset's order."""
-    path = work / "sk.json"
-    assert run(["fit", bundled(SAMPLE), "--pipeline", "sklearn", "-o", path]).exit_code == 0
-    return path
-
-
-@pytest.fixture(scope="module")
 def unbound_model(work: Path) -> Path:
     """The bundled model as an exporter would hand it over: no binding."""
     return rewrite_metadata(bundled(MODEL), work / "unbound.onnx", unbound)

@@ -41,14 +41,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sklearn_state(work: Path) -> Path:
-    """Fitted with ``--pipeline sklearn``: the same 12 features in another order."""
-    path = work / "sk.json"
-    assert run(["fit", bundled(SAMPLE), "--pipeline", "sklearn", "-o", path]).exit_code == 0
-    return path
-
-
-@pytest.fixture(scope="module")
 def states(work: Path, sklearn_state: Path) -> dict[str, FeatureState]:
     """Four states: two feature orders, and for the reference order two sets of numbers."""
     half = work / "half.csv"
