@@ -7,32 +7,18 @@ binding stripped) and real states fitted with two pipelines and on two slices of
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
 import pyarrow.csv as pacsv
 import pytest
-from typer.testing import CliRunner, Result
+from test_cli import plain, run
 
 from churnctl import bind_model, fit_state
 from churnctl.binding import BINDING_KEYS, Binding, RebindError, read_binding, short
 from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
-from churnctl.cli import app
 from churnctl.model import ChurnModel
 from churnctl.state import FeatureState, load_state
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-BOX = re.compile("[\u2500-\u257f]")
-
-
-def run(args: Sequence[str | Path]) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def plain(text: str) -> str:
-    return " ".join(BOX.sub(" ", ANSI.sub("", text)).split())
 
 
 @pytest.fixture(scope="module")
