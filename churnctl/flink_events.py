@@ -1,7 +1,8 @@
 """What a Flink run tells while it works, as it happens: the CLI prints it, the library never.
 
 ``submit`` hands each event to its ``on_event`` callback, in this order: stale staging
-folders removed (if any), the job starting, its id once Flink gives it, then the files
+folders removed (if any), the checkpoint an embedded streaming job resumes from (if
+any), the job starting, its id once Flink gives it, then the files
 and the rows so far whenever they change.
 """
 
@@ -25,6 +26,14 @@ class JobStarting:
     jobmanager: str | None
     streaming: bool
     log: Path
+
+
+@dataclass(frozen=True)
+class Resuming:
+    """An embedded streaming job resumes from this checkpoint: files read before it are not
+    read again."""
+
+    checkpoint: Path
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,15 @@ class FileWarning:
     detail: str
 
 
-FlinkEvent = StaleStagingRemoved | JobStarting | JobSubmitted | RowsSoFar | FilesSoFar | FileWarning
+FlinkEvent = (
+    StaleStagingRemoved
+    | JobStarting
+    | Resuming
+    | JobSubmitted
+    | RowsSoFar
+    | FilesSoFar
+    | FileWarning
+)
 
 
 def web_ui(jobmanager: str | None, job_id: str) -> str | None:

@@ -7,9 +7,17 @@ from pathlib import Path
 
 from churnctl.arrivals import NameRules, scan_folder
 from churnctl.errors import InputError, UsageError
+from churnctl.flink_folders import check_layout
 from churnctl.held import kind_of
 from churnctl.scorer import Scorer
 from churnctl.sources import Columns, ReadOptions, open_source
+
+
+def check_locations(input: str | Path, out_dir: str | Path) -> None:
+    """The input and output folder a job can use: no folder that feeds back (``check_layout``),
+    no path Flink would misread or skip (``check_paths``)."""
+    check_layout(Path(input), Path(out_dir))
+    check_paths(str(input), str(out_dir))
 
 
 def check_paths(input: str, out_dir: str) -> None:

@@ -43,11 +43,13 @@ from churnctl.flink_events import (
     FlinkEvent,
     JobStarting,
     JobSubmitted,
+    Resuming,
     RowsSoFar,
     StaleStagingRemoved,
     web_ui,
 )  # fmt: skip
-from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
+from churnctl.flink_folders import remove_stale_staging, staging_folder
+from churnctl.flink_inputs import check_locations
 from churnctl.flink_job import (
     FlinkJobSpec,
     has_scheme,
@@ -121,8 +123,9 @@ def preflight(
     from_savepoint: str | None = None,
 ) -> FlinkHome:  # fmt: skip
     """What can refuse a run, checked before anything is written or started: the folders'
-    layout, a savepoint only with a cluster, the extra and Java, the cluster's REST endpoint."""
-    check_layout(Path(source), Path(out_dir))
+    layout and paths, a savepoint only with a cluster, the extra and Java, the cluster's
+    REST endpoint."""
+    check_locations(source, out_dir)
     if from_savepoint is not None and jobmanager is None:
         raise UsageError("a savepoint is restored on a cluster only",
                          fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
@@ -210,6 +213,8 @@ def submit(
         tell(StaleStagingRemoved(tuple(removed)))
     resuming = resumes(request)
     _check_out_dir(out_dir, resumable=resuming)
+    if resuming and request.jobmanager is None and spec.checkpoint_dir is not None:
+        tell(Resuming(latest_checkpoint(Path(spec.checkpoint_dir)) or Path(spec.checkpoint_dir)))
     work.mkdir(parents=True, exist_ok=True)
     if spec.streaming:
         check_same_job(work / IDENTITY_FILE, spec, resuming)

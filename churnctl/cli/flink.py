@@ -118,7 +118,6 @@ def flink_submit(
     request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
                            max_rejects=parse_max_rejects(max_rejects),
                            files=None if streaming else len(inputs))  # fmt: skip
-    _say_if_resuming(request, quiet)
     result = submit(request, home=home, on_event=_event_printer(quiet))
     print_demo_note(scorer.model_name, scorer.state.source)
     return _report(result, jobmanager, pair_label(scorer))
@@ -136,12 +135,10 @@ def _emit(job: Path, spec: FlinkJobSpec, scorer: Scorer, jobmanager: str | None)
 def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
     """The input files now there (``score``'s listing), after the folders' layout and paths
     are checked; a streaming job may start on an empty folder."""
-    from churnctl.flink_folders import check_layout
-    from churnctl.flink_inputs import check_paths
+    from churnctl.flink_inputs import check_locations
     from churnctl.input_set import expand_inputs
 
-    check_layout(Path(input), out)  # folders that feed back: before anything is read
-    check_paths(input, str(out))
+    check_locations(input, out)  # folders that feed back, paths Flink misreads: first
     if streaming and Path(input).is_dir():
         return expand_inputs([input]) if _has_inputs(Path(input)) else []
     return expand_inputs([input])
@@ -201,16 +198,6 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
     )  # fmt: skip
 
 
-def _say_if_resuming(request: Any, quiet: bool) -> None:
-    from churnctl.flink_job import latest_checkpoint
-    from churnctl.flink_submit import resumes
-
-    if not quiet and request.jobmanager is None and resumes(request):
-        latest = latest_checkpoint(Path(request.spec.checkpoint_dir))
-        stderr.print(f"resuming from the latest checkpoint, {latest}: the files read before it "
-                     "are not read again", markup=False, soft_wrap=True)  # fmt: skip
-
-
 def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
     """How to run the emitted job, as commands to paste (every word shell-quoted)."""
     from churnctl.flink_submit import run_commands
@@ -229,6 +216,7 @@ def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
         FileWarning,
         JobStarting,
         JobSubmitted,
+        Resuming,
         RowsSoFar,
         StaleStagingRemoved,
     )  # fmt: skip
@@ -248,6 +236,9 @@ def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
                     line += "; it reads new files as they land until you stop it with Ctrl-C"
             case JobStarting(jobmanager, _, log):
                 line = f"submitting to the Flink cluster at {jobmanager}; log: {log}"
+            case Resuming(checkpoint):
+                line = (f"resuming from the latest checkpoint, {checkpoint}: the files read "
+                        "before it are not read again")  # fmt: skip
             case JobSubmitted(job_id, web_ui):
                 line = f"job {job_id} submitted" + (f"; web UI: {web_ui}" if web_ui else "")
             case FilesSoFar(done, total):
