@@ -103,8 +103,7 @@ class Scorer:
         self.keep = _checked_keep(keep)
         self.threshold = _checked_threshold(threshold)
         threads = check_threads(threads)
-        if not isinstance(logits, bool):
-            raise UsageError(f"logits must be True or False, got {logits!r}")
+        check_bool("Scorer", "logits", logits)
         self.decimal = check_decimal(decimal)
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
