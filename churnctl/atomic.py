@@ -163,8 +163,9 @@ def probe_writable(folder: Path, hint: str = "") -> None:
 
     Tells a failure of one file (its name, its content) from one of the whole folder
     (not writable, full, read-only, gone). ``hint`` ends the error's message.
+    A signal meanwhile is raised once the probe file is gone (a critical section).
     """
-    with _as_output_error(folder, "cannot write here", hint):
+    with _as_output_error(folder, "cannot write here", hint), interrupts.deferred():
         fd, name = tempfile.mkstemp(prefix=".churnctl-probe.", suffix=".tmp", dir=folder)
         try:
             os.write(fd, bytes(4096))

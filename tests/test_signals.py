@@ -170,6 +170,57 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
     assert set(codes) & INTERRUPTED, f"no run was interrupted: {codes}"
 
 
+class SignalAfterCreation:
+    """``tempfile.mkstemp``/``mkdtemp`` that send a signal right after the ``at``-th creation."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.created, self.at, self.signum = 0, -1, signal.SIGTERM
+        for name in ("mkstemp", "mkdtemp"):
+            monkeypatch.setattr(tempfile, name, self._wrap(getattr(tempfile, name)))
+
+    def _wrap(self, create: Callable[..., object]) -> Callable[..., object]:
+        def created(*args: object, **kwargs: object) -> object:
+            made = create(*args, **kwargs)
+            if self.created == self.at:
+                os.kill(os.getpid(), self.signum)
+            self.created += 1
+            return made
+
+        return created
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_signal_right_after_any_temporary_file_is_created_leaves_none(
+    name: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    outside_signals: list[int],
+) -> None:  # fmt: skip
+    """Every creation of a temporary file or folder, each in turn: the class, not a sample."""
+    case = CASES[name]
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    stdin = (data / "a.csv").read_bytes() if case.stdin else None
+    signaller = SignalAfterCreation(monkeypatch)
+    runner = CliRunner()
+    assert runner.invoke(app, [str(a) for a in case.args(data, tmp_path / "warm")],
+                         input=stdin).exit_code == 0  # fmt: skip
+    creations = signaller.created
+    assert creations >= 2, "the run created no temporary file: the test tests nothing"
+    for k in range(creations):
+        out = tmp_path / f"run{k}"
+        out.mkdir()
+        signaller.created, signaller.at = 0, k
+        signaller.signum = SIGNALS[k % 2]
+        outside_signals.clear()
+        result = runner.invoke(app, [str(a) for a in case.args(data, out)], input=stdin)
+        _wait_seen(signaller.signum, outside_signals)
+        assert result.exit_code in {0, 128 + signaller.signum}, (k, result.output)
+        assert "Traceback" not in result.output
+        assert leftovers(out) == [] and list(spool.iterdir()) == [], k
+        if result.exit_code == 0:
+            case.check(out, data)
+
+
 def test_library_code_after_an_interrupted_run_is_not_interrupted(
     tmp_path: Path, outside_signals: list[int]
 ) -> None:
