@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from churnctl.generate import generate_files
+from churnctl.samples.generate import generate_files
 
 # The child runs under peak_of.py, which writes its own peak (VmHWM) at exit: wait4's
 # ru_maxrss of a child also counts the pages it shared with this process before exec.

@@ -6,7 +6,7 @@
 
 Six variants, each run in its own fresh subprocess (so each Flink variant has its
 own local MiniCluster, JVM and Python workers), on the same rows made by
-``churnctl.generate`` (bundled state and model), as one CSV file and as ``--parts``
+``churnctl.samples.generate`` (bundled state and model), as one CSV file and as ``--parts``
 (4) CSV files:
 
 * ``s``: churnctl's job, ``run_job(FlinkJobSpec(...))``, parallelism 1, one file;
@@ -83,7 +83,7 @@ if str(ROOT) not in sys.path:  # the child runs this file by path
 
 import bench_report  # noqa: E402
 
-from churnctl.bundled import MODEL, STATE, bundled  # noqa: E402
+from churnctl.samples.bundled import MODEL, STATE, bundled  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ SUBMITTED, DONE = "job-submitted-at=", "job-done-at="  # the child's clock (epoc
 def child(kind: str, input_path: str, out_dir: str, parallelism: int) -> None:
     """Run one variant's job to its end (in this process's own MiniCluster); print its time,
     and when it was submitted and done (for the parent to split its wall time)."""
-    from churnctl.flink_job import FlinkJobSpec, run_job
+    from churnctl.flink.job import FlinkJobSpec, run_job
 
     spec = FlinkJobSpec(input=input_path, out_dir=out_dir, state=str(bundled(STATE)),
                         model=str(bundled(MODEL)), parallelism=parallelism)  # fmt: skip
@@ -156,7 +156,7 @@ def run_floor(spec: Any) -> Any:
     """The floor: churnctl's graph from its public pieces, with ``ReadFile`` for ``ScoreFiles``."""
     from pyflink.common import Types
 
-    from churnctl.flink_job import job_environment, listed_files, write_outputs
+    from churnctl.flink.job import job_environment, listed_files, write_outputs
 
     env = job_environment(spec)
     chunks = (
@@ -175,7 +175,7 @@ class ReadFile:
     breaks less the header's as rows: the generated files quote no line break)."""
 
     def __call__(self, listed: tuple[str, int]) -> Iterator[tuple[str, str]]:
-        from churnctl.flink_scoring import FILES, FileCounts
+        from churnctl.flink.scoring import FILES, FileCounts
 
         path = str(listed[0])
         counts = FileCounts(source=path)
@@ -234,7 +234,7 @@ def command_of(key: str, source: Path, out_dir: Path) -> list[str]:
 
 def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timing:
     """The variant as its own process group, killed whole on timeout; its outputs checked."""
-    from churnctl.flink_submit import root_cause
+    from churnctl.flink.submit import root_cause
 
     source, _ = inputs.of(VARIANTS[key])
     env = dict(os.environ)
@@ -272,7 +272,7 @@ def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timi
 
 def check_outputs(key: str, inputs: Inputs, out_dir: Path, timing: Timing) -> str | None:
     """A problem if the counts do not add up or the scored records are not the reference's."""
-    from churnctl.flink_submit import count_outputs, finished_parts
+    from churnctl.flink.submit import count_outputs, finished_parts
 
     variant = VARIANTS[key]
     _, files = inputs.of(variant)
@@ -574,7 +574,7 @@ def names(text: str) -> list[str]:
 
 def make_inputs(tmp: Path, rows: int, parts: int, label: str) -> Inputs:
     """``rows`` rows as one file and as ``parts`` files; the reference ``score`` run's digest."""
-    from churnctl.generate import generate_files
+    from churnctl.samples.generate import generate_files
 
     (one,) = generate_files(tmp / f"{label}.csv", n_rows=rows, seed=7)
     generate_files(tmp / f"{label}-parts", n_rows=rows, files=parts, seed=7)

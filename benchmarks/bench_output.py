@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from churnctl import Scorer
-from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.generate import generate_files
-from churnctl.rejects import NO_LIMIT
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import generate_files
 
 CPU: dict[Path, list[float]] = {}  # CPU seconds of each run, by target: less noisy when shared
 

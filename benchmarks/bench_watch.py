@@ -56,7 +56,7 @@ from typing import IO, Any
 
 import bench_report
 
-from churnctl.generate import generate_files
+from churnctl.samples.generate import generate_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "from churnctl.cli import run; run()"]
@@ -467,8 +467,8 @@ def bench_throughput(run: Run, tmp: Path, files: int, rows: int) -> None:
 def warm_score_seconds(paths: list[Path], folder: Path) -> float:
     """Seconds for ``score_file`` on each path in turn, in this process, after a warm-up."""
     from churnctl import Scorer
-    from churnctl.bundled import MODEL, STATE, bundled
-    from churnctl.file_scoring import ScoreRequest, score_file
+    from churnctl.batch.score_file import ScoreRequest, score_file
+    from churnctl.samples.bundled import MODEL, STATE, bundled
 
     scorer = Scorer(bundled(STATE), bundled(MODEL))
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import bench_report
 
-from churnctl.generate import generate_files
+from churnctl.samples.generate import generate_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-c", "from churnctl.cli import run; run()"]
@@ -106,9 +106,9 @@ def compare(variants: dict[int, Runs], args_of: dict[int, list[str]], out_of: di
 
 def ready() -> None:
     """What a pool worker does before its first file: import churnctl, load a state."""
-    from churnctl.bundled import STATE, bundled
-    from churnctl.parallel_scoring import score_files  # noqa: F401
-    from churnctl.state import load_state
+    from churnctl.batch.score_files import score_files  # noqa: F401
+    from churnctl.features.state import load_state
+    from churnctl.samples.bundled import STATE, bundled
 
     load_state(bundled(STATE))  # pyarrow imports pandas here
 

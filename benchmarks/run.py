@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:
 
 import bench_report  # noqa: E402
 
-from churnctl.bundled import MODEL, STATE, bundled  # noqa: E402
-from churnctl.generate import generate_files  # noqa: E402
+from churnctl.samples.bundled import MODEL, STATE, bundled  # noqa: E402
+from churnctl.samples.generate import generate_files  # noqa: E402
 
 TITLE = "Summary (`benchmarks/run.py`)"
 OTHER_TITLES = {"watch": "`churnctl watch`", "flink": "`churnctl flink-submit` (embedded Flink)"}

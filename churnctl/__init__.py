@@ -15,14 +15,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from churnctl.moved import install as _serve_moved_modules
+
+_serve_moved_modules()
+
 if TYPE_CHECKING:
-    from churnctl.binding import bind_model
+    from churnctl.batch.fit_file import fit_state
     from churnctl.errors import ChurnctlError
-    from churnctl.extraction import FeatureBatch, extract_features
-    from churnctl.fitting import fit_state
-    from churnctl.model import ChurnModel
-    from churnctl.scorer import ScoredBatch, Scorer
-    from churnctl.state import FeatureState, load_state
+    from churnctl.features.extraction import FeatureBatch, extract_features
+    from churnctl.features.state import FeatureState, load_state
+    from churnctl.scoring.binding import bind_model
+    from churnctl.scoring.model import ChurnModel
+    from churnctl.scoring.scorer import ScoredBatch, Scorer
 
     __version__: str
 
@@ -54,23 +58,23 @@ def __getattr__(name: str) -> Any:
         case "ChurnctlError":
             from churnctl.errors import ChurnctlError as value
         case "ChurnModel":
-            from churnctl.model import ChurnModel as value
+            from churnctl.scoring.model import ChurnModel as value
         case "FeatureState":
-            from churnctl.state import FeatureState as value
+            from churnctl.features.state import FeatureState as value
         case "load_state":
-            from churnctl.state import load_state as value
+            from churnctl.features.state import load_state as value
         case "FeatureBatch":
-            from churnctl.extraction import FeatureBatch as value
+            from churnctl.features.extraction import FeatureBatch as value
         case "extract_features":
-            from churnctl.extraction import extract_features as value
+            from churnctl.features.extraction import extract_features as value
         case "bind_model":
-            from churnctl.binding import bind_model as value
+            from churnctl.scoring.binding import bind_model as value
         case "fit_state":
-            from churnctl.fitting import fit_state as value
+            from churnctl.batch.fit_file import fit_state as value
         case "Scorer":
-            from churnctl.scorer import Scorer as value
+            from churnctl.scoring.scorer import Scorer as value
         case "ScoredBatch":
-            from churnctl.scorer import ScoredBatch as value
+            from churnctl.scoring.scorer import ScoredBatch as value
         case _:
             raise AttributeError(f"module 'churnctl' has no attribute {name!r}")
     globals()[name] = value

@@ -11,20 +11,25 @@ Targets that are not regular files (``/dev/null``, a FIFO, a character device,
 a symbolic link such as ``/dev/stdout``) are written straight through: renaming
 over them would replace the device or the link with a regular file. A folder
 is refused.
+
+Also the checks that keep a run's files apart: an output never names an input or
+another output (``check_distinct``), and the content digest that derived names carry.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import churnctl.interrupts as interrupts
-from churnctl.errors import OutputError
+from churnctl.errors import OutputError, UsageError
 from churnctl.faults import checkpoint
 from churnctl.names import fit_name, name_max
 
@@ -193,3 +198,66 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# ------------------------------------------------------------------ a run's files
+
+STREAM = "-"  # stdin or stdout: never a file of its own
+
+
+def check_distinct(
+    inputs: Mapping[str, str | Path | None], outputs: Mapping[str, str | Path | None]
+) -> None:
+    """Refuse an output (output, rejects, saved state ...) naming an input or another output.
+
+    Inputs may share a file (score and train on one file). Paths are compared
+    resolved (links followed) and by ``os.path.samefile`` (hard links); a
+    character device such as ``/dev/null`` may serve twice.
+    """
+    for role, name in [*_files(inputs), *_files(outputs)]:
+        _check_encodable(role, name)
+    seen = [(role, Path(name)) for role, name in _files(inputs)]
+    for role, name in _files(outputs):
+        path = Path(name)
+        for other_role, other in seen:
+            if _same_file(path, other) and not _is_device(path):
+                raise UsageError(
+                    f"the {role} {name} is the same file as the {other_role} {other}: writing "
+                    f"it would destroy the {other_role}; choose another path for the {role}"
+                )
+        seen.append((role, path))
+
+
+def _check_encodable(role: str, name: str | Path) -> None:
+    """A name the file system cannot spell (a lone surrogate) is no file at all."""
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        raise UsageError(
+            f"the {role} {name} is not a valid file name here (it cannot be encoded as "
+            f"{sys.getfilesystemencoding()}); use another name"
+        ) from None
+
+
+def _files(roles: Mapping[str, str | Path | None]) -> list[tuple[str, str | Path]]:
+    return [(r, n) for r, n in roles.items() if n is not None and str(n) not in (STREAM, "")]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or os.path.samefile(a, b)
+    except (OSError, UnicodeError, ValueError):  # not there yet, or a name no file can have
+        return a == b
+
+
+def _is_device(path: Path) -> bool:
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except (OSError, UnicodeError, ValueError):
+        return False
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, in hex: what derived names are tagged with."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

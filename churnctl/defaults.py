@@ -7,7 +7,6 @@ defining the CLI's options, and ``churnctl --help``, imports neither NumPy nor A
 from __future__ import annotations
 
 MAX_FILES = 10_000  # part files per `generate` call: more is a typo, not a data set
-OUTPUT_FORMATS = ("csv", "jsonl", "parquet")
 # The total feature width a pipeline may produce (and the categories one column may have):
 # it keeps `fit` and `score` within their memory budget (README, "Memory"). A state that
 # says more is refused before anything is allocated; a fit, as soon as it counts more.

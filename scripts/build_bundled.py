@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from churnctl import bind_model, extract_features, fit_state
-from churnctl.generate import generate_files
+from churnctl.samples.generate import generate_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

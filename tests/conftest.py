@@ -39,7 +39,7 @@ def sklearn_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     features in another order (the skew that binding exists to catch)."""
     from test_cli import run
 
-    from churnctl.bundled import SAMPLE, bundled
+    from churnctl.samples.bundled import SAMPLE, bundled
 
     path = tmp_path_factory.mktemp("sklearn-state") / "sk.json"
     assert run(["fit", bundled(SAMPLE), "--pipeline", "sklearn", "-o", path]).exit_code == 0

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Sequence
 
-from churnctl.generate import COLUMNS, generate_table
+from churnctl.samples.generate import COLUMNS, generate_table
 
 
 def text_rows(n: int, seed: int) -> list[list[str]]:

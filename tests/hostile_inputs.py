@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnctl.generate import COLUMNS
+from churnctl.samples.generate import COLUMNS
 from tests.csv_rows import text_rows
 
 NOTE = "Note"  # a kept column whose values hold line breaks, commas and quotes

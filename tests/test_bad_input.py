@@ -15,19 +15,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli import app
-from churnctl.columns import MAX_FIELD_CHARS
 from churnctl.errors import ChurnctlError
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.generate import generate_table
-from churnctl.model import ChurnModel
-from churnctl.pipeline import PRESETS
-from churnctl.records import split_records
-from churnctl.rejects import NO_LIMIT
-from churnctl.scorer import Scorer
-from churnctl.sources import ReadOptions
-from churnctl.state import load_state
+from churnctl.features.columns import MAX_FIELD_CHARS
+from churnctl.features.pipeline import PRESETS
+from churnctl.features.state import load_state
+from churnctl.io.csv.records import split_records
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.io.sources import ReadOptions
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import generate_table
+from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.scorer import Scorer
 
 runner = CliRunner()
 ROWS = generate_table(12, seed=3).to_pylist()

@@ -22,7 +22,11 @@ from onnx_factories import logistic_n1
 from typer.testing import CliRunner, Result
 
 from churnctl import Scorer, bind_model, fit_state
-from churnctl.binding import (
+from churnctl.cli import app
+from churnctl.errors import CompatibilityError
+from churnctl.features.state import FeatureState, content_checksum, load_state, state_from_text
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.binding import (
     BINDING_KEYS,
     CHECKSUM_KEY,
     FEATURES_KEY,
@@ -32,11 +36,7 @@ from churnctl.binding import (
     check_pair,
     read_binding,
 )
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
-from churnctl.cli import app
-from churnctl.errors import CompatibilityError
-from churnctl.model import ChurnModel
-from churnctl.state import FeatureState, content_checksum, load_state, state_from_text
+from churnctl.scoring.model import ChurnModel
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BOX = re.compile("[\u2500-\u257f]")

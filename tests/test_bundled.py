@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from churnctl.binding import Binding, PairStatus, check_pair, read_binding
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
-from churnctl.model import ChurnModel
-from churnctl.state import load_state
+from churnctl.features.state import load_state
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.binding import Binding, PairStatus, check_pair, read_binding
+from churnctl.scoring.model import ChurnModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

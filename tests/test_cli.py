@@ -24,14 +24,14 @@ from onnx_factories import logistic_n1, multiclass_three
 from typer.testing import CliRunner, Result
 
 from churnctl import __version__
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.batch.fit_file import fit_state
 from churnctl.cli import app
-from churnctl.fitting import fit_state
-from churnctl.generate import COLUMNS, generate_files
-from churnctl.model import ChurnModel
-from churnctl.scorer import Scorer
-from churnctl.sources import open_source
-from churnctl.state import FeatureState, load_state
+from churnctl.features.state import FeatureState, load_state
+from churnctl.io.sources import open_source
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_files
+from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.scorer import Scorer
 
 N_ROWS = 300
 BAD = {4: ("CreditScore", "abc"), 77: ("Age", ""), 201: ("Geography", "Atlantis")}

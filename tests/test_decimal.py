@@ -24,18 +24,18 @@ from hypothesis import strategies as st
 from test_cli import assert_clean_error, plain, run
 
 from churnctl import Scorer, extract_features
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.batch.fit_file import fit_state
+from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import TooManyRejectsError, UsageError
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.fitting import fit_state
-from churnctl.flink_job import FlinkJobSpec, build_scorer
-from churnctl.flink_scoring import FileReading, ScoreFiles
-from churnctl.generate import COLUMNS, generate_table
-from churnctl.inputs import NOT_A_NUMBER, numeric_column
-from churnctl.rejects import NO_LIMIT
-from churnctl.sources import ReadOptions
-from churnctl.state import load_state
-from churnctl.watcher import WatchSettings, scoring_identity
+from churnctl.features.input_policy import NOT_A_NUMBER, numeric_column
+from churnctl.features.state import load_state
+from churnctl.flink.job import FlinkJobSpec, build_scorer
+from churnctl.flink.scoring import FileReading, ScoreFiles
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.io.sources import ReadOptions
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_table
+from churnctl.watch.watcher import WatchSettings, scoring_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBERS = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "HasCrCard",

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from churnctl.binding import short
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
-from churnctl.state import load_state
+from churnctl.features.state import load_state
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.binding import short
 
 NOTE = "Note: used the bundled demo"
 SHORT = short(load_state(bundled(STATE)).fingerprint)

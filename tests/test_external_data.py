@@ -24,10 +24,11 @@ import pytest
 from onnx_factories import OnnxFixture, logistic_n1
 from test_cli import assert_clean_error, run
 
-from churnctl import ChurnModel, Scorer, parallel_scoring
-from churnctl.bundled import SAMPLE, STATE, bundled
+from churnctl import ChurnModel, Scorer
+from churnctl.batch import score_files as parallel_scoring
 from churnctl.errors import ModelError
-from churnctl.model import read_model_file
+from churnctl.samples.bundled import SAMPLE, STATE, bundled
+from churnctl.scoring.model import read_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 12  # the bundled state's feature count
@@ -172,7 +173,7 @@ def test_a_model_too_large_to_hold_inline_is_refused(
     layout: tuple[Path, OnnxFixture], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Protobuf holds at most 2 GiB; the limit is lowered here not to write 2 GiB."""
-    monkeypatch.setattr("churnctl.model.MAX_INLINE_BYTES", 100)
+    monkeypatch.setattr("churnctl.scoring.model.MAX_INLINE_BYTES", 100)
     with pytest.raises(ModelError, match=r"over the 2 GiB that one ONNX model can hold inline"):
         ChurnModel(layout[0])
 

@@ -37,12 +37,12 @@ from test_cli import assert_clean_error, plain, run
 from test_flink_submit_units import hint_lines
 
 from churnctl.errors import UsageError
-from churnctl.flink_job import SCHEMA_FILE, FlinkJobSpec
-from churnctl.flink_launch import GRACE
-from churnctl.flink_outputs import count_outputs, finished_parts
-from churnctl.flink_render import render_job
-from churnctl.flink_submit import WORK_FOLDER, root_cause
-from churnctl.generate import COLUMNS
+from churnctl.flink.job import SCHEMA_FILE, FlinkJobSpec
+from churnctl.flink.launch import GRACE
+from churnctl.flink.outputs import count_outputs, finished_parts
+from churnctl.flink.render import render_job
+from churnctl.flink.submit import WORK_FOLDER, root_cause
+from churnctl.samples.generate import COLUMNS
 from tests.csv_rows import text_rows
 from tests.hostile_inputs import NOTE, write_hostile_folder
 
@@ -129,7 +129,7 @@ def assert_inert(text: str, spec: FlinkJobSpec, tmp_path: Path) -> None:
     code = compile(text, "job.py", "exec")
     before = set(tmp_path.iterdir())
     cwd = Path.cwd()
-    with mock.patch("churnctl.flink_job.run_job") as run_job, mock.patch("os.system") as system:
+    with mock.patch("churnctl.flink.job.run_job") as run_job, mock.patch("os.system") as system:
         os.chdir(tmp_path)
         try:
             namespace: dict[str, Any] = {"__name__": "job"}
@@ -638,7 +638,7 @@ def test_an_input_flink_would_not_read_is_refused(name: str, tmp_path: Path) -> 
         path.mkdir()
         clean_file(path / "a.csv", 1, 5, 1)
     for streaming in ([], ["--streaming"]):
-        with mock.patch("churnctl.flink_submit.submit") as submit:
+        with mock.patch("churnctl.flink.submit.submit") as submit:
             result = run(["flink-submit", path, "--out", tmp_path / "out", *streaming])
         assert not submit.called and not (tmp_path / "out").exists()
         assert_clean_error(result, 2, "Flink skips a name that starts with '.' or '_'")
@@ -652,7 +652,7 @@ def test_a_path_flink_would_misread_is_refused(tmp_path: Path) -> None:
     for args in ([folder, "--out", tmp_path / "out"], [tmp_path / "x.csv", "--out", folder]):
         if not Path(args[0]).exists():
             clean_file(Path(args[0]), 1, 5, 1)
-        with mock.patch("churnctl.flink_submit.submit") as submit:
+        with mock.patch("churnctl.flink.submit.submit") as submit:
             result = run(["flink-submit", *args])
         assert not submit.called
         assert_clean_error(result, 2, "Flink reads a backslash in a path as '/'")
@@ -666,7 +666,7 @@ def test_bounded_inputs_are_checked_before_flink(kind: str, tmp_path: Path) -> N
     folder.mkdir()
     clean_file(folder / "a.csv", 1, 5, 1)
     entry = refused_entry(kind, folder)
-    with mock.patch("churnctl.flink_submit.submit") as submit:
+    with mock.patch("churnctl.flink.submit.submit") as submit:
         result = run(["flink-submit", folder, "--out", tmp_path / "out"])
         emitted = run(["flink-submit", folder, "--out", tmp_path / "out", "--emit",
                        tmp_path / "job.py"])  # fmt: skip
@@ -713,7 +713,7 @@ Traceback (most recent call last):
   File "/venv/lib/python3.11/site-packages/apache_beam/runners/worker/sdk_worker.py", line \
 311, in _execute
     response = task()
-  File "/tmp/python-dist/churnctl/scorer.py", line 194, in _arrow
+  File "/tmp/python-dist/churnctl/scoring/scorer.py", line 194, in _arrow
     check_header("batch", batch.schema.names, self.required_columns)
 churnctl.errors.SchemaError: batch: missing required column(s) Age; found: CustomerId
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from process_helpers import group, launcher_of, processes, wait_until_gone
 
-from churnctl.flink_launch import GRACE
-from churnctl.flink_process import run_logged
+from churnctl.flink.launch import GRACE
+from churnctl.flink.process import run_logged
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -37,7 +37,7 @@ JOB = textwrap.dedent("""
 DRIVER = textwrap.dedent("""
     import os, sys
     import churnctl.interrupts as interrupts
-    from churnctl.flink_process import run_logged
+    from churnctl.flink.process import run_logged
     interrupts.install()
     with open(sys.argv[1], "ab") as log:
         try:
@@ -134,7 +134,7 @@ def test_a_launcher_whose_starter_is_already_gone_runs_nothing(tmp_path: Path) -
     """The parent-death signal is armed after the start: a parent gone before is seen too."""
     created = tmp_path / "created"
     not_my_parent = str(os.getpid() + 1)  # its parent is this process
-    done = subprocess.run([sys.executable, "-m", "churnctl.flink_launch", not_my_parent,
+    done = subprocess.run([sys.executable, "-m", "churnctl.flink.launch", not_my_parent,
                            "touch", str(created)], env=ENV, timeout=30,
                           start_new_session=True)  # fmt: skip
     assert done.returncode == -signal.SIGKILL  # it ended its own group, itself included

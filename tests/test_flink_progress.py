@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from churnctl.flink_job import FILES_DONE_METRIC
-from churnctl.flink_progress import embedded_rest_address, files_done
+from churnctl.flink.job import FILES_DONE_METRIC
+from churnctl.flink.progress import embedded_rest_address, files_done
 
 JOB = "a" * 32
 SCORING = "churnctl: score each file -> (Filter, Map -> scored/: Writer, Map -> files/: Writer)"

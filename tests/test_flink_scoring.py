@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.flink_scoring import (
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.flink.scoring import (
     CHANGED,
     FAILED,
     FILES,
@@ -31,9 +30,10 @@ from churnctl.flink_scoring import (
     TextTable,
     wait_until_quiet,
 )  # fmt: skip
-from churnctl.rejects import NO_LIMIT
-from churnctl.scorer import Scorer
-from churnctl.sources import ReadOptions
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.io.sources import ReadOptions
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.scoring.scorer import Scorer
 from tests.hostile_inputs import NOTE, write_hostile_folder
 
 KEEP = ("CustomerId", NOTE)
@@ -151,7 +151,7 @@ def test_a_file_that_changes_while_read_is_recorded(scorer: Scorer, tmp_path: Pa
 
 def test_the_decimal_mark_and_delimiter_are_score_s(tmp_path: Path) -> None:
     """A European export (`;`, decimal commas, latin-1) reads as score reads it."""
-    from churnctl.generate import COLUMNS
+    from churnctl.samples.generate import COLUMNS
     from tests.csv_rows import text_rows
 
     rows = [[v.replace(".", ",") if c != "Surname" else "Müller" for c, v in zip(COLUMNS, r,

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from test_cli import assert_clean_error, plain, run, write_rows
 
-from churnctl import flink_submit
 from churnctl.errors import UsageError
-from churnctl.flink_folders import check_layout, remove_stale_staging, staging_folder
-from churnctl.flink_job import FlinkJobSpec
-from churnctl.flink_outputs import count_outputs
-from churnctl.flink_render import shebang
-from churnctl.flink_rest import cancel_job, check_rest, split_address
-from churnctl.flink_submit import FlinkError, FlinkRequest, check_java, flink_uri
+from churnctl.flink import submit as flink_submit
+from churnctl.flink.folders import check_layout, remove_stale_staging, staging_folder
+from churnctl.flink.job import FlinkJobSpec
+from churnctl.flink.outputs import count_outputs
+from churnctl.flink.render import shebang
+from churnctl.flink.rest import cancel_job, check_rest, split_address
+from churnctl.flink.submit import FlinkError, FlinkRequest, check_java, flink_uri
 from tests.csv_rows import text_rows
 
 
@@ -86,13 +86,13 @@ def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Pat
     """Flink lists a file once: rows appended after the job read it would be lost unseen.
     A file whose size or mtime is not what was read is reported, and recorded beside the
     rejects; a file removed after it was read, or one not read at all, is not."""
-    from churnctl.flink_outputs import (
+    from churnctl.flink.outputs import (
         CHANGES_FILE,
         FlinkResult,
         changed_after_read,
         record_changes,
     )  # fmt: skip
-    from churnctl.flink_scoring import FileCounts
+    from churnctl.flink.scoring import FileCounts
 
     kept, grown, gone, failed = (tmp_path / f"{n}.csv" for n in ("kept", "grown", "gone", "bad"))
     result = FlinkResult()
@@ -116,8 +116,8 @@ def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Pat
 
 
 def streaming_request(tmp_path: Path, state: Path) -> FlinkRequest:
-    from churnctl.bundled import MODEL, bundled
-    from churnctl.flink_job import FlinkJobSpec
+    from churnctl.flink.job import FlinkJobSpec
+    from churnctl.samples.bundled import MODEL, bundled
 
     out = tmp_path / "out"
     (tmp_path / "in").mkdir(exist_ok=True)
@@ -134,9 +134,9 @@ def test_a_streaming_run_resumes_only_its_own_job(
     with one, resumed only by the same job (here: refused with another state)."""
     import shutil
 
-    from churnctl.bundled import STATE, bundled
     from churnctl.errors import OutputError
-    from churnctl.flink_submit import submit
+    from churnctl.flink.submit import submit
+    from churnctl.samples.bundled import STATE, bundled
 
     monkeypatch.setattr(flink_submit, "flink_home", lambda: None)
     monkeypatch.setattr(flink_submit, "_run", lambda *args: None)
@@ -154,7 +154,7 @@ def test_a_streaming_run_resumes_only_its_own_job(
     (checkpoint / "_metadata").write_bytes(b"x")
     state.write_text(state.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     submit(request)  # the same job resumes (the same state, whatever its file's bytes)
-    from churnctl.fitting import fit_state
+    from churnctl.batch.fit_file import fit_state
     from tests.csv_rows import csv_bytes, text_rows
 
     (tmp_path / "train.csv").write_bytes(csv_bytes(text_rows(50, 3)))
@@ -574,7 +574,7 @@ def test_an_early_failure_writes_nothing(
     code: int, fragment: str, train: bool,
 ) -> None:  # fmt: skip
     """Not the output folder, not the job file, not a state fitted with --train."""
-    monkeypatch.setattr("churnctl.flink_rest.REST_TIMEOUT", 0.5)
+    monkeypatch.setattr("churnctl.flink.rest.REST_TIMEOUT", 0.5)
     folder, out = small_input(tmp_path), tmp_path / "out"
     training = ["--train", folder / "a.csv", "--allow-state-mismatch"] if train else []
     with loopback(None) as silent:
@@ -652,7 +652,7 @@ def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path: Path) ->
     (tmp_path / "job.py").write_text("")
     holder = tmp_path / "staging-14-cccccc"
     holder.mkdir()
-    hold = ("import sys, time; from churnctl.locks import take_lock; "
+    hold = ("import sys, time; from churnctl.io.locks import take_lock; "
             f"take_lock(__import__('pathlib').Path({str(holder)!r} + '.lock')); "
             "print('held', flush=True); time.sleep(60)")  # fmt: skip
     process = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
@@ -669,7 +669,7 @@ def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path: Path) ->
 
 
 def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> None:
-    from churnctl.flink_job import as_uri, latest_checkpoint
+    from churnctl.flink.job import as_uri, latest_checkpoint
 
     assert as_uri("s3://bucket/ck") == "s3://bucket/ck" and as_uri("file:/ck") == "file:/ck"
     assert as_uri(str(tmp_path / "a b")) == (tmp_path / "a b").resolve().as_uri()
@@ -681,7 +681,7 @@ def test_checkpoints_go_to_a_uri_and_resume_from_the_newest(tmp_path: Path) -> N
         os.utime(folder / "_metadata", (time.time() - age, time.time() - age))
     (tmp_path / "j3" / "chk-9").mkdir(parents=True)  # begun, never completed: no _metadata
     assert latest_checkpoint(tmp_path) == tmp_path / "j2" / "chk-2"
-    from churnctl.flink_resume import prune_checkpoints
+    from churnctl.flink.resume import prune_checkpoints
 
     removed = prune_checkpoints(str(tmp_path))
     assert sorted(p.name for p in removed) == ["j1", "j3"]

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from churnctl.cli import app
-from churnctl.generate import COLUMNS
-from churnctl.state import load_state
+from churnctl.features.state import load_state
+from churnctl.samples.generate import COLUMNS
 
 FUZZ = settings(
     max_examples=40,

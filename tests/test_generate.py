@@ -14,9 +14,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from churnctl import generate
 from churnctl.errors import UsageError
-from churnctl.generate import COLUMNS, generate_files, generate_table
+from churnctl.samples import generate
+from churnctl.samples.generate import COLUMNS, generate_files, generate_table
 
 N = 50_000
 

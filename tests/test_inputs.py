@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churnctl.inputs import (
+from churnctl.features.input_policy import (
     EMPTY,
     NOT_A_NUMBER,
     NOT_FINITE,

@@ -18,10 +18,10 @@ import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner, Result
 
-from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli import app
-from churnctl.generate import COLUMNS as HEADER
-from churnctl.scorer import Scorer
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS as HEADER
+from churnctl.scoring.scorer import Scorer
 
 OWN = ["raw", "exited"]
 COLUMNS = list(HEADER)

@@ -11,36 +11,46 @@ import pytest
 from churnctl.errors import Fix, InputError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "churnctl"
-# Each module may import only modules of a lower layer: lower layers never know upper ones.
-LAYERS: dict[str, int] = {
-    "errors": 0, "arguments": 1, "columns": 0, "records": 0, "atomic": 1, "bundled": 1, "locate": 1,
-    "frame": 1, "inputs": 2, "stages": 2, "pipeline": 3, "state": 4, "model": 2,
-    "binding": 5, "extraction": 5, "sources": 1, "sinks": 2, "rejects": 3,
-    "scorer": 6, "fitting": 6, "file_scoring": 7, "input_set": 2, "parallel_scoring": 8,
-    "inspection": 6, "generate": 2, "paths": 1, "faults": 0, "moments": 0, "read_ahead": 0,
-    "manifest": 1, "arrivals": 1, "disposal": 2, "watcher": 8, "names": 0, "held": 0,
-    "locks": 0, "watch_settings": 7,
-    "flink_scoring": 8, "flink_job": 9, "flink_render": 10, "flink_progress": 10,
-    "flink_submit": 11, "flink_outputs": 9, "flink_inputs": 7, "flink_resume": 10,
-    "flink_events": 0, "flink_launch": 0, "flink_folders": 1,
-    "flink_process": 1, "flink_rest": 1,
-    "defaults": 0, "version": 0, "cli": 12, "__init__": 8, "interrupts": 0, "__main__": 13,
+# The ground: flat modules every layer may use. Among them, a module imports only lower ranks.
+GROUND: dict[str, int] = {
+    "errors": 0, "faults": 0, "names": 0, "interrupts": 0, "version": 0, "defaults": 0,
+    "arguments": 1, "atomic": 1, "moved": 1,
 }  # fmt: skip
+# The packages, and the packages each may import (besides the ground and itself).
+# Lower layers never know upper ones; watch and flink, io and scoring, know nothing of each other.
+ALLOWED: dict[str, set[str]] = {
+    "features": set(),
+    "io": {"features"},
+    "scoring": {"features"},
+    "samples": set(),
+    "batch": {"features", "io", "scoring"},
+    "watch": {"features", "io", "scoring", "batch"},
+    "flink": {"features", "io", "scoring", "batch"},
+    "__init__": {"features", "io", "scoring", "batch", "watch"},  # the public facade
+    "cli": {"features", "io", "scoring", "batch", "watch", "flink", "samples"},
+    "__main__": {"cli"},
+}
 
 
 @functools.cache
 def modules() -> dict[str, ast.Module]:
-    """Every module by name: ``state``, and ``cli.commands`` for the CLI package's modules."""
-    found = {path.stem: path for path in PACKAGE.glob("*.py")}
-    found |= {f"cli.{path.stem}": path for path in (PACKAGE / "cli").glob("*.py")}
-    return {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in found.items()}
+    """Every module by dotted name below ``churnctl``: ``atomic``, ``io.csv.records`` ..."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = ast.parse(path.read_text(encoding="utf-8"))
+    return found
 
 
-def layer(name: str) -> int:
-    return LAYERS[name.split(".")[0]]
+def package(name: str) -> str:
+    """``io`` for ``io.csv.records``; ``ground`` for a flat module of the ground."""
+    top = name.split(".")[0]
+    return "ground" if top in GROUND else top
 
 
-LIBRARY = sorted(name for name in LAYERS if name != "cli")
+LIBRARY = sorted(name for name in modules() if package(name) not in {"cli", "__main__"})
 
 
 def imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
@@ -49,6 +59,8 @@ def imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("churnctl."):
             found.append((node.module.removeprefix("churnctl."), [a.name for a in node.names]))
+        elif isinstance(node, ast.ImportFrom) and node.module == "churnctl":
+            found += [(a.name, []) for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("churnctl.")]
             found += [(name.removeprefix("churnctl."), []) for name in names]
@@ -58,22 +70,50 @@ def imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
 def test_imports_inside_functions_and_type_checking_blocks_count_too() -> None:
     """The CLI imports the library inside its commands: those imports obey the layers too."""
     tree = ast.parse(
-        "if TYPE_CHECKING:\n    from churnctl.state import FeatureState\n"
-        "def f():\n    from churnctl.scorer import Scorer\n    import churnctl.model\n"
+        "if TYPE_CHECKING:\n    from churnctl.features.state import FeatureState\n"
+        "def f():\n    from churnctl.scoring.scorer import Scorer\n    import churnctl.io.sinks\n"
     )
-    assert imported(tree) == [("state", ["FeatureState"]), ("scorer", ["Scorer"]), ("model", [])]
+    assert imported(tree) == [
+        ("features.state", ["FeatureState"]), ("scoring.scorer", ["Scorer"]), ("io.sinks", [])
+    ]  # fmt: skip
 
 
-def test_every_module_has_a_layer() -> None:
-    assert sorted({name.split(".")[0] for name in modules()}) == sorted(LAYERS)
+def test_every_module_belongs_to_a_named_layer() -> None:
+    assert {package(name) for name in modules()} <= {"ground", *ALLOWED}
+    flat = sorted(name for name in modules() if "." not in name and name in GROUND)
+    assert len(flat) <= 10, f"the ground grows flat again: {flat}"
 
 
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_a_module_imports_only_lower_layers(name: str) -> None:
-    own_package = name.split(".")[0] if "." in name else None
-    imports = [m for m, _ in imported(modules()[name]) if m.split(".")[0] != own_package]
-    upward = [m for m in imports if layer(m) >= layer(name)]
-    assert upward == [], f"{name} (layer {layer(name)}) imports {upward}"
+    own = package(name)
+    for target, _ in imported(modules()[name]):
+        theirs = package(target)
+        if own == "ground":
+            assert theirs == "ground" and GROUND[target] < GROUND[name], f"{name} imports {target}"
+        else:
+            assert theirs in {"ground", own, *ALLOWED[own]}, f"{name} ({own}) imports {target}"
+
+
+def test_the_samples_use_the_ground_only() -> None:
+    for name in [n for n in modules() if package(n) == "samples"]:
+        assert {package(t) for t, _ in imported(modules()[name])} <= {"ground", "samples"}
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    graph = {name: {t for t, _ in imported(tree) if t in modules() and t != name}
+             for name, tree in modules().items()}  # fmt: skip
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import circle: {' -> '.join((*path, name))}"
+        if name not in done:
+            for target in sorted(graph[name]):
+                visit(target, (*path, name))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
 
 
 @pytest.mark.parametrize("name", LIBRARY)

@@ -27,20 +27,20 @@ import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
-from churnctl import parallel_scoring
-from churnctl.arrivals import NameRules
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.atomic import file_sha256
+from churnctl.batch import score_files as parallel_scoring
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
 from churnctl.cli import app
 from churnctl.errors import InputError, SchemaError, TooManyRejectsError, UsageError
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.generate import COLUMNS, generate_files
-from churnctl.input_set import expand_inputs
 from churnctl.interrupts import Interrupted
-from churnctl.parallel_scoring import FilesRequest, FilesSummary, score_files
-from churnctl.paths import derived_names, file_sha256
-from churnctl.rejects import NO_LIMIT, rejects_path
-from churnctl.scorer import Scorer
-from churnctl.watcher import Watcher, WatchSettings
+from churnctl.io.listing import NameRules, expand_inputs
+from churnctl.io.naming import derived_names
+from churnctl.io.rejects import NO_LIMIT, rejects_path
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_files
+from churnctl.scoring.scorer import Scorer
+from churnctl.watch.watcher import Watcher, WatchSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from churnctl.cli import run; run()"]

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from churnctl.batch.fit_file import fit_state
 from churnctl.defaults import MAX_FEATURES
-from churnctl.fitting import fit_state
-from churnctl.generate import generate_table
-from churnctl.state import content_checksum
+from churnctl.features.state import content_checksum
+from churnctl.samples.generate import generate_table
 
 LIMIT = 1 << 30  # 1 GiB of address space: NumPy, Arrow and ONNX Runtime import within it
 Mutation = Callable[[dict], None]
@@ -210,7 +210,7 @@ FUZZ_SCRIPT = """
 import copy, json, sys
 from hypothesis import HealthCheck, given, settings, strategies as st
 from churnctl.errors import StateError
-from churnctl.state import content_checksum, state_from_text
+from churnctl.features.state import content_checksum, state_from_text
 
 document = json.loads(sys.stdin.read())
 HUGE = st.sampled_from([10**7, 10**12, 10**99])
@@ -277,8 +277,8 @@ def test_slices_of_rows_give_the_same_state_features_and_rejections(
     """A fit and a scoring in slices of 7 rows equal the unsliced ones (rejections included)."""
     import numpy as np
 
-    import churnctl.pipeline
-    from churnctl.extraction import extract_features
+    import churnctl.features.pipeline
+    from churnctl.features.extraction import extract_features
 
     table = generate_table(300, seed=9)
     train = tmp_path / "train.csv"
@@ -288,7 +288,7 @@ def test_slices_of_rows_give_the_same_state_features_and_rejections(
     hostile = table.set_column(table.schema.get_field_index("Geography"), "Geography",
                                pa.array(geography))  # fmt: skip
     whole = fit_state(train)
-    monkeypatch.setattr(churnctl.pipeline, "SLICE_BYTES", 8 * 12 * 7)
+    monkeypatch.setattr(churnctl.features.pipeline, "SLICE_BYTES", 8 * 12 * 7)
     sliced = fit_state(train)
     assert sliced.pipeline.slice_rows() == 7
     np.testing.assert_allclose(sliced.pipeline.stages[-1].mean_, whole.pipeline.stages[-1].mean_,
@@ -296,7 +296,7 @@ def test_slices_of_rows_give_the_same_state_features_and_rejections(
     np.testing.assert_allclose(sliced.pipeline.stages[-1].std_, whole.pipeline.stages[-1].std_,
                                rtol=1e-12)  # fmt: skip
     in_slices = extract_features(whole, hostile)
-    monkeypatch.setattr(churnctl.pipeline, "SLICE_BYTES", 8 << 20)
+    monkeypatch.setattr(churnctl.features.pipeline, "SLICE_BYTES", 8 << 20)
     at_once = extract_features(whole, hostile)
     assert (~at_once.valid).sum() == len(geography[5::11])
     np.testing.assert_array_equal(in_slices.valid, at_once.valid)

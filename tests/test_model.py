@@ -23,15 +23,15 @@ from onnx_factories import (
     two_inputs,
 )
 
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.errors import ChurnctlError, CompatibilityError, ModelError
-from churnctl.inputs import frame_from_batch
-from churnctl.model import ChurnModel
-from churnctl.pipeline import FeaturePipeline
-from churnctl.scorer import Scorer
-from churnctl.sources import open_source
-from churnctl.stages import StandardScaler, VectorAssembler
-from churnctl.state import FeatureState, load_state
+from churnctl.features.input_policy import frame_from_batch
+from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.stages import StandardScaler, VectorAssembler
+from churnctl.features.state import FeatureState, load_state
+from churnctl.io.sources import open_source
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.scorer import Scorer
 
 K = 12
 ATOL = 1e-5

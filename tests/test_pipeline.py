@@ -12,19 +12,19 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from churnctl.batch.fit_file import fit_state
 from churnctl.errors import NotFittedError, PipelineSpecError
-from churnctl.fitting import fit_state
-from churnctl.generate import generate_table
-from churnctl.inputs import frame_from_batch
-from churnctl.pipeline import (
+from churnctl.features.input_policy import frame_from_batch
+from churnctl.features.pipeline import (
     DEFAULT_PRESET,
     PRESETS,
     FeaturePipeline,
     build_pipeline,
     load_pipeline_spec,
 )
-from churnctl.rejects import NO_LIMIT
-from churnctl.stages import StandardScaler, StringIndexer, VectorAssembler
+from churnctl.features.stages import StandardScaler, StringIndexer, VectorAssembler
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.samples.generate import generate_table
 
 CHURN_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "Churn_Modelling.csv"
 EXAMPLE_TOML = Path(__file__).resolve().parents[1] / "docs" / "examples" / "reference-pipeline.toml"

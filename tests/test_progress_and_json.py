@@ -18,15 +18,15 @@ import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.batch.fit_file import fit_state
+from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli import app
 from churnctl.cli.documents import ENTRY_KEYS, FILE_KEYS, INSPECT_KEYS, SCORE_KEYS, STATUS_KEYS
 from churnctl.faults import FAULT_ENV
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.fitting import fit_state
-from churnctl.generate import COLUMNS, generate_files, generate_table
-from churnctl.scorer import Scorer
-from churnctl.sources import Progress, ReadOptions
+from churnctl.io.sources import Progress, ReadOptions
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_files, generate_table
+from churnctl.scoring.scorer import Scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

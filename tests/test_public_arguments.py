@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 import churnctl
 from churnctl import ChurnModel, Scorer, bind_model, extract_features, fit_state, load_state
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import ChurnctlError, UsageError
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.sources import ReadOptions
+from churnctl.io.sources import ReadOptions
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 
 WRONG = st.one_of(
     st.none(),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from churnctl.read_ahead import read_ahead
+from churnctl.io.read_ahead import read_ahead
 
 
 def live_threads() -> list[str]:

@@ -15,10 +15,10 @@ import pytest
 from test_cli import plain, run
 
 from churnctl import bind_model, fit_state
-from churnctl.binding import BINDING_KEYS, Binding, RebindError, read_binding, short
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
-from churnctl.model import ChurnModel
-from churnctl.state import FeatureState, load_state
+from churnctl.features.state import FeatureState, load_state
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.binding import BINDING_KEYS, Binding, RebindError, read_binding, short
+from churnctl.scoring.model import ChurnModel
 
 
 @pytest.fixture(scope="module")

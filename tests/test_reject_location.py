@@ -17,15 +17,15 @@ from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.columns import MAX_FIELD_CHARS
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.generate import COLUMNS
-from churnctl.records import QuoteGuard, RecordIndex, split_records
-from churnctl.rejects import NO_LIMIT, REJECTS_SCHEMA, RejectLog
-from churnctl.scorer import Scorer
-from churnctl.sinks import CsvWriter
-from churnctl.sources import ReadOptions, open_source
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.features.columns import MAX_FIELD_CHARS
+from churnctl.io.csv.records import QuoteGuard, RecordIndex, split_records
+from churnctl.io.rejects import NO_LIMIT, REJECTS_SCHEMA, RejectLog
+from churnctl.io.sinks import CsvWriter
+from churnctl.io.sources import ReadOptions, open_source
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS
+from churnctl.scoring.scorer import Scorer
 
 SCORER = Scorer(bundled(STATE), bundled(MODEL))
 

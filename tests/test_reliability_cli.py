@@ -24,10 +24,10 @@ from onnx_factories import logistic_n1
 from typer.testing import CliRunner, Result
 
 from churnctl import cli
-from churnctl.bundled import SAMPLE, STATE, bundled
 from churnctl.cli import app
 from churnctl.errors import UsageError
-from churnctl.generate import COLUMNS
+from churnctl.samples.bundled import SAMPLE, STATE, bundled
+from churnctl.samples.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from churnctl.cli import app; app(prog_name='churnctl')"]

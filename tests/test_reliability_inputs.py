@@ -29,15 +29,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import churnctl.records
-import churnctl.sources
+import churnctl.io.csv.records
+import churnctl.io.sources
 from churnctl.cli import app
-from churnctl.columns import MAX_FIELD_CHARS, as_text
 from churnctl.errors import SchemaError, UsageError
-from churnctl.generate import COLUMNS
-from churnctl.records import RUNAWAY_MARKER, QuoteGuard, split_records
-from churnctl.rejects import EARLY_ROWS, RejectLimit
-from churnctl.sources import ReadOptions, check_header, open_source
+from churnctl.features.columns import MAX_FIELD_CHARS, as_text
+from churnctl.features.schema_check import check_header
+from churnctl.io.csv.records import RUNAWAY_MARKER, QuoteGuard, split_records
+from churnctl.io.rejects import EARLY_ROWS, RejectLimit
+from churnctl.io.sources import ReadOptions, open_source
+from churnctl.samples.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.csv"
@@ -260,7 +261,9 @@ def test_the_guard_makes_arrow_read_the_records_the_reference_reader_reads(
 ) -> None:
     expected = reference(document, cap)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(churnctl.records, "RESYNC", resync)  # hand back to NumPy early and often
+        patch.setattr(
+            churnctl.io.csv.records, "RESYNC", resync
+        )  # hand back to NumPy early and often
         got = through_guard(document, cap, chunk_size)
     by_kind = lambda found, kind: [value for k, value in found if k == kind]  # noqa: E731
     for kind in ("row", "runaway", "bad"):
@@ -461,7 +464,7 @@ def test_a_header_longer_than_the_limit_is_named_as_such(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cut at the limit, the header used to end in a false duplicate or missing column."""
-    monkeypatch.setattr(churnctl.sources, "HEADER_LIMIT", 4096)
+    monkeypatch.setattr(churnctl.io.sources, "HEADER_LIMIT", 4096)
     extra = [f"c{i}" for i in range(20_000)]  # 128 KiB, past the limit and a read chunk
     path = tmp_path / "wide.csv"
     path.write_text(",".join([*extra, *COLUMNS]) + "\n" + ",".join(["1"] * 20_014) + "\n")

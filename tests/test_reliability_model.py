@@ -34,16 +34,16 @@ from onnx_factories import logistic_n1, sklearn_zipmap
 from typer.testing import CliRunner, Result
 
 from churnctl import Scorer, extract_features
-from churnctl.binding import describe_orders
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.cli import app
 from churnctl.errors import ChurnctlError, ModelError, StateError, UsageError
-from churnctl.frame import Frame
-from churnctl.inspection import inspect_pair
-from churnctl.model import ChurnModel
-from churnctl.pipeline import FeaturePipeline
-from churnctl.stages import StandardScaler, VectorAssembler
-from churnctl.state import FeatureState, content_checksum, load_state
+from churnctl.features.frame import Frame
+from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.stages import StandardScaler, VectorAssembler
+from churnctl.features.state import FeatureState, content_checksum, load_state
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.binding import describe_orders
+from churnctl.scoring.inspection import inspect_pair
+from churnctl.scoring.model import ChurnModel
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -708,7 +708,7 @@ def test_fitting_on_values_whose_spread_overflows_is_refused_without_warnings(
     no_warnings: None,
 ) -> None:
     from churnctl.errors import PipelineSpecError
-    from churnctl.stages import mean_and_std
+    from churnctl.features.stages import mean_and_std
 
     with pytest.raises(PipelineSpecError, match="too large to scale"):
         mean_and_std(np.array([[1.7e308], [-1.7e308]]), ddof=1)

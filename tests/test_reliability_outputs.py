@@ -26,12 +26,12 @@ from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner, Result
 
 from churnctl import atomic
+from churnctl.batch.fit_file import fit_state
 from churnctl.cli import app
 from churnctl.errors import TooManyRejectsError
-from churnctl.fitting import fit_state
-from churnctl.generate import COLUMNS, generate_files
-from churnctl.rejects import RejectLimit
-from churnctl.state import load_state
+from churnctl.features.state import load_state
+from churnctl.io.rejects import RejectLimit
+from churnctl.samples.generate import COLUMNS, generate_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CHURNCTL = [sys.executable, "-c", "from churnctl.cli import run; run()"]

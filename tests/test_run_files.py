@@ -21,7 +21,7 @@ from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner, Result
 
 from churnctl.cli import app
-from churnctl.generate import COLUMNS
+from churnctl.samples.generate import COLUMNS
 
 REJECTS_HEADER = "source,line,column,reason,text"
 

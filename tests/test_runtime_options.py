@@ -15,8 +15,8 @@ import pytest
 import typer
 
 from churnctl.cli.app import app
-from churnctl.scorer import Scorer
-from churnctl.sources import ReadOptions
+from churnctl.io.sources import ReadOptions
+from churnctl.scoring.scorer import Scorer
 
 RUNTIME_OWN = {"threads", "block_size"}  # set by each runtime, not by its user
 

@@ -28,14 +28,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import churnctl
-import churnctl.scorer
+import churnctl.scoring.scorer
 from churnctl import FeatureBatch, FeatureState, ScoredBatch, Scorer, fit_state
-from churnctl.binding import PairStatus
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.errors import CompatibilityError, SchemaError, UsageError
-from churnctl.generate import COLUMNS, generate_table
-from churnctl.model import ChurnModel
-from churnctl.scorer import aligned_schema, output_schema
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_table
+from churnctl.scoring.binding import PairStatus
+from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.scorer import aligned_schema, output_schema
 
 PROPERTY = settings(
     max_examples=35,
@@ -506,7 +506,7 @@ def test_pickled_scorer_opens_its_session_lazily_and_scores_alike(
     data = pickle.dumps(original)
 
     monkeypatch.setattr(CountingModel, "constructed", 0)
-    monkeypatch.setattr(churnctl.scorer, "ChurnModel", CountingModel)
+    monkeypatch.setattr(churnctl.scoring.scorer, "ChurnModel", CountingModel)
     copy = pickle.loads(data)
     assert CountingModel.constructed == 0
     assert copy.keep == KEEP

@@ -20,16 +20,16 @@ from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churnctl.bundled import MODEL, SAMPLE, STATE, bundled
-from churnctl.extraction import ROW_REJECT_SCHEMA
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.generate import COLUMNS, generate_table
-from churnctl.inputs import frame_from_batch
-from churnctl.model import ChurnModel
-from churnctl.rejects import NO_LIMIT, REJECTS_SCHEMA
-from churnctl.scorer import ScoredBatch, Scorer, output_schema
-from churnctl.sources import Progress, ReadOptions, open_source
-from churnctl.state import FeatureState, load_state
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.features.extraction import ROW_REJECT_SCHEMA
+from churnctl.features.input_policy import frame_from_batch
+from churnctl.features.state import FeatureState, load_state
+from churnctl.io.rejects import NO_LIMIT, REJECTS_SCHEMA
+from churnctl.io.sources import Progress, ReadOptions, open_source
+from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_table
+from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.scorer import ScoredBatch, Scorer, output_schema
 
 PROPERTY = settings(
     max_examples=25,
@@ -424,7 +424,7 @@ def test_typed_parquet_input_equals_csv_input(
     state: FeatureState, model: ChurnModel, work: Path, n: int, seed: int
 ) -> None:
     """Parquet with real int/float columns (as generate writes it) scores like its CSV twin."""
-    from churnctl.generate import generate_files
+    from churnctl.samples.generate import generate_files
 
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         csv_path, pq_path = Path(tmp) / "in.csv", Path(tmp) / "in.parquet"

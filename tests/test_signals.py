@@ -39,7 +39,7 @@ from typer.testing import CliRunner
 import churnctl.interrupts as interrupts
 from churnctl.cli import app
 from churnctl.faults import FAULT_ENV
-from churnctl.generate import COLUMNS, generate_files
+from churnctl.samples.generate import COLUMNS, generate_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -13,10 +13,10 @@ import pyarrow.csv as pacsv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.generate import COLUMNS, generate_files
-from churnctl.scorer import Scorer
-from churnctl.sinks import JsonLinesWriter, jsonl_bytes
+from churnctl.io.sinks import JsonLinesWriter, jsonl_bytes
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_files
+from churnctl.scoring.scorer import Scorer
 
 
 def row_by_row(table: pa.Table) -> bytes:

@@ -22,12 +22,12 @@ import pyarrow.csv as pacsv
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from churnctl.batch.fit_file import fit_state
 from churnctl.errors import ChurnctlError
-from churnctl.extraction import FeatureBatch, extract_features
-from churnctl.fitting import fit_state
-from churnctl.rejects import NO_LIMIT
-from churnctl.stages import INVALID_POLICIES, NORMALIZE_MODES, ORDER_TYPES, STAGE_TYPES
-from churnctl.state import state_from_text
+from churnctl.features.extraction import FeatureBatch, extract_features
+from churnctl.features.stages import INVALID_POLICIES, NORMALIZE_MODES, ORDER_TYPES, STAGE_TYPES
+from churnctl.features.state import state_from_text
+from churnctl.io.rejects import NO_LIMIT
 
 CATEGORIES = ("cat_a", "cat_b")  # text columns of the training data
 NUMBERS = ("num_a", "num_b")  # numeric columns (small whole numbers: usable as indices too)

@@ -16,21 +16,21 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+from churnctl.batch.fit_file import FitRequest, fit_file, fit_state
 from churnctl.errors import ChurnctlError, NoValidRowsError, PipelineSpecError, StateError
-from churnctl.extraction import extract_features
-from churnctl.fitting import FitRequest, fit_file, fit_state
-from churnctl.frame import Frame
-from churnctl.generate import generate_table
-from churnctl.pipeline import (
+from churnctl.features.extraction import extract_features
+from churnctl.features.frame import Frame
+from churnctl.features.pipeline import (
     MAX_DEPTH,
     PRESETS,
     FeaturePipeline,
     build_pipeline,
     load_pipeline_spec,
 )
-from churnctl.rejects import NO_LIMIT
-from churnctl.stages import OneHotEncoder, StringIndexer, VectorAssembler
-from churnctl.state import content_checksum, state_from_text
+from churnctl.features.stages import OneHotEncoder, StringIndexer, VectorAssembler
+from churnctl.features.state import content_checksum, state_from_text
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.samples.generate import generate_table
 
 INDEX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"]}
 ENCODE = {"type": "OneHotEncoder", "input_cols": ["G"], "output_cols": ["GV"]}

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from churnctl.errors import NotFittedError, PipelineSpecError
-from churnctl.frame import Frame
-from churnctl.inputs import InputSchema, frame_from_batch
-from churnctl.stages import (
+from churnctl.features.frame import Frame
+from churnctl.features.input_policy import InputSchema, frame_from_batch
+from churnctl.features.stages import (
     STAGE_TYPES,
     ColumnNames,
     OneHotEncoder,

@@ -114,7 +114,7 @@ light = sorted(sys.modules)
 listed = dir(churnctl)
 resolved = {name: getattr(churnctl, name) is not None for name in churnctl.__all__}
 from churnctl import Scorer
-from churnctl.scorer import Scorer as Defined
+from churnctl.scoring.scorer import Scorer as Defined
 print(MARK + json.dumps({"modules": light, "dir": listed, "all": churnctl.__all__,
                          "resolved": resolved, "same": Scorer is Defined}))
 """

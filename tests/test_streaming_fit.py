@@ -26,19 +26,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from churnctl.bundled import SAMPLE, STATE, bundled
-from churnctl.columns import as_array
+from churnctl.batch.fit_file import FitRequest, file_sha256, fit_file, fit_state
 from churnctl.errors import ChurnctlError, InputError, PipelineSpecError, TooManyRejectsError
-from churnctl.extraction import features_of_frame, rejected_rows
-from churnctl.fitting import FitRequest, file_sha256, fit_file, fit_state
-from churnctl.frame import Frame
-from churnctl.generate import COLUMNS, generate_files
-from churnctl.inputs import frame_from_batch
-from churnctl.moments import Moments
-from churnctl.pipeline import PRESETS, StreamingFit, build_pipeline, fitting_levels
-from churnctl.rejects import NO_LIMIT, RejectLimit, RejectLog, check_limit
-from churnctl.sources import ReadOptions, open_source
-from churnctl.stages import (
+from churnctl.features.columns import as_array
+from churnctl.features.extraction import features_of_frame, rejected_rows
+from churnctl.features.frame import Frame
+from churnctl.features.input_policy import frame_from_batch
+from churnctl.features.moments import Moments
+from churnctl.features.pipeline import PRESETS, StreamingFit, build_pipeline, fitting_levels
+from churnctl.features.stages import (
     OneHotEncoder,
     StandardScaler,
     StringIndexer,
@@ -46,7 +42,11 @@ from churnctl.stages import (
     mean_and_std,
     normalized,
 )
-from churnctl.state import FeatureState, load_state
+from churnctl.features.state import FeatureState, load_state
+from churnctl.io.rejects import NO_LIMIT, RejectLimit, RejectLog, check_limit
+from churnctl.io.sources import ReadOptions, open_source
+from churnctl.samples.bundled import SAMPLE, STATE, bundled
+from churnctl.samples.generate import COLUMNS, generate_files
 from tests.csv_rows import csv_bytes, text_rows
 
 RTOL = 1e-12
@@ -455,7 +455,7 @@ def test_independent_stages_share_a_pass() -> None:
 
 
 def test_the_file_is_read_once_per_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import churnctl.fitting as fitting
+    import churnctl.batch.fit_file as fitting
 
     opened = []
 
@@ -472,7 +472,7 @@ def test_the_file_is_read_once_per_pass(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_file_that_changes_between_passes_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import churnctl.fitting as fitting
+    import churnctl.batch.fit_file as fitting
 
     train = messy_file(tmp_path / "t.csv", bad=0)
     calls = []

@@ -24,21 +24,21 @@ from hypothesis import strategies as st
 from test_cli import assert_clean_error, plain, run
 from test_watch_units import messy_csv, run_once
 
-from churnctl.arrivals import has_complete_ending
-from churnctl.atomic import atomic_write_bytes, probe_writable
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.atomic import atomic_write_bytes, file_sha256, probe_writable
+from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli.watching import RecentRate, _event_line
-from churnctl.disposal import ASIDE_PREFIX, put_back, take_aside
 from churnctl.errors import Fix, OutputError, UsageError
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.held import HeldFile, NotRegular, open_regular
-from churnctl.locks import LockHeld, take_lock
-from churnctl.manifest import ManifestError, open_manifest
+from churnctl.io.completeness import has_complete_ending
+from churnctl.io.held import HeldFile, NotRegular, open_regular
+from churnctl.io.locks import LockHeld, take_lock
+from churnctl.io.naming import derived_names
+from churnctl.io.rejects import NO_LIMIT
 from churnctl.names import fit_name
-from churnctl.paths import derived_names, file_sha256
-from churnctl.rejects import NO_LIMIT
-from churnctl.scorer import Scorer
-from churnctl.watcher import REPROCESS_FIX, WatchEvent, WatchSettings
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.scoring.scorer import Scorer
+from churnctl.watch.disposal import ASIDE_PREFIX, put_back, take_aside
+from churnctl.watch.manifest import ManifestError, open_manifest
+from churnctl.watch.watcher import REPROCESS_FIX, WatchEvent, WatchSettings
 from tests.csv_rows import csv_bytes, text_rows
 
 
@@ -284,7 +284,7 @@ def test_a_file_renamed_over_at_the_last_moment_is_put_back(
             (tmp_path / ".new").write_text("stranger")
             os.rename(tmp_path / ".new", path)
 
-    monkeypatch.setattr("churnctl.disposal.checkpoint", stranger_arrives)
+    monkeypatch.setattr("churnctl.watch.disposal.checkpoint", stranger_arrives)
     taken = take_aside(path, scored)
     assert taken.path is None and taken.stranger == path and path.read_text() == "stranger"
     assert not list(tmp_path.glob(ASIDE_PREFIX + "*"))
@@ -345,7 +345,7 @@ def test_the_incomplete_message_says_what_that_format_ends_with(
     (in_dir / "cut.parquet").write_bytes(whole[: len(whole) - 8])
     (in_dir / "cut.csv").write_bytes(b"a,b\n1,2")
     events: list[WatchEvent] = []
-    from churnctl.watcher import Watcher
+    from churnctl.watch.watcher import Watcher
 
     settings = WatchSettings(in_dir=in_dir, out_dir=tmp_path / "out", scorer=scorer,
                              once=True, settle=0.05)  # fmt: skip
@@ -430,8 +430,8 @@ def test_an_output_error_of_one_file_is_retried_then_quarantined(
     in_dir.mkdir()
     for seed, name in enumerate(("bad.csv", "good.csv")):
         (in_dir / name).write_bytes(messy_csv(seed))
-    monkeypatch.setattr("churnctl.watcher.score_file", _failing_output("bad.csv"))
-    monkeypatch.setattr("churnctl.watcher.RETRY_DELAY", 0.01)
+    monkeypatch.setattr("churnctl.watch.watcher.score_file", _failing_output("bad.csv"))
+    monkeypatch.setattr("churnctl.watch.watcher.RETRY_DELAY", 0.01)
     report = run_once(in_dir, out_dir, scorer, max_attempts=2).report
     assert (report.scored, report.failed) == (1, 1)
     record = json.loads((in_dir / ".failed" / "bad.csv.error.json").read_text())
@@ -448,8 +448,8 @@ def test_an_output_folder_that_cannot_be_written_stops_the_watcher(
     def full(folder: Path) -> None:
         raise OutputError(f"{folder}: cannot write here (No space left on device)")
 
-    monkeypatch.setattr("churnctl.watcher.score_file", _failing_output("a.csv"))
-    monkeypatch.setattr("churnctl.watcher.probe_writable", full)
+    monkeypatch.setattr("churnctl.watch.watcher.score_file", _failing_output("a.csv"))
+    monkeypatch.setattr("churnctl.watch.watcher.probe_writable", full)
     with pytest.raises(OutputError, match="No space left"):
         run_once(in_dir, out_dir, scorer)
     assert (in_dir / "a.csv").exists() and not (in_dir / ".failed").exists()

@@ -14,25 +14,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from churnctl.arrivals import (
-    Events,
-    NameRules,
+from churnctl.atomic import file_sha256
+from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.errors import UsageError
+from churnctl.faults import FAULT_ENV
+from churnctl.io.completeness import (
     Pending,
     Readiness,
     has_complete_ending,
     marker_readiness,
     readiness,
-)  # fmt: skip
-from churnctl.bundled import MODEL, STATE, bundled
-from churnctl.disposal import Refusal, dispose, dispose_marker, move_aside, quarantine
-from churnctl.errors import UsageError
-from churnctl.faults import FAULT_ENV
-from churnctl.file_scoring import ScoreRequest, score_file
-from churnctl.manifest import Counts, Entry, ManifestError, open_manifest, read_manifest
-from churnctl.paths import derived_names, file_sha256, split_suffix, tagged_name
-from churnctl.rejects import NO_LIMIT
-from churnctl.scorer import Scorer
-from churnctl.watcher import Watcher, WatchSettings, published_counts
+)
+from churnctl.io.formats import split_input_suffix
+from churnctl.io.listing import NameRules
+from churnctl.io.naming import derived_names, tagged_name
+from churnctl.io.rejects import NO_LIMIT
+from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.scoring.scorer import Scorer
+from churnctl.watch.arrivals import Events  # fmt: skip
+from churnctl.watch.disposal import Refusal, dispose, dispose_marker, move_aside, quarantine
+from churnctl.watch.manifest import Counts, Entry, ManifestError, open_manifest, read_manifest
+from churnctl.watch.watcher import Watcher, WatchSettings, published_counts
 from tests.csv_rows import csv_bytes, text_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,8 +141,8 @@ def test_derived_names_follow_name_and_content() -> None:
         "part-1.0123456789abcdef.scored.csv",
         "part-1.0123456789abcdef.rejects.csv",
     )
-    assert split_suffix("x.parquet") == ("x", ".parquet")
-    assert split_suffix(".csv") == (".csv", "")
+    assert split_input_suffix("x.parquet") == ("x", ".parquet")
+    assert split_input_suffix(".csv") == (".csv", "")
     assert tagged_name("a.csv", "f" * 64) == f"a.{'f' * 16}.csv"
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from churnctl.bundled import MODEL, STATE, bundled
+from churnctl.atomic import check_distinct
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import error_line, stderr, stdout
 from churnctl.cli.documents import inspect_document, one_file, print_document, score_document
@@ -58,15 +58,15 @@ from churnctl.cli.report import (
 )
 from churnctl.defaults import MAX_FILES
 from churnctl.errors import FilesFailedError, UsageError
-from churnctl.paths import check_distinct
+from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
-    from churnctl.file_scoring import RowRates, RunSummary
-    from churnctl.inspection import Report
-    from churnctl.parallel_scoring import FileResult, FilesSummary
-    from churnctl.scorer import Scorer
-    from churnctl.sources import ReadOptions
-    from churnctl.state import FeatureState
+    from churnctl.batch.score_file import RowRates, RunSummary
+    from churnctl.batch.score_files import FileResult, FilesSummary
+    from churnctl.features.state import FeatureState
+    from churnctl.io.sources import ReadOptions
+    from churnctl.scoring.inspection import Report
+    from churnctl.scoring.scorer import Scorer
 
 
 @command
@@ -86,14 +86,14 @@ def fit(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Fit the feature extractor on TRAIN and write its JSON state."""
-    from churnctl.fitting import FitRequest, fit_file
+    from churnctl.batch.fit_file import FitRequest, fit_file
 
     request = FitRequest(
         train=train, output=str(output), pipeline=pipeline, rejects=rejects,
         max_rejects=parse_max_rejects(max_rejects),
         read_options=read_options(delimiter, encoding), decimal=decimal,
     )  # fmt: skip
-    from churnctl.binding import short
+    from churnctl.scoring.binding import short
 
     with progress("fitting") as advance:
         state, rejects_file = fit_file(request, on_progress=advance)
@@ -131,8 +131,8 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
-    from churnctl.input_set import expand_inputs
-    from churnctl.scorer import Scorer
+    from churnctl.io.listing import expand_inputs
+    from churnctl.scoring.scorer import Scorer
 
     inputs = expand_inputs(input)
     one = len(inputs) == 1 and out_dir is None
@@ -191,7 +191,7 @@ def _check_targets(
     rejects: str | None, others: dict[str, str | Path | None],
 ) -> None:  # fmt: skip
     """Refuse, before any work, a file written that is a file read (or two writes in one)."""
-    from churnctl.rejects import rejects_path
+    from churnctl.io.rejects import rejects_path
 
     if out_dir is not None and (output is not None or rejects is not None):
         raise UsageError(
@@ -209,7 +209,7 @@ def _check_targets(
 
 
 def _score_one(input: str, output: str, settings: dict[str, Any]) -> RunSummary:
-    from churnctl.file_scoring import ScoreRequest, score_file
+    from churnctl.batch.score_file import ScoreRequest, score_file
 
     request = ScoreRequest(input=input, output=output, **settings)
     with progress("scoring") as advance:
@@ -220,7 +220,7 @@ def _score_many(
     inputs: list[str], output: str | None, out_dir: Path | None, workers: int | None,
     settings: dict[str, Any],
 ) -> FilesSummary:  # fmt: skip
-    from churnctl.parallel_scoring import FilesRequest, score_files
+    from churnctl.batch.score_files import FilesRequest, score_files
 
     files = FilesRequest(inputs=inputs, out_dir=out_dir, output=output, workers=workers,
                          **settings)  # fmt: skip
@@ -235,8 +235,8 @@ def _state_for_scoring(
     pipeline: str | None,
     reading: tuple[ReadOptions, str],  # how --train is read: options, decimal mark
 ) -> FeatureState:
-    from churnctl.fitting import fit_state
-    from churnctl.state import load_state
+    from churnctl.batch.fit_file import fit_state
+    from churnctl.features.state import load_state
 
     if state is not None and train is not None:
         raise UsageError("pass either --state or --train, not both")
@@ -301,7 +301,7 @@ def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) 
 
 
 def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> None:
-    from churnctl.binding import PairStatus
+    from churnctl.scoring.binding import PairStatus
 
     skipped = scorer.check.status is PairStatus.SKIPPED
     print_demo_note(scorer.model_name, scorer.state.source)
@@ -334,8 +334,8 @@ def bind(
     ] = False,
 ) -> None:
     """Write MODEL bound to STATE: every runtime then refuses any other state."""
-    from churnctl.binding import BindStatus, RebindError, bind_file, short
-    from churnctl.state import load_state
+    from churnctl.features.state import load_state
+    from churnctl.scoring.binding import BindStatus, RebindError, bind_file, short
 
     check_distinct({"model": model, "state": state}, {"output": output})
     try:
@@ -366,9 +366,9 @@ def inspect(model: ModelOpt = None, state: StateOpt = None, as_json: JsonOpt = F
     """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
     import hashlib
 
-    from churnctl.inspection import inspect_pair
-    from churnctl.model import ChurnModel
-    from churnctl.state import load_state
+    from churnctl.features.state import load_state
+    from churnctl.scoring.inspection import inspect_pair
+    from churnctl.scoring.model import ChurnModel
 
     model, state = model or bundled(MODEL), state or bundled(STATE)
     opened = ChurnModel(model)
@@ -416,7 +416,7 @@ def generate(
     ] = 0,
 ) -> None:
     """Write synthetic churn records with the bank-churn schema (CSV, CSV.gz or Parquet)."""
-    from churnctl.generate import generate_files
+    from churnctl.samples.generate import generate_files
 
     paths = generate_files(output, n_rows=rows, files=files, seed=seed)
     stderr.print(f"wrote {rows:,} rows to {len(paths)} file(s) under {output}", markup=False)

@@ -12,11 +12,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from churnctl.file_scoring import RunSummary
-    from churnctl.inspection import Report
-    from churnctl.manifest import Entry, ManifestSummary
-    from churnctl.parallel_scoring import FileResult, FilesSummary
-    from churnctl.scorer import Scorer
+    from churnctl.batch.score_file import RunSummary
+    from churnctl.batch.score_files import FileResult, FilesSummary
+    from churnctl.scoring.inspection import Report
+    from churnctl.scoring.scorer import Scorer
+    from churnctl.watch.manifest import Entry, ManifestSummary
 
 FILE_KEYS = ("input", "output", "rejects", "rows_read", "rows_scored", "rows_rejected",
              "seconds", "error", "exit_code")  # fmt: skip
@@ -38,7 +38,7 @@ def print_document(document: dict[str, Any]) -> None:
 
 
 def one_file(summary: RunSummary, input: str) -> FileResult:
-    from churnctl.parallel_scoring import FileResult
+    from churnctl.batch.score_files import FileResult
 
     return FileResult(input, summary.output, summary.rejects, summary)
 
@@ -48,7 +48,7 @@ def score_document(
     workers: int, out_dir: str | None, exit_code: int, message: Any = str,
 ) -> dict[str, Any]:  # fmt: skip
     """``score --json``: the run's counts and targets, each input's result, the model pair."""
-    from churnctl.binding import PairStatus
+    from churnctl.scoring.binding import PairStatus
 
     document = {
         "command": "score",

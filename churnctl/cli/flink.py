@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.app import command
 from churnctl.cli.console import error_line, stderr, stdout
 from churnctl.cli.options import (
@@ -37,14 +36,15 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import pair_label, pair_warning, print_demo_note
 from churnctl.errors import UsageError
+from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
-    from churnctl.flink_events import FlinkEvent
-    from churnctl.flink_job import FlinkJobSpec
-    from churnctl.flink_outputs import FlinkResult
-    from churnctl.scorer import Scorer
-    from churnctl.sources import ReadOptions
-    from churnctl.state import FeatureState
+    from churnctl.features.state import FeatureState
+    from churnctl.flink.events import FlinkEvent
+    from churnctl.flink.job import FlinkJobSpec
+    from churnctl.flink.outputs import FlinkResult
+    from churnctl.io.sources import ReadOptions
+    from churnctl.scoring.scorer import Scorer
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -94,7 +94,7 @@ def flink_submit(
     quiet: Quiet = False,
 ) -> None:
     """Score INPUT with the same Scorer inside an Apache Flink job (embedded, or a cluster)."""
-    from churnctl.flink_submit import FlinkRequest, preflight, submit
+    from churnctl.flink.submit import FlinkRequest, preflight, submit
 
     if stop is not None:
         return _stop(stop, jobmanager, savepoint)
@@ -125,7 +125,7 @@ def flink_submit(
 
 def _emit(job: Path, spec: FlinkJobSpec, scorer: Scorer, jobmanager: str | None) -> None:
     """Write the job file (nothing runs), and say how to run it."""
-    from churnctl.flink_submit import emit_job
+    from churnctl.flink.submit import emit_job
 
     emit_job(spec, job)
     print_demo_note(scorer.model_name, scorer.state.source)
@@ -135,8 +135,8 @@ def _emit(job: Path, spec: FlinkJobSpec, scorer: Scorer, jobmanager: str | None)
 def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
     """The input files now there (``score``'s listing), after the folders' layout and paths
     are checked; a streaming job may start on an empty folder."""
-    from churnctl.flink_inputs import check_locations
-    from churnctl.input_set import expand_inputs
+    from churnctl.flink.inputs import check_locations
+    from churnctl.io.listing import expand_inputs
 
     check_locations(input, out)  # folders that feed back, paths Flink misreads: first
     if streaming and Path(input).is_dir():
@@ -145,7 +145,7 @@ def _inputs(input: str, out: Path, streaming: bool) -> list[str]:
 
 
 def _has_inputs(folder: Path) -> bool:
-    from churnctl.arrivals import NameRules, list_inputs
+    from churnctl.io.listing import NameRules, list_inputs
 
     return bool(list_inputs(folder, NameRules()))
 
@@ -156,8 +156,8 @@ def _scorer(
 ) -> Scorer:  # fmt: skip
     """The scorer, with ``--keep '*'`` spelled out by the first input file's header: the
     part files of every input share one set of columns."""
-    from churnctl.scorer import Scorer
-    from churnctl.sources import read_columns
+    from churnctl.io.sources import read_columns
+    from churnctl.scoring.scorer import Scorer
 
     scorer = Scorer(state, (model or bundled(MODEL)).resolve(), **settings)
     if not scorer.keeps_all:
@@ -172,7 +172,7 @@ def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parall
                  streaming: bool) -> None:  # fmt: skip
     """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
     note when there are fewer files than workers (one file is scored by one worker)."""
-    from churnctl.flink_inputs import check_inputs
+    from churnctl.flink.inputs import check_inputs
 
     if streaming:
         return
@@ -185,8 +185,8 @@ def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parall
 
 
 def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: Any) -> Any:
-    from churnctl.flink_job import FlinkJobSpec
-    from churnctl.flink_submit import WORK_FOLDER
+    from churnctl.flink.job import FlinkJobSpec
+    from churnctl.flink.submit import WORK_FOLDER
 
     checkpoints = str((out / WORK_FOLDER / "checkpoints").resolve()) if job["streaming"] else None
     return FlinkJobSpec(
@@ -200,7 +200,7 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
 
 def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
     """How to run the emitted job, as commands to paste (every word shell-quoted)."""
-    from churnctl.flink_submit import run_commands
+    from churnctl.flink.submit import run_commands
 
     embedded, cluster = run_commands(job, spec, jobmanager)
     stderr.print(f"wrote {job}; run it embedded with: {shlex.join(embedded)}",
@@ -211,7 +211,7 @@ def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
 
 def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
     """One stderr line per event; ``quiet``: only the removal of stale staging folders."""
-    from churnctl.flink_events import (
+    from churnctl.flink.events import (
         FilesSoFar,
         FileWarning,
         JobStarting,
@@ -259,7 +259,7 @@ def _state(
 
     ``reading``: the training file's reading options and decimal mark (those of the input).
     """
-    from churnctl.fitting import fit_state
+    from churnctl.batch.fit_file import fit_state
 
     if train is None:
         return (state or bundled(STATE)).resolve()
@@ -271,7 +271,7 @@ def _state(
 
 def _state_file(state: Path | FeatureState, out: Path) -> Path:
     """The state as a file the job reads: a fitted one saved under ``out``'s work folder."""
-    from churnctl.flink_submit import WORK_FOLDER
+    from churnctl.flink.submit import WORK_FOLDER
 
     if isinstance(state, Path):
         return state
@@ -286,7 +286,7 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     whole, and a warning per file changed after it was read; exit 4 then); or, for a
     submitted streaming job, its id."""
     from churnctl.errors import FilesFailedError
-    from churnctl.flink_job import REJECTS, SCORED
+    from churnctl.flink.job import REJECTS, SCORED
 
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
@@ -317,7 +317,7 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
 
 
 def _stop(job_id: str, jobmanager: str | None, savepoint: str | None) -> None:
-    from churnctl.flink_submit import stop_job
+    from churnctl.flink.submit import stop_job
 
     if jobmanager is None or savepoint is None:
         raise UsageError("--stop JOB_ID needs --jobmanager HOST:PORT and --savepoint DIR")

@@ -16,8 +16,8 @@ import typer
 from churnctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from churnctl.rejects import RejectLimit
-    from churnctl.sources import ReadOptions
+    from churnctl.io.rejects import RejectLimit
+    from churnctl.io.sources import ReadOptions
 
 
 def text_value(value: str) -> str:
@@ -55,7 +55,7 @@ def _unescape(spec: str) -> str | None:
 
 
 def read_options(delimiter: str, encoding: str) -> ReadOptions:
-    from churnctl.sources import ReadOptions
+    from churnctl.io.sources import ReadOptions
 
     return ReadOptions(delimiter=parse_delimiter(delimiter), encoding=encoding)
 
@@ -204,7 +204,7 @@ MaxRejects = Annotated[
 
 def parse_max_rejects(spec: str) -> RejectLimit:
     """``--max-rejects``: ``N`` (a count) or ``P%`` (0 ≤ P ≤ 100, a share of rows read)."""
-    from churnctl.rejects import RejectLimit
+    from churnctl.io.rejects import RejectLimit
 
     count = re.fullmatch(r"\s*(\d+)\s*", spec)
     share = re.fullmatch(r"\s*(\d+(\.\d*)?)\s*%\s*", spec)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from churnctl.cli.console import stderr
 
 if TYPE_CHECKING:
-    from churnctl.sources import Progress
+    from churnctl.io.sources import Progress
 
 
 class _Display:

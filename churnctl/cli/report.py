@@ -10,18 +10,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.console import stderr
 from churnctl.errors import UsageError
+from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
-    from churnctl.inspection import Report
-    from churnctl.scorer import Scorer
+    from churnctl.scoring.inspection import Report
+    from churnctl.scoring.scorer import Scorer
 
 
 def pair_warning(scorer: Scorer, console: Console) -> None:
     """Warn when the model is not bound to the state (unbound, or the check skipped)."""
-    from churnctl.binding import PairStatus
+    from churnctl.scoring.binding import PairStatus
 
     if scorer.check.status is not PairStatus.BOUND:
         console.print(f"Warning: {scorer.check.message}", markup=False)
@@ -60,7 +60,7 @@ def _is_bundled(path: str | Path, relative: str) -> bool:
 
 def pair_label(scorer: Scorer) -> str:
     """``model churn_mlp.onnx, state 3f2a9c1b7d4e``: what a summary line scored with."""
-    from churnctl.binding import short
+    from churnctl.scoring.binding import short
 
     return f"model {Path(scorer.model_name).name}, state {short(scorer.state.fingerprint)}"
 
@@ -134,7 +134,7 @@ def orders_table(
 
 
 def _cut(names: Sequence[str]) -> tuple[Sequence[str], str]:
-    from churnctl.inspection import FEATURES_SHOWN
+    from churnctl.scoring.inspection import FEATURES_SHOWN
 
     if len(names) <= FEATURES_SHOWN:
         return names, ""

@@ -19,8 +19,6 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from churnctl.arrivals import DEFAULT_PATTERNS, NameRules
-from churnctl.bundled import MODEL, STATE, bundled
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import stderr, stdout
 from churnctl.cli.options import (
@@ -44,12 +42,14 @@ from churnctl.cli.options import (
 )  # fmt: skip
 from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
 from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
+from churnctl.io.formats import DEFAULT_PATTERNS
+from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
     from rich.live import Live
 
-    from churnctl.manifest import ManifestSummary
-    from churnctl.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
+    from churnctl.watch.manifest import ManifestSummary
+    from churnctl.watch.watcher import Watcher, WatchEvent, WatchReport, WatchSettings
 
 LATENCIES_KEPT = 1_000  # the live p99 is over the last this many files
 RATE_WINDOW = 10.0  # seconds: the live rows/s is over this recent window
@@ -115,9 +115,10 @@ def watch(
     """Score each complete file landing in IN_DIR exactly once, within milliseconds."""
     if status:
         return watch_status(_required(out, "--out DIR"))
-    from churnctl.scorer import Scorer
-    from churnctl.state import load_state
-    from churnctl.watcher import WatchSettings
+    from churnctl.features.state import load_state
+    from churnctl.io.listing import NameRules
+    from churnctl.scoring.scorer import Scorer
+    from churnctl.watch.watcher import WatchSettings
 
     scorer = Scorer(
         load_state(state or bundled(STATE)), model or bundled(MODEL), keep=parse_keep(keep),
@@ -150,7 +151,7 @@ def _required(value: Path | None, what: str) -> Path:
 
 
 def _run(settings: WatchSettings, log_json: str | None) -> WatchReport:
-    from churnctl.watcher import Watcher
+    from churnctl.watch.watcher import Watcher
 
     # watchdog logs a harmless race on stop ("queue_events() called when the thread is
     # inactive"); events are only hints here, listings the truth: keep its log quiet
@@ -255,7 +256,7 @@ class _Status:
             print_demo_note(scorer.model_name, scorer.state.source)
 
     def _panel(self) -> Table:
-        from churnctl.watcher import WatchReport
+        from churnctl.watch.watcher import WatchReport
 
         report = self.watcher.report if self.watcher else WatchReport()
         pending = len(self.watcher.pending) if self.watcher else 0
@@ -317,7 +318,7 @@ def watch_status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a watcher's manifest: files by state, the last ones, failures and reasons."""
-    from churnctl.manifest import read_manifest
+    from churnctl.watch.manifest import read_manifest
 
     manifest = read_manifest(out)
     try:

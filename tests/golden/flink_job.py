@@ -14,7 +14,7 @@ workers inside the job), and scored/, rejects/ and files/ part files are
 written under out_dir.
 """
 
-from churnctl.flink_job import FlinkJobSpec, run_job
+from churnctl.flink.job import FlinkJobSpec, run_job
 
 SPEC = FlinkJobSpec(
     # what to read: a CSV or Parquet file, or a folder of them (each file by its own header)

@@ -1,0 +1,198 @@
+"""Scoring one input file into one output file and its rejects file.
+
+The I/O shell around ``Scorer``: read batches from a source, score each, write
+the scored rows and the rejects (with their lines and original text), count,
+and stop when the reject limit is exceeded. ``watch`` and the Flink job reuse
+the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from churnctl.arguments import PATH, PATH_TYPES, check_path, check_type
+from churnctl.atomic import check_distinct, publishing
+from churnctl.faults import checkpoint
+from churnctl.io.read_ahead import read_ahead
+from churnctl.io.rejects import (
+    DEFAULT_LIMIT,
+    STDERR,
+    RejectLimit,
+    RejectLog,
+    as_reject_limit,
+    check_limit,
+    open_rejects,
+    rejects_path,
+)
+from churnctl.io.sinks import STDOUT, TableWriter, open_sink, output_format
+from churnctl.io.sources import (
+    STDIN,
+    BatchSource,
+    Columns,
+    Progress,
+    ReadOptions,
+    SourceBatch,
+    is_stream,
+    open_source,
+)
+from churnctl.scoring.scorer import Scorer, output_schema
+
+OnProgress = Callable[[Progress], None]
+
+
+@dataclass
+class ScoreRequest:
+    """Everything one file scoring run needs."""
+
+    input: str
+    output: str
+    scorer: Scorer
+    format: str | None = None
+    rejects: str | None = None
+    max_rejects: RejectLimit = DEFAULT_LIMIT
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
+
+    def __post_init__(self) -> None:
+        """Each field checked: a wrong type is one line naming it (issue 17)."""
+        for name in ("input", "output"):
+            check_path("ScoreRequest", name, getattr(self, name))
+        check_type("ScoreRequest", "scorer", self.scorer, Scorer, "a Scorer")
+        optional = {"format": (str, "None or a format name (csv, jsonl, parquet)"),
+                    "rejects": (PATH_TYPES, f"None or {PATH}"),
+                    "read_from": (PATH_TYPES, f"None or {PATH}")}  # fmt: skip
+        for name, (types, takes) in optional.items():
+            if getattr(self, name) is not None:
+                check_type("ScoreRequest", name, getattr(self, name), types, takes)
+        self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
+        check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
+
+
+class RowRates:
+    """Rows read and rows/s of a run's ``rows_scored``, ``rows_rejected`` and ``seconds``."""
+
+    rows_scored: int
+    rows_rejected: int
+    seconds: float
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_scored + self.rows_rejected
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunSummary(RowRates):
+    """Counts and timing of one run; ``rows_read == rows_scored + rows_rejected``."""
+
+    rows_scored: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    output: str = STDOUT
+    rejects: str | None = None
+
+
+def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> RunSummary:
+    """Score one input into one output and its rejects file, published together atomically.
+
+    ``on_progress`` is called after each batch with the rows so far and, for a regular
+    file, the share of it read (1.0 once all is read). ``rejects`` ``-`` writes the
+    rejects CSV to stderr; without ``rejects`` they go beside
+    a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
+    files being one (an output naming the input, or the rejects naming the output) is
+    refused first.
+    """
+    check_type("score_file", "request", request, ScoreRequest, "a ScoreRequest")
+    started = time.perf_counter()
+    rejects = request.rejects or rejects_path(request.output)
+    summary = RunSummary(output=request.output, rejects=rejects)
+    check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
+    fmt = output_format(request.output, request.format)
+    scorer = request.scorer
+    source = None
+    try:
+        source = open_source(
+            request.input, scorer.required_columns, request.read_options,
+            read_from=request.read_from, columns=Columns(scorer.keep, every=scorer.keeps_all),
+        )  # fmt: skip
+        schema = output_schema(scorer.kept_columns(source.columns))
+        with publishing() as publication:
+            rejects_sink = open_rejects(rejects, publication)
+            with (  # rejects first: a bad rejects path fails before any row is written
+                rejects_sink as rejects_writer,
+                open_sink(request.output, schema, fmt, publication) as out,
+            ):
+                log = RejectLog(
+                    rejects_writer, source.name, reread=source.reread,
+                    options=request.read_options, index=source.index, width=len(source.columns),
+                )  # fmt: skip
+                _score_batches(source, request, summary, log, out, on_progress)
+    finally:
+        if source is not None:
+            source.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _score_batches(
+    source: BatchSource,
+    request: ScoreRequest,
+    summary: RunSummary,
+    log: RejectLog,
+    out: TableWriter,
+    on_progress: OnProgress | None,
+) -> None:
+    read_from = request.read_from or request.input
+    for scored in score_batches(source, request.scorer, out, log, read_from):
+        _count(summary, scored, log, request, final=False)
+        checkpoint("batch-scored")
+        if on_progress is not None:
+            share = source.read_share
+            fraction = share(summary.rows_read) if share is not None else None
+            on_progress(Progress(summary.rows_read, fraction))
+    _count(summary, 0, log, request, final=True)
+    if on_progress is not None:
+        on_progress(Progress(summary.rows_read, 1.0 if source.read_share is not None else None))
+
+
+def score_batches(
+    source: BatchSource, scorer: Scorer, out: TableWriter, log: RejectLog, name: str
+) -> Iterator[int]:
+    """Score ``source`` batch by batch into ``out`` and ``log``; the rows scored, per batch.
+
+    ``name`` is where the bytes are read (see ``open_source``'s ``read_from``). Once the
+    generator is exhausted the input is read and every reject logged (``log.finish``).
+    """
+    for part in _batches(source, name):
+        result = scorer.score(part.rows)
+        out.write_table(result.scored)
+        log.record_batch(part, result.rejects)
+        yield result.scored.num_rows
+    log.finish()
+
+
+def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
+    """The source's batches, read ahead in a thread when the input is a regular file."""
+    if name == STDIN or is_stream(name):
+        return iter(source.batches)
+    return read_ahead(source.batches)
+
+
+def _count(
+    summary: RunSummary, scored: int, log: RejectLog, request: ScoreRequest, *, final: bool
+) -> None:
+    summary.rows_scored += scored
+    summary.rows_rejected = log.count
+    written = "nothing was written"
+    if request.output == STDOUT and summary.rows_scored:
+        rejects = "went to stderr" if summary.rejects == STDERR else "file was not written"
+        written = (
+            f"{summary.rows_scored:,} scored rows had already gone to stdout and the rejects "
+            f"{rejects}"
+        )
+    check_limit(request.max_rejects, log, summary.rows_read, final=final, written=written)

@@ -1,0 +1,1 @@
+"""Bundled sample files and synthetic data. Uses the ground modules only."""

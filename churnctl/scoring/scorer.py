@@ -1,0 +1,263 @@
+"""``Scorer``: scoring as a pure function of (state, model, record batch), for every runtime.
+
+A ``Scorer`` is built once from a fitted state and an ONNX model; the binding
+check (``binding.check_pair``) runs there, so a mismatched pair is refused
+before any row is read. It then takes a pyarrow ``RecordBatch`` or ``Table``,
+or a pandas ``DataFrame``, and offers three views of the same computation:
+
+* ``features(batch)``: the float32 matrix, the valid-row mask, and per row the
+  column and reason of a rejection;
+* ``score(batch)``: the scored rows, and the rejected rows apart;
+* ``score_aligned(batch)``: one output row per input row, in input order, with
+  ``raw``/``exited`` null where the row was rejected (what a Flink UDF needs).
+
+It pickles as its settings plus the state's JSON text and the model's bytes;
+the ONNX Runtime session is opened lazily in the process that scores, with
+``threads`` intra-op threads (use 1 in pool workers and Flink tasks).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from churnctl.arguments import PATH, check_bool, check_type, wrong
+from churnctl.errors import Fix, UsageError
+from churnctl.features.columns import as_text
+from churnctl.features.extraction import FeatureBatch, extract_features, rejected_rows
+from churnctl.features.input_policy import Batch, BatchLike, arrow_batch, check_decimal
+from churnctl.features.state import FeatureState, load_state, state_from_text
+from churnctl.scoring.binding import PairCheck, check_pair
+from churnctl.scoring.model import ChurnModel, check_threads
+
+REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
+# Columns every scorer writes itself: a kept input column may not take their names.
+OWN_COLUMNS = ("raw", "exited", *(field.name for field in REJECT_FIELDS))
+NOT_FINITE_OUTPUT = "model output not finite"
+KEEP_ALL = "*"  # keep every column of the input, in its order
+STATE_TAKES = f"a FeatureState or {PATH} to a state file"
+MODEL_TAKES = f"a ChurnModel, {PATH} to an ONNX model, or the model's bytes"
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Scored rows (kept columns, ``raw``, ``exited``) and rejected rows of one batch."""
+
+    scored: pa.Table
+    rejects: pa.Table  # ROW_REJECT_SCHEMA; ``row`` is 0-based within the batch
+
+    @property
+    def n_read(self) -> int:
+        return self.scored.num_rows + self.rejects.num_rows
+
+
+def output_schema(keep: Sequence[str]) -> pa.Schema:
+    """Schema of scored rows: kept columns as text, the probability, the decision."""
+    fields = [pa.field(name, pa.string()) for name in keep]
+    return pa.schema([*fields, pa.field("raw", pa.float32()), pa.field("exited", pa.bool_())])
+
+
+def aligned_schema(keep: Sequence[str]) -> pa.Schema:
+    """Schema of ``score_aligned``: the output schema plus the reject column and reason."""
+    return pa.schema([*output_schema(keep), *REJECT_FIELDS])
+
+
+class Scorer:
+    """One picklable, row-aligned scoring object: a state and a model checked to fit."""
+
+    def __init__(
+        self,
+        state: FeatureState | str | Path,
+        model: ChurnModel | str | Path | bytes,
+        *,
+        keep: Sequence[str] = ("CustomerId",),
+        threshold: float = 0.5,
+        allow_state_mismatch: bool = False,
+        threads: int | None = None,
+        logits: bool = False,
+        decimal: str = ".",
+    ) -> None:
+        """Load what is given as a path, then refuse a model and state that do not fit.
+
+        ``threads``: ONNX Runtime intra-op threads wherever the model is opened
+        (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
+        ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
+        ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
+        ``keep``: the input columns copied to the output as text; ``("*",)`` keeps every
+        column of each batch (``kept_columns``), ``()`` none.
+        """
+        _check_pair_arguments(state, model)
+        check_bool("Scorer", "allow_state_mismatch", allow_state_mismatch)
+        if threads is None:
+            threads = model.threads if isinstance(model, ChurnModel) else 0
+        self.keep = _checked_keep(keep)
+        self.threshold = _checked_threshold(threshold)
+        threads = check_threads(threads)
+        check_bool("Scorer", "logits", logits)
+        self.decimal = check_decimal(decimal)
+        self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
+        opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
+        if logits:
+            opened.check_logits()
+        self.threads, self.logits = threads, logits
+        self.allow_state_mismatch = allow_state_mismatch
+        self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
+        self._model_bytes, self._model_name = opened.data, opened.name
+        self._model: ChurnModel | None = opened
+
+    @property
+    def model(self) -> ChurnModel:
+        """The ONNX model, its session opened on first use in this process."""
+        if self._model is None:
+            self._model = ChurnModel(self._model_bytes, threads=self.threads, name=self._model_name)
+        return self._model
+
+    @property
+    def model_name(self) -> str:
+        """The model's path as given (or ``<model bytes>``)."""
+        return self._model_name
+
+    @property
+    def model_digest(self) -> str:
+        """SHA-256 of the model's bytes."""
+        return hashlib.sha256(self._model_bytes).hexdigest()
+
+    @property
+    def keeps_all(self) -> bool:
+        """Whether every input column is kept (``keep=("*",)``)."""
+        return self.keep == (KEEP_ALL,)
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The input columns a batch must hold: the state's inputs, then the kept columns."""
+        kept = () if self.keeps_all else self.keep
+        return list(dict.fromkeys([*self.state.pipeline.input_schema.columns, *kept]))
+
+    def kept_columns(self, columns: Sequence[str]) -> tuple[str, ...]:
+        """The columns kept from an input whose columns are ``columns`` (all of them for ``*``)."""
+        return _checked_keep(columns, every=True) if self.keeps_all else self.keep
+
+    def keeping(self, columns: Sequence[str]) -> Scorer:
+        """This scorer with ``*`` spelled out as ``columns``: for outputs that share one schema."""
+        if not self.keeps_all:
+            return self
+        resolved = copy.copy(self)
+        resolved.keep = self.kept_columns(columns)
+        return resolved
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "state": self.state.dumps(),
+            "state_source": self.state.source,
+            "model": self._model_bytes,
+            "model_name": self._model_name,
+            "keep": self.keep,
+            "threshold": self.threshold,
+            "threads": self.threads,
+            "logits": self.logits,
+            "decimal": self.decimal,
+            "allow_state_mismatch": self.allow_state_mismatch,
+            "check": self.check,
+        }
+
+    def __setstate__(self, settings: dict[str, Any]) -> None:
+        self.state = state_from_text(settings["state"], source=settings["state_source"])
+        self._model_bytes, self._model_name = settings["model"], settings["model_name"]
+        self._model = None
+        self.keep, self.threshold = settings["keep"], settings["threshold"]
+        self.threads, self.logits = settings["threads"], settings["logits"]
+        self.decimal = settings.get("decimal", ".")  # a Scorer pickled before the setting
+        self.allow_state_mismatch = settings["allow_state_mismatch"]
+        self.check = settings["check"]
+
+    def features(self, batch: BatchLike) -> FeatureBatch:
+        """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
+        return extract_features(self.state, self._arrow(batch), decimal=self.decimal)
+
+    def score(self, batch: BatchLike) -> ScoredBatch:
+        """Scored rows and rejected rows; together they hold every input row once."""
+        table = self._arrow(batch)
+        features, raw = self._predict(table)
+        valid = pa.array(features.valid)
+        keep = self.kept_columns(table.schema.names)
+        kept = [as_text(table.column(name)).filter(valid) for name in keep]
+        raw = raw[features.valid].astype(np.float32)
+        columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
+        scored = pa.Table.from_arrays(columns, schema=output_schema(keep))
+        return ScoredBatch(scored, rejected_rows(table, features))
+
+    def score_aligned(self, batch: BatchLike) -> pa.Table:
+        """One row per input row, in input order: kept columns, raw, exited, reject reason."""
+        table = self._arrow(batch)
+        keep = self.kept_columns(table.schema.names)
+        features, raw = self._predict(table)
+        raw = np.where(features.valid, raw, 0.0).astype(np.float32)
+        missing = ~features.valid
+        columns = [
+            *(as_text(table.column(name)) for name in keep),
+            pa.array(raw, pa.float32(), mask=missing),
+            pa.array(raw > self.threshold, pa.bool_(), mask=missing),
+            features.reject_column,
+            features.reject_reason,
+        ]
+        return pa.Table.from_arrays(columns, schema=aligned_schema(keep))
+
+    def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
+        """Features and each row's probability (NaN where rejected); non-finite output rejects."""
+        features = self.features(table)
+        rows = np.flatnonzero(features.valid)
+        raw = np.full(table.num_rows, np.nan)
+        matrix = features.matrix if len(rows) == len(raw) else features.matrix[rows]  # no copy
+        raw[rows] = self.model.predict_proba(matrix, logits=self.logits, rows=rows)
+        return features.rejecting(np.isnan(raw), None, NOT_FINITE_OUTPUT), raw
+
+    def _arrow(self, batch: BatchLike) -> Batch:
+        """The batch as Arrow, checked to hold every required column."""
+        return arrow_batch(batch, self.required_columns, kept=self.keep)
+
+
+def _check_pair_arguments(state: Any, model: Any) -> None:
+    check_type("Scorer", "state", state, (FeatureState, str, os.PathLike), STATE_TAKES)
+    check_type("Scorer", "model", model, (ChurnModel, str, os.PathLike, bytes), MODEL_TAKES)
+
+
+def _checked_keep(keep: Sequence[str], *, every: bool = False) -> tuple[str, ...]:
+    """Column names to keep (``every``: an input's columns, all kept for ``*``), checked."""
+    listed = isinstance(keep, Sequence) and not isinstance(keep, str | bytes)
+    if not listed or not all(isinstance(k, str) and (k or every) for k in keep):
+        raise wrong("Scorer", "columns" if every else "keep", keep, "a list of column names")
+    if KEEP_ALL in keep and len(keep) > 1 and not every:
+        raise UsageError(
+            f"keep {KEEP_ALL!r} keeps every input column: name no other column beside it",
+            fix=Fix("keep", KEEP_ALL),
+        )
+    clash = [name for name in keep if name in OWN_COLUMNS]
+    if clash:
+        why = "the input has a column" if every else "cannot keep column"
+        raise UsageError(
+            f"{why} '{clash[0]}': the scorer writes its own '{clash[0]}' column "
+            f"({', '.join(OWN_COLUMNS)} are reserved); name the columns to keep, or rename "
+            "it in the input",
+            fix=Fix("keep", "CustomerId"),
+        )
+    return tuple(dict.fromkeys(keep))
+
+
+def _checked_threshold(threshold: Any) -> float:
+    number = isinstance(threshold, Real) and not isinstance(threshold, bool)
+    if not (number and math.isfinite(threshold) and 0 <= threshold <= 1):
+        raise UsageError(
+            f"threshold must be a number from 0 to 1 (exited = raw > threshold), got {threshold!r}",
+            fix=Fix("threshold", "0.5"),
+        )
+    return float(threshold)
