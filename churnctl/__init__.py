@@ -7,6 +7,11 @@ The public Python API (see docs/python-api.md)::
     result = scorer.score(record_batch)           # scored rows + rejects
     aligned = scorer.score_aligned(record_batch)  # one row per input row
 
+Each runtime's entry point is here too: ``score_file`` (one file), ``score_files``
+(many, in a pool of processes), ``Watcher`` (a folder, as it receives files). The
+packages below hold the rest, by job: ``features`` (the state), ``scoring`` (model +
+state), ``io``, ``batch``, ``watch``, ``flink`` (see README, "Layout").
+
 ``import churnctl`` is cheap: each public name imports its module (and so NumPy,
 Arrow, ONNX Runtime ...) on first use (PEP 562), which keeps ``churnctl --help`` fast.
 """
@@ -21,12 +26,15 @@ _serve_moved_modules()
 
 if TYPE_CHECKING:
     from churnctl.batch.fit_file import fit_state
+    from churnctl.batch.score_file import ScoreRequest, score_file
+    from churnctl.batch.score_files import FilesRequest, score_files
     from churnctl.errors import ChurnctlError
     from churnctl.features.extraction import FeatureBatch, extract_features
     from churnctl.features.state import FeatureState, load_state
     from churnctl.scoring.binding import bind_model
     from churnctl.scoring.model import ChurnModel
-    from churnctl.scoring.scorer import ScoredBatch, Scorer
+    from churnctl.scoring.scorer import ScoredBatch, Scorer, ScorerOptions, scorer_from
+    from churnctl.watch.watcher import Watcher, WatchSettings
 
     __version__: str
 
@@ -35,13 +43,21 @@ __all__ = [
     "ChurnctlError",
     "FeatureBatch",
     "FeatureState",
+    "FilesRequest",
+    "ScoreRequest",
     "ScoredBatch",
     "Scorer",
+    "ScorerOptions",
+    "WatchSettings",
+    "Watcher",
     "__version__",
     "bind_model",
     "extract_features",
     "fit_state",
     "load_state",
+    "score_file",
+    "score_files",
+    "scorer_from",
 ]
 
 
@@ -75,6 +91,22 @@ def __getattr__(name: str) -> Any:
             from churnctl.scoring.scorer import Scorer as value
         case "ScoredBatch":
             from churnctl.scoring.scorer import ScoredBatch as value
+        case "ScorerOptions":
+            from churnctl.scoring.scorer import ScorerOptions as value
+        case "scorer_from":
+            from churnctl.scoring.scorer import scorer_from as value
+        case "ScoreRequest":
+            from churnctl.batch.score_file import ScoreRequest as value
+        case "score_file":
+            from churnctl.batch.score_file import score_file as value
+        case "FilesRequest":
+            from churnctl.batch.score_files import FilesRequest as value
+        case "score_files":
+            from churnctl.batch.score_files import score_files as value
+        case "Watcher":
+            from churnctl.watch.watcher import Watcher as value
+        case "WatchSettings":
+            from churnctl.watch.watcher import WatchSettings as value
         case _:
             raise AttributeError(f"module 'churnctl' has no attribute {name!r}")
     globals()[name] = value

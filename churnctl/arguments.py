@@ -1,8 +1,9 @@
 """The arguments of the public functions, checked: one line naming the argument, what it
 got and what it takes (a ``UsageError``), never a ``TypeError`` from deep inside.
 
-Each public entry point (``Scorer``, ``fit_state``, ``load_state``, ``extract_features``,
-``bind_model``, ``ChurnModel``) checks its arguments here before using them.
+Each public entry point (``Scorer``, ``ScorerOptions``, ``fit_state``, ``load_state``,
+``extract_features``, ``bind_model``, ``ChurnModel``, the requests of ``score_file`` and
+``score_files``, ``WatchSettings`` and ``Watcher``) checks its arguments here before using them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,19 @@ def check_path(function: str, name: str, value: Any, takes: str = PATH) -> None:
     elif isinstance(value, str) and value:
         return
     raise wrong(function, name, value, takes)
+
+
+def check_optional(
+    function: str, name: str, value: Any, types: type | tuple[type, ...], takes: str
+) -> None:
+    """``check_type`` for an argument that may also be None (then ``takes`` says so)."""
+    if value is not None:
+        check_type(function, name, value, types, f"None or {takes}")
+
+
+def check_number(function: str, name: str, value: Any) -> None:
+    """Refuse anything but an int or a float (a bool is no number here)."""
+    check_type(function, name, value, (int, float), "a number")
 
 
 def check_bool(function: str, name: str, value: Any) -> None:

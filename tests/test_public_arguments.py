@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,9 +25,12 @@ from hypothesis import strategies as st
 import churnctl
 from churnctl import ChurnModel, Scorer, bind_model, extract_features, fit_state, load_state
 from churnctl.batch.score_file import ScoreRequest, score_file
+from churnctl.batch.score_files import FilesRequest, score_files
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.io.sources import ReadOptions
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
+from churnctl.scoring.scorer import ScorerOptions, scorer_from
+from churnctl.watch.watcher import Watcher, WatchSettings
 
 WRONG = st.one_of(
     st.none(),
@@ -54,12 +59,28 @@ def frame() -> pd.DataFrame:
     return pacsv.read_csv(bundled(SAMPLE)).slice(0, 20).to_pandas()
 
 
+@functools.cache
+def landing() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="churnctl-arguments-"))
+    (folder / "in").mkdir()
+    return folder / "in"
+
+
+@functools.cache
+def watch_settings() -> WatchSettings:
+    return WatchSettings(in_dir=landing(), out_dir=landing().parent / "out", scorer=scorer())
+
+
 def boolean(value: Any) -> bool:
     return isinstance(value, bool)
 
 
 def whole(low: int, high: float = math.inf) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def at_least(least: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= least
 
 
 def nothing(value: Any) -> bool:
@@ -102,10 +123,29 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                                 {"columns": ["CustomerId"]}),
         "Scorer.keeping": (lambda **kw: keeping_all().keeping(**kw), {"columns": ["CustomerId"]}),
         "score_file": (score_file, {"request": ScoreRequest("in.csv", "out.csv", scorer())}),
+        "ScorerOptions": (ScorerOptions, {"keep": ("CustomerId",), "threshold": 0.5,
+                                          "allow_state_mismatch": False, "logits": False,
+                                          "decimal": "."}),
+        "scorer_from": (scorer_from, {"state": bundled(STATE), "model": bundled(MODEL),
+                                      "options": ScorerOptions(), "threads": 1}),
         "ScoreRequest": (ScoreRequest, {"input": "in.csv", "output": "out.csv",
                                         "scorer": scorer(), "format": "csv", "rejects": "r.csv",
                                         "max_rejects": 0, "read_options": ReadOptions(),
                                         "read_from": "in.csv"}),
+        "FilesRequest": (FilesRequest, {"inputs": ["in.csv"], "scorer": scorer(), "out_dir": None,
+                                        "output": "out.csv", "format": "csv", "rejects": "r.csv",
+                                        "max_rejects": 0, "read_options": ReadOptions(),
+                                        "workers": 1}),
+        "score_files": (score_files, {"request": FilesRequest(["in.csv"], scorer()),
+                                      "on_file": None}),
+        "WatchSettings": (WatchSettings, {"in_dir": landing(), "out_dir": landing() / "out",
+                                          "scorer": scorer(), "format": "csv", "max_rejects": 0,
+                                          "read_options": ReadOptions(), "settle": 1.0,
+                                          "rescan": 30.0, "poll": None, "after": "keep",
+                                          "archive_dir": None, "retain_days": None,
+                                          "max_attempts": 3, "reprocess_changed": False,
+                                          "once": True}),
+        "Watcher": (Watcher, {"settings": watch_settings(), "on_event": None}),
     }  # fmt: skip
 
 
@@ -116,6 +156,25 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("Scorer", "logits"): boolean,
     ("Scorer", "threads"): lambda v: v is None or whole(0, 2**31 - 1)(v),
     ("Scorer", "model"): is_bytes,
+    ("ScorerOptions", "threshold"): share,
+    ("ScorerOptions", "allow_state_mismatch"): boolean,
+    ("ScorerOptions", "logits"): boolean,
+    ("scorer_from", "threads"): lambda v: v is None or whole(0, 2**31 - 1)(v),
+    ("scorer_from", "model"): is_bytes,
+    **{("FilesRequest", name): nothing for name in ("out_dir", "output", "format", "rejects")},
+    ("FilesRequest", "workers"): lambda v: v is None or whole(-(2**63))(v),
+    ("FilesRequest", "max_rejects"): whole(0),
+    ("score_files", "on_file"): nothing,
+    ("WatchSettings", "settle"): at_least(0),
+    ("WatchSettings", "rescan"): at_least(0.01),
+    ("WatchSettings", "archive_dir"): nothing,
+    ("WatchSettings", "poll"): lambda v: v is None or at_least(0.01)(v),
+    ("WatchSettings", "retain_days"): lambda v: v is None or at_least(0)(v),
+    ("WatchSettings", "max_attempts"): whole(1),
+    ("WatchSettings", "max_rejects"): whole(0),
+    ("WatchSettings", "reprocess_changed"): boolean,
+    ("WatchSettings", "once"): boolean,
+    ("Watcher", "on_event"): nothing,
     ("fit_state", "pipeline"): nothing,
     ("fit_state", "read_options"): nothing,
     ("fit_state", "rejects"): nothing,

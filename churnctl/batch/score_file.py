@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from churnctl.arguments import PATH, PATH_TYPES, check_path, check_type
+from churnctl.arguments import PATH, PATH_TYPES, check_optional, check_path, check_type
 from churnctl.atomic import check_distinct, publishing
 from churnctl.faults import checkpoint
 from churnctl.io.read_ahead import read_ahead
@@ -60,12 +60,10 @@ class ScoreRequest:
         for name in ("input", "output"):
             check_path("ScoreRequest", name, getattr(self, name))
         check_type("ScoreRequest", "scorer", self.scorer, Scorer, "a Scorer")
-        optional = {"format": (str, "None or a format name (csv, jsonl, parquet)"),
-                    "rejects": (PATH_TYPES, f"None or {PATH}"),
-                    "read_from": (PATH_TYPES, f"None or {PATH}")}  # fmt: skip
+        optional = {"format": (str, "a format name (csv, jsonl, parquet)"),
+                    "rejects": (PATH_TYPES, PATH), "read_from": (PATH_TYPES, PATH)}  # fmt: skip
         for name, (types, takes) in optional.items():
-            if getattr(self, name) is not None:
-                check_type("ScoreRequest", name, getattr(self, name), types, takes)
+            check_optional("ScoreRequest", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
         check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
 

@@ -57,6 +57,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import churnctl.interrupts as interrupts
+from churnctl.arguments import (
+    PATH,
+    PATH_TYPES,
+    check_callable,
+    check_optional,
+    check_path,
+    check_type,
+    wrong,
+)
 from churnctl.atomic import (
     check_distinct,
     file_sha256,
@@ -68,7 +77,14 @@ from churnctl.batch.score_file import RowRates, RunSummary, ScoreRequest, score_
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.io.formats import split_input_suffix
 from churnctl.io.naming import derived_names
-from churnctl.io.rejects import DEFAULT_LIMIT, REJECTS_SCHEMA, STDERR, RejectLimit, rejects_path
+from churnctl.io.rejects import (
+    DEFAULT_LIMIT,
+    REJECTS_SCHEMA,
+    STDERR,
+    RejectLimit,
+    as_reject_limit,
+    rejects_path,
+)
 from churnctl.io.sinks import STDOUT, CsvWriter, open_stream, output_format
 from churnctl.io.sources import STDIN, ReadOptions, check_input, is_stream, read_columns
 from churnctl.names import fit_name, name_max
@@ -109,6 +125,22 @@ class FilesRequest:
     max_rejects: RejectLimit = DEFAULT_LIMIT  # for each input on its own
     read_options: ReadOptions = field(default_factory=ReadOptions)
     workers: int | None = None  # processes in all, this one included; None: usable cores
+
+    def __post_init__(self) -> None:
+        """Each field checked: a wrong type is one line naming it."""
+        listed = isinstance(self.inputs, Sequence) and not isinstance(self.inputs, str | bytes)
+        if not listed:
+            raise wrong("FilesRequest", "inputs", self.inputs, f"a list of paths ({PATH})")
+        for name in self.inputs:
+            check_path("FilesRequest", "inputs", name, f"a list of paths ({PATH})")
+        check_type("FilesRequest", "scorer", self.scorer, Scorer, "a Scorer")
+        optional = {"out_dir": (PATH_TYPES, PATH), "output": (PATH_TYPES, PATH),
+                    "format": (str, "a format name (csv, jsonl, parquet)"),
+                    "rejects": (PATH_TYPES, PATH), "workers": (int, "a whole number")}  # fmt: skip
+        for name, (types, takes) in optional.items():
+            check_optional("FilesRequest", name, getattr(self, name), types, takes)
+        self.max_rejects = as_reject_limit("FilesRequest", self.max_rejects)
+        check_type("FilesRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,8 @@ def score_files(request: FilesRequest, on_file: FileDone | None = None) -> Files
     module afresh: a script that calls this with ``workers`` > 1 needs
     ``if __name__ == "__main__":``.
     """
+    check_type("score_files", "request", request, FilesRequest, "a FilesRequest")
+    check_callable("score_files", "on_file", on_file, "None or a function of a FileResult")
     started = time.perf_counter()
     if not request.inputs:
         raise UsageError("name at least one input file")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -41,10 +42,10 @@ from churnctl.cli.options import (
     TrainOpt,
     WorkersOpt,
     output_file,
-    parse_keep,
     parse_max_rejects,
     path_value,
     read_options,
+    scorer_options,
     text_value,
 )  # fmt: skip
 from churnctl.cli.progress import progress
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from churnctl.batch.score_file import RowRates, RunSummary
     from churnctl.batch.score_files import FileResult, FilesSummary
     from churnctl.features.state import FeatureState
+    from churnctl.io.rejects import RejectLimit
     from churnctl.io.sources import ReadOptions
     from churnctl.scoring.inspection import Report
     from churnctl.scoring.scorer import Scorer
@@ -132,7 +134,7 @@ def score(
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
     from churnctl.io.listing import expand_inputs
-    from churnctl.scoring.scorer import Scorer
+    from churnctl.scoring.scorer import scorer_from
 
     inputs = expand_inputs(input)
     one = len(inputs) == 1 and out_dir is None
@@ -151,22 +153,14 @@ def score(
     )
     options = read_options(delimiter, encoding)
     features = _state_for_scoring(state, train, save_state, pipeline, (options, decimal))
-    scorer = Scorer(
-        features, model or bundled(MODEL), keep=parse_keep(keep), threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch, logits=logits, decimal=decimal,
-    )  # fmt: skip
+    flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
+    scorer = scorer_from(features, model or bundled(MODEL), flags)
     pair_warning(scorer, stderr)
-    settings = {
-        "scorer": scorer,
-        "format": format,
-        "rejects": rejects,
-        "max_rejects": parse_max_rejects(max_rejects),
-        "read_options": options,
-    }
+    run = _Run(scorer, format, rejects, parse_max_rejects(max_rejects), options)
     if one:
-        summary = _score_one(inputs[0], output or "-", settings)
+        summary = _score_one(inputs[0], output or "-", run)
     else:
-        outcome = _score_many(inputs, output, out_dir, workers, settings)
+        outcome = _score_many(inputs, output, out_dir, workers, run)
     if save_state is not None:
         features.save(save_state)
     if one:
@@ -208,22 +202,38 @@ def _check_targets(
         )  # fmt: skip
 
 
-def _score_one(input: str, output: str, settings: dict[str, Any]) -> RunSummary:
+@dataclass(frozen=True)
+class _Run:
+    """What one ``score`` run and a many-file run share, besides their inputs and outputs."""
+
+    scorer: Scorer
+    format: str | None
+    rejects: str | None
+    max_rejects: RejectLimit
+    read_options: ReadOptions
+
+
+def _score_one(input: str, output: str, run: _Run) -> RunSummary:
     from churnctl.batch.score_file import ScoreRequest, score_file
 
-    request = ScoreRequest(input=input, output=output, **settings)
+    request = ScoreRequest(
+        input=input, output=output, scorer=run.scorer, format=run.format, rejects=run.rejects,
+        max_rejects=run.max_rejects, read_options=run.read_options,
+    )  # fmt: skip
     with progress("scoring") as advance:
         return score_file(request, on_progress=advance)
 
 
 def _score_many(
-    inputs: list[str], output: str | None, out_dir: Path | None, workers: int | None,
-    settings: dict[str, Any],
-) -> FilesSummary:  # fmt: skip
+    inputs: list[str], output: str | None, out_dir: Path | None, workers: int | None, run: _Run
+) -> FilesSummary:
     from churnctl.batch.score_files import FilesRequest, score_files
 
-    files = FilesRequest(inputs=inputs, out_dir=out_dir, output=output, workers=workers,
-                         **settings)  # fmt: skip
+    files = FilesRequest(
+        inputs=inputs, out_dir=out_dir, output=output, workers=workers, scorer=run.scorer,
+        format=run.format, rejects=run.rejects, max_rejects=run.max_rejects,
+        read_options=run.read_options,
+    )  # fmt: skip
     with _files_progress(len(inputs)) as on_file:
         return score_files(files, on_file=on_file)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,10 +30,10 @@ from churnctl.cli.options import (
     StateOpt,
     ThresholdOpt,
     TrainOpt,
-    parse_keep,
     parse_max_rejects,
     path_value,
     read_options,
+    scorer_options,
 )  # fmt: skip
 from churnctl.cli.report import pair_label, pair_warning, print_demo_note
 from churnctl.errors import UsageError
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from churnctl.flink.job import FlinkJobSpec
     from churnctl.flink.outputs import FlinkResult
     from churnctl.io.sources import ReadOptions
-    from churnctl.scoring.scorer import Scorer
+    from churnctl.scoring.scorer import Scorer, ScorerOptions
 
 
 def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
@@ -103,9 +104,8 @@ def flink_submit(
     options = read_options(delimiter, encoding)
     inputs = _inputs(input, out, streaming)  # INPUT first, then the training file
     given = _state(state, train, (options, decimal))
-    scorer = _scorer(inputs, options, given, model, keep=parse_keep(keep), threshold=threshold,
-                     allow_state_mismatch=allow_state_mismatch, logits=logits,
-                     decimal=decimal)  # fmt: skip
+    flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
+    scorer = _scorer(inputs, options, given, model, flags)
     _check_files(inputs, scorer, options, parallelism, streaming)
     # Java and the cluster last, and all before anything is written into --out
     home = None if emit is not None else preflight(input, out, jobmanager, from_savepoint)
@@ -152,14 +152,14 @@ def _has_inputs(folder: Path) -> bool:
 
 def _scorer(
     inputs: list[str], options: ReadOptions, state: Path | FeatureState, model: Path | None,
-    **settings: Any,
+    flags: ScorerOptions,
 ) -> Scorer:  # fmt: skip
     """The scorer, with ``--keep '*'`` spelled out by the first input file's header: the
     part files of every input share one set of columns."""
     from churnctl.io.sources import read_columns
-    from churnctl.scoring.scorer import Scorer
+    from churnctl.scoring.scorer import scorer_from
 
-    scorer = Scorer(state, (model or bundled(MODEL)).resolve(), **settings)
+    scorer = scorer_from(state, (model or bundled(MODEL)).resolve(), flags)
     if not scorer.keeps_all:
         return scorer
     if not inputs:
@@ -190,11 +190,9 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
 
     checkpoints = str((out / WORK_FOLDER / "checkpoints").resolve()) if job["streaming"] else None
     return FlinkJobSpec(
-        input=str(Path(input).resolve()), out_dir=str(out.resolve()),
-        model=scorer.model_name, keep=scorer.keep, threshold=scorer.threshold,
-        logits=scorer.logits, allow_state_mismatch=scorer.allow_state_mismatch,
-        delimiter=options.delimiter, decimal=scorer.decimal, encoding=options.encoding,
-        checkpoint_dir=checkpoints, **job,
+        input=str(Path(input).resolve()), out_dir=str(out.resolve()), model=scorer.model_name,
+        delimiter=options.delimiter, encoding=options.encoding, checkpoint_dir=checkpoints,
+        **asdict(scorer.options), **job,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from churnctl.errors import UsageError
 if TYPE_CHECKING:
     from churnctl.io.rejects import RejectLimit
     from churnctl.io.sources import ReadOptions
+    from churnctl.scoring.scorer import ScorerOptions
 
 
 def text_value(value: str) -> str:
@@ -167,6 +168,18 @@ KEEP_DEFAULT = ("CustomerId",)
 def parse_keep(values: Sequence[str]) -> list[str]:
     """``--keep``: names, repeated or comma-separated (``a,b``); ``*`` for all; ``''`` for none."""
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def scorer_options(
+    keep: Sequence[str], threshold: float, allow_state_mismatch: bool, logits: bool, decimal: str
+) -> ScorerOptions:
+    """The scoring flags that ``score``, ``watch`` and ``flink-submit`` share, as one group."""
+    from churnctl.scoring.scorer import ScorerOptions
+
+    return ScorerOptions(
+        keep=tuple(parse_keep(keep)), threshold=threshold,
+        allow_state_mismatch=allow_state_mismatch, logits=logits, decimal=decimal,
+    )  # fmt: skip
 
 
 SettleMs = Annotated[

@@ -35,10 +35,10 @@ from churnctl.cli.options import (
     SettleMs,
     StateOpt,
     ThresholdOpt,
-    parse_keep,
     parse_max_rejects,
     path_value,
     read_options,
+    scorer_options,
 )  # fmt: skip
 from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
 from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
@@ -117,14 +117,11 @@ def watch(
         return watch_status(_required(out, "--out DIR"))
     from churnctl.features.state import load_state
     from churnctl.io.listing import NameRules
-    from churnctl.scoring.scorer import Scorer
+    from churnctl.scoring.scorer import scorer_from
     from churnctl.watch.watcher import WatchSettings
 
-    scorer = Scorer(
-        load_state(state or bundled(STATE)), model or bundled(MODEL), keep=parse_keep(keep),
-        threshold=threshold, allow_state_mismatch=allow_state_mismatch, logits=logits,
-        decimal=decimal,
-    )  # fmt: skip
+    flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
+    scorer = scorer_from(load_state(state or bundled(STATE)), model or bundled(MODEL), flags)
     pair_warning(scorer, stderr)
     settings = WatchSettings(
         in_dir=_required(in_dir, "IN_DIR"), out_dir=_required(out, "--out DIR"), scorer=scorer,

@@ -88,9 +88,7 @@ def _from_pandas(frame: Any) -> pa.Table:
     """
     pandas = sys.modules.get("pandas")  # not imported: the object cannot be a DataFrame
     if pandas is None or not isinstance(frame, pandas.DataFrame):
-        hint = (
-            "to score a file, use churnctl.batch.score_file.score_file" if _is_path(frame) else ""
-        )
+        hint = "to score a file, use churnctl.score_file" if _is_path(frame) else ""
         raise wrong("", "batch", frame, BATCH_TAKES, hint)
     _refuse_duplicate_columns(frame)
     try:

@@ -37,7 +37,7 @@ from churnctl.flink.scoring import FILES_COLUMNS, OUTPUTS, FileReading, ScoreFil
 from churnctl.io.formats import DEFAULT_PATTERNS
 from churnctl.io.rejects import REJECTS_SCHEMA
 from churnctl.io.sources import ReadOptions, check_read_options
-from churnctl.scoring.scorer import Scorer
+from churnctl.scoring.scorer import Scorer, ScorerOptions, scorer_from
 
 SCORED, REJECTS, FILES = OUTPUTS
 SCHEMA_FILE = "_schema.json"
@@ -54,6 +54,7 @@ class FlinkJobSpec:
     out_dir: str  # scored/, rejects/ and files/ part files are written below it
     state: str
     model: str
+    # every field of ScorerOptions, by its name (build_scorer passes them all on)
     keep: tuple[str, ...] = ("CustomerId",)
     threshold: float = 0.5
     logits: bool = False
@@ -89,9 +90,8 @@ class FlinkJobSpec:
 
 def build_scorer(spec: FlinkJobSpec) -> Scorer:
     """The job's Scorer, one ONNX Runtime thread per worker."""
-    return Scorer(spec.state, spec.model, keep=list(spec.keep), threshold=spec.threshold,
-                  allow_state_mismatch=spec.allow_state_mismatch, threads=1,
-                  logits=spec.logits, decimal=spec.decimal)  # fmt: skip
+    options = ScorerOptions(**{name: getattr(spec, name) for name in ScorerOptions.names()})
+    return scorer_from(spec.state, spec.model, options, threads=1)
 
 
 def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = None) -> None:

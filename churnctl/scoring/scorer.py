@@ -23,7 +23,7 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,47 @@ def output_schema(keep: Sequence[str]) -> pa.Schema:
 def aligned_schema(keep: Sequence[str]) -> pa.Schema:
     """Schema of ``score_aligned``: the output schema plus the reject column and reason."""
     return pa.schema([*output_schema(keep), *REJECT_FIELDS])
+
+
+@dataclass(frozen=True)
+class ScorerOptions:
+    """How a ``Scorer`` scores, apart from its state and model: one group for every runtime.
+
+    ``score``, ``watch`` and ``flink-submit`` build their scorers from it (``scorer_from``),
+    and the Flink job spec carries each of its fields, so an option added here reaches
+    every runtime. Checked when a ``Scorer`` is built from it.
+    """
+
+    keep: tuple[str, ...] = ("CustomerId",)
+    threshold: float = 0.5
+    allow_state_mismatch: bool = False
+    logits: bool = False
+    decimal: str = "."
+
+    def __post_init__(self) -> None:
+        """Each option checked as the ``Scorer`` checks it; ``keep`` becomes a tuple."""
+        object.__setattr__(self, "keep", _checked_keep(self.keep))
+        object.__setattr__(self, "threshold", _checked_threshold(self.threshold))
+        for name in ("allow_state_mismatch", "logits"):
+            check_bool("ScorerOptions", name, getattr(self, name))
+        check_decimal(self.decimal)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+
+def scorer_from(
+    state: FeatureState | str | Path,
+    model: ChurnModel | str | Path | bytes,
+    options: ScorerOptions,
+    *,
+    threads: int | None = None,
+) -> Scorer:
+    """A ``Scorer`` of ``state`` and ``model`` with ``options`` (``threads``: see ``Scorer``)."""
+    check_type("scorer_from", "options", options, ScorerOptions, "a ScorerOptions")
+    return Scorer(state, model, threads=threads, **asdict(options))
 
 
 class Scorer:
@@ -146,6 +187,11 @@ class Scorer:
     def kept_columns(self, columns: Sequence[str]) -> tuple[str, ...]:
         """The columns kept from an input whose columns are ``columns`` (all of them for ``*``)."""
         return _checked_keep(columns, every=True) if self.keeps_all else self.keep
+
+    @property
+    def options(self) -> ScorerOptions:
+        """This scorer's options (``keep`` as given: ``*`` is not spelled out)."""
+        return ScorerOptions(**{name: getattr(self, name) for name in ScorerOptions.names()})
 
     def keeping(self, columns: Sequence[str]) -> Scorer:
         """This scorer with ``*`` spelled out as ``columns``: for outputs that share one schema."""

@@ -14,10 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from churnctl.arguments import (
+    PATH,
+    PATH_TYPES,
+    check_bool,
+    check_number,
+    check_optional,
+    check_path,
+    check_type,
+)
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.io.listing import NameRules
 from churnctl.io.locks import LockHeld, take_lock
-from churnctl.io.rejects import DEFAULT_LIMIT, RejectLimit
+from churnctl.io.rejects import DEFAULT_LIMIT, RejectLimit, as_reject_limit
 from churnctl.io.sinks import output_format
 from churnctl.io.sources import ReadOptions
 from churnctl.scoring.scorer import Scorer
@@ -55,6 +64,7 @@ class WatchSettings:
     once: bool = False
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.in_dir, self.out_dir = Path(self.in_dir), Path(self.out_dir)
         check_after(self.after)
         output_format(f"output.{self.format}", self.format)
@@ -67,6 +77,26 @@ class WatchSettings:
         if not self.in_dir.is_dir():
             raise UsageError(f"{self.in_dir}: not a folder; name the folder files land in")
         check_layout(self)
+
+    def _check_types(self) -> None:
+        """Each field checked: a wrong type is one line naming it."""
+        for name in ("in_dir", "out_dir"):
+            check_path("WatchSettings", name, getattr(self, name))
+        check_type("WatchSettings", "scorer", self.scorer, Scorer, "a Scorer")
+        for name, (types, takes) in {
+            "format": (str, "a format name (csv, jsonl, parquet)"), "after": (str, "a policy name"),
+            "read_options": (ReadOptions, "a ReadOptions"), "rules": (NameRules, "a NameRules"),
+            "max_attempts": (int, "a whole number"),
+        }.items():  # fmt: skip
+            check_type("WatchSettings", name, getattr(self, name), types, takes)
+        self.max_rejects = as_reject_limit("WatchSettings", self.max_rejects)
+        for name in ("settle", "rescan"):
+            check_number("WatchSettings", name, getattr(self, name))
+        for name in ("poll", "retain_days"):
+            check_optional("WatchSettings", name, getattr(self, name), (int, float), "a number")
+        check_optional("WatchSettings", "archive_dir", self.archive_dir, PATH_TYPES, PATH)
+        for name in ("reprocess_changed", "once"):
+            check_bool("WatchSettings", name, getattr(self, name))
 
     @property
     def archive(self) -> Path:

@@ -37,6 +37,7 @@ from typing import Any
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from churnctl.arguments import check_callable, check_type
 from churnctl.atomic import probe_writable
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import ChurnctlError, Fix, OutputError, UsageError
@@ -123,6 +124,8 @@ class Watcher:
     """Scores the complete files of ``settings.in_dir``, exactly once, until stopped."""
 
     def __init__(self, settings: WatchSettings, on_event: EventSink | None = None) -> None:
+        check_type("Watcher", "settings", settings, WatchSettings, "a WatchSettings")
+        check_callable("Watcher", "on_event", on_event, "None or a function of a WatchEvent")
         self.settings = settings
         self.on_event = on_event or (lambda event: None)
         self.report = WatchReport()
