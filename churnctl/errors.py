@@ -31,18 +31,41 @@ class Fix:
         return text if self.note is None else f"{text} {self.note}"
 
 
+@dataclass(frozen=True)
+class Step:
+    """A remedy that is an action, not a setting: ``action`` is the library function
+    (``fit_state``, ``bind_model``); ``what`` says it in words (``refit it``).
+
+    The library says ``refit it (fit_state)``; the CLI names its own command for the
+    action (``refit it with `churnctl fit` ``): the library never names a command.
+    """
+
+    action: str
+    what: str
+
+    def describe(self) -> str:
+        return f"{self.what} ({self.action})"
+
+
+REFIT = Step("fit_state", "refit it")
+BIND = Step("bind_model", "bind the model to its state")
+
+
 class ChurnctlError(Exception):
-    """Base class: an actionable, user-facing error, with an optional structured ``Fix``."""
+    """Base class: an actionable, user-facing error, with an optional structured ``Fix``
+    (a setting) and ``Step`` (an action)."""
 
     exit_code = 1
 
-    def __init__(self, message: str, *, fix: Fix | None = None) -> None:
+    def __init__(self, message: str, *, fix: Fix | None = None, step: Step | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fix = fix
+        self.step = step
 
     def __str__(self) -> str:
-        return self.message if self.fix is None else f"{self.message}; {self.fix.describe()}"
+        remedies = [r.describe() for r in (self.step, self.fix) if r is not None]
+        return "; ".join([self.message, *remedies])
 
 
 class UsageError(ChurnctlError):

@@ -142,7 +142,7 @@ def _explained(exc: InputError | PipelineSpecError, train: str | Path, tally: _T
     note = tally.decimal_commas.note(tally.rejected)
     if note is not None:
         return type(exc)(f"{message}; {note}", fix=DECIMAL_FIX)
-    return type(exc)(message, fix=exc.fix)
+    return type(exc)(message, fix=exc.fix, step=exc.step)
 
 
 def _file_identity(path: str | Path) -> tuple[int, int, int]:
@@ -321,7 +321,9 @@ def fit_file(
         if failure is not None:  # the rejects say why: published alone (no state)
             publication.commit()
             where = "" if rejects == STDERR else f"; the rejected rows are in {rejects}"
-            raise NoValidRowsError(f"{failure.message}{where}", fix=failure.fix) from None
+            raise NoValidRowsError(
+                f"{failure.message}{where}", fix=failure.fix, step=failure.step
+            ) from None
         if request.output == STDOUT:
             with open_stream(STDOUT, "json") as handle:
                 handle.write(state.dumps().encode("utf-8"))

@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 import churnctl.interrupts as interrupts
 from churnctl.cli.console import SIGPIPE_EXIT, fail, is_closed_pipe, stdout, stop_quietly
-from churnctl.cli.remedies import spell
+from churnctl.cli.remedies import spell, spell_step
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.version import package_version
 
@@ -177,7 +177,9 @@ def flag_message(exc: ChurnctlError, command: str | None = None) -> str:
     """
     ctx = _running.get()
     params = ctx.command.params if ctx is not None else _params_of(command)
-    message = exc.message if exc.fix is None else f"{exc.message}; {spell(exc.fix, params)}"
+    step = [] if exc.step is None else [spell_step(exc.step)]
+    fix = [] if exc.fix is None else [spell(exc.fix, params)]
+    message = "; ".join([exc.message, *step, *fix])
     return with_help_hint(message, ctx) if isinstance(exc, UsageError) else message
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from churnctl.errors import Fix
+from churnctl.errors import Fix, Step
 
 # What to do, for a command without an option for the setting.
 WITHOUT_OPTION = {
@@ -33,6 +33,19 @@ WITHOUT_OPTION = {
     "state": "use the state the model was trained with",
     "threshold": "use a probability from 0 to 1",
 }
+
+
+# The command that does a library action (``errors.Step``), as a user would type it.
+COMMANDS = {
+    "fit_state": "churnctl fit TRAIN.csv -o state.json",
+    "bind_model": "churnctl bind --model MODEL --state STATE -o BOUND.onnx",
+}
+
+
+def spell_step(step: Step) -> str:
+    """``refit it with `churnctl fit TRAIN.csv -o state.json` ``."""
+    command = COMMANDS.get(step.action)
+    return step.describe() if command is None else f"{step.what} with `{command}`"
 
 
 def spell(fix: Fix, params: list[Any]) -> str:

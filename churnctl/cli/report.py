@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from churnctl.cli.console import stderr
+from churnctl.cli.remedies import spell_step
 from churnctl.errors import UsageError
 from churnctl.samples.bundled import MODEL, STATE, bundled
 
@@ -23,8 +24,10 @@ def pair_warning(scorer: Scorer, console: Console) -> None:
     """Warn when the model is not bound to the state (unbound, or the check skipped)."""
     from churnctl.scoring.binding import PairStatus
 
-    if scorer.check.status is not PairStatus.BOUND:
-        console.print(f"Warning: {scorer.check.message}", markup=False)
+    check = scorer.check
+    if check.status is not PairStatus.BOUND:
+        step = "" if check.step is None else f"; {spell_step(check.step)}"
+        console.print(f"Warning: {check.problem}{step}", markup=False)
 
 
 def _demo_note(model: str | Path, state: str | Path) -> str | None:

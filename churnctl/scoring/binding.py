@@ -24,7 +24,7 @@ from typing import Any
 
 from churnctl.arguments import check_bool, check_type
 from churnctl.atomic import atomic_write_bytes, check_distinct
-from churnctl.errors import CompatibilityError, Fix, ModelError
+from churnctl.errors import BIND, CompatibilityError, Fix, ModelError, Step
 from churnctl.features.state import FORMAT_VERSION, FeatureState, canonical_json
 from churnctl.scoring.model import ChurnModel
 
@@ -78,8 +78,8 @@ def read_binding(metadata: Mapping[str, str], *, source: str) -> Binding | None:
     if not present:
         return None
     damaged = CompatibilityError(
-        f"model {source}: its churnctl binding is damaged (edited by hand?); bind it again "
-        "with `churnctl bind --model MODEL --state STATE -o BOUND.onnx`",
+        f"model {source}: its churnctl binding is damaged (edited by hand?)",
+        step=Step(BIND.action, "bind it again"),
         fix=OVERRIDE,
     )
     try:
@@ -208,7 +208,13 @@ class PairCheck:
     status: PairStatus
     state: Binding
     model: Binding | None
-    message: str
+    problem: str  # what the check found
+    step: Step | None = None  # what to do about it, if anything
+
+    @property
+    def message(self) -> str:
+        """The one-line explanation: the problem, and the step to take."""
+        return self.problem if self.step is None else f"{self.problem}; {self.step.describe()}"
 
 
 def check_pair(
@@ -220,12 +226,15 @@ def check_pair(
     try:
         bound = read_binding(model.metadata, source=model.name)
         if bound is None:
-            return PairCheck(PairStatus.UNBOUND, expected, None, _unbound_message(model, state))
+            return PairCheck(
+                PairStatus.UNBOUND, expected, None, _unbound_message(model, state), BIND
+            )
         _refuse_mismatch(bound, expected, model.name, state.source)
     except CompatibilityError as exc:
         if not allow_mismatch:
             raise
-        return PairCheck(PairStatus.SKIPPED, expected, None, f"check skipped: {exc.message}")
+        skipped = f"check skipped: {exc.message}"
+        return PairCheck(PairStatus.SKIPPED, expected, None, skipped, exc.step)
     return PairCheck(PairStatus.BOUND, expected, bound, _bound_message(model, state, bound))
 
 
@@ -241,8 +250,8 @@ def _refuse_mismatch(bound: Binding, expected: Binding, model: str, state: str) 
         raise CompatibilityError(
             f"model {model} was trained with state {short(bound.fingerprint)} but {state} is "
             f"{short(expected.fingerprint)} (same features, other fitted numbers or "
-            "parameters); use the state the model was trained with, or bind the model to this "
-            "one with `churnctl bind` if it was trained with it",
+            "parameters); use the state the model was trained with",
+            step=Step(BIND.action, "or, if it was trained with this one, bind the model to it"),
             fix=OVERRIDE,
         )
 
@@ -281,8 +290,7 @@ def short(fingerprint: str) -> str:
 def _unbound_message(model: ChurnModel, state: FeatureState) -> str:
     return (
         f"model {model.name} is not bound to a state: only the width "
-        f"({len(state.feature_names)} features) was checked, not the feature order; bind it "
-        "with `churnctl bind --model MODEL --state STATE -o BOUND.onnx`"
+        f"({len(state.feature_names)} features) was checked, not the feature order"
     )
 
 
