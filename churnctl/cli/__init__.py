@@ -1,12 +1,15 @@
 """The command line: a thin layer over the library. Only this package imports typer/rich.
 
-``app`` is the Typer application, ``run`` the console script; ``commands`` holds
-the commands (each calls one library function), ``options`` their option types,
-``console`` what and how they print, ``report`` the ``inspect`` tables,
-``watching`` the ``watch`` commands, ``flink`` ``flink-submit``.
+``app`` is the Typer application, ``run`` the console script. One module per command
+group: ``score`` (fit, score), ``model`` (bind, inspect), ``generate``, ``flink``
+(flink-submit), ``watching`` (watch, watch-status). Each command parses its options and
+calls its runtime's entry point in the library; ``options`` holds the option types they
+share, ``console`` what and how they print, ``report`` and ``documents`` the tables and
+JSON documents, ``remedies`` a library remedy in the running command's own words.
 """
 
-from churnctl.cli import commands, flink, watching  # noqa: F401  (register the commands)
+# imported in this order, the commands are listed in this order by --help
+from churnctl.cli import score, model, generate, flink, watching  # noqa: F401, I001
 from churnctl.cli.app import app, run
 from churnctl.cli.console import printable
 from churnctl.cli.options import parse_delimiter
