@@ -29,7 +29,7 @@ from churnctl.batch.fit_file import fit_state
 from churnctl.errors import OutputError, StateError
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import frame_from_batch
-from churnctl.features.pipeline import PRESETS, build_pipeline
+from churnctl.features.spec import PRESETS, build_pipeline
 from churnctl.features.state import (
     FORMAT,
     FORMAT_VERSION,

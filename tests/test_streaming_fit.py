@@ -33,7 +33,8 @@ from churnctl.features.extraction import features_of_frame, rejected_rows
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import frame_from_batch
 from churnctl.features.moments import Moments
-from churnctl.features.pipeline import PRESETS, StreamingFit, build_pipeline, fitting_levels
+from churnctl.features.pipeline import StreamingFit, fitting_levels
+from churnctl.features.spec import PRESETS, build_pipeline
 from churnctl.features.stages import (
     OneHotEncoder,
     StandardScaler,

@@ -22,7 +22,8 @@ from churnctl.arguments import PATH, check_path
 from churnctl.atomic import atomic_write_text
 from churnctl.errors import ChurnctlError, PipelineSpecError, StateError
 from churnctl.features.frame import Frame
-from churnctl.features.pipeline import FeaturePipeline, check_depth
+from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.spec import check_depth
 from churnctl.features.stages import STAGE_TYPES, Shape, Stage
 from churnctl.version import package_version
 
