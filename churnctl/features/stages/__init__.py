@@ -22,7 +22,6 @@ from churnctl.features.stages.params import Param
 from churnctl.features.stages.standard_scaler import (
     ScalerMoments,
     StandardScaler,
-    mean_and_std,
     moments_mean_and_std,
     scale,
 )
@@ -46,6 +45,6 @@ __all__ = [
     "INVALID_POLICIES", "NORMALIZE_MODES", "ORDER_TYPES", "RAW", "STAGE_TYPES", "WIDTH_FIX",
     "Accumulator", "ColumnNames", "InputSizes", "LabelCounts", "LargestIndex", "NameMap",
     "OneHotEncoder", "Param", "ScalerMoments", "Shape", "ShapeMap", "Stage", "StandardScaler",
-    "StringIndexer", "VectorAssembler", "as_matrix", "count_labels", "mean_and_std",
-    "moments_mean_and_std", "normalized", "order_labels", "scale", "too_wide",
+    "StringIndexer", "VectorAssembler", "as_matrix", "count_labels", "moments_mean_and_std",
+    "normalized", "order_labels", "scale", "too_wide",
 ]  # fmt: skip

@@ -117,16 +117,6 @@ class ScalerMoments(Accumulator):
         self.stage.mean_, self.stage.std_ = moments_mean_and_std(self.moments, ddof=self.stage.ddof)
 
 
-def mean_and_std(matrix: np.ndarray, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and stds in float64 with a corrected two-pass method.
-
-    Pass one: the mean, refined by the mean residual (so a constant column gets
-    its exact value and std 0). Pass two: squared deviations, scaled by the
-    largest deviation so that huge magnitudes do not overflow.
-    """
-    return moments_mean_and_std(Moments.of(matrix) if matrix.shape[0] else None, ddof=ddof)
-
-
 def moments_mean_and_std(moments: Moments | None, *, ddof: int) -> tuple[np.ndarray, np.ndarray]:
     """The means and stds of gathered moments; too few rows or too large values are refused."""
     n = moments.n if moments is not None else 0
