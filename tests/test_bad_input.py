@@ -19,7 +19,7 @@ from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli import app
 from churnctl.errors import ChurnctlError
 from churnctl.features.columns import MAX_FIELD_CHARS
-from churnctl.features.pipeline import PRESETS
+from churnctl.features.spec import PRESETS
 from churnctl.features.state import load_state
 from churnctl.io.csv.records import split_records
 from churnctl.io.rejects import NO_LIMIT

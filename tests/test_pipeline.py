@@ -15,13 +15,8 @@ import pytest
 from churnctl.batch.fit_file import fit_state
 from churnctl.errors import NotFittedError, PipelineSpecError
 from churnctl.features.input_policy import frame_from_batch
-from churnctl.features.pipeline import (
-    DEFAULT_PRESET,
-    PRESETS,
-    FeaturePipeline,
-    build_pipeline,
-    load_pipeline_spec,
-)
+from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.spec import DEFAULT_PRESET, PRESETS, build_pipeline, load_pipeline_spec
 from churnctl.features.stages import StandardScaler, StringIndexer, VectorAssembler
 from churnctl.io.rejects import NO_LIMIT
 from churnctl.samples.generate import generate_table

@@ -708,7 +708,7 @@ def test_fitting_on_values_whose_spread_overflows_is_refused_without_warnings(
     no_warnings: None,
 ) -> None:
     from churnctl.errors import PipelineSpecError
-    from churnctl.features.stages import mean_and_std
+    from tests.feature_helpers import mean_and_std
 
     with pytest.raises(PipelineSpecError, match="too large to scale"):
         mean_and_std(np.array([[1.7e308], [-1.7e308]]), ddof=1)

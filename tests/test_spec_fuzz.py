@@ -10,7 +10,6 @@ keys, values of the wrong type and empty lists.
 
 from __future__ import annotations
 
-import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -50,8 +49,7 @@ OPTIONS: dict[str, st.SearchStrategy[Any]] = {
 
 
 def keywords(stage_type: str) -> list[str]:
-    parameters = inspect.signature(STAGE_TYPES[stage_type].__init__).parameters
-    return [name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
+    return [p.name for p in STAGE_TYPES[stage_type].parameters()]
 
 
 def rarely(draw: st.DrawFn) -> bool:

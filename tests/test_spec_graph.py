@@ -20,13 +20,8 @@ from churnctl.batch.fit_file import FitRequest, fit_file, fit_state
 from churnctl.errors import ChurnctlError, NoValidRowsError, PipelineSpecError, StateError
 from churnctl.features.extraction import extract_features
 from churnctl.features.frame import Frame
-from churnctl.features.pipeline import (
-    MAX_DEPTH,
-    PRESETS,
-    FeaturePipeline,
-    build_pipeline,
-    load_pipeline_spec,
-)
+from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.spec import MAX_DEPTH, PRESETS, build_pipeline, load_pipeline_spec
 from churnctl.features.stages import OneHotEncoder, StringIndexer, VectorAssembler
 from churnctl.features.state import content_checksum, state_from_text
 from churnctl.io.rejects import NO_LIMIT

@@ -483,6 +483,71 @@ def test_unknown_keyword_is_a_type_error() -> None:
         StringIndexer(input_cols=["c"], output_cols=["ci"], bogus=1)
 
 
+# One valid spec per stage type: every parameter given, none at its default.
+SPECS = {
+    "StringIndexer": {
+        "input_cols": ["c", "d"], "output_cols": ["ci", "di"], "string_order_type": "frequencyAsc",
+        "handle_invalid": "keep", "normalize": ["trim", "exact"],
+    },
+    "OneHotEncoder": {
+        "input_cols": ["ci"], "output_cols": ["v"], "drop_last": False, "handle_invalid": "keep",
+    },
+    "VectorAssembler": {"input_cols": ["a", "v"], "output_col": "o"},
+    "StandardScaler": {
+        "input_col": "o", "output_col": "s", "with_mean": True, "with_std": False, "ddof": 0,
+    },
+}  # fmt: skip
+PARAMETERS = [(t, p) for t in STAGE_TYPES for p in STAGE_TYPES[t].parameters()]
+
+
+def test_every_stage_type_has_a_full_spec_here() -> None:
+    assert {t: list(spec) for t, spec in SPECS.items()} == {
+        t: [p.name for p in cls.parameters()] for t, cls in STAGE_TYPES.items()
+    }
+
+
+@pytest.mark.parametrize("stage_type", list(STAGE_TYPES))
+def test_params_are_the_declared_parameters_in_order(stage_type: str) -> None:
+    cls = STAGE_TYPES[stage_type]
+    stage = cls.from_params(dict(SPECS[stage_type]))
+    assert stage.params() == SPECS[stage_type]
+    assert list(stage.params()) == [p.name for p in cls.parameters()]
+    defaults = {p.name: p.default for p in cls.parameters() if not p.required}
+    required = {k: v for k, v in SPECS[stage_type].items() if k not in defaults}
+    built = cls.from_params(required).params()
+    assert {k: built[k] for k in defaults if k != "normalize"} == {
+        k: v for k, v in defaults.items() if k != "normalize"
+    }
+
+
+@pytest.mark.parametrize(
+    ("stage_type", "parameter"), PARAMETERS, ids=lambda v: getattr(v, "name", v)
+)
+def test_each_declared_parameter_is_checked_by_name(stage_type: str, parameter) -> None:
+    """The class of failure: any declared parameter, missing or junk, is refused by its name."""
+    cls, spec = STAGE_TYPES[stage_type], dict(SPECS[stage_type])
+    for junk in ([], 7, "", {"a": 1}):
+        with pytest.raises(PipelineSpecError) as info:
+            cls.from_params({**spec, parameter.name: junk})
+        assert str(info.value).startswith(f"{stage_type}: "), str(info.value)
+        assert parameter.name in str(info.value), str(info.value)
+    del spec[parameter.name]
+    if parameter.required:
+        with pytest.raises(PipelineSpecError, match=f"missing parameter\\(s\\) {parameter.name}$"):
+            cls.from_params(spec)
+    else:
+        assert getattr(cls.from_params(spec), parameter.name) is not None
+
+
+@pytest.mark.parametrize("stage_type", list(STAGE_TYPES))
+def test_unknown_parameters_are_refused_with_the_known_ones(stage_type: str) -> None:
+    cls = STAGE_TYPES[stage_type]
+    with pytest.raises(PipelineSpecError) as info:
+        cls.from_params({**SPECS[stage_type], "inputCols": ["c"]})
+    known = ", ".join(p.name for p in cls.parameters())
+    assert str(info.value) == (f"{stage_type}: unknown parameter(s) 'inputCols'; known: {known}")
+
+
 # --------------------------------------------------------------------------- state round trip
 
 

@@ -24,12 +24,13 @@ from hypothesis import strategies as st
 
 import churnctl
 import churnctl.features.state
+import churnctl.features.state_format
 from churnctl import atomic, moved
 from churnctl.batch.fit_file import fit_state
 from churnctl.errors import OutputError, StateError
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import frame_from_batch
-from churnctl.features.pipeline import PRESETS, build_pipeline
+from churnctl.features.spec import PRESETS, build_pipeline
 from churnctl.features.state import (
     FORMAT,
     FORMAT_VERSION,
@@ -475,12 +476,15 @@ def _code_names(path: Path) -> set[str]:
         return {tok.string for tok in tokens if tok.type == tokenize.NAME}
 
 
-def test_state_module_does_not_import_pickle() -> None:
-    assert "pickle" not in churnctl.features.state.__dict__
-    assert "importlib" not in churnctl.features.state.__dict__
+@pytest.mark.parametrize(
+    "module", [churnctl.features.state, churnctl.features.state_format], ids=lambda m: m.__name__
+)
+def test_state_modules_do_not_import_pickle(module) -> None:
+    assert "pickle" not in module.__dict__
+    assert "importlib" not in module.__dict__
     assert not any(
         getattr(value, "__name__", "") in {"pickle", "_pickle", "dill", "cloudpickle", "joblib"}
-        for value in churnctl.features.state.__dict__.values()
+        for value in module.__dict__.values()
     )
 
 

@@ -33,13 +33,13 @@ from churnctl.features.extraction import features_of_frame, rejected_rows
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import frame_from_batch
 from churnctl.features.moments import Moments
-from churnctl.features.pipeline import PRESETS, StreamingFit, build_pipeline, fitting_levels
+from churnctl.features.pipeline import StreamingFit, fitting_levels
+from churnctl.features.spec import PRESETS, build_pipeline
 from churnctl.features.stages import (
     OneHotEncoder,
     StandardScaler,
     StringIndexer,
     VectorAssembler,
-    mean_and_std,
     normalized,
 )
 from churnctl.features.state import FeatureState, load_state
@@ -48,6 +48,7 @@ from churnctl.io.sources import ReadOptions, open_source
 from churnctl.samples.bundled import SAMPLE, STATE, bundled
 from churnctl.samples.generate import COLUMNS, generate_files
 from tests.csv_rows import csv_bytes, text_rows
+from tests.feature_helpers import feature_rows, mean_and_std
 
 RTOL = 1e-12
 
@@ -143,7 +144,9 @@ def old_fit_state(
     fitted = features_of_frame(frame, np.empty((frame.n_rows, 0)))
     start = 0
     for part in parts:
-        log.record_batch(part, rejected_rows(part.rows, fitted.slice(start, part.rows.num_rows)))
+        log.record_batch(
+            part, rejected_rows(part.rows, feature_rows(fitted, start, part.rows.num_rows))
+        )
         start += part.rows.num_rows
     log.finish()
     rows = log.count + int(frame.ok.sum())

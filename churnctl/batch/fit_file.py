@@ -26,7 +26,8 @@ from churnctl.features.columns import as_text
 from churnctl.features.extraction import features_of_frame, rejected_rows
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import check_decimal, frame_from_batch
-from churnctl.features.pipeline import FeaturePipeline, StreamingFit, load_pipeline_spec
+from churnctl.features.pipeline import FeaturePipeline, StreamingFit
+from churnctl.features.spec import load_pipeline_spec
 from churnctl.features.state import FeatureState
 from churnctl.io.rejects import (
     DECIMAL_FIX,

@@ -46,14 +46,6 @@ class FeatureBatch:
             reject_reason=pa.array(reasons.tolist(), pa.string()),
         )
 
-    def slice(self, start: int, length: int) -> FeatureBatch:
-        """Rows ``start .. start + length - 1``."""
-        end = start + length
-        return FeatureBatch(
-            self.matrix[start:end], self.valid[start:end],
-            self.reject_column.slice(start, length), self.reject_reason.slice(start, length),
-        )  # fmt: skip
-
 
 def extract_features(state: FeatureState, batch: BatchLike, *, decimal: str = ".") -> FeatureBatch:
     """The float32 feature matrix, the valid-row mask and each row's reject column/reason.
