@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 import pytest
+import typer
 
 from churnctl.errors import Fix, InputError
 
@@ -158,3 +160,39 @@ def test_a_fix_reads_as_a_setting_in_the_library() -> None:
     assert str(InputError("x", fix=Fix("allow_state_mismatch", True))) == (
         "x; set allow_state_mismatch=True"
     )
+
+
+COMMAND_NAMES = ("fit", "score", "bind", "inspect", "generate", "watch", "watch-status",
+                 "flink-submit")  # fmt: skip
+NAMES_A_COMMAND = re.compile(rf"churnctl ({'|'.join(COMMAND_NAMES)})\b")
+
+
+def docstrings(tree: ast.Module) -> set[int]:
+    """The ids of the docstring constants of a module, its classes and functions."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+NOT_MESSAGES = {"flink.render": "the job file it writes says which command wrote it"}
+
+
+@pytest.mark.parametrize("name", sorted(set(LIBRARY) - set(NOT_MESSAGES)))
+def test_library_messages_name_settings_and_actions_never_a_command(name: str) -> None:
+    """``refit it (fit_state)``: the CLI spells the action as its command (errors.Step)."""
+    tree = modules()[name]
+    skip = docstrings(tree)
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+             and isinstance(n.value, str) and id(n) not in skip]  # fmt: skip
+    assert [t for t in texts if NAMES_A_COMMAND.search(t)] == []
+
+
+def test_the_command_names_are_the_cli_s() -> None:
+    from churnctl.cli.app import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert sorted(commands) == sorted(COMMAND_NAMES)

@@ -127,7 +127,7 @@ def test_pipeline_transform_before_fit_says_how_to_fit() -> None:
     assert not pipeline.is_fitted()
     with pytest.raises(NotFittedError) as info:
         pipeline.transform(frame_from_batch(churn_table(), pipeline.input_schema))
-    assert "churnctl fit" in str(info.value)
+    assert "fit a state (fit_state)" in str(info.value) and "churnctl" not in str(info.value)
 
 
 def test_pipeline_needs_a_stage() -> None:

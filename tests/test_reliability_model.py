@@ -740,7 +740,7 @@ def test_a_newer_format_version_says_upgrade_churnctl(tmp_path: Path, version: i
     message = refusal(tmp_path, resealed(document))
     assert f"state format version {version} is newer than this churnctl" in message
     assert message.endswith("upgrade churnctl to read it"), message
-    assert "refit" not in message and "churnctl fit" not in message
+    assert "refit" not in message and "fit_state" not in message
 
 
 @pytest.mark.parametrize("version", [0, -1])
@@ -749,7 +749,7 @@ def test_an_older_format_version_says_refit(tmp_path: Path, version: int) -> Non
     document["format_version"] = version
     message = refusal(tmp_path, resealed(document))
     assert f"state format version {version} is older than" in message
-    assert "refit it with `churnctl fit`" in message and "upgrade" not in message
+    assert message.endswith("refit it (fit_state)") and "upgrade" not in message
 
 
 def test_the_cli_says_upgrade_for_a_newer_state(work: Path, sample_csv: Path) -> None:
@@ -767,7 +767,7 @@ def test_truncated_json_gives_a_complete_sentence(tmp_path: Path) -> None:
     line, column = text[:cut].count("\n") + 1, cut - text[:cut].rindex("\n")
     assert message.endswith(
         f"not valid JSON: unterminated string starting at line {line}, column {column - 4}; "
-        "the file is truncated or damaged: restore it, or refit it with `churnctl fit`"
+        "the file is truncated or damaged: restore it; or refit it (fit_state)"
     ), message
 
 
@@ -780,7 +780,7 @@ def test_a_state_cut_anywhere_is_refused_with_a_complete_sentence(
     cut = text[: int(len(text) * share)]
     message = refusal(tmp_path, cut)
     assert "not valid JSON" in message
-    assert message.endswith("refit it with `churnctl fit`"), message
+    assert message.endswith("refit it (fit_state)"), message
     if cut.strip():
         assert re.search(r"[a-z'] at line \d+, column \d+; the file is truncated", message)
     else:

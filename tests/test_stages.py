@@ -440,7 +440,7 @@ def test_transform_before_fit_raises_actionable_not_fitted(make) -> None:
     message = str(info.value)
     assert stage.TYPE in message
     assert "call fit()" in message
-    assert "churnctl fit" in message
+    assert "fit a state (fit_state)" in message and "churnctl" not in message
     with pytest.raises(NotFittedError):
         stage.fitted_data()
 

@@ -332,11 +332,11 @@ def _delete(path: list) -> Callable[[dict], None]:
 
 
 REFUSALS = [
-    pytest.param(change_first_std_digit, ["checksum mismatch", "churnctl fit"], id="tampered-std"),
+    pytest.param(change_first_std_digit, ["checksum mismatch", "refit it (fit_state)"], id="tampered-std"),
     pytest.param(flip_checksum, ["checksum mismatch"], id="tampered-checksum"),
     pytest.param(lambda t: t[: len(t) // 2], ["not valid JSON"], id="truncated"),
     pytest.param(
-        edited(_set(["format_version"], 0)), ["version 0", "churnctl fit"], id="old-version-0"
+        edited(_set(["format_version"], 0)), ["version 0", "refit it (fit_state)"], id="old-version-0"
     ),
     pytest.param(
         edited(_set(["format_version"], 2)),
@@ -429,7 +429,7 @@ def test_load_state_file_not_found(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message
     assert "not found" in message
-    assert "churnctl fit" in message
+    assert "create one (fit_state)" in message
 
 
 def test_load_state_not_utf8(tmp_path: Path, state_text: str) -> None:

@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from churnctl.errors import Fix, NotFittedError, PipelineSpecError, listing
+from churnctl.errors import REFIT, Fix, NotFittedError, PipelineSpecError, Step, listing
 from churnctl.features.frame import Frame
 from churnctl.features.graph import input_schema_of
 from churnctl.features.stages import Accumulator, ColumnNames, Shape, Stage
@@ -46,8 +46,9 @@ class FeaturePipeline:
         """Run every stage; return the float64 feature matrix (rejected rows included)."""
         if not self.is_fitted():
             raise NotFittedError(
-                "the feature pipeline is not fitted: fit it on training data first "
-                "(`churnctl fit TRAIN.csv -o state.json`), or load a fitted state",
+                "the feature pipeline is not fitted: fit it on training data first, "
+                "or load a fitted state",
+                step=Step(REFIT.action, "fit a state"),
                 fix=Fix("state", "state.json"),
             )
         for stage in self.stages:

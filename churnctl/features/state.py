@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from churnctl.arguments import PATH, check_path
 from churnctl.atomic import atomic_write_text
-from churnctl.errors import ChurnctlError, PipelineSpecError, StateError
+from churnctl.errors import REFIT, ChurnctlError, PipelineSpecError, StateError, Step
 from churnctl.features.frame import Frame
 from churnctl.features.pipeline import FeaturePipeline
 from churnctl.features.stages import STAGE_TYPES, Shape, Stage
@@ -124,7 +124,9 @@ def load_state(path: Path) -> FeatureState:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StateError(f"{path}: state file not found; create one with `churnctl fit`") from None
+        raise StateError(
+            f"{path}: state file not found", step=Step(REFIT.action, "create one")
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StateError(f"{path}: cannot read state file: {exc}") from None
     return state_from_text(text, source=str(path))

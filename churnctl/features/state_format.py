@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from churnctl.errors import StateError
+from churnctl.errors import REFIT, StateError, Step
 from churnctl.features.spec import check_depth
 from churnctl.features.stages import STAGE_TYPES
 from churnctl.version import package_version
@@ -130,27 +130,24 @@ def _verify_checksum(document: dict[str, Any], source: str) -> None:
         expected = "sha256:" + content_checksum(document)
     except ValueError:  # 1e400 parses as inf, which canonical JSON refuses
         raise StateError(
-            f"{source}: a number is out of range for float64 (numbers must be finite); "
-            "refit it with `churnctl fit`"
+            f"{source}: a number is out of range for float64 (numbers must be finite)",
+            step=REFIT,
         ) from None
     if document.get("checksum") != expected:
         raise StateError(
-            f"{source}: checksum mismatch: the file was edited or corrupted; "
-            "refit it with `churnctl fit`"
+            f"{source}: checksum mismatch: the file was edited or corrupted", step=REFIT
         )
 
 
 def _parse_json(text: str, source: str) -> dict[str, Any]:
     if not text.strip():
-        raise StateError(
-            f"{source}: not valid JSON (the file is empty); refit it with `churnctl fit`"
-        )
+        raise StateError(f"{source}: not valid JSON (the file is empty)", step=REFIT)
     try:
         document = json.loads(
             text.removeprefix("\ufeff"), parse_constant=_refuse_constant, parse_int=_bounded_int
         )
     except json.JSONDecodeError as exc:
-        raise StateError(f"{source}: {_json_problem(exc)}") from None
+        raise StateError(f"{source}: {_json_problem(exc)}", step=OR_REFIT) from None
     except RecursionError:
         raise StateError(f"{source}: not a state document: nested too deeply") from None
     except ValueError as exc:
@@ -166,10 +163,10 @@ def _json_problem(exc: json.JSONDecodeError) -> str:
     what = exc.msg[:1].lower() + exc.msg[1:]
     where = f"line {exc.lineno}, column {exc.colno}"
     located = f"{what} {where}" if what.endswith(" at") else f"{what} at {where}"
-    return (
-        f"not valid JSON: {located}; the file is truncated or damaged: restore it, or refit it "
-        "with `churnctl fit`"
-    )
+    return f"not valid JSON: {located}; the file is truncated or damaged: restore it"
+
+
+OR_REFIT = Step(REFIT.action, "or refit it")
 
 
 def _refuse_constant(name: str) -> None:
@@ -196,10 +193,10 @@ def _check_version(document: dict[str, Any], source: str) -> None:
         )
     if type(version) is int:
         raise StateError(
-            f"{source}: state format version {version} is older than {reads}; refit it with "
-            "`churnctl fit`"
+            f"{source}: state format version {version} is older than {reads}", step=REFIT
         )
     raise StateError(
         f"{source}: unsupported state format version {version!r}; this churnctl "
-        f"({package_version()}) reads version {FORMAT_VERSION}: refit with `churnctl fit`"
+        f"({package_version()}) reads version {FORMAT_VERSION}",
+        step=REFIT,
     )

@@ -111,7 +111,7 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
         .name("churnctl: score each file").uid("churnctl-score")
     )  # fmt: skip
     write_outputs(chunks, Path(spec.out_dir))
-    client = env.execute_async(f"churnctl score {Path(spec.input).name}")
+    client = env.execute_async(f"churnctl: scoring {Path(spec.input).name}")
     if on_submitted is not None:
         on_submitted(str(client.get_job_id()))
     if not spec.streaming or _embedded():

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.defaults import MAX_FEATURES
-from churnctl.errors import Fix, NotFittedError, PipelineSpecError
+from churnctl.errors import REFIT, Fix, NotFittedError, PipelineSpecError, Step
 from churnctl.features.frame import Frame
 from churnctl.features.stages.params import Param, check_keys, clean_params, declared
 
@@ -153,7 +153,8 @@ class Stage:
         if not self.is_fitted():
             raise NotFittedError(
                 f"{self.TYPE} is not fitted: call fit() on training data first, "
-                "or load a fitted state (`churnctl fit TRAIN.csv -o state.json`)"
+                "or load a fitted state",
+                step=Step(REFIT.action, "fit a state"),
             )
 
     def fitted_data(self) -> dict[str, Any]:
