@@ -332,11 +332,15 @@ def _delete(path: list) -> Callable[[dict], None]:
 
 
 REFUSALS = [
-    pytest.param(change_first_std_digit, ["checksum mismatch", "refit it (fit_state)"], id="tampered-std"),
+    pytest.param(
+        change_first_std_digit, ["checksum mismatch", "refit it (fit_state)"], id="tampered-std"
+    ),
     pytest.param(flip_checksum, ["checksum mismatch"], id="tampered-checksum"),
     pytest.param(lambda t: t[: len(t) // 2], ["not valid JSON"], id="truncated"),
     pytest.param(
-        edited(_set(["format_version"], 0)), ["version 0", "refit it (fit_state)"], id="old-version-0"
+        edited(_set(["format_version"], 0)),
+        ["version 0", "refit it (fit_state)"],
+        id="old-version-0",
     ),
     pytest.param(
         edited(_set(["format_version"], 2)),
