@@ -10,7 +10,7 @@ import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
-import churnctl.io.sources
+import churnctl.io.csv.reader
 from churnctl.cli import app
 from churnctl.errors import InputError
 from churnctl.io.sources import ReadOptions, SourceBatch, open_source
@@ -75,7 +75,7 @@ def test_a_field_longer_than_a_block_restarts_without_losing_or_repeating(
 def test_over_the_largest_block_is_a_clear_error(
     tmp_path: Path, rows: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(churnctl.io.sources, "MAX_BLOCK_SIZE", 1 << 15)
+    monkeypatch.setattr(churnctl.io.csv.reader, "MAX_BLOCK_SIZE", 1 << 15)
     data = [list(r) for r in rows]
     data[10][COLUMNS.index("Surname")] = "x" * 100_000
     path = tmp_path / "in.csv"

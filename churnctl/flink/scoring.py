@@ -135,10 +135,7 @@ class ScoreFiles:
         try:
             scored = TextTable(output_schema(scorer.kept_columns(source.columns)))
             rejects = TextTable(REJECTS_SCHEMA)
-            log = RejectLog(
-                rejects, source.name, reread=source.reread, options=self.reading.options,
-                index=source.index, width=len(source.columns),
-            )  # fmt: skip
+            log = RejectLog.for_source(rejects, source)
             for rows in score_batches(source, scorer, scored, log, held.read_path):
                 counts.rows_scored += rows
                 counts.rows_rejected = log.count
