@@ -12,8 +12,6 @@ number and ``text`` the row's needed values as CSV.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import stat
 import sys
@@ -33,13 +31,21 @@ from churnctl.features.input_policy import NOT_A_NUMBER
 from churnctl.io.csv.locate import RecordLocator
 from churnctl.io.csv.records import Checkpoint
 from churnctl.io.reading import BadLine, BatchSource, Rereading, SourceBatch
-from churnctl.io.sinks import STDOUT, CsvWriter, TableWriter, open_sink
+from churnctl.io.sinks import STDOUT, CsvWriter, TableWriter, csv_line, open_sink
 from churnctl.names import fit_name, name_max
 
 REJECTS_SCHEMA = pa.schema(
     [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
      ("reason", pa.string()), ("text", pa.string())]
 )  # fmt: skip
+
+
+def file_reject(source: str, reason: str) -> list[object]:
+    """A rejects record of a whole file (no line, column or text), in ``REJECTS_SCHEMA``'s
+    order: why the file was not read (to its end)."""
+    record: dict[str, object] = dict.fromkeys(REJECTS_SCHEMA.names)
+    record.update(source=source, reason=reason)
+    return list(record.values())
 
 
 EARLY_ROWS = 1_000  # a fraction limit is checked early only from this many rows read on
@@ -340,10 +346,7 @@ def _by_line(entry: Entry) -> tuple[bool, int]:
 
 
 def _row_as_csv(batch: pa.RecordBatch, row: int) -> str:
-    values = [batch.column(i)[row].as_py() for i in range(batch.num_columns)]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
-    return buffer.getvalue()
+    return csv_line([batch.column(i)[row].as_py() for i in range(batch.num_columns)])
 
 
 def check_limit(
