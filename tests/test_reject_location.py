@@ -10,6 +10,7 @@ import codecs
 import csv
 import gzip
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,10 @@ def located_rejects(
     """
     source = open_source(path, SCORER.required_columns, options)
     out = io.BytesIO()
-    log = RejectLog(
-        CsvWriter(out, REJECTS_SCHEMA), source.name, reread=source.reread, options=options,
-        index=(index or source.index) if indexed else None, width=len(source.columns),
-    )  # fmt: skip
+    rereading = source.rereading
+    assert rereading is not None
+    rereading = replace(rereading, index=(index or rereading.index) if indexed else None)
+    log = RejectLog(CsvWriter(out, REJECTS_SCHEMA), source.name, rereading=rereading)
     try:
         for part in source.batches:
             log.record_batch(part, SCORER.score(part.rows).rejects)

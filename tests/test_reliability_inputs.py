@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import churnctl.io.csv.header
 import churnctl.io.csv.records
-import churnctl.io.sources
 from churnctl.cli import app
 from churnctl.errors import SchemaError, UsageError
 from churnctl.features.columns import MAX_FIELD_CHARS, as_text
@@ -464,7 +464,7 @@ def test_a_header_longer_than_the_limit_is_named_as_such(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cut at the limit, the header used to end in a false duplicate or missing column."""
-    monkeypatch.setattr(churnctl.io.sources, "HEADER_LIMIT", 4096)
+    monkeypatch.setattr(churnctl.io.csv.header, "HEADER_LIMIT", 4096)
     extra = [f"c{i}" for i in range(20_000)]  # 128 KiB, past the limit and a read chunk
     path = tmp_path / "wide.csv"
     path.write_text(",".join([*extra, *COLUMNS]) + "\n" + ",".join(["1"] * 20_014) + "\n")

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import os
+import tempfile
+import threading
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
-import churnctl.io.sources
+import churnctl.io.csv.reader
 from churnctl.cli import app
 from churnctl.errors import InputError
 from churnctl.io.sources import ReadOptions, SourceBatch, open_source
-from churnctl.samples.generate import COLUMNS
+from churnctl.samples.generate import COLUMNS, generate_table
 
 REQUIRED = ["CustomerId", "Geography", "Age"]
 
@@ -75,7 +80,7 @@ def test_a_field_longer_than_a_block_restarts_without_losing_or_repeating(
 def test_over_the_largest_block_is_a_clear_error(
     tmp_path: Path, rows: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(churnctl.io.sources, "MAX_BLOCK_SIZE", 1 << 15)
+    monkeypatch.setattr(churnctl.io.csv.reader, "MAX_BLOCK_SIZE", 1 << 15)
     data = [list(r) for r in rows]
     data[10][COLUMNS.index("Surname")] = "x" * 100_000
     path = tmp_path / "in.csv"
@@ -147,3 +152,63 @@ def test_the_empty_final_batch_holds_trailing_malformed_lines(tmp_path: Path) ->
     assert sum(p.rows.num_rows for p in parts) == 0
     assert bad_texts(parts) == ["1,2,3"]
     assert all(isinstance(p.rows, pa.RecordBatch) for p in parts)
+
+
+# ------------------------------------------------------------------ reading again
+
+
+def _through_fifo(tmp_path: Path, content: bytes) -> tuple[Path, threading.Thread]:
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(content)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    return fifo, writer
+
+
+@pytest.mark.parametrize("kind", ["file", "gzip", "fifo", "gzip-fifo"])
+def test_a_csv_source_reads_its_bytes_again_and_a_stream_releases_its_spool(
+    tmp_path: Path, rows: list[list[str]], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the input, ``rereading`` gives its text again, whole, after the batches;
+    a stream's spool (its copy for that) lives as long as the source."""
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    content = csv_bytes(rows)
+    stored = gzip.compress(content) if "gzip" in kind else content
+    writer = None
+    if "fifo" in kind:
+        path, writer = _through_fifo(tmp_path, stored)
+    else:
+        path = tmp_path / ("in.csv.gz" if kind == "gzip" else "in.csv")
+        path.write_bytes(stored)
+    source = open_source(path, REQUIRED, ReadOptions(block_size=4096))
+    try:
+        assert sum(part.rows.num_rows for part in source.batches) == len(rows)
+        assert source.rereading is not None
+        with source.rereading.open() as again:
+            assert again.read() == content
+        assert source.rereading.width == len(COLUMNS)
+        assert source.rereading.index is not None and source.rereading.index.points()
+        assert len(list(spools.iterdir())) == ("fifo" in kind)
+    finally:
+        source.close()
+        if writer is not None:
+            writer.join(timeout=10)
+    assert list(spools.iterdir()) == []
+
+
+def test_a_parquet_source_has_no_bytes_to_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    pq.write_table(generate_table(50, seed=1), path)
+    source = open_source(path, REQUIRED)
+    try:
+        assert sum(part.rows.num_rows for part in source.batches) == 50
+        assert source.rereading is None
+    finally:
+        source.close()

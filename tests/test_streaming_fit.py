@@ -140,7 +140,7 @@ def old_fit_state(
     except PipelineSpecError as exc:  # the fit names the training file (issue 15, item 10)
         raise PipelineSpecError(f"{train}: {exc}") from None
     features.feature_names_ = features.compute_feature_names()
-    log = RejectLog(writer, source.name, reread=source.reread, options=options)
+    log = RejectLog.for_source(writer, source)
     fitted = features_of_frame(frame, np.empty((frame.n_rows, 0)))
     start = 0
     for part in parts:

@@ -193,10 +193,7 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
         _check_unshadowed(train, source.columns, fitting.pipeline)
         log = None
         if fitting.last_pass:
-            log = RejectLog(
-                passes.writer, source.name, reread=source.reread, options=options,
-                index=source.index, width=len(source.columns),
-            )  # fmt: skip
+            log = RejectLog.for_source(passes.writer, source)
         tally.start_pass()
         for part in source.batches:
             _fit_batch(passes, part, log, tally)
@@ -230,10 +227,7 @@ def _log_input_rejects(train: str, passes: _Passes) -> RejectLog:
     """Log the rows the input policy and the stages fitted so far reject: one more pass."""
     source = open_source(train, passes.fitting.pipeline.input_schema.columns, passes.options)
     try:
-        log = RejectLog(
-            passes.writer, source.name, reread=source.reread, options=passes.options,
-            index=source.index, width=len(source.columns),
-        )  # fmt: skip
+        log = RejectLog.for_source(passes.writer, source)
         fitting = passes.fitting
         fitted = [s for s, at in zip(fitting.pipeline.stages, fitting.levels, strict=True)
                   if at < fitting.pass_index]  # fmt: skip

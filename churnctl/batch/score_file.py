@@ -125,10 +125,7 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
                 rejects_sink as rejects_writer,
                 open_sink(request.output, schema, fmt, publication) as out,
             ):
-                log = RejectLog(
-                    rejects_writer, source.name, reread=source.reread,
-                    options=request.read_options, index=source.index, width=len(source.columns),
-                )  # fmt: skip
+                log = RejectLog.for_source(rejects_writer, source)
                 _score_batches(source, request, summary, log, out, on_progress)
     finally:
         if source is not None:

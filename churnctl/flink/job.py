@@ -37,7 +37,7 @@ from churnctl.flink.scoring import FILES_COLUMNS, OUTPUTS, FileReading, ScoreFil
 from churnctl.io.formats import DEFAULT_PATTERNS
 from churnctl.io.rejects import REJECTS_SCHEMA
 from churnctl.io.sources import ReadOptions, check_read_options
-from churnctl.scoring.scorer import Scorer, ScorerOptions, scorer_from
+from churnctl.scoring.scorer import Scorer, ScorerOptions, output_schema, scorer_from
 
 SCORED, REJECTS, FILES = OUTPUTS
 SCHEMA_FILE = "_schema.json"
@@ -254,7 +254,7 @@ def part_file_sink(folder: Path) -> Any:
 
 def output_columns(keep: tuple[str, ...]) -> dict[str, list[str]]:
     """The columns of each output's part files."""
-    return {SCORED: [*keep, "raw", "exited"], REJECTS: list(REJECTS_SCHEMA.names),
+    return {SCORED: output_schema(keep).names, REJECTS: REJECTS_SCHEMA.names,
             FILES: list(FILES_COLUMNS)}  # fmt: skip
 
 

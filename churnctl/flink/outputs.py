@@ -16,6 +16,8 @@ from pathlib import Path
 
 from churnctl.batch.score_file import RunSummary
 from churnctl.flink.scoring import CHANGED, FAILED, FILES, OUTPUTS, READ, FileCounts
+from churnctl.io.rejects import file_reject
+from churnctl.io.sinks import csv_text
 
 CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after they were read
 
@@ -89,6 +91,5 @@ def record_changes(out_dir: Path, changed: list[FileCounts]) -> Path | None:
     path = out_dir / OUTPUTS[1] / CHANGES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8", newline="") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(
-            [f.source, "", "", f.detail, ""] for f in changed)  # fmt: skip
+        handle.write(csv_text(file_reject(f.source, f.detail) for f in changed))
     return path

@@ -17,12 +17,11 @@ imports PyFlink.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,14 +30,13 @@ from churnctl.batch.score_file import score_batches
 from churnctl.errors import ChurnctlError
 from churnctl.io.completeness import Pending, Readiness, readiness
 from churnctl.io.held import HeldFile
-from churnctl.io.rejects import REJECTS_SCHEMA, RejectLog
-from churnctl.io.sinks import CsvWriter
+from churnctl.io.rejects import REJECTS_SCHEMA, RejectLog, file_reject
+from churnctl.io.sinks import CsvWriter, csv_line
 from churnctl.io.sources import Columns, ReadOptions, open_source
 from churnctl.scoring.scorer import Scorer, output_schema
 
 SCORED, REJECTS, FILES = "scored", "rejects", "files"
 OUTPUTS = (SCORED, REJECTS, FILES)
-FILES_COLUMNS = ("source", "bytes", "mtime_ns", "rows_scored", "rows_rejected", "status", "detail")
 READ, CHANGED, FAILED = "read", "changed", "failed"  # a files record's status
 WAIT_POLL = 0.1
 
@@ -89,9 +87,10 @@ class FileCounts:
     detail: str = ""
 
     def as_csv(self) -> str:
-        values = [self.source, self.bytes, self.mtime_ns, self.rows_scored, self.rows_rejected,
-                  self.status, self.detail]  # fmt: skip
-        return _csv_line(values)
+        return csv_line([getattr(self, name) for name in FILES_COLUMNS])
+
+
+FILES_COLUMNS = tuple(f.name for f in fields(FileCounts))  # a files record's columns
 
 
 class ScoreFiles:
@@ -108,7 +107,7 @@ class ScoreFiles:
         except (ChurnctlError, OSError) as exc:
             counts.status, counts.detail = FAILED, _reason(exc, counts)
         if counts.status != READ:
-            yield REJECTS, _csv_line([path, None, None, counts.detail, None])
+            yield REJECTS, csv_line(file_reject(path, counts.detail))
         yield FILES, counts.as_csv()
 
     def _score(self, path: Path, counts: FileCounts) -> Iterator[Chunk]:
@@ -135,10 +134,7 @@ class ScoreFiles:
         try:
             scored = TextTable(output_schema(scorer.kept_columns(source.columns)))
             rejects = TextTable(REJECTS_SCHEMA)
-            log = RejectLog(
-                rejects, source.name, reread=source.reread, options=self.reading.options,
-                index=source.index, width=len(source.columns),
-            )  # fmt: skip
+            log = RejectLog.for_source(rejects, source)
             for rows in score_batches(source, scorer, scored, log, held.read_path):
                 counts.rows_scored += rows
                 counts.rows_rejected = log.count
@@ -181,9 +177,3 @@ def _reason(exc: BaseException, counts: FileCounts) -> str:
     if done:
         return f"not read to its end after {done:,} rows: {what}"
     return f"not read: {what}"
-
-
-def _csv_line(values: list[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
-    return buffer.getvalue()

@@ -12,12 +12,10 @@ number and ``text`` the row's needed values as CSV.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,15 +29,23 @@ from churnctl.errors import Fix, TooManyRejectsError, UsageError
 from churnctl.features.columns import MAX_FIELD_CHARS
 from churnctl.features.input_policy import NOT_A_NUMBER
 from churnctl.io.csv.locate import RecordLocator
-from churnctl.io.csv.records import Checkpoint, RecordIndex
-from churnctl.io.sinks import STDOUT, CsvWriter, TableWriter, open_sink
-from churnctl.io.sources import BadLine, ReadOptions, SourceBatch
+from churnctl.io.csv.records import Checkpoint
+from churnctl.io.reading import BadLine, BatchSource, Rereading, SourceBatch
+from churnctl.io.sinks import STDOUT, CsvWriter, TableWriter, csv_line, open_sink
 from churnctl.names import fit_name, name_max
 
 REJECTS_SCHEMA = pa.schema(
     [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
      ("reason", pa.string()), ("text", pa.string())]
 )  # fmt: skip
+
+
+def file_reject(source: str, reason: str) -> list[object]:
+    """A rejects record of a whole file (no line, column or text), in ``REJECTS_SCHEMA``'s
+    order: why the file was not read (to its end)."""
+    record: dict[str, object] = dict.fromkeys(REJECTS_SCHEMA.names)
+    record.update(source=source, reason=reason)
+    return list(record.values())
 
 
 EARLY_ROWS = 1_000  # a fraction limit is checked early only from this many rows read on
@@ -206,23 +212,15 @@ class RejectLog:
     """Writes rejected rows with their location and original text, and counts them."""
 
     def __init__(
-        self,
-        writer: TableWriter,
-        source_name: str,
-        *,
-        reread: Callable[[], BinaryIO] | None = None,
-        options: ReadOptions | None = None,
-        index: RecordIndex | None = None,
-        width: int = 0,
+        self, writer: TableWriter, source_name: str, *, rereading: Rereading | None = None
     ) -> None:
-        """``reread`` opens the input's bytes again; ``index`` (with the header's ``width``)
-        lets the locating pass start at a noted record boundary instead of the start."""
+        """``rereading`` reads the input's bytes again to find each reject's line and text;
+        its ``index`` lets that pass start at a noted record boundary instead of the start.
+        Without it, a reject is located by its row number and its needed values as CSV."""
         self._writer = writer
         self._name = source_name
-        self._reread = reread
-        self._options = options or ReadOptions()
+        self._rereading = rereading
         self._locator: RecordLocator | None = None
-        self._index, self._width = index, width
         self._clean_until: int | None = None  # valid rows before the first malformed line
         self._done_bytes = 0  # read by locators given up for a later start
         self._valid_before = 0
@@ -230,6 +228,11 @@ class RejectLog:
         self.count = 0
         self.examples: list[str] = []
         self.decimal_commas = DecimalCommas()
+
+    @classmethod
+    def for_source(cls, writer: TableWriter, source: BatchSource) -> RejectLog:
+        """The log of ``source``'s rejects, located as the source can be read again."""
+        return cls(writer, source.name, rereading=source.rereading)
 
     @property
     def name(self) -> str:
@@ -270,7 +273,8 @@ class RejectLog:
 
     def _get_locator(self) -> RecordLocator | None:
         """The locator, started (again) at the last boundary it may start at."""
-        if self._reread is None:
+        again = self._rereading
+        if again is None:
             return None
         start = self._start()
         if self._locator is not None:
@@ -280,15 +284,16 @@ class RejectLog:
             self._done_bytes += self._locator.read_bytes
             self._locator.close()
         self._locator = RecordLocator(
-            self._reread(), delimiter=self._options.delimiter, encoding=self._options.encoding,
-            cap=MAX_FIELD_CHARS, start=start, width=self._width,
+            again.open(), delimiter=again.options.delimiter, encoding=again.options.encoding,
+            cap=MAX_FIELD_CHARS, start=start, width=again.width,
         )  # fmt: skip
         return self._locator
 
     def _start(self) -> Checkpoint | None:
         """The last noted boundary before the current batch and any malformed line."""
         limit = self._valid_before if self._clean_until is None else self._clean_until
-        point = self._index.before(limit + 1) if self._index is not None else None
+        index = self._rereading.index if self._rereading is not None else None
+        point = index.before(limit + 1) if index is not None else None
         return point if point is not None and point.records > 0 else None
 
     def _advance(self, n_valid: int, rows: list[int]) -> None:
@@ -341,10 +346,7 @@ def _by_line(entry: Entry) -> tuple[bool, int]:
 
 
 def _row_as_csv(batch: pa.RecordBatch, row: int) -> str:
-    values = [batch.column(i)[row].as_py() for i in range(batch.num_columns)]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
-    return buffer.getvalue()
+    return csv_line([batch.column(i)[row].as_py() for i in range(batch.num_columns)])
 
 
 def check_limit(

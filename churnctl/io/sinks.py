@@ -136,7 +136,7 @@ class CsvWriter:
     def __init__(self, handle: BinaryIO, schema: pa.Schema) -> None:
         self._handle = handle
         self._schema = schema
-        self._handle.write(_csv_rows([schema.names]))
+        self._handle.write(csv_text([schema.names]).encode("utf-8"))
 
     def write_table(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -147,7 +147,7 @@ class CsvWriter:
             return
         texts = [pc.cast(column, pa.string()).to_pylist() for column in table.columns]
         rows = zip(*([("" if v is None else v) for v in text] for text in texts), strict=True)
-        self._handle.write(_csv_rows(rows))
+        self._handle.write(csv_text(rows).encode("utf-8"))
 
     def close(self) -> None:
         self._handle.flush()
@@ -159,10 +159,21 @@ def _needs_quotes(column: pa.ChunkedArray) -> bool:
     return bool(pc.any(pc.match_substring_regex(column, r'[",\r\n]')).as_py())
 
 
-def _csv_rows(rows: Iterable[Sequence[str]]) -> bytes:
+def csv_text(rows: Iterable[Sequence[object]], *, end: str = "\n") -> str:
+    """Rows as CSV text, each line ended by ``end``: a value quoted only where needed (the
+    csv module's rule: a delimiter, a quote, or a character of ``end``), None an empty
+    field. The one spelling of rows as CSV here."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    csv.writer(buffer, lineterminator=end).writerows(rows)
+    return buffer.getvalue()
+
+
+def csv_line(values: Sequence[object]) -> str:
+    """One row as a CSV line without a line break (a reject's text, a ``files`` record).
+
+    As ``end`` is empty, a value holding a line break is not quoted for it.
+    """
+    return csv_text([values], end="")
 
 
 class JsonLinesWriter:
