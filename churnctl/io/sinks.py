@@ -160,12 +160,29 @@ def _needs_quotes(column: pa.ChunkedArray) -> bool:
 
 
 def csv_text(rows: Iterable[Sequence[object]], *, end: str = "\n") -> str:
-    """Rows as CSV text, each line ended by ``end``: a value quoted only where needed (the
-    csv module's rule: a delimiter, a quote, or a character of ``end``), None an empty
-    field. The one spelling of rows as CSV here."""
+    """Rows as CSV text, each line ended by ``end``: a value quoted only where needed (a
+    delimiter, a quote, a line break or a carriage return; with ``end`` empty, the csv
+    module's rule: no quotes for line breaks), None an empty field. The one spelling of
+    rows as CSV here."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=end).writerows(rows)
+    writer = csv.writer(buffer, lineterminator=end)
+    if not end:
+        writer.writerows(rows)
+        return buffer.getvalue()
+    for row in rows:
+        if any(isinstance(value, str) and "\r" in value for value in row):
+            buffer.write(_with_carriage_returns_quoted(row) + end)
+        else:
+            writer.writerow(row)
     return buffer.getvalue()
+
+
+def _with_carriage_returns_quoted(row: Sequence[object]) -> str:
+    """A row holding a lone ``\r``, quoted for it (Python 3.11's csv quotes only the
+    characters of its line terminator): written with ``\r\n``, which is cut off."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(row)
+    return buffer.getvalue()[:-2]
 
 
 def csv_line(values: Sequence[object]) -> str:
