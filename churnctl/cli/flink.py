@@ -1,7 +1,7 @@
 """``flink-submit``: the scoring job on embedded Flink or a Flink session cluster.
 
 The Flink modules and the scorer are imported inside the command, not to slow ``--help``.
-What the run tells as it goes (``flink_events``) is printed on stderr, one line each.
+What the run tells as it goes (``flink.events``) is printed on stderr, one line each.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Flink does what an engine is for: it lists the input (once, or every
 ``monitor_interval`` when streaming; which files it has read is part of its
 checkpoints), spreads the files over the workers, and commits the outputs
 exactly once (at each checkpoint when streaming). churnctl does the rest, in
-one Python function per file (``flink_scoring.ScoreFiles``): it reads the file
+one Python function per file (``flink.scoring.ScoreFiles``): it reads the file
 by its own header with its own reader and scores it as ``score`` does. So a job
 scores the same rows as ``score``, rejects the same ones with the same lines and
 reasons, and spells every value the same way.

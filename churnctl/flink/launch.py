@@ -1,6 +1,6 @@
 """Run a command as the leader of a process group that dies with the process that started it.
 
-``python -m churnctl.flink.launch PARENT_PID COMMAND...`` is started by ``flink_process``
+``python -m churnctl.flink.launch PARENT_PID COMMAND...`` is started by ``flink.process``
 in a session of its own; COMMAND (``python job.py``, ``flink run``) and all it starts
 (a JVM, Python workers) share its process group. A parent-death signal (Linux
 ``prctl(PR_SET_PDEATHSIG)``) turns the death of PARENT_PID, even by SIGKILL, into a

@@ -1,7 +1,7 @@
 """What a Flink job's outputs say: the counts of its ``files/`` records, and the input
 files that changed after the job read them.
 
-Each input file the job reads gives one ``files/`` record (``flink_scoring``): its
+Each input file the job reads gives one ``files/`` record (``flink.scoring``): its
 size and mtime as read, its rows scored and rejected, its status. The counts of a
 run are those records' sums: records, counted by churnctl's own reader, not lines.
 Only finished part files count (Flink keeps in-progress ones hidden).

@@ -1,6 +1,6 @@
 """The job's process: its own group, dying with this process, its output watched as it comes.
 
-``run_logged`` starts a command through ``flink_launch`` (a process group of its own
+``run_logged`` starts a command through ``flink.launch`` (a process group of its own
 in a session of its own, ended as a whole when this process dies, even by SIGKILL),
 appends its output to a log as it comes, hands each line to ``on_line`` and calls
 ``on_tick`` every ``every`` seconds. Whatever ends the wait early (SIGINT, SIGTERM,

@@ -2,11 +2,11 @@
 
 Everything that can refuse a run is checked before anything is written or started
 (``preflight``: the folders' layout, Java, the cluster's REST endpoint). The job is
-written as a file (``flink_render``) and run as a process group of its own that
-dies with this process (``flink_process``): ``PYTHON job.py`` for embedded Flink,
+written as a file (``flink.render``) and run as a process group of its own that
+dies with this process (``flink.process``): ``PYTHON job.py`` for embedded Flink,
 ``flink run -m HOST:PORT -py job.py`` (the ``flink`` script shipped in the
 apache-flink package) for a cluster. Its whole log goes to a file as it comes;
-the run tells what happens through a callback (``flink_events``); a failure is
+the run tells what happens through a callback (``flink.events``); a failure is
 reported as its root cause in a line. A bounded job writes into a staging folder
 first: its outputs are published (renamed into OUT_DIR) only when the reject
 limit holds. The counts are read from the job's own output files.
@@ -203,7 +203,7 @@ def submit(
     """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``.
 
     ``home``: what ``preflight`` gave for this request (checked here otherwise).
-    ``on_event`` hears what happens as it happens (``flink_events``).
+    ``on_event`` hears what happens as it happens (``flink.events``).
     """
     spec, tell = request.spec, on_event or _ignore
     home = home or preflight(spec.input, spec.out_dir, request.jobmanager, request.from_savepoint)
