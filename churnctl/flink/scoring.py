@@ -155,7 +155,8 @@ def _chunks(scored: TextTable, rejects: TextTable) -> Iterator[Chunk]:
 
 def wait_until_quiet(path: Path, settle: float, max_wait: float) -> Readiness:
     """Wait (at most ``max_wait`` s) until ``path`` held still for ``settle`` s and ends as a
-    complete file does (``io.completeness.readiness``); a file quiet by its mtime is ready at once."""
+    complete file does (``io.completeness.readiness``); a file quiet by its mtime is ready at
+    once."""
     pending, deadline = Pending(), time.monotonic() + max_wait
     while True:
         stat = os.stat(path, follow_symlinks=False)
