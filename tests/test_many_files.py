@@ -201,8 +201,8 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
     assert files_of(watched) == written
     for summary in (serial, mixed, parallel):
         assert not summary.failed
-        assert (summary.rows_read, summary.rows_rejected) == (READ, REJECTED)
-        assert summary.rows_scored == sum(r.summary.rows_scored for r in summary.results
+        assert (summary.rows.read, summary.rows.rejected) == (READ, REJECTED)
+        assert summary.rows.scored == sum(r.summary.rows.scored for r in summary.results
                                           if r.summary)  # fmt: skip
         assert [r.input for r in summary.results] == inputs_of(in_dir)
 
@@ -236,7 +236,7 @@ def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
     monkeypatch.setattr(tempfile, "tempdir", str(long))
     monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
     summary = into_folder(in_dir, tmp_path / "out", scorer, workers=2)
-    assert not summary.failed and summary.rows_read == READ
+    assert not summary.failed and summary.rows.read == READ
     assert os.getpid() not in {r.process for r in summary.results}
 
 
@@ -251,7 +251,7 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
         request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(output),
                                max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
         summary = score_files(request)
-        assert (summary.rows_read, summary.rows_rejected, summary.failed) == (READ, REJECTED, [])
+        assert (summary.rows.read, summary.rows.rejected, summary.failed) == (READ, REJECTED, [])
         beside = "all.rejects.csv" if suffix == "csv" else f"all.{suffix}.rejects.csv"
         assert summary.rejects == rejects_path(str(output)) == str(output.with_name(beside))
         assert (os.getpid() in {r.process for r in summary.results}) == (workers == 1)
@@ -312,7 +312,7 @@ def test_a_bad_file_fails_alone(
     assert isinstance(failed["b-no-age.csv"], SchemaError)
     assert isinstance(failed["c-rejects.csv"], TooManyRejectsError)
     assert failed["c-rejects.csv"].fix is not None  # the remedy came back from the worker
-    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (80, 80, 0)
+    assert (summary.rows.read, summary.rows.scored, summary.rows.rejected) == (80, 80, 0)
     written = sorted(p.name for p in out.iterdir())
     assert len(written) == 4 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
     message = summary.failed[0].message()
@@ -323,7 +323,7 @@ def test_a_bad_file_fails_alone(
     request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer,
                            output=str(joined), workers=1)  # fmt: skip
     summary = score_files(request)
-    assert len(summary.failed) == 2 and summary.rows_scored == 80
+    assert len(summary.failed) == 2 and summary.rows.scored == 80
     assert sum(1 for _ in joined.open()) == 1 + 80
 
 

@@ -64,7 +64,8 @@ from churnctl.atomic import (
     probe_writable,
     publishing,
 )
-from churnctl.batch.score_file import RowRates, RunSummary, ScoreRequest, score_file
+from churnctl.batch.counts import RowCounts
+from churnctl.batch.score_file import RunSummary, ScoreRequest, score_file
 from churnctl.errors import ChurnctlError, InputError, OutputError, UsageError
 from churnctl.io.formats import split_input_suffix
 from churnctl.io.naming import derived_names
@@ -133,7 +134,7 @@ class FileResult:
 
 
 @dataclass
-class FilesSummary(RowRates):
+class FilesSummary:
     """What one run did: each input's result in input order, the time, the processes."""
 
     results: list[FileResult]
@@ -148,12 +149,9 @@ class FilesSummary(RowRates):
         return [r for r in self.results if r.failed]
 
     @property
-    def rows_scored(self) -> int:
-        return sum(r.summary.rows_scored for r in self.results if r.summary)
-
-    @property
-    def rows_rejected(self) -> int:
-        return sum(r.summary.rows_rejected for r in self.results if r.summary)
+    def rows(self) -> RowCounts:
+        """The sum of the scored inputs' counts (a failed input counts none)."""
+        return sum((r.summary.rows for r in self.results if r.summary), RowCounts())
 
 
 def score_files(request: FilesRequest, on_file: FileDone | None = None) -> FilesSummary:

@@ -303,9 +303,9 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     failed = f" ({len(result.failed)} failed)" if result.failed else ""
     files = f"{len(result.files):,} file(s){failed}"
     stderr.print(
-        f"{files}: read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
-        f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s "
-        f"({result.rows_per_second:,.0f} rows/s) → {result.out_dir / SCORED}; "
+        f"{files}: read {result.rows.read:,} rows: {result.rows.scored:,} scored, "
+        f"{result.rows.rejected:,} rejected in {result.seconds:.2f} s "
+        f"({result.rows.per_second(result.seconds):,.0f} rows/s) → {result.out_dir / SCORED}; "
         f"rejects → {result.out_dir / REJECTS}; {pair}",
         markup=False, soft_wrap=True,
     )  # fmt: skip

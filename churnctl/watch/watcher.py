@@ -38,6 +38,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from churnctl.atomic import probe_writable
+from churnctl.batch.counts import RowCounts
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import ChurnctlError, Fix, OutputError, UsageError
 from churnctl.faults import checkpoint
@@ -67,7 +68,6 @@ from churnctl.watch.disposal import (
     quarantine,
 )  # fmt: skip
 from churnctl.watch.manifest import (
-    Counts,
     Entry,
     Manifest,
     ManifestError,
@@ -98,7 +98,7 @@ class WatchEvent:
     input: str
     output: str | None = None
     rejects: str | None = None
-    counts: Counts | None = None
+    counts: RowCounts | None = None
     latency_ms: float | None = None
     message: str = ""
     at: float = field(default_factory=time.time)
@@ -111,7 +111,7 @@ class WatchReport:
 
     scored: int = 0
     failed: int = 0
-    rows: Counts = field(default_factory=lambda: Counts(0, 0, 0))
+    rows: RowCounts = field(default_factory=RowCounts)
     left: list[str] = field(default_factory=list)
 
 
@@ -374,13 +374,12 @@ class Watcher:
         if not held.read_intact():
             self._discard(claim, output, rejects)
             return
-        counts = Counts(summary.rows_read, summary.rows_scored, summary.rows_rejected)
+        counts = summary.rows
         latency = (time.monotonic() - pending.seen_at) * 1000
         manifest.done(claim.name, claim.sha256, counts, latency)
         checkpoint("after-commit")
         self.report.scored += 1
-        for total, value in zip(("read", "scored", "rejected"), vars(counts).values(), strict=True):
-            setattr(self.report.rows, total, getattr(self.report.rows, total) + value)
+        self.report.rows += counts
         self.on_event(WatchEvent("scored", claim.name, str(output), str(rejects), counts, latency))
         self._dispose(held, claim.sha256)
 
@@ -610,7 +609,7 @@ def remove_temporaries(out_dir: Path) -> int:
     return removed
 
 
-def published_counts(output: Path, rejects: Path) -> Counts:
+def published_counts(output: Path, rejects: Path) -> RowCounts:
     """The row counts of a published output and rejects file, read back from them."""
     fmt = output_format(str(output), None)
     if fmt == "parquet":
@@ -621,7 +620,7 @@ def published_counts(output: Path, rejects: Path) -> Counts:
     else:
         scored = _csv_rows(output)
     rejected = _csv_rows(rejects)
-    return Counts(scored + rejected, scored, rejected)
+    return RowCounts.of(scored, rejected)
 
 
 def _csv_rows(path: Path) -> int:
