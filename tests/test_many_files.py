@@ -28,7 +28,7 @@ from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
 from churnctl.atomic import file_sha256
-from churnctl.batch import score_files as parallel_scoring
+from churnctl.batch import join, pool
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
 from churnctl.cli import app
@@ -183,7 +183,7 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
 ) -> None:
     serial = into_folder(in_dir, tmp_path / "serial", scorer, workers=1)
     mixed = into_folder(in_dir, tmp_path / "mixed", scorer, workers=2)
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)
     parallel = into_folder(in_dir, tmp_path / "parallel", scorer, workers=3)
     assert (serial.workers, mixed.workers, parallel.workers) == (1, 2, 3)
     assert {r.process for r in serial.results} == {os.getpid()}
@@ -218,7 +218,7 @@ def test_a_failure_while_closing_one_output_leaves_nothing_behind(
     def close(self: object) -> None:
         raise failure
 
-    monkeypatch.setattr(parallel_scoring._Appender, "close", close)
+    monkeypatch.setattr(join.Appender, "close", close)
     out = tmp_path / "out"
     request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(out / "all.csv"),
                            max_rejects=NO_LIMIT, workers=1)  # fmt: skip
@@ -234,7 +234,7 @@ def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
     long = tmp_path / ("t" * (110 - len(str(tmp_path))))
     long.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(long))
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)
     summary = into_folder(in_dir, tmp_path / "out", scorer, workers=2)
     assert not summary.failed and summary.rows.read == READ
     assert os.getpid() not in {r.process for r in summary.results}
@@ -244,7 +244,7 @@ def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
 def test_one_output_is_the_inputs_in_order_whatever_the_workers(
     in_dir: Path, scorer: Scorer, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)  # the pool scores every file
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)  # the pool scores every file
     outputs = {}
     for workers in (1, 2):
         output = tmp_path / f"w{workers}" / f"all.{suffix}"
@@ -303,7 +303,7 @@ def test_a_bad_file_fails_alone(
 ) -> None:
     folder = bad_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)  # errors come from the pool
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)  # errors come from the pool
     request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer, out_dir=out,
                            workers=2)  # fmt: skip
     summary = score_files(request)
