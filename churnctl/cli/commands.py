@@ -55,6 +55,7 @@ from churnctl.cli.report import (
     pair_warning,
     print_demo_note,
     report_tables,
+    rows_text,
 )
 from churnctl.defaults import MAX_FILES
 from churnctl.errors import FilesFailedError, UsageError
@@ -305,12 +306,10 @@ def _summary_line(
 ) -> None:
     from churnctl.scoring.binding import PairStatus
 
-    skipped, rows = scorer.check.status is PairStatus.SKIPPED, summary.rows
+    skipped = scorer.check.status is PairStatus.SKIPPED
     print_demo_note(scorer.model_name, scorer.state.source)
     stderr.print(
-        f"{prefix}read {rows.read:,} rows: {rows.scored:,} scored, "
-        f"{rows.rejected:,} rejected in {summary.seconds:.2f} s "
-        f"({rows.per_second(summary.seconds):,.0f} rows/s) → {where}; {pair_label(scorer)}"
+        f"{prefix}{rows_text(summary.rows, summary.seconds)} → {where}; {pair_label(scorer)}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
         markup=False,
     )
