@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import operator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -38,3 +40,28 @@ def test_counts_are_frozen_and_add_only_counts() -> None:
     with pytest.raises(TypeError):
         counts + 1  # type: ignore[operator]
     assert (counts.per_second(2.0), counts.per_second(0.0)) == (2.5, 0.0)
+
+
+# Records of a file format, not counts of a run: a manifest row (its SQL columns) and a
+# Flink ``files/`` record (its CSV columns).
+RECORDS = {("watch/manifest.py", "Entry"), ("flink/scoring.py", "FileCounts")}
+
+
+def test_no_other_class_counts_rows_its_own_way() -> None:
+    """Row counts have one owner: no class grows its own rows_read / rows_scored again."""
+    package = Path(__file__).resolve().parents[1] / "churnctl"
+    own_ways = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            names = {
+                n.target.id
+                for n in node.body
+                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+            }
+            names |= {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            where = (path.relative_to(package).as_posix(), node.name)
+            if names & {"rows_read", "rows_scored", "rows_rejected"} and where not in RECORDS:
+                own_ways.append(where)
+    assert own_ways == []
