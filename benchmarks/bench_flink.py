@@ -281,7 +281,7 @@ def check_outputs(key: str, inputs: Inputs, out_dir: Path, timing: Timing) -> st
         timing.scored = records_digest(scored, header=True)[0]
     else:
         counts = count_outputs(out_dir)
-        timing.scored, timing.rejected = counts.rows_scored, counts.rows_rejected
+        timing.scored, timing.rejected = counts.rows.scored, counts.rows.rejected
         if len(counts.files) != files or counts.failed:
             return (f"{len(counts.files)} files/ records ({len(counts.failed)} not read whole) "
                     f"for {files} input file(s)")  # fmt: skip

@@ -372,10 +372,10 @@ def test_arbitrary_csv_counts_always_add_up(tmp_path_factory, document) -> None:
     lines = io.StringIO(document, newline="")  # the reference reader: csv, runaways cut
     splits = split_records(lines, delimiter=",", cap=MAX_FIELD_CHARS)
     records = [s.fields for s in splits if s.fields or s.runaway][1:]
-    scored = pacsv.read_csv(directory / "out.csv").num_rows if summary.rows_scored else 0
+    scored = pacsv.read_csv(directory / "out.csv").num_rows if summary.rows.scored else 0
     rejects = read_csv_rows(directory / "out.rejects.csv")
-    assert summary.rows_read == len(records) == scored + len(rejects)
-    assert summary.rows_rejected == len(rejects)
+    assert summary.rows.read == len(records) == scored + len(rejects)
+    assert summary.rows.rejected == len(rejects)
 
 
 def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_path) -> None:

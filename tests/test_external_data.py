@@ -25,7 +25,7 @@ from onnx_factories import OnnxFixture, logistic_n1
 from test_cli import assert_clean_error, run
 
 from churnctl import ChurnModel, Scorer
-from churnctl.batch import score_files as parallel_scoring
+from churnctl.batch import pool
 from churnctl.errors import ModelError
 from churnctl.samples.bundled import SAMPLE, STATE, bundled
 from churnctl.scoring.model import read_model_file
@@ -87,7 +87,7 @@ def test_score_bind_and_workers_from_another_folder(
 ) -> None:
     """score, score --workers 2 and bind, each given the model by a path from another folder."""
     model, _ = layout
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)  # the pool worker scores
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)  # the pool worker scores
     parts = [tmp_path / "a.csv", tmp_path / "b.csv"]
     table = pacsv.read_csv(bundled(SAMPLE)).slice(0, 200)
     for i, part in enumerate(parts):

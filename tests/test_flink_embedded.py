@@ -335,7 +335,7 @@ def test_batch_summary_counts_records(batch: BatchRuns, scored_by_score: Path) -
         summary)  # fmt: skip
     assert "Traceback" not in batch.run.stderr and batch.run.stdout == ""
     counts = count_outputs(batch.out)
-    assert (counts.rows_scored, counts.rows_rejected) == (scored, rejected)
+    assert (counts.rows.scored, counts.rows.rejected) == (scored, rejected)
     assert sorted(Path(f.source).name for f in counts.files) == [
         "a.csv",
         "b.csv",
@@ -464,7 +464,7 @@ def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None
     [failed] = counts.failed
     assert Path(failed.source).name == "e.csv" and "missing required column(s) Age" in (
         failed.detail)  # fmt: skip
-    assert counts.rows_scored == len(expected) and counts.rows_rejected == 0
+    assert counts.rows.scored == len(expected) and counts.rows.rejected == 0
 
 
 # ------------------------------------------------------------------ the process group (item 7)

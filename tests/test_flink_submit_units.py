@@ -77,7 +77,7 @@ def test_counts_come_from_the_committed_files_records(tmp_path: Path) -> None:
     )
     (tmp_path / "files" / ".part-b-0.csv.inprogress.x").write_text("/in/e.csv,1,1,3,0,read,\n")
     counts = count_outputs(tmp_path)
-    assert (counts.rows_scored, counts.rows_rejected, counts.rows_read) == (9, 1, 10)
+    assert (counts.rows.scored, counts.rows.rejected, counts.rows.read) == (9, 1, 10)
     assert [f.source for f in counts.failed] == ["/in/b.csv"]
     assert counts.files[2].source == "/in/c,\nd.csv"
 

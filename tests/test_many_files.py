@@ -28,7 +28,7 @@ from csv_rows import csv_bytes, text_rows
 from typer.testing import CliRunner
 
 from churnctl.atomic import file_sha256
-from churnctl.batch import score_files as parallel_scoring
+from churnctl.batch import join, pool
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
 from churnctl.cli import app
@@ -183,7 +183,7 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
 ) -> None:
     serial = into_folder(in_dir, tmp_path / "serial", scorer, workers=1)
     mixed = into_folder(in_dir, tmp_path / "mixed", scorer, workers=2)
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)
     parallel = into_folder(in_dir, tmp_path / "parallel", scorer, workers=3)
     assert (serial.workers, mixed.workers, parallel.workers) == (1, 2, 3)
     assert {r.process for r in serial.results} == {os.getpid()}
@@ -201,8 +201,8 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
     assert files_of(watched) == written
     for summary in (serial, mixed, parallel):
         assert not summary.failed
-        assert (summary.rows_read, summary.rows_rejected) == (READ, REJECTED)
-        assert summary.rows_scored == sum(r.summary.rows_scored for r in summary.results
+        assert (summary.rows.read, summary.rows.rejected) == (READ, REJECTED)
+        assert summary.rows.scored == sum(r.summary.rows.scored for r in summary.results
                                           if r.summary)  # fmt: skip
         assert [r.input for r in summary.results] == inputs_of(in_dir)
 
@@ -218,7 +218,7 @@ def test_a_failure_while_closing_one_output_leaves_nothing_behind(
     def close(self: object) -> None:
         raise failure
 
-    monkeypatch.setattr(parallel_scoring._Appender, "close", close)
+    monkeypatch.setattr(join.Appender, "close", close)
     out = tmp_path / "out"
     request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(out / "all.csv"),
                            max_rejects=NO_LIMIT, workers=1)  # fmt: skip
@@ -234,9 +234,9 @@ def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
     long = tmp_path / ("t" * (110 - len(str(tmp_path))))
     long.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(long))
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)
     summary = into_folder(in_dir, tmp_path / "out", scorer, workers=2)
-    assert not summary.failed and summary.rows_read == READ
+    assert not summary.failed and summary.rows.read == READ
     assert os.getpid() not in {r.process for r in summary.results}
 
 
@@ -244,14 +244,14 @@ def test_workers_start_under_a_temporary_folder_too_long_for_a_socket(
 def test_one_output_is_the_inputs_in_order_whatever_the_workers(
     in_dir: Path, scorer: Scorer, tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)  # the pool scores every file
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)  # the pool scores every file
     outputs = {}
     for workers in (1, 2):
         output = tmp_path / f"w{workers}" / f"all.{suffix}"
         request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(output),
                                max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
         summary = score_files(request)
-        assert (summary.rows_read, summary.rows_rejected, summary.failed) == (READ, REJECTED, [])
+        assert (summary.rows.read, summary.rows.rejected, summary.failed) == (READ, REJECTED, [])
         beside = "all.rejects.csv" if suffix == "csv" else f"all.{suffix}.rejects.csv"
         assert summary.rejects == rejects_path(str(output)) == str(output.with_name(beside))
         assert (os.getpid() in {r.process for r in summary.results}) == (workers == 1)
@@ -303,7 +303,7 @@ def test_a_bad_file_fails_alone(
 ) -> None:
     folder = bad_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    monkeypatch.setattr(parallel_scoring, "MAIN_SCORES", False)  # errors come from the pool
+    monkeypatch.setattr(pool, "MAIN_SCORES", False)  # errors come from the pool
     request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer, out_dir=out,
                            workers=2)  # fmt: skip
     summary = score_files(request)
@@ -312,7 +312,7 @@ def test_a_bad_file_fails_alone(
     assert isinstance(failed["b-no-age.csv"], SchemaError)
     assert isinstance(failed["c-rejects.csv"], TooManyRejectsError)
     assert failed["c-rejects.csv"].fix is not None  # the remedy came back from the worker
-    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (80, 80, 0)
+    assert (summary.rows.read, summary.rows.scored, summary.rows.rejected) == (80, 80, 0)
     written = sorted(p.name for p in out.iterdir())
     assert len(written) == 4 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
     message = summary.failed[0].message()
@@ -323,7 +323,7 @@ def test_a_bad_file_fails_alone(
     request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer,
                            output=str(joined), workers=1)  # fmt: skip
     summary = score_files(request)
-    assert len(summary.failed) == 2 and summary.rows_scored == 80
+    assert len(summary.failed) == 2 and summary.rows.scored == 80
     assert sum(1 for _ in joined.open()) == 1 + 80
 
 

@@ -65,8 +65,8 @@ def test_scoring_reports_the_share_of_the_file_read(
         scorer=Scorer(bundled(STATE), bundled(MODEL)), read_options=ReadOptions(block_size=65_536),
     )  # fmt: skip
     summary = score_file(request, on_progress=reports.append)
-    assert_climbs_to_the_end(reports, summary.rows_read)
-    assert summary.rows_read == (240_000 if kind == "parquet" else 20_000)
+    assert_climbs_to_the_end(reports, summary.rows.read)
+    assert summary.rows.read == (240_000 if kind == "parquet" else 20_000)
     assert {(r.pass_number, r.passes) for r in reports} == {(1, 1)}
 
 
@@ -83,7 +83,7 @@ def test_a_stream_reports_rows_only(inputs: dict[str, Path], tmp_path: Path) -> 
         os.close(read)
         writer.wait(timeout=60)
     assert {r.fraction for r in reports} == {None}
-    assert reports[-1].rows == summary.rows_read == 20_000
+    assert reports[-1].rows == summary.rows.read == 20_000
 
 
 def test_fit_reports_each_pass_from_start_to_end(inputs: dict[str, Path]) -> None:

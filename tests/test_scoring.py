@@ -159,8 +159,8 @@ def _score(
     summary = score_file(request)
     rejects = Path(summary.rejects or "")
     assert rejects == out.with_name(out.name.split(".")[0] + ".rejects.csv")
-    assert summary.rows_read == summary.rows_scored + summary.rows_rejected
-    return summary.rows_scored, summary.rows_rejected, out.read_bytes(), rejects.read_bytes()
+    assert summary.rows.read == summary.rows.scored + summary.rows.rejected
+    return summary.rows.scored, summary.rows.rejected, out.read_bytes(), rejects.read_bytes()
 
 
 def _read_rejects(data: bytes) -> pa.Table:
@@ -463,7 +463,7 @@ def test_score_file_values_equal_scorer_score(
     out = tmp_path / "scored.parquet"
     request = ScoreRequest(input=str(bundled(SAMPLE)), output=str(out), scorer=Scorer(state, model))
     summary = score_file(request)
-    assert (summary.rows_scored, summary.rows_rejected, summary.rows_read) == (10_000, 0, 10_000)
+    assert (summary.rows.scored, summary.rows.rejected, summary.rows.read) == (10_000, 0, 10_000)
     assert pq.read_table(out).equals(score_batch(state, model, sample).scored)
 
 
@@ -525,4 +525,4 @@ def test_progress_reports_growing_row_counts_ending_at_rows_read(tmp_path: Path)
     summary = score_file(request, on_progress=reports.append)
     seen = [report.rows for report in reports]
     assert len(seen) > 1 and seen == sorted(seen)
-    assert seen[-1] == summary.rows_read == 3000
+    assert seen[-1] == summary.rows.read == 3000

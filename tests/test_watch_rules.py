@@ -430,8 +430,8 @@ def test_an_output_error_of_one_file_is_retried_then_quarantined(
     in_dir.mkdir()
     for seed, name in enumerate(("bad.csv", "good.csv")):
         (in_dir / name).write_bytes(messy_csv(seed))
-    monkeypatch.setattr("churnctl.watch.watcher.score_file", _failing_output("bad.csv"))
-    monkeypatch.setattr("churnctl.watch.watcher.RETRY_DELAY", 0.01)
+    monkeypatch.setattr("churnctl.watch.intake.score_file", _failing_output("bad.csv"))
+    monkeypatch.setattr("churnctl.watch.intake.RETRY_DELAY", 0.01)
     report = run_once(in_dir, out_dir, scorer, max_attempts=2).report
     assert (report.scored, report.failed) == (1, 1)
     record = json.loads((in_dir / ".failed" / "bad.csv.error.json").read_text())
@@ -448,8 +448,8 @@ def test_an_output_folder_that_cannot_be_written_stops_the_watcher(
     def full(folder: Path) -> None:
         raise OutputError(f"{folder}: cannot write here (No space left on device)")
 
-    monkeypatch.setattr("churnctl.watch.watcher.score_file", _failing_output("a.csv"))
-    monkeypatch.setattr("churnctl.watch.watcher.probe_writable", full)
+    monkeypatch.setattr("churnctl.watch.intake.score_file", _failing_output("a.csv"))
+    monkeypatch.setattr("churnctl.watch.intake.probe_writable", full)
     with pytest.raises(OutputError, match="No space left"):
         run_once(in_dir, out_dir, scorer)
     assert (in_dir / "a.csv").exists() and not (in_dir / ".failed").exists()

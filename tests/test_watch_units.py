@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from churnctl.atomic import file_sha256
+from churnctl.batch.counts import RowCounts
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import UsageError
 from churnctl.faults import FAULT_ENV
@@ -33,7 +34,7 @@ from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.scoring.scorer import Scorer
 from churnctl.watch.arrivals import Events  # fmt: skip
 from churnctl.watch.disposal import Refusal, dispose, dispose_marker, move_aside, quarantine
-from churnctl.watch.manifest import Counts, Entry, ManifestError, open_manifest, read_manifest
+from churnctl.watch.manifest import Entry, ManifestError, open_manifest, read_manifest
 from churnctl.watch.watcher import Watcher, WatchSettings, published_counts
 from tests.csv_rows import csv_bytes, text_rows
 
@@ -56,7 +57,7 @@ def test_a_claim_counts_attempts_and_done_records_counts(tmp_path: Path) -> None
     with open_manifest(tmp_path) as manifest:
         assert manifest.claim(entry()) == 1
         assert manifest.claim(entry()) == 2
-        manifest.done("a.csv", "ab" * 32, Counts(5, 4, 1), 12.5)
+        manifest.done("a.csv", "ab" * 32, RowCounts(5, 4, 1), 12.5)
         row = manifest.lookup("a.csv", "ab" * 32)
         assert row is not None
         assert (row.state, row.rows_read, row.rows_rejected, row.attempts) == ("done", 5, 1, 2)
@@ -113,7 +114,7 @@ def test_pruning_keeps_claimed_rows_and_present_inputs(tmp_path: Path) -> None:
         for name in ("gone.csv", "here.csv", "busy.csv"):
             manifest.claim(entry(name))
         for name in ("gone.csv", "here.csv"):
-            manifest.done(name, "ab" * 32, Counts(1, 1, 0), None)
+            manifest.done(name, "ab" * 32, RowCounts(1, 1, 0), None)
         assert manifest.done_names().keys() == {"gone.csv", "here.csv"}
         assert manifest.forget_done(["gone.csv"]) == 1
         assert manifest.prune_older(0) == 1  # here.csv finished before now
@@ -313,7 +314,7 @@ def test_batch_equals_stream(tmp_path: Path, scorer: Scorer) -> None:
                                 rejects=str(batch / rejects), max_rejects=NO_LIMIT))  # fmt: skip
         for name in (output, rejects):
             assert (out_dir / name).read_bytes() == (batch / name).read_bytes()
-        assert published_counts(out_dir / output, out_dir / rejects) == Counts(41, 38, 3)
+        assert published_counts(out_dir / output, out_dir / rejects) == RowCounts(41, 38, 3)
 
 
 def test_a_second_run_scores_nothing_again(tmp_path: Path, scorer: Scorer) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from churnctl.arguments import PATH, PATH_TYPES, check_optional, check_path, check_type
 from churnctl.atomic import check_distinct, publishing
+from churnctl.batch.counts import RowCounts
 from churnctl.faults import checkpoint
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
@@ -68,28 +69,11 @@ class ScoreRequest:
         check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
 
 
-class RowRates:
-    """Rows read and rows/s of a run's ``rows_scored``, ``rows_rejected`` and ``seconds``."""
-
-    rows_scored: int
-    rows_rejected: int
-    seconds: float
-
-    @property
-    def rows_read(self) -> int:
-        return self.rows_scored + self.rows_rejected
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
-
-
 @dataclass
-class RunSummary(RowRates):
-    """Counts and timing of one run; ``rows_read == rows_scored + rows_rejected``."""
+class RunSummary:
+    """Counts and timing of one run, and where its output and rejects went."""
 
-    rows_scored: int = 0
-    rows_rejected: int = 0
+    rows: RowCounts = field(default_factory=RowCounts)
     seconds: float = 0.0
     output: str = STDOUT
     rejects: str | None = None
@@ -148,11 +132,11 @@ def _score_batches(
         checkpoint("batch-scored")
         if on_progress is not None:
             share = source.read_share
-            fraction = share(summary.rows_read) if share is not None else None
-            on_progress(Progress(summary.rows_read, fraction))
+            fraction = share(summary.rows.read) if share is not None else None
+            on_progress(Progress(summary.rows.read, fraction))
     _count(summary, 0, log, request, final=True)
     if on_progress is not None:
-        on_progress(Progress(summary.rows_read, 1.0 if source.read_share is not None else None))
+        on_progress(Progress(summary.rows.read, 1.0 if source.read_share is not None else None))
 
 
 def score_batches(
@@ -181,13 +165,12 @@ def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
 def _count(
     summary: RunSummary, scored: int, log: RejectLog, request: ScoreRequest, *, final: bool
 ) -> None:
-    summary.rows_scored += scored
-    summary.rows_rejected = log.count
+    summary.rows = RowCounts.of(summary.rows.scored + scored, log.count)
     written = "nothing was written"
-    if request.output == STDOUT and summary.rows_scored:
+    if request.output == STDOUT and summary.rows.scored:
         rejects = "went to stderr" if summary.rejects == STDERR else "file was not written"
         written = (
-            f"{summary.rows_scored:,} scored rows had already gone to stdout and the rejects "
+            f"{summary.rows.scored:,} scored rows had already gone to stdout and the rejects "
             f"{rejects}"
         )
-    check_limit(request.max_rejects, log, summary.rows_read, final=final, written=written)
+    check_limit(request.max_rejects, log, summary.rows.read, final=final, written=written)

@@ -52,9 +52,9 @@ def score_document(
 
     document = {
         "command": "score",
-        "rows_read": totals.rows_read,
-        "rows_scored": totals.rows_scored,
-        "rows_rejected": totals.rows_rejected,
+        "rows_read": totals.rows.read,
+        "rows_scored": totals.rows.scored,
+        "rows_rejected": totals.rows.rejected,
         "seconds": round(totals.seconds, 6),
         "output": None if out_dir is not None else getattr(totals, "output", None),
         "rejects": None if out_dir is not None else getattr(totals, "rejects", None),
@@ -74,7 +74,7 @@ def score_document(
 def _file(result: FileResult, message: Any) -> dict[str, Any]:
     summary = result.summary
     counts = (
-        (summary.rows_read, summary.rows_scored, summary.rows_rejected, round(summary.seconds, 6))
+        (summary.rows.read, summary.rows.scored, summary.rows.rejected, round(summary.seconds, 6))
         if summary is not None
         else (None, None, None, None)
     )

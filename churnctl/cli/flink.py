@@ -35,7 +35,7 @@ from churnctl.cli.options import (
     read_options,
     scorer_options,
 )  # fmt: skip
-from churnctl.cli.report import pair_label, pair_warning, print_demo_note
+from churnctl.cli.report import pair_label, pair_warning, print_demo_note, rows_text
 from churnctl.errors import UsageError
 from churnctl.samples.bundled import MODEL, STATE, bundled
 
@@ -301,9 +301,7 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     failed = f" ({len(result.failed)} failed)" if result.failed else ""
     files = f"{len(result.files):,} file(s){failed}"
     stderr.print(
-        f"{files}: read {result.rows_read:,} rows: {result.rows_scored:,} scored, "
-        f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s "
-        f"({result.rows_per_second:,.0f} rows/s) → {result.out_dir / SCORED}; "
+        f"{files}: {rows_text(result.rows, result.seconds)} → {result.out_dir / SCORED}; "
         f"rejects → {result.out_dir / REJECTS}; {pair}",
         markup=False, soft_wrap=True,
     )  # fmt: skip

@@ -53,12 +53,13 @@ from churnctl.cli.report import (
     pair_label,
     pair_warning,
     print_demo_note,
+    rows_text,
 )
 from churnctl.errors import FilesFailedError, UsageError
 from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
-    from churnctl.batch.score_file import RowRates, RunSummary
+    from churnctl.batch.score_file import RunSummary
     from churnctl.batch.score_files import FileResult, FilesSummary
     from churnctl.features.state import FeatureState
     from churnctl.io.rejects import RejectLimit
@@ -167,10 +168,10 @@ def score(
 
 
 def _print_score_document(
-    files: list[FileResult], totals: RowRates, scorer: Scorer, workers: int,
+    files: list[FileResult], totals: RunSummary | FilesSummary, scorer: Scorer, workers: int,
     out_dir: str | None, exit_code: int,
 ) -> None:  # fmt: skip
-    document = score_document(files, totals, scorer, workers=workers, out_dir=out_dir,  # type: ignore[arg-type]
+    document = score_document(files, totals, scorer, workers=workers, out_dir=out_dir,
                               exit_code=exit_code, message=flag_message)  # fmt: skip
     print_document(document)
 
@@ -305,15 +306,15 @@ def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) 
         )
 
 
-def _summary_line(prefix: str, counts: RowRates, where: str, scorer: Scorer) -> None:
+def _summary_line(
+    prefix: str, summary: RunSummary | FilesSummary, where: str, scorer: Scorer
+) -> None:
     from churnctl.scoring.binding import PairStatus
 
     skipped = scorer.check.status is PairStatus.SKIPPED
     print_demo_note(scorer.model_name, scorer.state.source)
     stderr.print(
-        f"{prefix}read {counts.rows_read:,} rows: {counts.rows_scored:,} scored, "
-        f"{counts.rows_rejected:,} rejected in {counts.seconds:.2f} s "
-        f"({counts.rows_per_second:,.0f} rows/s) → {where}; {pair_label(scorer)}"
+        f"{prefix}{rows_text(summary.rows, summary.seconds)} → {where}; {pair_label(scorer)}"
         + ("; model/state binding check SKIPPED (--allow-state-mismatch)" if skipped else ""),
         markup=False,
     )

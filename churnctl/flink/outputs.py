@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from churnctl.batch.score_file import RunSummary
+from churnctl.batch.counts import RowCounts
 from churnctl.flink.scoring import CHANGED, FAILED, FILES, OUTPUTS, READ, FileCounts
 from churnctl.io.rejects import file_reject
 from churnctl.io.sinks import csv_text
@@ -23,9 +23,11 @@ CHANGES_FILE = "changed-after-read.csv"  # in rejects/: files that changed after
 
 
 @dataclass
-class FlinkResult(RunSummary):
-    """What a run did: the counts of a finished job (``RunSummary``'s), or a submitted job."""
+class FlinkResult:
+    """What a run did: the counts of a finished job, or a submitted job."""
 
+    rows: RowCounts = field(default_factory=RowCounts)
+    seconds: float = 0.0
     out_dir: Path = Path()
     job_id: str | None = None
     log: Path | None = None
@@ -35,8 +37,7 @@ class FlinkResult(RunSummary):
 
     def add(self, counts: FileCounts) -> None:
         self.files.append(counts)
-        self.rows_scored += counts.rows_scored
-        self.rows_rejected += counts.rows_rejected
+        self.rows += RowCounts.of(counts.rows_scored, counts.rows_rejected)
 
     @property
     def failed(self) -> list[FileCounts]:

@@ -276,8 +276,8 @@ class _JobWatch:
             counts = count_outputs(self.folder)
         except (OSError, ValueError, csv.Error):  # a part file renamed while read: next time
             return
-        if (counts.rows_scored, counts.rows_rejected) != self._rows:
-            self._rows = (counts.rows_scored, counts.rows_rejected)
+        if (counts.rows.scored, counts.rows.rejected) != self._rows:
+            self._rows = (counts.rows.scored, counts.rows.rejected)
             self.tell(RowsSoFar(*self._rows))
         if self.streaming:
             self._tell_changes(counts)
@@ -416,7 +416,7 @@ def _check_out_dir(out_dir: Path, resumable: bool) -> None:
 def _publish(staging: Path, out_dir: Path, limit: RejectLimit) -> None:
     """Check the reject limit on the staged outputs, then rename them into ``out_dir``."""
     counts = count_outputs(staging)
-    if limit.exceeded(counts.rows_rejected, counts.rows_read, final=True):
+    if limit.exceeded(counts.rows.rejected, counts.rows.read, final=True):
         raise _too_many(counts, limit)
     with interrupts.publishing_renames():  # a signal now waits until all are published
         for name in OUTPUTS:
@@ -428,7 +428,7 @@ def _publish(staging: Path, out_dir: Path, limit: RejectLimit) -> None:
 def _too_many(counts: FlinkResult, limit: RejectLimit) -> ChurnctlError:
     note = "; ".join(f.detail for f in counts.files if "decimal comma" in f.detail)
     return TooManyRejectsError(
-        f"{counts.rows_rejected:,} of {counts.rows_read:,} rows rejected, over the limit of "
+        f"{counts.rows.rejected:,} of {counts.rows.read:,} rows rejected, over the limit of "
         f"{limit}; nothing was published" + (f" ({note})" if note else ""),
         fix=DECIMAL_FIX if note else Fix("max_rejects", "100%", "to never fail on rejects"),
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from churnctl.batch.counts import RowCounts
 from churnctl.errors import ChurnctlError, Fix
 from churnctl.io.locks import LockHeld, take_lock
 
@@ -90,22 +91,13 @@ class Entry:
 
 
 @dataclass
-class Counts:
-    """Rows of one scored file."""
-
-    read: int
-    scored: int
-    rejected: int
-
-
-@dataclass
 class ManifestSummary:
     """What ``watch-status`` shows: counts by state, the last files and the failures."""
 
     by_state: dict[str, int] = field(default_factory=dict)
     last: list[Entry] = field(default_factory=list)
     failures: list[Entry] = field(default_factory=list)
-    rows: Counts = field(default_factory=lambda: Counts(0, 0, 0))
+    rows: RowCounts = field(default_factory=RowCounts)
     size_bytes: int = 0
 
 
@@ -220,7 +212,7 @@ class Manifest:
             ).fetchone()
         return int(row["attempts"])
 
-    def done(self, name: str, sha256: str, counts: Counts, latency_ms: float | None) -> None:
+    def done(self, name: str, sha256: str, counts: RowCounts, latency_ms: float | None) -> None:
         with self._transaction() as db:
             db.execute(
                 "UPDATE inputs SET state = 'done', rows_read = ?, rows_scored = ?,"
@@ -289,9 +281,9 @@ class Manifest:
         with _checked(self.path, "cannot read the manifest"):
             states = self._db.execute("SELECT state, count(*) FROM inputs GROUP BY state")
             by_state = {state: 0 for state in STATES} | {row[0]: row[1] for row in states}
-            totals = self._db.execute(
-                "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_scored), 0),"
-                " coalesce(sum(rows_rejected), 0) FROM inputs WHERE state = 'done'"
+            scored, rejected = self._db.execute(
+                "SELECT coalesce(sum(rows_scored), 0), coalesce(sum(rows_rejected), 0)"
+                " FROM inputs WHERE state = 'done'"
             ).fetchone()
         return ManifestSummary(
             by_state=by_state,
@@ -300,7 +292,7 @@ class Manifest:
                 last,
             ),
             failures=self._rows("SELECT * FROM inputs WHERE state = 'failed' ORDER BY name"),
-            rows=Counts(*totals),
+            rows=RowCounts.of(scored, rejected),
             size_bytes=sum(p.stat().st_size for p in self.path.parent.glob("manifest.db*")),
         )
 
