@@ -30,10 +30,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from cli_helpers import assert_clean_error, cli_env, plain, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from process_helpers import Proc, group, launcher_of, wait_until_gone
-from test_cli import assert_clean_error, plain, run
 from test_flink_submit_units import hint_lines
 
 from churnctl.errors import UsageError
@@ -62,16 +62,6 @@ def _flink_available() -> bool:
 
 
 needs_flink = pytest.mark.skipif(not _flink_available(), reason="needs apache-flink and Java")
-
-
-def cli_env(**changes: str | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
 
 
 # ------------------------------------------------------------------ 1, 2: the rendered job

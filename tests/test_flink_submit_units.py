@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import assert_clean_error, plain, run, write_rows
+from cli_helpers import assert_clean_error, plain, run
+from test_cli import write_rows
 
 from churnctl.errors import UsageError
 from churnctl.flink import submit as flink_submit

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from cli_helpers import run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner
 
 import churnctl.io.sources
-from churnctl.cli import app
 from churnctl.errors import InputError
 from churnctl.io.sources import ReadOptions, SourceBatch, open_source
 from churnctl.samples.generate import COLUMNS
@@ -90,7 +89,7 @@ def test_over_the_largest_block_is_a_clear_error(
 
 
 def _score(args: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(app, args, input=stdin)
+    result = run(args, input=stdin)
     return result.exit_code, result.stderr
 
 
