@@ -581,7 +581,7 @@ def test_java_missing_is_one_line(small: Path, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr
     message = plain(done.stderr)
-    assert message.startswith("Error: Java not found") and "Java 17" in message
+    assert message.startswith("Error: Java not found") and "Java 11 or newer" in message
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()  # checked before anything is written
 
