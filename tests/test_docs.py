@@ -124,7 +124,7 @@ def page_examples(page: str) -> list[Example]:
     outside = FENCE.sub("", text)
     for fence in FENCE.finditer(text):
         language, body = fence.group(1), fence.group(2)
-        headings = HEADING.findall(text[: fence.start()])
+        headings = HEADING.findall(FENCE.sub("", text[: fence.start()]))  # not a # comment
         if language in PYTHON:
             key = f"{page} > {headings[-1] if headings else page}"
             taken = sum(e.key.startswith(key) for e in found)
