@@ -25,7 +25,6 @@ MOVED: dict[str, str] = {
     "churnctl.inputs": "churnctl.features.input_policy",
     "churnctl.model": "churnctl.scoring.model",
     "churnctl.parallel_scoring": "churnctl.batch.score_files",
-    "churnctl.pipeline": "churnctl.features.pipeline",
     "churnctl.rejects": "churnctl.io.rejects",
     "churnctl.scorer": "churnctl.scoring.scorer",
     "churnctl.sinks": "churnctl.io.sinks",
