@@ -3,7 +3,7 @@
 #   ./dev.sh demo   install everything, then score the bundled sample with the bundled model
 #   ./dev.sh test   install everything, then run the linters and the whole test suite; then
 #                   run the suite again, less Flink tests, on the newest releases (.venv-latest/)
-# Needs only python3 (>= 3.11) and, for the Flink extra, Java 17. Installs uv in .tools/,
+# Needs only python3 (>= 3.11) and, for the Flink extra, Java 11 or newer. Installs uv in .tools/,
 # then the locked environment (uv.lock) in .venv/.
 set -euo pipefail
 cd "$(dirname "$0")"

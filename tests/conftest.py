@@ -1,4 +1,6 @@
-"""Fixtures shared by the tests of real ``churnctl watch`` processes."""
+"""Fixtures shared by the test files. The shared plain helpers (the CLI in-process, its text,
+the environment of child processes) live in ``cli_helpers``; ``watch_helpers`` drives real
+``churnctl watch`` processes."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 from watch_helpers import RowPool, Watchers
 
 
@@ -37,8 +40,6 @@ def pool() -> RowPool:
 def sklearn_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Fitted with ``fit --pipeline sklearn`` on the sample: the reference state's 12
     features in another order (the skew that binding exists to catch)."""
-    from test_cli import run
-
     from churnctl.samples.bundled import SAMPLE, bundled
 
     path = tmp_path_factory.mktemp("sklearn-state") / "sk.json"

@@ -7,16 +7,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-from typer.testing import CliRunner
-
-from churnctl.cli import app
+from cli_helpers import run
 
 CHURN_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "Churn_Modelling.csv"
 pytestmark = [
     pytest.mark.acceptance,
     pytest.mark.skipif(not CHURN_CSV.is_file(), reason=f"public data set not at {CHURN_CSV}"),
 ]
-runner = CliRunner()
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -30,7 +27,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def test_score_the_public_data_with_the_bundled_model_and_state(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
-    scored = runner.invoke(app, ["score", str(CHURN_CSV), "-o", str(out)])
+    scored = run(["score", str(CHURN_CSV), "-o", str(out)])
     assert scored.exit_code == 0, scored.output
     assert "read 10,000 rows: 10,000 scored, 0 rejected" in scored.stderr
     assert "Warning" not in scored.stderr  # the bundled model is bound to the bundled state
@@ -47,14 +44,13 @@ def test_score_the_public_data_with_the_bundled_model_and_state(tmp_path: Path) 
 def test_a_state_fitted_on_the_public_data_is_not_the_bundled_models(tmp_path: Path) -> None:
     """Same pipeline, other training data: other scaling numbers, so the bound model refuses."""
     state, out = tmp_path / "s.json", tmp_path / "out.csv"
-    fitted = runner.invoke(app, ["fit", str(CHURN_CSV), "-o", str(state)])
+    fitted = run(["fit", str(CHURN_CSV), "-o", str(state)])
     assert fitted.exit_code == 0, fitted.output
-    refused = runner.invoke(app, ["score", str(CHURN_CSV), "--state", str(state), "-o", str(out)])
+    refused = run(["score", str(CHURN_CSV), "--state", str(state), "-o", str(out)])
     assert refused.exit_code == 2
     assert "same features, other fitted numbers" in refused.stderr
     assert not out.exists()
-    forced = runner.invoke(
-        app, ["score", str(CHURN_CSV), "--state", str(state), "-o", str(out),
+    forced = run(["score", str(CHURN_CSV), "--state", str(state), "-o", str(out),
               "--allow-state-mismatch"],
     )  # fmt: skip
     assert forced.exit_code == 0, forced.output

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from churnctl.batch.score_file import ScoreRequest, score_file
-from churnctl.cli import app
 from churnctl.errors import ChurnctlError
 from churnctl.features.columns import MAX_FIELD_CHARS
 from churnctl.features.spec import PRESETS
@@ -29,7 +28,6 @@ from churnctl.samples.generate import generate_table
 from churnctl.scoring.model import ChurnModel
 from churnctl.scoring.scorer import Scorer
 
-runner = CliRunner()
 ROWS = generate_table(12, seed=3).to_pylist()
 HEADER = list(ROWS[0])
 
@@ -52,7 +50,7 @@ def score(tmp_path: Path, name: str, content: str | bytes, *extra: str):
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     out = tmp_path / "out.csv"
-    result = runner.invoke(app, ["score", str(path), "-o", str(out), *extra])
+    result = run(["score", str(path), "-o", str(out), *extra])
     return result, out, tmp_path / "out.rejects.csv"
 
 
@@ -240,9 +238,7 @@ def _state_with_policy(tmp_path: Path, policy: str) -> Path:
     train = tmp_path / "train.csv"
     train.write_text(csv_text(generate_table(200, seed=1).to_pylist()))
     state = tmp_path / f"{policy}.json"
-    fitted = runner.invoke(
-        app, ["fit", str(train), "-o", str(state), "--pipeline", str(tmp_path / "spec.json")]
-    )
+    fitted = run(["fit", train, "-o", state, "--pipeline", tmp_path / "spec.json"])
     assert fitted.exit_code == 0, fitted.output
     return state
 
@@ -293,14 +289,14 @@ def test_max_rejects_with_stdout_output_says_what_was_already_written(tmp_path) 
     rows = [{**r, "Age": "x"} if i >= len(ROWS) - 3 else r for i, r in enumerate(ROWS)]
     path = tmp_path / "in.csv"
     path.write_text(csv_text(rows))
-    result = runner.invoke(app, ["score", str(path), "-o", "-", "--max-rejects", "10%"])
+    result = run(["score", str(path), "-o", "-", "--max-rejects", "10%"])
     assert result.exit_code == 3
     scored = len(ROWS) - 3
     assert result.stdout.count("\n") == scored + 1  # header + the scored rows
     assert f"{scored:,} scored rows had already gone to stdout" in result.stderr
     assert "the rejects went to stderr" in result.stderr  # the default with stdout output
     assert "nothing was written" not in result.stderr
-    kept = runner.invoke(app, ["score", str(path), "-o", "-", "--max-rejects", "10%",
+    kept = run(["score", str(path), "-o", "-", "--max-rejects", "10%",
                                "--rejects", str(tmp_path / "r.csv")])  # fmt: skip
     assert "the rejects file was not written" in kept.stderr
     assert not (tmp_path / "r.csv").exists()
@@ -319,7 +315,7 @@ def test_stdin_gives_the_same_rejects_as_a_file(tmp_path) -> None:
     content = csv_text(_with(3, Age="?")).replace("\n", "\n\n", 2)
     by_file, _, rejects = score(tmp_path, "in.csv", content, "--max-rejects", "1")
     stdin_rejects = tmp_path / "stdin.rejects.csv"
-    piped = runner.invoke(app, ["score", "-", "-o", "-", "--rejects", str(stdin_rejects),
+    piped = run(["score", "-", "-o", "-", "--rejects", str(stdin_rejects),
                                 "--max-rejects", "1"], input=content)  # fmt: skip
     assert by_file.exit_code == piped.exit_code == 0
     strip = [{k: v for k, v in r.items() if k != "source"} for r in read_csv_rows(rejects)]
@@ -385,7 +381,7 @@ def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_pat
     train = tmp_path / "train.csv"
     train.write_text(csv_text(generate_table(200, seed=1).to_pylist()))
     state = tmp_path / "norm.json"
-    fitted = runner.invoke(app, ["fit", str(train), "-o", str(state),
+    fitted = run(["fit", str(train), "-o", str(state),
                                  "--pipeline", str(tmp_path / "spec.json")])  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
     variants = [{**r, "Gender": f" {r['Gender'].upper()} "} for r in ROWS]
@@ -415,7 +411,7 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path, command) -> None:
     sample = tmp_path / "in.csv"
     sample.write_text(csv_text(ROWS))
     args = [a.format(sample=sample, blocked=blocked, dir=tmp_path / "a-dir") for a in command]
-    result = runner.invoke(app, args)
+    result = run(args)
     assert result.exit_code in (1, 2)
     message = result.stderr.strip()
     assert message.startswith("Error: ") and "\n" not in message and "Traceback" not in message

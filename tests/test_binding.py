@@ -9,20 +9,19 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import plain, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx_factories import logistic_n1
-from typer.testing import CliRunner, Result
 
 from churnctl import Scorer, bind_model, fit_state
-from churnctl.cli import app
 from churnctl.errors import CompatibilityError
 from churnctl.features.state import FeatureState, content_checksum, load_state, state_from_text
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
@@ -37,17 +36,6 @@ from churnctl.scoring.binding import (
     read_binding,
 )
 from churnctl.scoring.model import ChurnModel
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-BOX = re.compile("[\u2500-\u257f]")
-
-
-def run(args: Sequence[str | Path]) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def plain(text: str) -> str:
-    return " ".join(BOX.sub(" ", ANSI.sub("", text)).split())
 
 
 def rewrite_metadata(

@@ -10,7 +10,6 @@ import csv
 import gzip
 import io
 import json
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,12 +19,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import assert_clean_error, plain, run
 from onnx_factories import logistic_n1, multiclass_three
-from typer.testing import CliRunner, Result
 
 from churnctl import __version__
 from churnctl.batch.fit_file import fit_state
-from churnctl.cli import app
 from churnctl.features.state import FeatureState, load_state
 from churnctl.io.sources import open_source
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
@@ -41,32 +39,9 @@ FEATURES = [
     "IsActiveMember", "CreditScore", "Age", "Tenure", "Balance", "NumOfProducts",
     "EstimatedSalary",
 ]  # fmt: skip
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-BOX = re.compile("[\u2500-\u257f]")  # Rich table borders
 
 
 # ------------------------------------------------------------------ helpers and fixtures
-
-
-def run(args: Sequence[str | Path], input: bytes | str | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
-
-
-def plain(text: str) -> str:
-    """Terminal text without colours or table borders, whitespace runs as one space."""
-    return " ".join(BOX.sub(" ", ANSI.sub("", text)).split())
-
-
-def assert_clean_error(result: Result, code: int, *fragments: str) -> None:
-    """A ChurnctlError: `Error: ...` on stderr, the exit code, no traceback, no stdout."""
-    err = plain(result.stderr)
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert err.startswith("Error: "), err
-    assert "Traceback" not in result.output
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in err, (fragment, err)
 
 
 def read_rows(path: Path) -> list[list[str]]:

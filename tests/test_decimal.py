@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import assert_clean_error, plain, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_cli import assert_clean_error, plain, run
 
 from churnctl import Scorer, extract_features
 from churnctl.batch.fit_file import fit_state

@@ -12,9 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import run
 
-from churnctl.cli import app
 from churnctl.features.state import load_state
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.scoring.binding import short
@@ -35,7 +34,7 @@ def own_pair(tmp_path: Path) -> list[str]:
 
 
 def invoke(args: list[str]) -> tuple[int, list[str]]:
-    result = CliRunner().invoke(app, args)
+    result = run(args)
     return result.exit_code, [" ".join(line.split()) for line in result.stderr.splitlines()]
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import assert_clean_error, run
 from onnx_factories import OnnxFixture, logistic_n1
-from test_cli import assert_clean_error, run
 
 from churnctl import ChurnModel, Scorer
 from churnctl.batch import pool

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env
 from test_flink_embedded import records
 
 pytestmark = pytest.mark.flink
@@ -198,8 +199,7 @@ def _alive(pid: int) -> bool:
 def churnctl(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process, as a user runs it."""
     command = [sys.executable, "-c", "from churnctl.cli import run; run()", *map(str, args)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)  # fmt: skip
 
 

@@ -30,10 +30,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from cli_helpers import assert_clean_error, cli_env, plain, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from process_helpers import Proc, group, launcher_of, wait_until_gone
-from test_cli import assert_clean_error, plain, run
 from test_flink_submit_units import hint_lines
 
 from churnctl.errors import UsageError
@@ -62,16 +62,6 @@ def _flink_available() -> bool:
 
 
 needs_flink = pytest.mark.skipif(not _flink_available(), reason="needs apache-flink and Java")
-
-
-def cli_env(**changes: str | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
 
 
 # ------------------------------------------------------------------ 1, 2: the rendered job
@@ -591,7 +581,7 @@ def test_java_missing_is_one_line(small: Path, tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stdout == "" and "Traceback" not in done.stderr
     message = plain(done.stderr)
-    assert message.startswith("Error: Java not found") and "Java 17" in message
+    assert message.startswith("Error: Java not found") and "Java 11 or newer" in message
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()  # checked before anything is written
 

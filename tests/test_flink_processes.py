@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env
 from process_helpers import group, launcher_of, processes, wait_until_gone
 
 from churnctl.flink.launch import GRACE
 from churnctl.flink.process import run_logged
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = cli_env()
 
 # A job that starts a worker which ignores SIGTERM (as a stubborn JVM could), says "ready"
 # once both run, then waits: only SIGKILL of the whole group ends the worker.

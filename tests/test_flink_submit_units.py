@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import assert_clean_error, plain, run, write_rows
+from cli_helpers import assert_clean_error, plain, run
+from test_cli import write_rows
 
 from churnctl.errors import UsageError
 from churnctl.flink import submit as flink_submit
@@ -44,7 +45,11 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("printed", "fragment"),
-    [('java version "1.8.0_292"', "is Java 8"), ("no version here", "of an unknown version")],
+    [
+        ('java version "1.8.0_292"', "is Java 8"),
+        ('openjdk version "10.0.2"', "is Java 10"),
+        ("no version here", "of an unknown version"),
+    ],
 )
 def test_an_old_java_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, printed: str, fragment: str
@@ -54,14 +59,18 @@ def test_an_old_java_is_refused(
     java.write_text(f"#!/bin/sh\necho '{printed}' >&2\n")
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    with pytest.raises(FlinkError, match=f"{fragment}.*Java 17"):
+    with pytest.raises(FlinkError, match=f"{fragment}.*Java 11 or newer"):
         check_java()
 
 
-def test_java_17_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("version", ["11.0.2", "17.0.15", "21.0.1"])
+def test_java_11_and_newer_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """What Flink 2 runs on is accepted: the messages say "Java 11 or newer", as the check does."""
     java = tmp_path / "bin" / "java"
     java.parent.mkdir()
-    java.write_text("#!/bin/sh\necho 'openjdk version \"17.0.15\" 2025-04-15' >&2\n")
+    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2025-04-15' >&2\n")
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     check_java()

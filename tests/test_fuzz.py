@@ -15,11 +15,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from cli_helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from churnctl.cli import app
 from churnctl.features.state import load_state
 from churnctl.samples.generate import COLUMNS
 
@@ -60,10 +60,8 @@ def _rows_in(path: Path) -> int:
 def _score_and_check(source: Path) -> None:
     work = source.parent
     before = _digest(source)
-    result = CliRunner().invoke(
-        app, ["score", str(source), "-o", str(work / "out.csv"), "--max-rejects", "100%",
-              "--allow-state-mismatch"],
-    )  # fmt: skip
+    result = run(["score", source, "-o", work / "out.csv", "--max-rejects", "100%",
+                  "--allow-state-mismatch"])  # fmt: skip
     assert _digest(source) == before
     assert list(work.glob(".*.tmp")) == []
     if result.exit_code != 0:
@@ -81,7 +79,7 @@ def _score_and_check(source: Path) -> None:
 def _fit_and_check(source: Path) -> None:
     work = source.parent
     before = _digest(source)
-    result = CliRunner().invoke(app, ["fit", str(source), "-o", str(work / "s.json")])
+    result = run(["fit", source, "-o", work / "s.json"])
     assert _digest(source) == before
     assert list(work.glob(".*.tmp")) == []
     if result.exit_code != 0:

@@ -15,20 +15,15 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner, Result
 
-from churnctl.cli import app
 from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.samples.generate import COLUMNS as HEADER
 from churnctl.scoring.scorer import Scorer
 
 OWN = ["raw", "exited"]
 COLUMNS = list(HEADER)
-
-
-def run(args: list[str | Path]) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def header(path: Path) -> list[str]:

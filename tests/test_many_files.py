@@ -21,17 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import cli_helpers
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner
 
 from churnctl.atomic import file_sha256
 from churnctl.batch import join, pool
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
-from churnctl.cli import app
 from churnctl.errors import InputError, SchemaError, TooManyRejectsError, UsageError
 from churnctl.interrupts import Interrupted
 from churnctl.io.listing import NameRules, expand_inputs
@@ -166,8 +165,7 @@ def test_a_name_folder_or_pattern_that_matches_nothing_is_refused(tmp_path: Path
 
 
 def test_nothing_matched_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["score", str(tmp_path / "*.csv"), "--out-dir",
-                                      str(tmp_path / "out")])  # fmt: skip
+    result = cli_helpers.run(["score", tmp_path / "*.csv", "--out-dir", tmp_path / "out"])
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
@@ -363,7 +361,7 @@ def test_settings_that_cannot_work_are_refused_before_scoring(
 
 
 def cli_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_helpers.cli_env()
     env.pop("COLUMNS", None)
     return env
 
@@ -456,16 +454,15 @@ def _running(pid: int) -> bool:
 
 def test_one_output_through_the_command(in_dir: Path, tmp_path: Path) -> None:
     """-o with several inputs: one output, one rejects file; stdout holds CSV's header once."""
-    runner = CliRunner()
     output = tmp_path / "all.jsonl"
-    result = runner.invoke(app, ["score", str(in_dir), "-o", str(output), "--workers", "1",
+    result = cli_helpers.run(["score", str(in_dir), "-o", str(output), "--workers", "1",
                                  "--max-rejects", "100%"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert f"5 files, 1 worker(s): read {READ:,} rows" in result.stderr
     assert f"→ {output}; rejects → {tmp_path / 'all.jsonl.rejects.csv'}" in result.stderr
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == READ - REJECTED
-    result = runner.invoke(app, ["score", f"{in_dir}/p[15].csv", "--workers", "1",
+    result = cli_helpers.run(["score", f"{in_dir}/p[15].csv", "--workers", "1",
                                  "--max-rejects", "100%", "--rejects", "-"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.count("CustomerId,raw,exited") == 1
@@ -475,14 +472,13 @@ def test_one_output_through_the_command(in_dir: Path, tmp_path: Path) -> None:
 
 
 def test_out_dir_with_one_input_and_conflicting_options(in_dir: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
     out = tmp_path / "out"
-    result = runner.invoke(app, ["score", str(in_dir / "p5.csv"), "--out-dir", str(out)])
+    result = cli_helpers.run(["score", str(in_dir / "p5.csv"), "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert "1 files, 1 worker(s)" in result.stderr
     assert set(files_of(out)) == set(derived_names("p5.csv", file_sha256(in_dir / "p5.csv"),
                                                    "csv"))  # fmt: skip
-    result = runner.invoke(app, ["score", str(in_dir), "--out-dir", str(out), "-o", "x.csv"])
+    result = cli_helpers.run(["score", str(in_dir), "--out-dir", str(out), "-o", "x.csv"])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: --out-dir writes one output")
     shutil.rmtree(out)

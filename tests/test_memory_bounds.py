@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import cli_env
 
 from churnctl.batch.fit_file import fit_state
 from churnctl.defaults import MAX_FEATURES
@@ -35,7 +35,7 @@ def _limit_memory() -> None:
 
 def run_limited(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` under the address-space limit, with this checkout's churnctl."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = cli_env()
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=timeout,
         env=env, preexec_fn=_limit_memory,
@@ -265,7 +265,7 @@ def test_mutated_sizes_load_or_are_one_line_under_1_gib(state_document: dict) ->
     result = subprocess.run(
         [sys.executable, "-c", FUZZ_SCRIPT, "150"], input=json.dumps(state_document),
         capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env=cli_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "checked"

@@ -11,16 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cli_helpers
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import cli_env
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner
 
 from churnctl.batch.fit_file import fit_state
 from churnctl.batch.score_file import ScoreRequest, score_file
-from churnctl.cli import app
 from churnctl.cli.documents import ENTRY_KEYS, FILE_KEYS, INSPECT_KEYS, SCORE_KEYS, STATUS_KEYS
 from churnctl.faults import FAULT_ENV
 from churnctl.io.sources import Progress, ReadOptions
@@ -100,8 +100,8 @@ def test_fit_reports_each_pass_from_start_to_end(inputs: dict[str, Path]) -> Non
 def test_a_terminal_sees_the_percentage_and_the_eta(tmp_path: Path) -> None:
     (big,) = generate_files(tmp_path / "big.csv.gz", n_rows=120_000, seed=2)  # several blocks
     master, slave = pty.openpty()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", "TERM": "xterm",
-           FAULT_ENV: "sleep=0.1"}  # fmt: skip  # slow batches: the display refreshes
+    # slow batches: the display refreshes
+    env = cli_env(COLUMNS="120", TERM="xterm", **{FAULT_ENV: "sleep=0.1"})
     process = subprocess.Popen(
         [sys.executable, "-m", "churnctl", "score", str(big), "-o",
          str(tmp_path / "o.csv")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -135,7 +135,7 @@ def documented(keys: tuple[str, ...]) -> None:
 
 
 def run(args: list[str | Path]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = cli_helpers.run(args)
     return result.exit_code, result.stdout, result.stderr
 
 

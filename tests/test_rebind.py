@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pyarrow.csv as pacsv
 import pytest
-from test_cli import plain, run
+from cli_helpers import plain, run
 
 from churnctl import bind_model, fit_state
 from churnctl.features.state import FeatureState, load_state

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from cli_helpers import ANSI, BOX, cli_env, plain, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx_factories import logistic_n1
@@ -34,21 +35,11 @@ CLI = [sys.executable, "-c", "from churnctl.cli import app; app(prog_name='churn
 CONSOLE_SCRIPT = [sys.executable, "-c", "import sys; sys.argv[0] = 'churnctl'; "
                   "from churnctl.__main__ import main; main()"]  # fmt: skip
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-BOX = re.compile("[\u2500-\u257f]")  # Rich table and panel borders
 EVIL = "\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"  # SGR, OSC title + BEL, C1 CSI, bidi override
 EVIL_SHOWN = r"\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def run(args: Sequence[str | Path], input: bytes | str | None = None) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args], input=input)
-
-
-def plain(text: str) -> str:
-    return " ".join(BOX.sub(" ", ANSI.sub("", text)).split())
 
 
 def unprintable(text: str) -> list[str]:
@@ -82,10 +73,6 @@ def digest(path: Path) -> str:
 
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.rglob(".*.tmp"))
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
 
 
 def write_csv(

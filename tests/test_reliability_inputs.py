@@ -24,14 +24,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import cli_env, run
 from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import churnctl.io.csv.header
 import churnctl.io.csv.records
-from churnctl.cli import app
 from churnctl.errors import SchemaError, UsageError
 from churnctl.features.columns import MAX_FIELD_CHARS, as_text
 from churnctl.features.schema_check import check_header
@@ -42,14 +41,13 @@ from churnctl.samples.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.csv"
-runner = CliRunner()
 
 
 # ------------------------------------------------------------------ helpers
 
 
 def score(*args: str | Path, input: bytes | None = None):
-    return runner.invoke(app, ["score", *map(str, args)], input=input)
+    return run(["score", *args], input=input)
 
 
 def sha256(path: Path) -> str:
@@ -430,7 +428,7 @@ def test_gzip_on_stdin_is_recognised_by_its_magic_bytes(tmp_path: Path) -> None:
 def test_training_on_a_pipe_is_refused_not_hashed_empty(tmp_path: Path) -> None:
     fd = feed_pipe(small_csv())
     try:
-        result = runner.invoke(app, ["fit", f"/dev/fd/{fd}", "-o", str(tmp_path / "s.json")])
+        result = run(["fit", f"/dev/fd/{fd}", "-o", tmp_path / "s.json"])
     finally:
         os.close(fd)
     assert_refused(result, 2, f"/dev/fd/{fd}", "must be a regular file", "not stdin or a pipe")
@@ -448,7 +446,7 @@ def test_closed_stdin_is_one_error_line(tmp_path: Path) -> None:
     done = subprocess.run(
         ["sh", "-c", f'exec "$0" -c "{code}" score - -o out.csv <&-', sys.executable],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=cli_env(),
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
@@ -690,7 +688,7 @@ def test_a_file_where_every_row_is_rejected_fails_early(tmp_path: Path) -> None:
         row[COLUMNS.index("Age")] = "?"
     path = tmp_path / "in.csv"
     path.write_bytes(csv_bytes(data))
-    result = runner.invoke(app, ["score", str(path), "-o", "-", "--rejects", str(tmp_path / "r")])
+    result = run(["score", path, "-o", "-", "--rejects", tmp_path / "r"])
     message = assert_refused(result, 3, "rows rejected, over the limit of 5% of rows")
     read = int(message.split(" of ")[1].split(" rows")[0].replace(",", ""))
     assert EARLY_ROWS <= read < 20_000
@@ -706,6 +704,10 @@ def test_sporadic_rejects_near_the_limit_are_judged_on_the_whole_file(tmp_path: 
     path.write_bytes(csv_bytes(data))
     result = score(path, "-o", tmp_path / "out.csv")
     assert result.exit_code == 0, result.output
+    bad = [i for i, row in enumerate(data) if row[COLUMNS.index("Age")] == "?"]
+    rejects = rows_of(tmp_path / "out.rejects.csv")
+    assert [int(r["line"]) for r in rejects] == [i + 2 for i in bad]  # line 1 is the header
+    assert len(rows_of(tmp_path / "out.csv")) == len(data) - len(bad)
 
 
 @settings(max_examples=300, deadline=None)

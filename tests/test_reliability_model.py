@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import pickle
 import re
 import subprocess
@@ -27,14 +26,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import cli_env, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx_factories import logistic_n1, sklearn_zipmap
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from churnctl import Scorer, extract_features
-from churnctl.cli import app
 from churnctl.errors import ChurnctlError, ModelError, StateError, UsageError
 from churnctl.features.frame import Frame
 from churnctl.features.pipeline import FeaturePipeline
@@ -58,19 +57,14 @@ PROPERTY = settings(
 # ------------------------------------------------------------------ helpers
 
 
-def run(args: Sequence[str | Path]) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
 def run_process(args: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process: what reaches the terminal, ONNX Runtime's C++ log included."""
     code = "import sys; from churnctl.cli import app; sys.argv[0] = 'churnctl'; app()"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
-        env=env,
+        env=cli_env(),
         check=False,
     )
 

@@ -6,6 +6,7 @@ Each refusal asserts the exit code, the one-line message, that no input changed
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import gzip
 import hashlib
@@ -22,12 +23,11 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import cli_env, run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner, Result
 
 from churnctl import atomic
 from churnctl.batch.fit_file import fit_state
-from churnctl.cli import app
 from churnctl.errors import TooManyRejectsError
 from churnctl.features.state import load_state
 from churnctl.io.rejects import RejectLimit
@@ -37,18 +37,22 @@ ROOT = Path(__file__).resolve().parents[1]
 CHURNCTL = [sys.executable, "-c", "from churnctl.cli import run; run()"]
 
 
-def run(args: list[str | Path], cwd: Path | None = None) -> Result:
-    previous = Path.cwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(previous)
-
-
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_rows(path: Path) -> list[list[str]]:
+    """The rows of a CSV file, header left out."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))[1:]
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def temporaries(folder: Path) -> list[Path]:
@@ -123,12 +127,19 @@ def test_an_output_naming_an_input_is_refused_before_anything_is_read(
 
 
 def test_score_and_train_on_one_file_is_fine(work: Path) -> None:
-    """Inputs may share a file; only outputs must be distinct."""
+    """Inputs may share a file; only outputs must be distinct. Every row is scored or
+    rejected, as with two files."""
     result = run(
-        ["score", work / "train.csv", "--train", work / "train.csv", "-o", work / "o.csv",
+        ["score", work / "in.csv", "--train", work / "in.csv", "-o", work / "o.csv",
          "--allow-state-mismatch"]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    rows = data_rows(work / "in.csv")
+    bad = [i for i, row in enumerate(rows) if not is_number(row[COLUMNS.index("Age")])]
+    assert bad != []  # the fixture's reject: the test sees that the counts add up
+    rejects = data_rows(work / "o.rejects.csv")
+    assert [int(r[1]) for r in rejects] == [i + 2 for i in bad]  # line 1 is the header
+    assert len(data_rows(work / "o.csv")) == len(rows) - len(bad)
 
 
 # ------------------------------------------------------------------ special targets
@@ -229,7 +240,7 @@ def test_an_unwritable_rejects_place_fails_before_any_row_is_scored(work: Path) 
 
 
 def _start_on_stdin(work: Path, spool_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TMPDIR": str(spool_dir), "PYTHONPATH": str(ROOT)}
+    env = cli_env(TMPDIR=str(spool_dir))
     return subprocess.Popen(
         [*CHURNCTL, "score", "-", "-o", str(work / "o.csv")],
         stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -307,7 +318,7 @@ def test_publication_renames_under_an_exclusive_lock_on_the_folder(
 
 def test_two_concurrent_runs_publish_a_consistent_pair(work: Path) -> None:
     """Each run has its own input (own ids, own reject): the pair must come from one run."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     for name, seed in (("a.csv", 11), ("b.csv", 12)):
         rows = text_rows(3000, seed=seed)
         rows[0][COLUMNS.index("Age")] = "bad"

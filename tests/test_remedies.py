@@ -13,9 +13,9 @@ import ast
 import re
 from pathlib import Path
 
+import cli_helpers
 import pytest
 import typer
-from typer.testing import CliRunner
 
 import churnctl
 from churnctl.cli import app
@@ -78,7 +78,7 @@ def test_a_switch_is_passed_without_a_value() -> None:
 
 
 def run(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(app, args)
+    result = cli_helpers.run(args)
     return result.exit_code, " ".join(result.stderr.split())
 
 
@@ -99,13 +99,13 @@ def test_a_command_without_the_option_says_what_to_do() -> None:
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_dash_h_is_help_in_every_command(name: str) -> None:
-    result = CliRunner().invoke(app, [name, "-h"])
+    result = cli_helpers.run([name, "-h"])
     assert result.exit_code == 0, result.output
     assert "Usage: churnctl " + name in " ".join(result.stdout.split())
 
 
 def test_dash_h_is_help_for_the_application() -> None:
-    result = CliRunner().invoke(app, ["-h"])
+    result = cli_helpers.run(["-h"])
     assert result.exit_code == 0 and "Commands" in result.stdout
 
 

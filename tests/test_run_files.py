@@ -17,17 +17,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner, Result
 
-from churnctl.cli import app
 from churnctl.samples.generate import COLUMNS
 
 REJECTS_HEADER = "source,line,column,reason,text"
-
-
-def run(args: list[str | Path]) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def snapshot(folder: Path) -> set[str]:

@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env, run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner
 
 import churnctl.interrupts as interrupts
-from churnctl.cli import app
 from churnctl.faults import FAULT_ENV
 from churnctl.samples.generate import COLUMNS, generate_files
 
@@ -140,10 +139,8 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
     monkeypatch.setattr(tempfile, "tempdir", str(spool))
     monkeypatch.setenv(FAULT_ENV, "sleep=0.002")
     stdin = (data / "a.csv").read_bytes() if case.stdin else None
-    runner = CliRunner()
     started = time.perf_counter()
-    assert runner.invoke(app, [str(a) for a in case.args(data, tmp_path / "warm")],
-                         input=stdin).exit_code == 0  # fmt: skip
+    assert run(case.args(data, tmp_path / "warm"), input=stdin).exit_code == 0
     span = (time.perf_counter() - started) * 1.2
     rng = random.Random(f"{name}-{SEED}")
     codes: list[int] = []
@@ -154,7 +151,7 @@ def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
         timer = threading.Timer(rng.uniform(0, span), os.kill, (os.getpid(), signum))
         outside_signals.clear()
         timer.start()
-        result = runner.invoke(app, [str(a) for a in case.args(data, out)], input=stdin)
+        result = run(case.args(data, out), input=stdin)
         timer.join()
         _wait_seen(signum, outside_signals)  # never lost; and never pending into the next run
         code = result.exit_code
@@ -201,9 +198,7 @@ def test_a_signal_right_after_any_temporary_file_is_created_leaves_none(
     monkeypatch.setattr(tempfile, "tempdir", str(spool))
     stdin = (data / "a.csv").read_bytes() if case.stdin else None
     signaller = SignalAfterCreation(monkeypatch)
-    runner = CliRunner()
-    assert runner.invoke(app, [str(a) for a in case.args(data, tmp_path / "warm")],
-                         input=stdin).exit_code == 0  # fmt: skip
+    assert run(case.args(data, tmp_path / "warm"), input=stdin).exit_code == 0
     creations = signaller.created
     assert creations >= 2, "the run created no temporary file: the test tests nothing"
     for k in range(creations):
@@ -212,7 +207,7 @@ def test_a_signal_right_after_any_temporary_file_is_created_leaves_none(
         signaller.created, signaller.at = 0, k
         signaller.signum = SIGNALS[k % 2]
         outside_signals.clear()
-        result = runner.invoke(app, [str(a) for a in case.args(data, out)], input=stdin)
+        result = run(case.args(data, out), input=stdin)
         _wait_seen(signaller.signum, outside_signals)
         assert result.exit_code in {0, 128 + signaller.signum}, (k, result.output)
         assert "Traceback" not in result.output
@@ -276,8 +271,7 @@ SCORED_ROWS = {"score": 40_000, "score-workers": 80_000}
 def _run_real(name: str, big: Path, out: Path, delay: float, signum: int) -> Outcome:
     out.mkdir()
     spool = Path(tempfile.mkdtemp(prefix="sig-"))  # short: the forkserver's socket lives there
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(spool),
-           FAULT_ENV: "sleep=0.01"}  # fmt: skip
+    env = cli_env(TMPDIR=str(spool), **{FAULT_ENV: "sleep=0.01"})
     process = churnctl(REAL[name][0](big, out), out, env)
     time.sleep(delay)
     process.send_signal(signum)
@@ -318,7 +312,7 @@ def test_a_signal_at_a_random_moment_of_a_real_run(big: Path, tmp_path: Path) ->
 
 def _restart_scores_each_file_once(big: Path, out: Path) -> None:
     """After any stop, a restart leaves exactly one output per input, with all its rows."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     done = subprocess.run(
         [sys.executable, "-m", "churnctl", "watch", big / "landing", "--out", out / "w",
          "--once", "--settle", "0"], env=env, capture_output=True, timeout=120,
@@ -333,7 +327,7 @@ def _restart_scores_each_file_once(big: Path, out: Path) -> None:
 def test_a_second_signal_stops_watch_at_once_and_a_restart_completes(
     big: Path, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), FAULT_ENV: "sleep=0.05"}
+    env = cli_env(**{FAULT_ENV: "sleep=0.05"})
     process = churnctl(["watch", big / "landing", "--out", tmp_path / "w", "--once",
                         "--settle", "0"], tmp_path, env)  # fmt: skip
     deadline = time.monotonic() + 60

@@ -12,11 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import run
 from csv_rows import csv_bytes, text_rows
-from typer.testing import CliRunner
 
 import churnctl.io.csv.reader
-from churnctl.cli import app
 from churnctl.errors import InputError
 from churnctl.io.sources import ReadOptions, SourceBatch, open_source
 from churnctl.samples.generate import COLUMNS, generate_table
@@ -95,7 +94,7 @@ def test_over_the_largest_block_is_a_clear_error(
 
 
 def _score(args: list[str], stdin: bytes | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(app, args, input=stdin)
+    result = run(args, input=stdin)
     return result.exit_code, result.stderr
 
 

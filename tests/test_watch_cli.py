@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import assert_clean_error, plain, run
 from rich.console import Console
-from test_cli import assert_clean_error, plain, run
 
 from churnctl.cli import watching
 from tests.csv_rows import csv_bytes, text_rows

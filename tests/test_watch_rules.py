@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import assert_clean_error, plain, run
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli import assert_clean_error, plain, run
 from test_watch_units import messy_csv, run_once
 
 from churnctl.atomic import atomic_write_bytes, file_sha256, probe_writable

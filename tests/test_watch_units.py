@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -270,7 +271,7 @@ def test_a_fault_step_kills_the_process_at_the_asked_occurrence() -> None:
         "checkpoint('after-rename'); print('first', flush=True)\n"
         "checkpoint('after-commit'); checkpoint('after-rename'); print('second', flush=True)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), FAULT_ENV: "after-rename@2"}
+    env = cli_env(**{FAULT_ENV: "after-rename@2"})
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.returncode == -9
     assert run.stdout == "first\n"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli_helpers import cli_env
 from csv_rows import csv_bytes, text_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,8 +145,8 @@ class Pauses:
 def watch_env(**extra: str) -> dict[str, str]:
     """The environment of a watcher: no fault unless asked, cached bytecode (a faster start)."""
     dropped = ("CHURNCTL_FAULT", "PYTHONDONTWRITEBYTECODE")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
+    env = {k: v for k, v in cli_env().items() if k not in dropped}
+    return {**env, **extra}
 
 
 @dataclass

@@ -173,14 +173,15 @@ def check_java() -> None:
     java = Path(os.environ["JAVA_HOME"]) / "bin" / "java" if os.environ.get("JAVA_HOME") else None
     command = str(java) if java and java.exists() else shutil.which("java")
     if command is None:
-        raise FlinkError("Java not found: Flink needs Java 17; install it or set JAVA_HOME")
+        raise FlinkError("Java not found: Flink needs Java 11 or newer; install it or set "
+                         "JAVA_HOME")  # fmt: skip
     done = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=30)
     match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr)
     major = int(match.group(1)) if match else 0
     major = int(match.group(2) or 0) if major == 1 and match else major
     if major < 11:
         raise FlinkError(f"{command} is Java {major or 'of an unknown version'}: Flink needs "
-                         "Java 17 (11 or newer); install it or set JAVA_HOME")  # fmt: skip
+                         "Java 11 or newer; install it or set JAVA_HOME")  # fmt: skip
 
 
 def emit_job(spec: FlinkJobSpec, target: Path) -> Path:

@@ -2,7 +2,7 @@
 """A churnctl scoring job for Apache Flink, written by `churnctl flink-submit`.
 
 It needs a Python with churnctl and its Flink extra (`pip install 'churnctl[flink]'`)
-and Java 17: python_executable below, which the first line names, so that `./job.py`
+and Java 11 or newer: python_executable below, which the first line names, so that `./job.py`
 runs it on an embedded local Flink, as does `PYTHON job.py` (another Python fails with
 "No module named 'churnctl'"). On a Flink session cluster, with the apache-flink
 package's bin/flink: `flink run -m HOST:PORT -py /absolute/path/to/job.py
