@@ -18,13 +18,15 @@ Arrow, ONNX Runtime ...) on first use (PEP 562), which keeps ``churnctl --help``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from churnctl.moved import install as _serve_moved_modules
+
+TYPE_CHECKING = False  # not typing's: ``import churnctl`` runs before the signal handlers are in
 
 _serve_moved_modules()
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from churnctl.batch.fit_file import fit_state
     from churnctl.batch.score_file import ScoreRequest, score_file
     from churnctl.batch.score_files import FilesRequest, score_files
