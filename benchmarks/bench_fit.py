@@ -45,8 +45,9 @@ def measure(rows: int, folder: Path) -> Measurement:
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, PEAK_OF, str(peak), "-c", CLI, "fit", str(train), "-o", str(state)],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"fit on {rows:,} rows failed ({done.returncode}):\n{done.stderr}")

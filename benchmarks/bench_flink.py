@@ -116,8 +116,13 @@ def child(kind: str, input_path: str, out_dir: str, parallelism: int) -> None:
     and when it was submitted and done (for the parent to split its wall time)."""
     from churnctl.flink.job import FlinkJobSpec, run_job
 
-    spec = FlinkJobSpec(input=input_path, out_dir=out_dir, state=str(bundled(STATE)),
-                        model=str(bundled(MODEL)), parallelism=parallelism)  # fmt: skip
+    spec = FlinkJobSpec(
+        input=input_path,
+        out_dir=out_dir,
+        state=str(bundled(STATE)),
+        model=str(bundled(MODEL)),
+        parallelism=parallelism,
+    )
     if kind == "job":
         with submitted_jobs() as clients:
             run_job(spec, on_submitted=lambda _: mark(SUBMITTED))
@@ -160,10 +165,11 @@ def run_floor(spec: Any) -> Any:
 
     env = job_environment(spec)
     chunks = (
-        listed_files(env, spec).rebalance()
+        listed_files(env, spec)
+        .rebalance()
         .flat_map(ReadFile(), Types.TUPLE([Types.STRING(), Types.STRING()]))
         .name("floor: read each file")
-    )  # fmt: skip
+    )
     write_outputs(chunks, Path(spec.out_dir))
     client = env.execute_async(f"bench floor {Path(spec.input).name}")
     mark(SUBMITTED)
@@ -227,9 +233,18 @@ def command_of(key: str, source: Path, out_dir: Path) -> list[str]:
         return [sys.executable, *CHURNCTL, "score", str(source), "-o", str(out_dir / "out.csv")]
     if variant.kind == "cli":
         return [sys.executable, *CHURNCTL, "flink-submit", str(source), "--out", str(out_dir)]
-    return [sys.executable, str(Path(__file__).resolve()), "--child", variant.kind,
-            "--input", str(source), "--out", str(out_dir),
-            "--parallelism", str(variant.parallelism)]  # fmt: skip
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        variant.kind,
+        "--input",
+        str(source),
+        "--out",
+        str(out_dir),
+        "--parallelism",
+        str(variant.parallelism),
+    ]
 
 
 def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timing:
@@ -243,8 +258,14 @@ def run_variant(key: str, inputs: Inputs, out_dir: Path, timeout: float) -> Timi
     command = command_of(key, source, out_dir)
     started, jiffies, epoch = time.perf_counter(), bench_report.cpu_jiffies(), time.time()
     with log.open("wb") as handle:
-        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -283,19 +304,25 @@ def check_outputs(key: str, inputs: Inputs, out_dir: Path, timing: Timing) -> st
         counts = count_outputs(out_dir)
         timing.scored, timing.rejected = counts.rows.scored, counts.rows.rejected
         if len(counts.files) != files or counts.failed:
-            return (f"{len(counts.files)} files/ records ({len(counts.failed)} not read whole) "
-                    f"for {files} input file(s)")  # fmt: skip
+            return (
+                f"{len(counts.files)} files/ records ({len(counts.failed)} not read whole) "
+                f"for {files} input file(s)"
+            )
         scored = finished_parts(out_dir / "scored")
         timing.workers = len({part.name.rsplit("-", 1)[0] for part in scored})  # part-UUID-N
     if timing.scored + timing.rejected != inputs.rows:
-        return (f"{timing.scored:,} scored + {timing.rejected:,} rejected rows != "
-                f"{inputs.rows:,} input rows")  # fmt: skip
+        return (
+            f"{timing.scored:,} scored + {timing.rejected:,} rejected rows != "
+            f"{inputs.rows:,} input rows"
+        )
     if variant.kind == "floor":
         return None
     got = records_digest(scored, header=variant.kind == "score")
     if got != inputs.digest:
-        return (f"scored records differ from the reference `churnctl score` run's "
-                f"({got[0]:,} records against {inputs.digest[0]:,})")  # fmt: skip
+        return (
+            f"scored records differ from the reference `churnctl score` run's "
+            f"({got[0]:,} records against {inputs.digest[0]:,})"
+        )
     return None
 
 
@@ -362,8 +389,9 @@ class Run:
     def figure(self, name: str, measured: str, target: str = "", met: bool | None = None) -> None:
         self.rows.append((name, measured, target, met))
         mark = "" if met is None else ("  [met]" if met else "  [NOT MET]")
-        print(f"  {name}: {measured}" + (f"  (target {target})" if target else "") + mark,
-              flush=True)  # fmt: skip
+        print(
+            f"  {name}: {measured}" + (f"  (target {target})" if target else "") + mark, flush=True
+        )
 
 
 @dataclass
@@ -454,14 +482,18 @@ def seconds_text(seconds: float | None) -> str:
 
 
 def variant_table(results: dict[str, Result]) -> None:
-    print(f"\n{'variant':<42}{'rows':>10}{'wall s':>9}{'job s':>8}{'start-up s':>12}"
-          f"{'net s':>8}{'net rows/s':>13}")  # fmt: skip
+    print(
+        f"\n{'variant':<42}{'rows':>10}{'wall s':>9}{'job s':>8}{'start-up s':>12}"
+        f"{'net s':>8}{'net rows/s':>13}"
+    )
     for key, r in results.items():
         small = None if r.startup is None else time_of(r.startup)
         rate = "n/a" if r.rate is None else f"{r.rate:,.0f}"
-        print(f"{key + ': ' + VARIANTS[key].label:<42}{r.rows:>10,}{r.main.seconds:>9.1f}"
-              f"{seconds_text(r.main.job_seconds):>8}{seconds_text(small):>12}"
-              f"{seconds_text(r.net):>8}{rate:>13}")  # fmt: skip
+        print(
+            f"{key + ': ' + VARIANTS[key].label:<42}{r.rows:>10,}{r.main.seconds:>9.1f}"
+            f"{seconds_text(r.main.job_seconds):>8}{seconds_text(small):>12}"
+            f"{seconds_text(r.net):>8}{rate:>13}"
+        )
     print(flush=True)
 
 
@@ -501,33 +533,50 @@ def report(run: Run, results: dict[str, Result], inputs: Inputs, smoke: bool) ->
     note = " (--smoke: meaningless)" if smoke else ""
     s, f, score, cli, s1, s2 = (results.get(k) for k in ("s", "f", "score", "cli", "s1", "s2"))
     if s and score:
-        run.figure(f"`s` job time / `score` wall, {s.rows:,} rows",
-                   f"{s.time / score.time:.1f} ({s.time:.1f} s against {score.time:.1f} s; "
-                   f"`s` wall {s.main.seconds:.1f} s){note}")  # fmt: skip
+        run.figure(
+            f"`s` job time / `score` wall, {s.rows:,} rows",
+            f"{s.time / score.time:.1f} ({s.time:.1f} s against {score.time:.1f} s; "
+            f"`s` wall {s.main.seconds:.1f} s){note}",
+        )
     if cli and score:
-        run.figure(f"`flink-submit` wall / `score` wall, {cli.rows:,} rows",
-                   f"{cli.time / score.time:.1f} ({cli.time:.1f} s against {score.time:.1f} s)"
-                   + note)  # fmt: skip
+        run.figure(
+            f"`flink-submit` wall / `score` wall, {cli.rows:,} rows",
+            f"{cli.time / score.time:.1f} ({cli.time:.1f} s against {score.time:.1f} s)" + note,
+        )
     if s and score and s.rate and score.rate:
-        run.figure("net rows/s, `s` / `score`", f"{s.rate / score.rate:.2f} ({s.rate:,.0f} "
-                   f"against {score.rate:,.0f} rows/s){note}")  # fmt: skip
+        run.figure(
+            "net rows/s, `s` / `score`",
+            f"{s.rate / score.rate:.2f} ({s.rate:,.0f} against {score.rate:,.0f} rows/s){note}",
+        )
     if s and f:
-        run.figure("churnctl's reading, scoring and output in the job: `s` job - floor job",
-                   f"{s.time - f.time:.1f} s" + note)  # fmt: skip
+        run.figure(
+            "churnctl's reading, scoring and output in the job: `s` job - floor job",
+            f"{s.time - f.time:.1f} s" + note,
+        )
         ratio = s.time / f.time
-        run.figure("`s` job time / floor job time", f"{ratio:.2f}" + note,
-                   f"≤ {TARGETS['engine']:g}", judged(ratio <= TARGETS["engine"]))  # fmt: skip
+        run.figure(
+            "`s` job time / floor job time",
+            f"{ratio:.2f}" + note,
+            f"≤ {TARGETS['engine']:g}",
+            judged(ratio <= TARGETS["engine"]),
+        )
     if s2:
         wanted = min(VARIANTS["s2"].parallelism, inputs.files)
         workers = [t.workers for t in s2.runs]
-        run.figure(f"`s2`: workers that wrote scored rows, parallelism 2, {inputs.files} files",
-                   f"{min(workers)} (each run: {', '.join(map(str, workers))})", f"≥ {wanted}",
-                   min(workers) >= wanted)  # fmt: skip
+        run.figure(
+            f"`s2`: workers that wrote scored rows, parallelism 2, {inputs.files} files",
+            f"{min(workers)} (each run: {', '.join(map(str, workers))})",
+            f"≥ {wanted}",
+            min(workers) >= wanted,
+        )
     if s1 and s2:
         ratio = s1.time / s2.time
-        run.figure(f"parallelism 2 / 1 speed-up, job time, {inputs.files} files",
-                   f"{ratio:.2f} ({s2.time:.1f} s against {s1.time:.1f} s){note}",
-                   f"≥ {TARGETS['scale']:g}", judged(ratio >= TARGETS["scale"]))  # fmt: skip
+        run.figure(
+            f"parallelism 2 / 1 speed-up, job time, {inputs.files} files",
+            f"{ratio:.2f} ({s2.time:.1f} s against {s1.time:.1f} s){note}",
+            f"≥ {TARGETS['scale']:g}",
+            judged(ratio >= TARGETS["scale"]),
+        )
 
 
 # --------------------------------------------------------------------------- the parent
@@ -580,8 +629,12 @@ def make_inputs(tmp: Path, rows: int, parts: int, label: str) -> Inputs:
     generate_files(tmp / f"{label}-parts", n_rows=rows, files=parts, seed=7)
     inputs = Inputs(one, tmp / f"{label}-parts", rows, parts)
     reference = tmp / f"{label}-reference.csv"
-    done = subprocess.run([sys.executable, *CHURNCTL, "score", str(one), "-o", str(reference)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *CHURNCTL, "score", str(one), "-o", str(reference)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode != 0:
         raise SystemExit(f"the reference `churnctl score` run failed: {done.stderr.strip()}")
     inputs.digest = records_digest([reference], header=True)
@@ -612,8 +665,11 @@ def measure(
 def timed_run(key: str, inputs: Inputs, out_dir: Path, args: argparse.Namespace) -> Timing:
     print(f"{key} ({VARIANTS[key].label}): {inputs.rows:,} rows, {out_dir.name} ...", flush=True)
     timing = run_variant(key, inputs, out_dir, args.timeout)
-    print(f"  wall {timing.seconds:.1f} s, job {seconds_text(timing.job_seconds)} s "
-          f"({timing.scored:,} scored, {timing.rejected:,} rejected)", flush=True)  # fmt: skip
+    print(
+        f"  wall {timing.seconds:.1f} s, job {seconds_text(timing.job_seconds)} s "
+        f"({timing.scored:,} scored, {timing.rejected:,} rejected)",
+        flush=True,
+    )
     return timing
 
 
@@ -624,10 +680,16 @@ def bench(args: argparse.Namespace) -> int:
         inputs = {"main": make_inputs(tmp, args.rows, args.parts, "main")}
         if args.small_keys:
             inputs["startup"] = make_inputs(tmp, args.startup_rows, args.parts, "startup")
-        small = (f"{args.startup_rows:,} rows for the start-up of {', '.join(args.small_keys)}"
-                 if args.small_keys else "no start-up runs")  # fmt: skip
-        print(f"inputs: {args.rows:,} rows as 1 file and as {args.parts} files; {small}; "
-              "each scored by `churnctl score` for reference", flush=True)  # fmt: skip
+        small = (
+            f"{args.startup_rows:,} rows for the start-up of {', '.join(args.small_keys)}"
+            if args.small_keys
+            else "no start-up runs"
+        )
+        print(
+            f"inputs: {args.rows:,} rows as 1 file and as {args.parts} files; {small}; "
+            "each scored by `churnctl score` for reference",
+            flush=True,
+        )
         results = measure(args, inputs, tmp, run)
         report(run, results, inputs["main"], args.smoke)
     seconds = time.perf_counter() - started

@@ -74,15 +74,19 @@ def main() -> None:
         with_bad_last_row(clean, bad)
         out = Path(tmp)
         formats = medians(
-            {fmt: lambda fmt=fmt: score_seconds(scorer, clean, out / f"o.{fmt}")
-             for fmt in ("csv", "jsonl")},
+            {
+                fmt: lambda fmt=fmt: score_seconds(scorer, clean, out / f"o.{fmt}")
+                for fmt in ("csv", "jsonl")
+            },
             repeat=3,
-        )  # fmt: skip
+        )
         rejects = medians(
-            {"clean": lambda: score_seconds(scorer, clean, out / "c.csv"),
-             "bad": lambda: score_seconds(scorer, bad, out / "b.csv")},
+            {
+                "clean": lambda: score_seconds(scorer, clean, out / "c.csv"),
+                "bad": lambda: score_seconds(scorer, bad, out / "b.csv"),
+            },
             repeat=3,
-        )  # fmt: skip
+        )
         assert (out / "b.rejects.csv").read_text().count("\n") == 2, "expected one reject"
     cpu = {target.name: statistics.median(values) for target, values in CPU.items()}
     csv_rate, jsonl_rate = rows / formats["csv"], rows / formats["jsonl"]

@@ -62,9 +62,14 @@ def machine(packages: Sequence[str]) -> dict[str, str]:
 
 
 def markdown(
-    title: str, command: str, seconds: float, packages: Sequence[str], figures: Sequence[Figure],
-    notes: Sequence[str], problems: Sequence[str],
-) -> str:  # fmt: skip
+    title: str,
+    command: str,
+    seconds: float,
+    packages: Sequence[str],
+    figures: Sequence[Figure],
+    notes: Sequence[str],
+    problems: Sequence[str],
+) -> str:
     """A markdown section: the command, the machine, the table of figures, notes, problems."""
     lines = [f"## {title}", "", f"`{command}` ({time.strftime('%Y-%m-%d')}, {seconds:.0f} s)", ""]
     lines += [f"- {key}: {value}" for key, value in machine(packages).items()]

@@ -77,8 +77,14 @@ def digest(folder: Path) -> dict[str, str]:
 def run_cli(args: list[str], runs: Runs, problems: list[str]) -> None:
     before = bench_report.cpu_jiffies()
     started = time.perf_counter()
-    done = subprocess.run([*CLI, *args], env=cli_env(), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    done = subprocess.run(
+        [*CLI, *args],
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     runs.seconds.append(time.perf_counter() - started)
     busy = bench_report.busy_cores(before, bench_report.cpu_jiffies())
     if busy is not None:
@@ -87,8 +93,13 @@ def run_cli(args: list[str], runs: Runs, problems: list[str]) -> None:
         problems.append(f"churnctl {' '.join(args)} exited {done.returncode}: {done.stderr}")
 
 
-def compare(variants: dict[int, Runs], args_of: dict[int, list[str]], out_of: dict[int, Path],
-            runs: int, problems: list[str]) -> None:  # fmt: skip
+def compare(
+    variants: dict[int, Runs],
+    args_of: dict[int, list[str]],
+    out_of: dict[int, Path],
+    runs: int,
+    problems: list[str],
+) -> None:
     """Run each variant ``runs`` times, interleaved; check its outputs against the first's."""
     expected: dict[str, str] | None = None
     for _ in range(runs):
@@ -162,12 +173,28 @@ def main() -> int:
         generate_files(data, n_rows=args.rows, files=args.files, seed=1)
         folders = {w: Runs() for w in (1, 2)}
         outs = {w: root / f"out-{w}" for w in (1, 2)}
-        compare(folders, {w: ["score", str(data), "--out-dir", str(outs[w]), "--workers", str(w)]
-                          for w in (1, 2)}, outs, args.runs, problems)  # fmt: skip
+        compare(
+            folders,
+            {
+                w: ["score", str(data), "--out-dir", str(outs[w]), "--workers", str(w)]
+                for w in (1, 2)
+            },
+            outs,
+            args.runs,
+            problems,
+        )
         joined = {w: Runs() for w in (1, 2)}
         ones = {w: root / f"one-{w}" for w in (1, 2)}
-        compare(joined, {w: ["score", str(data), "-o", str(ones[w] / "all.csv"), "--workers",
-                             str(w)] for w in (1, 2)}, ones, args.runs, problems)  # fmt: skip
+        compare(
+            joined,
+            {
+                w: ["score", str(data), "-o", str(ones[w] / "all.csv"), "--workers", str(w)]
+                for w in (1, 2)
+            },
+            ones,
+            args.runs,
+            problems,
+        )
     starts = {(m, n): startup(m, n, args.runs) for n in (1, 2) for m in ("spawn", "forkserver")}
     speedup = folders[1].median / folders[2].median
     joined_speedup = joined[1].median / joined[2].median
@@ -175,14 +202,20 @@ def main() -> int:
     figures += [
         (f"--out-dir, --workers 1 ({rows})", folders[1].text(), "", None),
         (f"--out-dir, --workers 2 ({rows})", folders[2].text(), "", None),
-        ("--out-dir speed-up, workers 2 / 1", f"{speedup:.2f}x", f">= {TARGET}x",
-         speedup >= TARGET),
+        (
+            "--out-dir speed-up, workers 2 / 1",
+            f"{speedup:.2f}x",
+            f">= {TARGET}x",
+            speedup >= TARGET,
+        ),
         ("-o FILE, --workers 1", joined[1].text(), "", None),
         ("-o FILE, --workers 2", joined[2].text(), "", None),
         ("-o FILE speed-up, workers 2 / 1", f"{joined_speedup:.2f}x", "", None),
-        *((f"worker start-up, {m}, {n} worker(s)", s.text(), "", None)
-          for (m, n), s in starts.items()),
-    ]  # fmt: skip
+        *(
+            (f"worker start-up, {m}, {n} worker(s)", s.text(), "", None)
+            for (m, n), s in starts.items()
+        ),
+    ]
     width = max(len(f[0]) for f in figures)
     for name, measured, target, met in figures:
         verdict = "" if met is None else ("  (met)" if met else "  (MISSED)")
@@ -195,8 +228,15 @@ def main() -> int:
             "Whole-process wall times (start-up included), median of the runs; runs "
             "interleaved. Busy cores: the whole machine's, on average, during each run."
         ]
-        text = bench_report.markdown("score --workers", command, time.perf_counter() - began,
-                                     PACKAGES, figures, notes, problems)  # fmt: skip
+        text = bench_report.markdown(
+            "score --workers",
+            command,
+            time.perf_counter() - began,
+            PACKAGES,
+            figures,
+            notes,
+            problems,
+        )
         with args.markdown.open("a", encoding="utf-8") as handle:
             handle.write(text + "\n")
     if problems:

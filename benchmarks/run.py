@@ -90,15 +90,17 @@ class Report:
     chart: list[tuple[str, float]] = field(default_factory=list)  # label, headroom
     problems: list[str] = field(default_factory=list)
 
-    def add(self, name: str, measured: str, target: Target | None = None,
-            value: float | None = None) -> None:  # fmt: skip
+    def add(
+        self, name: str, measured: str, target: Target | None = None, value: float | None = None
+    ) -> None:
         met = None if target is None or value is None else target.met(value)
         self.figures.append((name, measured, "" if target is None else str(target), met))
         if target is not None and value is not None:
             self.chart.append((name, target.headroom(value)))
         mark = "" if met is None else ("  [met]" if met else "  [NOT MET]")
-        print(f"  {name}: {measured}" + (f"  (target {target})" if target else "") + mark,
-              flush=True)  # fmt: skip
+        print(
+            f"  {name}: {measured}" + (f"  (target {target})" if target else "") + mark, flush=True
+        )
 
 
 # --------------------------------------------------------------------------- processes
@@ -118,9 +120,13 @@ def run_process(args: Sequence[str], *, peak: bool = True) -> Proc:
     with tempfile.NamedTemporaryFile(prefix="peak-", suffix=".kb") as peak_file:
         wrapper = [str(HERE / "peak_of.py"), peak_file.name] if peak else []
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, *wrapper, *args], env=environment(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, *wrapper, *args],
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         stderr = proc.stderr.read() if proc.stderr else b""
         _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time
         proc.returncode = code = os.waitstatus_to_exitcode(status)
@@ -152,10 +158,14 @@ def rounds(variants: dict[str, Callable[[], Proc]], repeat: int) -> dict[str, Pr
     for _ in range(repeat):
         for key, run in variants.items():
             runs[key].append(run())
-    return {key: Proc(statistics.median(p.wall for p in procs),
-                      statistics.median(p.cpu for p in procs),
-                      statistics.median(p.peak_mb for p in procs))
-            for key, procs in runs.items()}  # fmt: skip
+    return {
+        key: Proc(
+            statistics.median(p.wall for p in procs),
+            statistics.median(p.cpu for p in procs),
+            statistics.median(p.peak_mb for p in procs),
+        )
+        for key, procs in runs.items()
+    }
 
 
 # --------------------------------------------------------------------------- inputs
@@ -182,8 +192,17 @@ def make_inputs(tmp: Path, args: argparse.Namespace) -> Inputs:
     loop = generate_files(tmp / "loop.csv", n_rows=args.loop_rows, seed=2)[0]
     generate_files(tmp / "parts", n_rows=args.parts_rows, files=8, seed=3)
     big = generate_files(tmp / "big.csv", n_rows=args.big_rows, seed=4)[0]
-    return Inputs(main, bad_end, loop, tmp / "parts", big, args.rows, args.loop_rows,
-                  args.parts_rows, args.big_rows)  # fmt: skip
+    return Inputs(
+        main,
+        bad_end,
+        loop,
+        tmp / "parts",
+        big,
+        args.rows,
+        args.loop_rows,
+        args.parts_rows,
+        args.big_rows,
+    )
 
 
 def spoil_last_row(path: Path) -> None:
@@ -224,49 +243,76 @@ def score_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: R
     state, model = pair_paths()
     out = tmp / "out"
     out.mkdir(exist_ok=True)
-    timed = rounds({
-        "score": lambda: run_process(churnctl("score", inputs.main, "-o", out / "s.csv")),
-        "floor": lambda: run_process(script("floor.py", state, model, inputs.main, out / "f.csv")),
-        "sklearn": lambda: run_process(
-            script("sklearn_baseline.py", state, model, inputs.main, out / "k.csv")),
-        "loop": lambda: run_process(
-            script("record_loop.py", state, model, inputs.loop, out / "l.csv")),
-    }, args.repeat)  # fmt: skip
+    timed = rounds(
+        {
+            "score": lambda: run_process(churnctl("score", inputs.main, "-o", out / "s.csv")),
+            "floor": lambda: run_process(
+                script("floor.py", state, model, inputs.main, out / "f.csv")
+            ),
+            "sklearn": lambda: run_process(
+                script("sklearn_baseline.py", state, model, inputs.main, out / "k.csv")
+            ),
+            "loop": lambda: run_process(
+                script("record_loop.py", state, model, inputs.loop, out / "l.csv")
+            ),
+        },
+        args.repeat,
+    )
     s, f, k, loop = (timed[key] for key in ("score", "floor", "sklearn", "loop"))
     n = inputs.rows
     report.add(
         f"`score` {n:,} rows: wall, CPU, peak RSS",
         f"{s.wall:.2f} s, {s.cpu:.2f} s, {s.peak_mb:,.0f} MB ({n / s.wall:,.0f} rows/s)",
     )
-    report.add(f"floor script {n:,} rows: wall, CPU, peak RSS",
-               f"{f.wall:.2f} s, {f.cpu:.2f} s, {f.peak_mb:,.0f} MB")  # fmt: skip
-    report.add("`score` / floor, wall", f"{s.wall / f.wall:.2f}", Target("<=", 1.15),
-               s.wall / f.wall)  # fmt: skip
+    report.add(
+        f"floor script {n:,} rows: wall, CPU, peak RSS",
+        f"{f.wall:.2f} s, {f.cpu:.2f} s, {f.peak_mb:,.0f} MB",
+    )
+    report.add(
+        "`score` / floor, wall", f"{s.wall / f.wall:.2f}", Target("<=", 1.15), s.wall / f.wall
+    )
     report.add("`score` / floor, CPU", f"{s.cpu / f.cpu:.2f}", Target("<=", 1.15), s.cpu / f.cpu)
     loop_rate, score_rate = inputs.loop_rows / loop.wall, n / s.wall
-    report.add(f"`score` rows/s / record-at-a-time loop rows/s ({loop_rate:,.0f} rows/s on "
-               f"{inputs.loop_rows:,} rows)", f"{score_rate / loop_rate:.1f}",
-               Target(">=", 25), score_rate / loop_rate)  # fmt: skip
-    report.add(f"pandas + scikit-learn ColumnTransformer + ORT wall ({k.wall:.2f} s) / `score`",
-               f"{k.wall / s.wall:.2f}", Target(">=", 3), k.wall / s.wall)  # fmt: skip
+    report.add(
+        f"`score` rows/s / record-at-a-time loop rows/s ({loop_rate:,.0f} rows/s on "
+        f"{inputs.loop_rows:,} rows)",
+        f"{score_rate / loop_rate:.1f}",
+        Target(">=", 25),
+        score_rate / loop_rate,
+    )
+    report.add(
+        f"pandas + scikit-learn ColumnTransformer + ORT wall ({k.wall:.2f} s) / `score`",
+        f"{k.wall / s.wall:.2f}",
+        Target(">=", 3),
+        k.wall / s.wall,
+    )
 
 
 def output_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
     """JSONL against CSV output; one bad row at the end against the clean file."""
     out = tmp / "out"
     out.mkdir(exist_ok=True)
-    timed = rounds({
-        "csv": lambda: run_process(churnctl("score", inputs.main, "-o", out / "c.csv")),
-        "jsonl": lambda: run_process(churnctl("score", inputs.main, "-o", out / "j.jsonl")),
-        "bad": lambda: run_process(churnctl("score", inputs.bad_end, "-o", out / "b.csv")),
-    }, args.repeat)  # fmt: skip
+    timed = rounds(
+        {
+            "csv": lambda: run_process(churnctl("score", inputs.main, "-o", out / "c.csv")),
+            "jsonl": lambda: run_process(churnctl("score", inputs.main, "-o", out / "j.jsonl")),
+            "bad": lambda: run_process(churnctl("score", inputs.bad_end, "-o", out / "b.csv")),
+        },
+        args.repeat,
+    )
     c, j, b = timed["csv"], timed["jsonl"], timed["bad"]
-    report.add("JSONL output rows/s / CSV output rows/s (whole process)",
-               f"{c.wall / j.wall:.2f} ({j.wall:.2f} s against {c.wall:.2f} s)",
-               Target(">=", 0.6), c.wall / j.wall)  # fmt: skip
-    report.add(f"one bad row at the end of {inputs.rows:,} rows / the clean file, wall",
-               f"{b.wall / c.wall:.2f} ({b.wall:.2f} s against {c.wall:.2f} s)",
-               Target("<=", 1.15), b.wall / c.wall)  # fmt: skip
+    report.add(
+        "JSONL output rows/s / CSV output rows/s (whole process)",
+        f"{c.wall / j.wall:.2f} ({j.wall:.2f} s against {c.wall:.2f} s)",
+        Target(">=", 0.6),
+        c.wall / j.wall,
+    )
+    report.add(
+        f"one bad row at the end of {inputs.rows:,} rows / the clean file, wall",
+        f"{b.wall / c.wall:.2f} ({b.wall:.2f} s against {c.wall:.2f} s)",
+        Target("<=", 1.15),
+        b.wall / c.wall,
+    )
 
 
 def worker_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
@@ -275,14 +321,18 @@ def worker_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: 
     def workers(n: int) -> Proc:
         target = tmp / f"workers-{n}"
         shutil.rmtree(target, ignore_errors=True)
-        return run_process(churnctl("score", inputs.parts, "--out-dir", target,
-                                    "--workers", str(n)))  # fmt: skip
+        return run_process(
+            churnctl("score", inputs.parts, "--out-dir", target, "--workers", str(n))
+        )
 
     timed = rounds({"1": lambda: workers(1), "2": lambda: workers(2)}, args.repeat)
     one, two = timed["1"], timed["2"]
-    report.add(f"`score --workers 2` speed-up, 8 files, {inputs.parts_rows:,} rows",
-               f"{one.wall / two.wall:.2f} ({two.wall:.2f} s against {one.wall:.2f} s)",
-               Target(">=", 1.7), one.wall / two.wall)  # fmt: skip
+    report.add(
+        f"`score --workers 2` speed-up, 8 files, {inputs.parts_rows:,} rows",
+        f"{one.wall / two.wall:.2f} ({two.wall:.2f} s against {one.wall:.2f} s)",
+        Target(">=", 1.7),
+        one.wall / two.wall,
+    )
 
 
 def memory_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
@@ -292,10 +342,13 @@ def memory_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: 
         for label, path in (("small", inputs.main), ("big", inputs.big)):
             out = tmp / f"{command}-{label}.{'csv' if command == 'score' else 'json'}"
             peaks[label] = run_process(churnctl(command, path, "-o", out)).peak_mb
-        report.add(f"`{command}` peak RSS, {inputs.big_rows:,} rows (against {inputs.rows:,})",
-                   f"{peaks['big']:,.0f} MB (against {peaks['small']:,.0f} MB, "
-                   f"{peaks['big'] / peaks['small']:.2f} times)", Target("<=", 300),
-                   peaks["big"])  # fmt: skip
+        report.add(
+            f"`{command}` peak RSS, {inputs.big_rows:,} rows (against {inputs.rows:,})",
+            f"{peaks['big']:,.0f} MB (against {peaks['small']:,.0f} MB, "
+            f"{peaks['big'] / peaks['small']:.2f} times)",
+            Target("<=", 300),
+            peaks["big"],
+        )
 
 
 def startup_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
@@ -303,16 +356,23 @@ def startup_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report:
     ``--help`` (``bench_startup.TYPER_ONLY``): medians of ``--help-runs``, interleaved."""
     from bench_startup import TYPER_ONLY
 
-    cases = {"churnctl": churnctl("--help"), "bare": ["-c", "pass"],
-             "typer": ["-c", TYPER_ONLY, "--help"]}  # fmt: skip
+    cases = {
+        "churnctl": churnctl("--help"),
+        "bare": ["-c", "pass"],
+        "typer": ["-c", TYPER_ONLY, "--help"],
+    }
     walls: dict[str, list[float]] = {key: [] for key in cases}
     for _ in range(args.help_runs):
         for key, command in cases.items():
             walls[key].append(run_process(command, peak=False).wall)
     wall, bare, typer = (statistics.median(walls[key]) for key in ("churnctl", "bare", "typer"))
-    report.add("`churnctl --help` wall", f"{wall:.3f} s (`python -c pass`: {bare:.3f} s; a "
-               f"bare two-command Typer app's `--help`: {typer:.3f} s)",
-               Target("<=", 0.25), wall)  # fmt: skip
+    report.add(
+        "`churnctl --help` wall",
+        f"{wall:.3f} s (`python -c pass`: {bare:.3f} s; a "
+        f"bare two-command Typer app's `--help`: {typer:.3f} s)",
+        Target("<=", 0.25),
+        wall,
+    )
 
 
 MEASURES = {
@@ -332,8 +392,9 @@ def other_script(name: str, args: argparse.Namespace, tmp: Path, report: Report)
     section = tmp / f"{name}.md"
     command = [str(HERE / f"bench_{name}.py"), "--markdown", str(section)]
     print(f"bench_{name}.py ...", flush=True)
-    result = subprocess.run([sys.executable, *command], env=environment(), check=False,
-                            stdin=subprocess.DEVNULL)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, *command], env=environment(), check=False, stdin=subprocess.DEVNULL
+    )
     if not section.exists():
         report.problems.append(f"bench_{name}.py exited {result.returncode} without a section")
         return None
@@ -441,9 +502,15 @@ def our_section(report: Report, args: argparse.Namespace, seconds: float, chart:
         "interleaved in the same run. Headroom in the chart is target / measured for a "
         "≤ target and measured / target for a ≥ target.",
     ]
-    text = bench_report.markdown(TITLE, "python " + " ".join(sys.argv), seconds,
-                                 ("pyarrow", "numpy", "onnxruntime", "pandas", "scikit-learn"),
-                                 report.figures, notes, report.problems)  # fmt: skip
+    text = bench_report.markdown(
+        TITLE,
+        "python " + " ".join(sys.argv),
+        seconds,
+        ("pyarrow", "numpy", "onnxruntime", "pandas", "scikit-learn"),
+        report.figures,
+        notes,
+        report.problems,
+    )
     return text.replace("## Summary (`benchmarks/run.py`) benchmark", f"## {TITLE}")
 
 
@@ -482,8 +549,11 @@ def main() -> int:
         page = args.out or (tmp / "benchmarks.md" if args.smoke else ROOT / "docs/benchmarks.md")
         chart = args.chart or page.with_suffix(".png")
         page.parent.mkdir(parents=True, exist_ok=True)
-        print(f"inputs: {args.rows:,} rows; loop {args.loop_rows:,}; 8 parts of "
-              f"{args.parts_rows:,} in all; big {args.big_rows:,}", flush=True)  # fmt: skip
+        print(
+            f"inputs: {args.rows:,} rows; loop {args.loop_rows:,}; 8 parts of "
+            f"{args.parts_rows:,} in all; big {args.big_rows:,}",
+            flush=True,
+        )
         inputs = make_inputs(tmp, args)
         check_baselines(tmp, inputs, report)
         for measure in measures:

@@ -62,28 +62,36 @@ def write_hostile_folder(folder: Path, *, with_missing_column: bool = False) -> 
     """The input files (as ``score`` names them, sorted), and beside them what both skip."""
     folder.mkdir(parents=True, exist_ok=True)
     header, records = messy_rows(100_000)
-    (folder / "a.csv").write_bytes(b"\xef\xbb\xbf" + csv_text(header, records, newline="\r\n")
-                                   .encode("utf-8"))  # fmt: skip
+    (folder / "a.csv").write_bytes(
+        b"\xef\xbb\xbf" + csv_text(header, records, newline="\r\n").encode("utf-8")
+    )
     plain = [*COLUMNS, NOTE]
     rows = rows_with_ids(30, 12, 200_000)
     other = swapped(plain, "Balance", "EstimatedSalary")
-    (folder / "b.csv").write_text(csv_text(other, [[r[c] for c in other] for r in rows]),
-                                  encoding="utf-8")  # fmt: skip
+    (folder / "b.csv").write_text(
+        csv_text(other, [[r[c] for c in other] for r in rows]), encoding="utf-8"
+    )
     rows = rows_with_ids(25, 13, 300_000)
     other = swapped(plain, "Geography", "CreditScore")
-    (folder / "c.csv.gz").write_bytes(gzip.compress(
-        csv_text(other, [[r[c] for c in other] for r in rows]).encode("utf-8")))  # fmt: skip
+    (folder / "c.csv.gz").write_bytes(
+        gzip.compress(csv_text(other, [[r[c] for c in other] for r in rows]).encode("utf-8"))
+    )
     rows = rows_with_ids(20, 14, 400_000)
-    pq.write_table(pa.table({c: [r[c] for r in rows] for c in reversed(plain)}),
-                   folder / "d.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({c: [r[c] for r in rows] for c in reversed(plain)}), folder / "d.parquet"
+    )
     if with_missing_column:
         rows = rows_with_ids(5, 15, 500_000)
         no_age = [c for c in plain if c != "Age"]
-        (folder / "e.csv").write_text(csv_text(no_age, [[r[c] for c in no_age] for r in rows]),
-                                      encoding="utf-8")  # fmt: skip
+        (folder / "e.csv").write_text(
+            csv_text(no_age, [[r[c] for c in no_age] for r in rows]), encoding="utf-8"
+        )
     skipped(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name[0] not in "._"
-                  and not p.name.endswith(".txt"))  # fmt: skip
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.name[0] not in "._" and not p.name.endswith(".txt")
+    )
 
 
 def skipped(folder: Path) -> None:

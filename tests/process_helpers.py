@@ -40,8 +40,9 @@ def group(pgid: int) -> list[Proc]:
 
 def launcher_of(parent: int) -> Proc | None:
     """The ``churnctl.flink.launch`` process that ``parent`` started, if there is one."""
-    return next((p for p in processes()
-                 if p.ppid == parent and "churnctl.flink.launch" in p.cmdline), None)  # fmt: skip
+    return next(
+        (p for p in processes() if p.ppid == parent and "churnctl.flink.launch" in p.cmdline), None
+    )
 
 
 def wait_until_gone(pgid: int, timeout: float) -> list[Proc]:

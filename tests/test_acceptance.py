@@ -50,9 +50,9 @@ def test_a_state_fitted_on_the_public_data_is_not_the_bundled_models(tmp_path: P
     assert refused.exit_code == 2
     assert "same features, other fitted numbers" in refused.stderr
     assert not out.exists()
-    forced = run(["score", str(CHURN_CSV), "--state", str(state), "-o", str(out),
-              "--allow-state-mismatch"],
-    )  # fmt: skip
+    forced = run(
+        ["score", str(CHURN_CSV), "--state", str(state), "-o", str(out), "--allow-state-mismatch"],
+    )
     assert forced.exit_code == 0, forced.output
     assert "binding check SKIPPED" in forced.stderr
     assert pacsv.read_csv(out).num_rows == 10_000

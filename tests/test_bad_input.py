@@ -180,28 +180,49 @@ def _with(row: int, **values: str) -> list[dict]:
 
 
 ROW_LEVEL: list[tuple[str, Callable[[], str], str | None, str]] = [
-    ("non-numeric.csv", lambda: csv_text(_with(2, CreditScore="abc")), "CreditScore",
-     "not a number"),
+    (
+        "non-numeric.csv",
+        lambda: csv_text(_with(2, CreditScore="abc")),
+        "CreditScore",
+        "not a number",
+    ),
     ("empty-number.csv", lambda: csv_text(_with(2, Age="")), "Age", "empty value"),
     ("nan.csv", lambda: csv_text(_with(2, Balance="NaN")), "Balance", "non-finite value"),
     ("inf.csv", lambda: csv_text(_with(2, Tenure="inf")), "Tenure", "non-finite value"),
     ("minus-inf.csv", lambda: csv_text(_with(2, Tenure="-Infinity")), "Tenure", "non-finite value"),
     ("overflow.csv", lambda: csv_text(_with(2, Balance="1e999")), "Balance", "non-finite value"),
-    ("unseen.csv", lambda: csv_text(_with(2, Geography="Atlantis")), "Geography",
-     "unseen category 'Atlantis'"),
+    (
+        "unseen.csv",
+        lambda: csv_text(_with(2, Geography="Atlantis")),
+        "Geography",
+        "unseen category 'Atlantis'",
+    ),
     ("case.csv", lambda: csv_text(_with(2, Gender="male")), "Gender", "unseen category 'male'"),
     ("empty-category.csv", lambda: csv_text(_with(2, Gender="")), "Gender", "empty value"),
-    ("huge-field.csv", lambda: csv_text(_with(2, Geography="x" * 20_000)), "Geography",
-     "field longer than 10,000 characters"),
-    ("too-many-fields.csv", lambda: csv_text(ROWS).replace("\n3,", "\n3,extra,", 1), None,
-     "expected 14 fields, found 15"),
-    ("truncated-last-line.csv", lambda: csv_text(ROWS).rstrip("\n")[:-40], None,
-     "expected 14 fields, found"),
-]  # fmt: skip
+    (
+        "huge-field.csv",
+        lambda: csv_text(_with(2, Geography="x" * 20_000)),
+        "Geography",
+        "field longer than 10,000 characters",
+    ),
+    (
+        "too-many-fields.csv",
+        lambda: csv_text(ROWS).replace("\n3,", "\n3,extra,", 1),
+        None,
+        "expected 14 fields, found 15",
+    ),
+    (
+        "truncated-last-line.csv",
+        lambda: csv_text(ROWS).rstrip("\n")[:-40],
+        None,
+        "expected 14 fields, found",
+    ),
+]
 
 
-@pytest.mark.parametrize(("name", "make", "column", "reason"), ROW_LEVEL,
-                         ids=[c[0] for c in ROW_LEVEL])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "make", "column", "reason"), ROW_LEVEL, ids=[c[0] for c in ROW_LEVEL]
+)
 def test_row_level_problems_are_quarantined(tmp_path, name, make, column, reason) -> None:
     content = make()
     result, out, rejects_path = score(tmp_path, name, content, "--max-rejects", "1")
@@ -246,8 +267,18 @@ def _state_with_policy(tmp_path: Path, policy: str) -> Path:
 def test_unseen_category_under_skip_is_rejected_as_skipped(tmp_path) -> None:
     state = _state_with_policy(tmp_path, "skip")
     content = csv_text(_with(4, Geography="Atlantis"))
-    result, out, rejects = score(tmp_path, "skip.csv", content, "--state", str(state), *UNBOUND_OK,
-                                 "--model", str(bundled(MODEL)), "--max-rejects", "1")  # fmt: skip
+    result, out, rejects = score(
+        tmp_path,
+        "skip.csv",
+        content,
+        "--state",
+        str(state),
+        *UNBOUND_OK,
+        "--model",
+        str(bundled(MODEL)),
+        "--max-rejects",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     assert [r["reason"] for r in read_csv_rows(rejects)] == ["skipped"]
     assert len(read_csv_rows(out)) == len(ROWS) - 1
@@ -256,8 +287,16 @@ def test_unseen_category_under_skip_is_rejected_as_skipped(tmp_path) -> None:
 def test_unseen_category_under_keep_is_scored_as_all_zero_one_hot(tmp_path) -> None:
     state = _state_with_policy(tmp_path, "keep")
     content = csv_text(_with(4, Geography="Atlantis", Gender=""))
-    result, out, rejects = score(tmp_path, "keep.csv", content, "--state", str(state), *UNBOUND_OK,
-                                 "--model", str(bundled(MODEL)))  # fmt: skip
+    result, out, rejects = score(
+        tmp_path,
+        "keep.csv",
+        content,
+        "--state",
+        str(state),
+        *UNBOUND_OK,
+        "--model",
+        str(bundled(MODEL)),
+    )
     assert result.exit_code == 0, result.output
     assert read_csv_rows(rejects) == []
     assert len(read_csv_rows(out)) == len(ROWS)
@@ -268,10 +307,16 @@ def test_unseen_category_under_keep_is_scored_as_all_zero_one_hot(tmp_path) -> N
 
 @pytest.mark.parametrize(
     ("option", "bad_rows", "code"),
-    [(["--max-rejects", "2"], 2, 0), (["--max-rejects", "2"], 3, 3),
-     (["--max-rejects", "25%"], 3, 0), (["--max-rejects", "20%"], 3, 3), ([], 0, 0), ([], 1, 3),
-     (["--max-rejects", "0"], 1, 3)],
-)  # fmt: skip
+    [
+        (["--max-rejects", "2"], 2, 0),
+        (["--max-rejects", "2"], 3, 3),
+        (["--max-rejects", "25%"], 3, 0),
+        (["--max-rejects", "20%"], 3, 3),
+        ([], 0, 0),
+        ([], 1, 3),
+        (["--max-rejects", "0"], 1, 3),
+    ],
+)
 def test_max_rejects_fails_the_run_and_publishes_nothing(tmp_path, option, bad_rows, code) -> None:
     rows = [{**r, "Age": "x"} if i < bad_rows else r for i, r in enumerate(ROWS)]
     result, out, rejects = score(tmp_path, "in.csv", csv_text(rows), *option)
@@ -296,8 +341,18 @@ def test_max_rejects_with_stdout_output_says_what_was_already_written(tmp_path) 
     assert f"{scored:,} scored rows had already gone to stdout" in result.stderr
     assert "the rejects went to stderr" in result.stderr  # the default with stdout output
     assert "nothing was written" not in result.stderr
-    kept = run(["score", str(path), "-o", "-", "--max-rejects", "10%",
-                               "--rejects", str(tmp_path / "r.csv")])  # fmt: skip
+    kept = run(
+        [
+            "score",
+            str(path),
+            "-o",
+            "-",
+            "--max-rejects",
+            "10%",
+            "--rejects",
+            str(tmp_path / "r.csv"),
+        ]
+    )
     assert "the rejects file was not written" in kept.stderr
     assert not (tmp_path / "r.csv").exists()
 
@@ -315,8 +370,10 @@ def test_stdin_gives_the_same_rejects_as_a_file(tmp_path) -> None:
     content = csv_text(_with(3, Age="?")).replace("\n", "\n\n", 2)
     by_file, _, rejects = score(tmp_path, "in.csv", content, "--max-rejects", "1")
     stdin_rejects = tmp_path / "stdin.rejects.csv"
-    piped = run(["score", "-", "-o", "-", "--rejects", str(stdin_rejects),
-                                "--max-rejects", "1"], input=content)  # fmt: skip
+    piped = run(
+        ["score", "-", "-o", "-", "--rejects", str(stdin_rejects), "--max-rejects", "1"],
+        input=content,
+    )
     assert by_file.exit_code == piped.exit_code == 0
     strip = [{k: v for k, v in r.items() if k != "source"} for r in read_csv_rows(rejects)]
     strip_stdin = [
@@ -357,10 +414,12 @@ def test_arbitrary_csv_counts_always_add_up(tmp_path_factory, document) -> None:
     source = directory / "in.csv"
     source.write_text(document, encoding="utf-8", newline="")
     request = ScoreRequest(
-        input=str(source), output=str(directory / "out.csv"),
+        input=str(source),
+        output=str(directory / "out.csv"),
         scorer=Scorer(load_state(bundled(STATE)), ChurnModel(bundled(MODEL))),
-        max_rejects=NO_LIMIT, read_options=ReadOptions(),
-    )  # fmt: skip
+        max_rejects=NO_LIMIT,
+        read_options=ReadOptions(),
+    )
     try:
         summary = score_file(request)
     except ChurnctlError:
@@ -381,8 +440,7 @@ def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_pat
     train = tmp_path / "train.csv"
     train.write_text(csv_text(generate_table(200, seed=1).to_pylist()))
     state = tmp_path / "norm.json"
-    fitted = run(["fit", str(train), "-o", str(state),
-                                 "--pipeline", str(tmp_path / "spec.json")])  # fmt: skip
+    fitted = run(["fit", str(train), "-o", str(state), "--pipeline", str(tmp_path / "spec.json")])
     assert fitted.exit_code == 0, fitted.output
     variants = [{**r, "Gender": f" {r['Gender'].upper()} "} for r in ROWS]
     clean, clean_out, _ = score(
@@ -399,11 +457,13 @@ def test_normalised_category_column_accepts_case_and_whitespace_variants(tmp_pat
 
 @pytest.mark.parametrize(
     "command",
-    [["score", "{sample}", "-o", "{blocked}/out.csv"],
-     ["fit", "{sample}", "-o", "{blocked}/s.json"],
-     ["generate", "-n", "5", "-o", "{blocked}/g.csv"],
-     ["score", "{sample}", "-o", "{dir}", "--format", "csv"]],
-)  # fmt: skip
+    [
+        ["score", "{sample}", "-o", "{blocked}/out.csv"],
+        ["fit", "{sample}", "-o", "{blocked}/s.json"],
+        ["generate", "-n", "5", "-o", "{blocked}/g.csv"],
+        ["score", "{sample}", "-o", "{dir}", "--format", "csv"],
+    ],
+)
 def test_unwritable_outputs_are_one_line_errors(tmp_path, command) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")

@@ -21,8 +21,12 @@ def run_smoke(script: str, *args: str, timeout: float = 300) -> subprocess.Compl
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PROBLEM" not in done.stderr
     return done
@@ -97,14 +101,23 @@ def test_bench_flink_compares_records_in_any_order(tmp_path: Path) -> None:
 def test_bench_run_writes_the_page_and_chart(tmp_path: Path) -> None:
     page = tmp_path / "docs" / "benchmarks.md"
     page.parent.mkdir()
-    page.write_text("# Benchmarks\n\nIntro.\n\n## `churnctl watch`\n\nkept section\n\n"
-                    "| figure | measured | target | met? |\n|---|---|---|---|\n"
-                    "| latency p50 | 12.5 ms | ≤ 50 | yes |\n")  # fmt: skip
+    page.write_text(
+        "# Benchmarks\n\nIntro.\n\n## `churnctl watch`\n\nkept section\n\n"
+        "| figure | measured | target | met? |\n|---|---|---|---|\n"
+        "| latency p50 | 12.5 ms | ≤ 50 | yes |\n"
+    )
     run_smoke("run.py", "--out", str(page))
     text = page.read_text(encoding="utf-8")
-    for figure in ("`score` / floor, wall", "record-at-a-time loop", "ColumnTransformer",
-                   "`score --workers 2` speed-up", "`fit` peak RSS", "`churnctl --help` wall",
-                   "JSONL output", "one bad row at the end"):  # fmt: skip
+    for figure in (
+        "`score` / floor, wall",
+        "record-at-a-time loop",
+        "ColumnTransformer",
+        "`score --workers 2` speed-up",
+        "`fit` peak RSS",
+        "`churnctl --help` wall",
+        "JSONL output",
+        "one bad row at the end",
+    ):
         assert figure in text, figure
     assert text.startswith("# Benchmarks\n\nIntro.")  # the preamble is kept
     assert "kept section" in text  # a section whose script did not run is kept
@@ -120,11 +133,15 @@ def test_run_takes_the_targeted_rows_of_another_script() -> None:
         import run
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    section = ("## x\n\n| figure | measured | target | met? |\n|---|---|---|---|\n"
-               "| p50 | 12.5 ms | ≤ 50 | yes |\n| rows | 1,000 rows/s |  |  |\n"
-               "| ratio | 1.66 | ≤ 1.3 | **no** |\n")  # fmt: skip
-    assert run.targeted_rows(section) == [("p50", "12.5 ms", "≤ 50", True),
-                                          ("ratio", "1.66", "≤ 1.3", False)]  # fmt: skip
+    section = (
+        "## x\n\n| figure | measured | target | met? |\n|---|---|---|---|\n"
+        "| p50 | 12.5 ms | ≤ 50 | yes |\n| rows | 1,000 rows/s |  |  |\n"
+        "| ratio | 1.66 | ≤ 1.3 | **no** |\n"
+    )
+    assert run.targeted_rows(section) == [
+        ("p50", "12.5 ms", "≤ 50", True),
+        ("ratio", "1.66", "≤ 1.3", False),
+    ]
     target = run.target_of("≥ 1.6")
     assert target is not None and target.met(1.7) and not target.met(1.5)
     assert run.first_number("1,234.5 rows/s") == 1234.5

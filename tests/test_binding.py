@@ -149,9 +149,17 @@ def test_train_on_the_bound_states_data_and_pipeline_is_accepted(work: Path) -> 
 
 def test_train_with_another_pipeline_is_refused(work: Path) -> None:
     result = run(
-        ["score", bundled(SAMPLE), "--train", bundled(SAMPLE), "--pipeline", "sklearn",
-         "-o", work / "x.csv"]
-    )  # fmt: skip
+        [
+            "score",
+            bundled(SAMPLE),
+            "--train",
+            bundled(SAMPLE),
+            "--pipeline",
+            "sklearn",
+            "-o",
+            work / "x.csv",
+        ]
+    )
     assert result.exit_code == 2
     assert "another feature order" in result.stderr
 
@@ -162,15 +170,19 @@ def test_train_with_another_pipeline_is_refused(work: Path) -> None:
 @pytest.mark.parametrize(
     "edit",
     [
-        pytest.param(lambda m: {**m, FEATURES_KEY: json.dumps(sorted(json.loads(m[FEATURES_KEY])))},
-                     id="feature order edited"),
-        pytest.param(lambda m: {**m, FINGERPRINT_KEY: "sha256:" + "0" * 64},
-                     id="fingerprint edited"),
-        pytest.param(lambda m: {k: v for k, v in m.items() if k != CHECKSUM_KEY},
-                     id="checksum removed"),
+        pytest.param(
+            lambda m: {**m, FEATURES_KEY: json.dumps(sorted(json.loads(m[FEATURES_KEY])))},
+            id="feature order edited",
+        ),
+        pytest.param(
+            lambda m: {**m, FINGERPRINT_KEY: "sha256:" + "0" * 64}, id="fingerprint edited"
+        ),
+        pytest.param(
+            lambda m: {k: v for k, v in m.items() if k != CHECKSUM_KEY}, id="checksum removed"
+        ),
         pytest.param(lambda m: {**m, FEATURES_KEY: "[not json"}, id="names not JSON"),
     ],
-)  # fmt: skip
+)
 def test_a_hand_edited_binding_is_refused(
     work: Path, edit: Callable[[dict[str, str]], dict[str, str]]
 ) -> None:
@@ -228,8 +240,7 @@ def test_bind_keeps_other_metadata_and_replaces_an_old_binding(work: Path) -> No
 
 def test_bind_refuses_to_overwrite_its_input(work: Path, unbound_model: Path) -> None:
     before = unbound_model.read_bytes()
-    result = run(["bind", "--model", unbound_model, "--state", bundled(STATE),
-                  "-o", unbound_model])  # fmt: skip
+    result = run(["bind", "--model", unbound_model, "--state", bundled(STATE), "-o", unbound_model])
     assert result.exit_code == 2
     assert "is the same file as the model" in result.stderr
     assert unbound_model.read_bytes() == before

@@ -35,10 +35,19 @@ N_ROWS = 300
 BAD = {4: ("CreditScore", "abc"), 77: ("Age", ""), 201: ("Geography", "Atlantis")}
 REJECTS_COLUMNS = ["source", "line", "column", "reason", "text"]
 FEATURES = [
-    "Geography=France", "Geography=Germany", "Geography=Spain", "Gender", "HasCrCard",
-    "IsActiveMember", "CreditScore", "Age", "Tenure", "Balance", "NumOfProducts",
+    "Geography=France",
+    "Geography=Germany",
+    "Geography=Spain",
+    "Gender",
+    "HasCrCard",
+    "IsActiveMember",
+    "CreditScore",
+    "Age",
+    "Tenure",
+    "Balance",
+    "NumOfProducts",
     "EstimatedSalary",
-]  # fmt: skip
+]
 
 
 # ------------------------------------------------------------------ helpers and fixtures
@@ -238,9 +247,17 @@ def test_score_with_bundled_defaults(out: Path, in_csv: Path, expected: pa.Table
 
 def test_score_with_train_and_save_state(out: Path, in_csv: Path, expected: pa.Table) -> None:
     result = run(
-        ["score", in_csv, "--train", bundled(SAMPLE), "--save-state", out / "fitted.json",
-         "-o", out / "scored.csv"]
-    )  # fmt: skip
+        [
+            "score",
+            in_csv,
+            "--train",
+            bundled(SAMPLE),
+            "--save-state",
+            out / "fitted.json",
+            "-o",
+            out / "scored.csv",
+        ]
+    )
     assert result.exit_code == 0, result.output
     saved = load_state(out / "fitted.json")
     separately = fit_state(bundled(SAMPLE))
@@ -249,8 +266,10 @@ def test_score_with_train_and_save_state(out: Path, in_csv: Path, expected: pa.T
     # fitted on the same sample as the bundled state, so the same scores
     assert_same_scores(read_output(out / "scored.csv", "csv"), expected)
     assert sorted(p.name for p in out.iterdir()) == [
-        "fitted.json", "scored.csv", "scored.rejects.csv"
-    ]  # fmt: skip
+        "fitted.json",
+        "scored.csv",
+        "scored.rejects.csv",
+    ]
 
 
 def test_score_with_a_state_fitted_by_the_cli(
@@ -262,8 +281,17 @@ def test_score_with_a_state_fitted_by_the_cli(
     assert refused.exit_code == 2
     assert "other fitted numbers" in refused.stderr
     assert not (out / "x.parquet").exists()
-    result = run(["score", in_csv, "--state", out / "own.json", "-o", out / "x.parquet",
-                  "--allow-state-mismatch"])  # fmt: skip
+    result = run(
+        [
+            "score",
+            in_csv,
+            "--state",
+            out / "own.json",
+            "-o",
+            out / "x.parquet",
+            "--allow-state-mismatch",
+        ]
+    )
     assert result.exit_code == 0, result.output
     own = load_state(out / "own.json")
     assert own.provenance["rows"] == N_ROWS
@@ -318,23 +346,38 @@ def test_summary_and_rejects_file(
     rejects = read_rejects(out / "scored.jsonl.rejects.csv")
     assert scored.num_rows + len(rejects) == N_ROWS
     assert rejects == [
-        {"source": str(in_csv), "line": str(i + 2), "column": column,
-         "reason": reason, "text": ",".join(rows[i])}
+        {
+            "source": str(in_csv),
+            "line": str(i + 2),
+            "column": column,
+            "reason": reason,
+            "text": ",".join(rows[i]),
+        }
         for i, column, reason in [
             (4, "CreditScore", "not a number"),
             (77, "Age", "empty value"),
             (201, "Geography", "unseen category 'Atlantis'"),
         ]
-    ]  # fmt: skip
+    ]
     ids = set(scored.column("CustomerId").to_pylist())
     assert not ids & {rows[i][1] for i in BAD}
 
 
 def test_keep_and_threshold(out: Path, in_csv: Path, rows: list[list[str]]) -> None:
     result = run(
-        ["score", in_csv, "-o", out / "x.csv", "--keep", "CustomerId", "--keep", "Surname",
-         "--threshold", "0.2"]
-    )  # fmt: skip
+        [
+            "score",
+            in_csv,
+            "-o",
+            out / "x.csv",
+            "--keep",
+            "CustomerId",
+            "--keep",
+            "Surname",
+            "--threshold",
+            "0.2",
+        ]
+    )
     assert result.exit_code == 0, result.output
     table = pacsv.read_csv(
         out / "x.csv",
@@ -464,55 +507,128 @@ Args = Callable[[Path, Path, Path, Path, list[list[str]]], list[object]]
 
 # (id, args(in_csv, out, scratch, k5, rows), exit code, message fragments)
 FAILURES: list[tuple[str, Args, int, list[str]]] = [
-    ("missing input", lambda i, o, s, k, r: ["score", s / "nope.csv", "-o", o / "x.csv"],
-     2, ["nope.csv", "input file not found"]),
-    ("missing column", lambda i, o, s, k, r: ["score", _without_age(s, r), "-o", o / "x.csv"],
-     2, ["missing required column(s) Age",
-         "found: RowNumber, CustomerId, Surname, CreditScore, Geography, Gender, Tenure, "
-         "Balance, NumOfProducts, HasCrCard, IsActiveMember, EstimatedSalary, Exited"]),
-    ("missing keep column",
-     lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--keep", "Nope"],
-     2, ["missing column(s) Nope named to keep", "pass --keep with only columns the input has"]),
-    ("state/model mismatch", lambda i, o, s, k, r: ["score", i, "--model", k, "-o", o / "x.csv"],
-     2, ["expects 5 features", "produces 12"]),
-    ("state and train",
-     lambda i, o, s, k, r: ["score", i, "--state", bundled(STATE), "--train", i,
-                            "-o", o / "x.csv"],
-     2, ["either --state or --train"]),
-    ("save-state without train",
-     lambda i, o, s, k, r: ["score", i, "--save-state", o / "s.json", "-o", o / "x.csv"],
-     2, ["--save-state", "--train"]),
-    ("unknown output extension", lambda i, o, s, k, r: ["score", i, "-o", o / "x.txt"],
-     2, ["x.txt", "cannot tell the output format", "--format"]),
-    ("unknown format", lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--format", "xml"],
-     2, ["output format must be one of csv, jsonl, parquet", "'xml'", "pass --format csv"]),
-    ("parquet to stdout",
-     lambda i, o, s, k, r: ["score", i, "-o", "-", "--format", "parquet"],
-     2, ["Parquet cannot be written to stdout"]),
-    ("tampered state",
-     lambda i, o, s, k, r: ["score", i, "--state", _tampered(s), "-o", o / "x.csv"],
-     2, ["tampered.json", "checksum mismatch"]),
-    ("state not JSON",
-     lambda i, o, s, k, r: ["score", i, "--state", i, "-o", o / "x.csv"],
-     2, ["not valid JSON"]),
-    ("missing state",
-     lambda i, o, s, k, r: ["score", i, "--state", s / "none.json", "-o", o / "x.csv"],
-     2, ["none.json", "state file not found"]),
-    ("garbage model",
-     lambda i, o, s, k, r: ["score", i, "--model", _garbage_model(s), "-o", o / "x.csv"],
-     2, ["garbage.onnx", "not a loadable ONNX model"]),
-    ("multiclass model",
-     lambda i, o, s, k, r: ["score", i, "--model", multiclass_three(s / "m3.onnx", 12).path,
-                            "-o", o / "x.csv"],
-     2, ["m3.onnx", "binary"]),
-    ("two-character delimiter",
-     lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--delimiter", ";;"],
-     2, ["--delimiter must be one character"]),
-    ("too many rejects",
-     lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--max-rejects", "2"],
-     3, ["3 of 300 rows rejected", "over the limit of 2 rows", "nothing was written",
-         "pass --max-rejects 100%"]),
-]  # fmt: skip
+    (
+        "missing input",
+        lambda i, o, s, k, r: ["score", s / "nope.csv", "-o", o / "x.csv"],
+        2,
+        ["nope.csv", "input file not found"],
+    ),
+    (
+        "missing column",
+        lambda i, o, s, k, r: ["score", _without_age(s, r), "-o", o / "x.csv"],
+        2,
+        [
+            "missing required column(s) Age",
+            "found: RowNumber, CustomerId, Surname, CreditScore, Geography, Gender, Tenure, "
+            "Balance, NumOfProducts, HasCrCard, IsActiveMember, EstimatedSalary, Exited",
+        ],
+    ),
+    (
+        "missing keep column",
+        lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--keep", "Nope"],
+        2,
+        ["missing column(s) Nope named to keep", "pass --keep with only columns the input has"],
+    ),
+    (
+        "state/model mismatch",
+        lambda i, o, s, k, r: ["score", i, "--model", k, "-o", o / "x.csv"],
+        2,
+        ["expects 5 features", "produces 12"],
+    ),
+    (
+        "state and train",
+        lambda i, o, s, k, r: [
+            "score",
+            i,
+            "--state",
+            bundled(STATE),
+            "--train",
+            i,
+            "-o",
+            o / "x.csv",
+        ],
+        2,
+        ["either --state or --train"],
+    ),
+    (
+        "save-state without train",
+        lambda i, o, s, k, r: ["score", i, "--save-state", o / "s.json", "-o", o / "x.csv"],
+        2,
+        ["--save-state", "--train"],
+    ),
+    (
+        "unknown output extension",
+        lambda i, o, s, k, r: ["score", i, "-o", o / "x.txt"],
+        2,
+        ["x.txt", "cannot tell the output format", "--format"],
+    ),
+    (
+        "unknown format",
+        lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--format", "xml"],
+        2,
+        ["output format must be one of csv, jsonl, parquet", "'xml'", "pass --format csv"],
+    ),
+    (
+        "parquet to stdout",
+        lambda i, o, s, k, r: ["score", i, "-o", "-", "--format", "parquet"],
+        2,
+        ["Parquet cannot be written to stdout"],
+    ),
+    (
+        "tampered state",
+        lambda i, o, s, k, r: ["score", i, "--state", _tampered(s), "-o", o / "x.csv"],
+        2,
+        ["tampered.json", "checksum mismatch"],
+    ),
+    (
+        "state not JSON",
+        lambda i, o, s, k, r: ["score", i, "--state", i, "-o", o / "x.csv"],
+        2,
+        ["not valid JSON"],
+    ),
+    (
+        "missing state",
+        lambda i, o, s, k, r: ["score", i, "--state", s / "none.json", "-o", o / "x.csv"],
+        2,
+        ["none.json", "state file not found"],
+    ),
+    (
+        "garbage model",
+        lambda i, o, s, k, r: ["score", i, "--model", _garbage_model(s), "-o", o / "x.csv"],
+        2,
+        ["garbage.onnx", "not a loadable ONNX model"],
+    ),
+    (
+        "multiclass model",
+        lambda i, o, s, k, r: [
+            "score",
+            i,
+            "--model",
+            multiclass_three(s / "m3.onnx", 12).path,
+            "-o",
+            o / "x.csv",
+        ],
+        2,
+        ["m3.onnx", "binary"],
+    ),
+    (
+        "two-character delimiter",
+        lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--delimiter", ";;"],
+        2,
+        ["--delimiter must be one character"],
+    ),
+    (
+        "too many rejects",
+        lambda i, o, s, k, r: ["score", i, "-o", o / "x.csv", "--max-rejects", "2"],
+        3,
+        [
+            "3 of 300 rows rejected",
+            "over the limit of 2 rows",
+            "nothing was written",
+            "pass --max-rejects 100%",
+        ],
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -612,9 +728,18 @@ def test_failed_train_and_score_saves_no_state(
     """
     extra = [str(k5_model) if a == "K5" else a for a in extra]
     result = run(
-        ["score", in_csv, "--train", bundled(SAMPLE), "--save-state", out / "s.json",
-         "-o", out / "x.csv", *extra]
-    )  # fmt: skip
+        [
+            "score",
+            in_csv,
+            "--train",
+            bundled(SAMPLE),
+            "--save-state",
+            out / "s.json",
+            "-o",
+            out / "x.csv",
+            *extra,
+        ]
+    )
     assert result.exit_code in (2, 3)
     assert plain(result.stderr).startswith("Error: ")
     assert not (out / "x.csv").exists()

@@ -38,8 +38,16 @@ from churnctl.samples.generate import COLUMNS, generate_table
 from churnctl.watch.watcher import WatchSettings, scoring_identity
 
 ROOT = Path(__file__).resolve().parents[1]
-NUMBERS = ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "HasCrCard",
-           "IsActiveMember", "EstimatedSalary")  # fmt: skip
+NUMBERS = (
+    "CreditScore",
+    "Age",
+    "Tenure",
+    "Balance",
+    "NumOfProducts",
+    "HasCrCard",
+    "IsActiveMember",
+    "EstimatedSalary",
+)
 BAD = {3: ("Age", "abc"), 11: ("Balance", ""), 17: ("Geography", "Atlantis")}
 
 
@@ -80,7 +88,7 @@ def test_a_number_reads_the_same_with_either_mark(x: float, pad: str, spelled: s
         (",5", None, 0.5),
         (".5", 0.5, None),
     ],
-)  # fmt: skip
+)
 def test_the_other_mark_is_not_a_number(
     text: str, point: float | None, comma: float | None
 ) -> None:
@@ -112,7 +120,7 @@ def rows(n: int = 120, seed: int = 5) -> list[dict[str, str]]:
     ]
     for row, (column, value) in BAD.items():
         texts[row][column] = value
-    return texts  # fmt: skip
+    return texts
 
 
 def write(path: Path, records: list[dict[str, str]], *, euro: bool) -> Path:
@@ -121,8 +129,9 @@ def write(path: Path, records: list[dict[str, str]], *, euro: bool) -> Path:
     writer = csv.writer(buffer, delimiter=";" if euro else ",", lineterminator="\n")
     writer.writerow(COLUMNS)
     for record in records:
-        writer.writerow([swapped(record[c]) if euro and c in NUMBERS else record[c]
-                         for c in COLUMNS])  # fmt: skip
+        writer.writerow(
+            [swapped(record[c]) if euro and c in NUMBERS else record[c] for c in COLUMNS]
+        )
     path.write_text(buffer.getvalue(), encoding="utf-8")
     return path
 
@@ -132,8 +141,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("decimal")
     records = rows()
     assert any("." in r["Balance"] for r in records)  # the data has decimals to swap
-    return write(folder / "dot.csv", records, euro=False), write(folder / "euro.csv", records,
-                                                                 euro=True)  # fmt: skip
+    return write(folder / "dot.csv", records, euro=False), write(
+        folder / "euro.csv", records, euro=True
+    )
 
 
 EURO = ["--delimiter", ";", "--decimal", ","]
@@ -141,9 +151,10 @@ EURO = ["--delimiter", ";", "--decimal", ","]
 
 def read_table(path: Path, delimiter: str) -> pa.Table:
     return pacsv.read_csv(
-        path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        path,
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
         convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string())),
-    )  # fmt: skip
+    )
 
 
 def test_the_scorer_scores_both_spellings_alike(files: tuple[Path, Path]) -> None:
@@ -154,7 +165,8 @@ def test_the_scorer_scores_both_spellings_alike(files: tuple[Path, Path]) -> Non
     result = scorer.score(euro)
     assert result.scored.equals(expected.scored)
     assert result.rejects.select(["row", "column", "reason"]).equals(
-        expected.rejects.select(["row", "column", "reason"]))  # fmt: skip
+        expected.rejects.select(["row", "column", "reason"])
+    )
     assert sorted(result.rejects.column("row").to_pylist()) == sorted(BAD)
     state = load_state(bundled(STATE))
     by_function = extract_features(state, euro.to_pandas(), decimal=",")
@@ -170,8 +182,9 @@ def test_fit_and_score_read_both_spellings_alike(files: tuple[Path, Path], tmp_p
     for name, source, extra in (("dot", dot, []), ("euro", euro, EURO)):
         fitted = run(["fit", source, "-o", tmp_path / f"{name}.json", *extra])
         assert fitted.exit_code == 0, fitted.output
-        scored = run(["score", source, "-o", tmp_path / f"{name}.csv", "--max-rejects", "100%",
-                      *extra])  # fmt: skip
+        scored = run(
+            ["score", source, "-o", tmp_path / f"{name}.csv", "--max-rejects", "100%", *extra]
+        )
         assert scored.exit_code == 0, scored.output
     states = [load_state(tmp_path / f"{name}.json") for name in ("dot", "euro")]
     assert states[0].fingerprint == states[1].fingerprint
@@ -194,8 +207,21 @@ def test_watch_once_reads_the_decimal_comma(files: tuple[Path, Path], tmp_path: 
     landing.mkdir()
     (landing / "euro.csv").write_bytes(files[1].read_bytes())
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    command = [sys.executable, "-c", "from churnctl.cli import run; run()", "watch", landing,
-               "--out", out, "--once", "--settle", "0", "--max-rejects", "100%", *EURO]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from churnctl.cli import run; run()",
+        "watch",
+        landing,
+        "--out",
+        out,
+        "--once",
+        "--settle",
+        "0",
+        "--max-rejects",
+        "100%",
+        *EURO,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (
@@ -230,8 +256,12 @@ def test_too_many_decimal_commas_suggest_the_flag(
 ) -> None:
     target = tmp_path / ("out.csv" if command == "score" else "state.json")
     result = run([command, files[1], "-o", target, "--delimiter", ";"])
-    assert_clean_error(result, code, "rejected rows hold a number written with a decimal comma",
-                       "pass --decimal , to read the comma as the decimal mark")  # fmt: skip
+    assert_clean_error(
+        result,
+        code,
+        "rejected rows hold a number written with a decimal comma",
+        "pass --decimal , to read the comma as the decimal mark",
+    )
     assert result.stderr.count("\n") == 1
     assert not target.exists()
 
@@ -267,16 +297,29 @@ def test_the_flink_job_reads_the_delimiter_and_the_decimal_mark(
     """The job's per-file function, pickled as Flink ships it, reads the European file as
     ``score`` reads it: the same scored text as the plain file's."""
     dot, euro = files
-    spec = FlinkJobSpec(input=str(euro), out_dir="/o", state=str(bundled(STATE)),
-                        model=str(bundled(MODEL)), delimiter=";", decimal=",")  # fmt: skip
+    spec = FlinkJobSpec(
+        input=str(euro),
+        out_dir="/o",
+        state=str(bundled(STATE)),
+        model=str(bundled(MODEL)),
+        delimiter=";",
+        decimal=",",
+    )
     scorer = build_scorer(spec)
     assert scorer.decimal == ","
     function = pickle.loads(pickle.dumps(ScoreFiles(scorer, FileReading(spec.read_options))))
     chunks = list(function((str(euro), euro.stat().st_size)))
     flink = "".join(text + "\n" for output, text in chunks if output == "scored")
     scored = tmp_path / "dot.csv"
-    score_file(ScoreRequest(str(dot), str(scored), Scorer(bundled(STATE), bundled(MODEL)),
-                            rejects=str(tmp_path / "r.csv"), max_rejects=NO_LIMIT))  # fmt: skip
+    score_file(
+        ScoreRequest(
+            str(dot),
+            str(scored),
+            Scorer(bundled(STATE), bundled(MODEL)),
+            rejects=str(tmp_path / "r.csv"),
+            max_rejects=NO_LIMIT,
+        )
+    )
     assert flink == scored.read_text(encoding="utf-8").partition("\n")[2]
     assert flink.count("\n") > 100
 
@@ -289,6 +332,7 @@ def test_flink_submit_emits_a_job_with_both_settings(
     assert result.exit_code == 0, result.output
     text = job.read_text(encoding="utf-8")
     assert "delimiter=';'," in text and "decimal=','," in text
-    bad = run(["flink-submit", files[1], "--out", tmp_path / "out", "--emit", job,
-               "--decimal", ";"])  # fmt: skip
+    bad = run(
+        ["flink-submit", files[1], "--out", tmp_path / "out", "--emit", job, "--decimal", ";"]
+    )
     assert bad.exit_code == 2 and "--decimal" in plain(bad.stderr)

@@ -37,8 +37,14 @@ LOCATION = "model.onnx.data"
 
 def save_external(model: onnx.ModelProto, path: Path, location: str = LOCATION) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=location, size_threshold=0)  # fmt: skip
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=location,
+        size_threshold=0,
+    )
     return path
 
 
@@ -60,15 +66,18 @@ def features(n: int = 7) -> np.ndarray:
 def test_the_model_loads_from_another_folder(layout: tuple[Path, OnnxFixture]) -> None:
     model, plain = layout
     loaded = ChurnModel(model)
-    np.testing.assert_allclose(loaded.predict_proba(features()), plain.predict(features()),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        loaded.predict_proba(features()), plain.predict(features()), rtol=1e-5
+    )
     inline = onnx.load_model_from_string(loaded.data)  # self-contained: no external reference
     assert all(not t.external_data for t in inline.graph.initializer)
 
 
 def test_a_model_without_external_data_keeps_its_bytes() -> None:
-    assert read_model_file(ROOT / "models" / "churn_mlp.onnx") == (
-        ROOT / "models" / "churn_mlp.onnx").read_bytes()  # fmt: skip
+    assert (
+        read_model_file(ROOT / "models" / "churn_mlp.onnx")
+        == (ROOT / "models" / "churn_mlp.onnx").read_bytes()
+    )
 
 
 def test_a_pickled_scorer_needs_no_model_file(layout: tuple[Path, OnnxFixture]) -> None:
@@ -101,9 +110,17 @@ def test_score_bind_and_workers_from_another_folder(
     shutil.rmtree(model.parent)  # the bound model is self-contained
     again = run(["score", parts[0], "--model", "bound.onnx", "-o", "again.csv"])
     assert again.exit_code == 0, again.output
-    assert sorted(os.listdir()) == sorted(["one.csv", "one.rejects.csv", "both.csv",
-                                           "both.rejects.csv", "bound.onnx", "again.csv",
-                                           "again.rejects.csv"])  # fmt: skip
+    assert sorted(os.listdir()) == sorted(
+        [
+            "one.csv",
+            "one.rejects.csv",
+            "both.csv",
+            "both.rejects.csv",
+            "bound.onnx",
+            "again.csv",
+            "again.rejects.csv",
+        ]
+    )
     rows = [read_rows(Path(name)) for name in ("one.csv", "again.csv", "both.csv")]
     assert rows[0] == rows[1] and rows[2][: len(rows[0])] == rows[0] and len(rows[2]) == 201
 
@@ -119,11 +136,24 @@ def test_watch_once_from_another_folder(layout: tuple[Path, OnnxFixture], tmp_pa
     landing, out = tmp_path / "in", tmp_path / "out"
     landing.mkdir()
     shutil.copy(bundled(SAMPLE), landing / "sample.csv")
-    command = [sys.executable, "-c", "from churnctl.cli import run; run()", "watch", landing,
-               "--out", out, "--once", "--settle", "0", "--model", model]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from churnctl.cli import run; run()",
+        "watch",
+        landing,
+        "--out",
+        out,
+        "--once",
+        "--settle",
+        "0",
+        "--model",
+        model,
+    ]
     env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    done = subprocess.run(command, env=env, cwd=Path.cwd(), capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        command, env=env, cwd=Path.cwd(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     [output] = out.glob("sample.*.scored.csv")
     assert sum(1 for _ in output.open()) == 10_001

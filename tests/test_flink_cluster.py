@@ -95,9 +95,11 @@ class Cluster:
 
 
 def wait_for(
-    check: Callable[[], object], what: str, cluster: Cluster | None = None,
+    check: Callable[[], object],
+    what: str,
+    cluster: Cluster | None = None,
     timeout: float = JOB_TIMEOUT,
-) -> object:  # fmt: skip
+) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -142,21 +144,41 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     conf, log, pid = root / "conf", root / "log", root / "pid"
     for folder in (conf, log, pid):
         folder.mkdir()
-    for name in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties",
-                 "log4j-session.properties", "logback.xml"):  # fmt: skip
+    for name in (
+        "log4j.properties",
+        "log4j-cli.properties",
+        "log4j-console.properties",
+        "log4j-session.properties",
+        "logback.xml",
+    ):
         shutil.copy(FLINK_HOME / "conf" / name, conf / name)
     port = free_port()
     (conf / "config.yaml").write_text(_config(port))
     (conf / "masters").write_text(f"{HOST}:{port}\n")
     (conf / "workers").write_text(f"{HOST}\n")
-    env = {**os.environ, "FLINK_HOME": str(FLINK_HOME), "FLINK_CONF_DIR": str(conf),
-           "FLINK_LOG_DIR": str(log), "FLINK_PID_DIR": str(pid)}  # fmt: skip
+    env = {
+        **os.environ,
+        "FLINK_HOME": str(FLINK_HOME),
+        "FLINK_CONF_DIR": str(conf),
+        "FLINK_LOG_DIR": str(log),
+        "FLINK_PID_DIR": str(pid),
+    }
     found = Cluster(root, port, env)
     try:
-        subprocess.run([str(FLINK_HOME / "bin" / "start-cluster.sh")], env=env, check=True,
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
-        wait_for(lambda: found.rest("/overview")["slots-available"] >= 1,
-                 f"a free slot on {found.address}", found, START_TIMEOUT)  # fmt: skip
+        subprocess.run(
+            [str(FLINK_HOME / "bin" / "start-cluster.sh")],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_for(
+            lambda: found.rest("/overview")["slots-available"] >= 1,
+            f"a free slot on {found.address}",
+            found,
+            START_TIMEOUT,
+        )
         yield found
     finally:
         _stop_cluster(found)
@@ -165,8 +187,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def _stop_cluster(cluster: Cluster) -> None:
     pids = cluster.pids()
     with contextlib.suppress(subprocess.TimeoutExpired):  # then killed by pid below
-        subprocess.run([str(FLINK_HOME / "bin" / "stop-cluster.sh")], env=cluster.env,
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [str(FLINK_HOME / "bin" / "stop-cluster.sh")],
+            env=cluster.env,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     deadline = time.monotonic() + 15
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -199,8 +226,14 @@ def _alive(pid: int) -> bool:
 def churnctl(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process, as a user runs it."""
     command = [sys.executable, "-c", "from churnctl.cli import run; run()", *map(str, args)]
-    return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        command,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -237,8 +270,18 @@ def test_batch_job_on_the_cluster_scores_as_score_does(cluster: Cluster, tmp_pat
     write_csv(source, header, body)
     out = tmp_path / "out"
 
-    done = ok(churnctl("flink-submit", source, "--out", out, "--jobmanager", cluster.address,
-                       "--max-rejects", "100%"))  # fmt: skip
+    done = ok(
+        churnctl(
+            "flink-submit",
+            source,
+            "--out",
+            out,
+            "--jobmanager",
+            cluster.address,
+            "--max-rejects",
+            "100%",
+        )
+    )
     summary = SUMMARY.search(done.stderr)
     assert summary, done.stderr
     read, scored, rejected = (int(g.replace(",", "")) for g in summary.groups())
@@ -262,15 +305,29 @@ def test_streaming_job_stops_with_a_savepoint_and_resumes_without_rereading(
     folder, out, savepoints = tmp_path / "in", tmp_path / "out", tmp_path / "savepoints"
     folder.mkdir()
     header, body = sample(350)
-    files = {"a.csv": body[:120], "b.csv": body[120:200], "c.csv": body[200:290],
-             "d.csv": body[290:]}  # fmt: skip
+    files = {
+        "a.csv": body[:120],
+        "b.csv": body[120:200],
+        "c.csv": body[200:290],
+        "d.csv": body[290:],
+    }
     ids = header.index("CustomerId")
     for name in ("a.csv", "b.csv"):
         write_csv(folder / name, header, files[name])
 
     def submit(*extra: str) -> str:
-        done = ok(churnctl("flink-submit", folder, "--out", out, "--streaming",
-                           "--jobmanager", cluster.address, *extra))  # fmt: skip
+        done = ok(
+            churnctl(
+                "flink-submit",
+                folder,
+                "--out",
+                out,
+                "--streaming",
+                "--jobmanager",
+                cluster.address,
+                *extra,
+            )
+        )
         job_id = done.stdout.strip()
         assert re.fullmatch(r"[0-9a-f]{32}", job_id), (done.stdout, done.stderr)
         assert f"http://{cluster.address}/#/job/running/{job_id}/overview" in done.stderr
@@ -281,8 +338,17 @@ def test_streaming_job_stops_with_a_savepoint_and_resumes_without_rereading(
         return lambda: len(records(out / "scored")) >= n
 
     def stop(job_id: str) -> str:
-        done = ok(churnctl("flink-submit", "--stop", job_id, "--savepoint", savepoints,
-                           "--jobmanager", cluster.address))  # fmt: skip
+        done = ok(
+            churnctl(
+                "flink-submit",
+                "--stop",
+                job_id,
+                "--savepoint",
+                savepoints,
+                "--jobmanager",
+                cluster.address,
+            )
+        )
         path = done.stdout.strip()
         assert Path(path.removeprefix("file:")).is_dir(), (done.stdout, done.stderr)
         cluster.wait_job(job_id, "FINISHED")

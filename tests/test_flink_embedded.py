@@ -69,13 +69,23 @@ needs_flink = pytest.mark.skipif(not _flink_available(), reason="needs apache-fl
 
 def golden_spec() -> FlinkJobSpec:
     return FlinkJobSpec(
-        input="/data/landing/customers.csv", out_dir="/data/scored", state="/models/state.json",
-        model="/models/churn_mlp.onnx", delimiter=";", decimal=",", encoding="latin-1",
-        keep=("CustomerId", "Surname"), threshold=0.4, logits=True, streaming=True,
-        parallelism=2, monitor_interval="500 ms", settle=0.5,
+        input="/data/landing/customers.csv",
+        out_dir="/data/scored",
+        state="/models/state.json",
+        model="/models/churn_mlp.onnx",
+        delimiter=";",
+        decimal=",",
+        encoding="latin-1",
+        keep=("CustomerId", "Surname"),
+        threshold=0.4,
+        logits=True,
+        streaming=True,
+        parallelism=2,
+        monitor_interval="500 ms",
+        settle=0.5,
         checkpoint_dir="/data/scored/.churnctl-flink/checkpoints",
         python_executable="/opt/venv/bin/python",
-    )  # fmt: skip
+    )
 
 
 def spec_keywords(text: str) -> dict[str, Any]:
@@ -104,13 +114,27 @@ def test_rendered_job_matches_the_golden_file() -> None:
 
 # Paths meant to break out of a string literal, or to read as code if they did.
 NASTY = [
-    "it's", 'say "hi"', "'''", '"""', "a\\b\\", "\\", "line\nbreak", "cr\rlf\r\n", "tab\t",
+    "it's",
+    'say "hi"',
+    "'''",
+    '"""',
+    "a\\b\\",
+    "\\",
+    "line\nbreak",
+    "cr\rlf\r\n",
+    "tab\t",
     '"); import os; os.system("touch /tmp/pwned") #',
     "'); import os; os.system('touch /tmp/pwned') #",
     "''' + __import__('os').system('touch /tmp/pwned') + '''",
     '""" + __import__("os").system("touch /tmp/pwned") + """',
-    "{input}", "{0}", "%s", "\x00nul", "\udcff surrogate", "é ü 日本 \u2028 \u0085", "\\N{BULLET}",
-]  # fmt: skip
+    "{input}",
+    "{0}",
+    "%s",
+    "\x00nul",
+    "\udcff surrogate",
+    "é ü 日本 \u2028 \u0085",
+    "\\N{BULLET}",
+]
 
 
 def assert_inert(text: str, spec: FlinkJobSpec, tmp_path: Path) -> None:
@@ -134,10 +158,17 @@ def assert_inert(text: str, spec: FlinkJobSpec, tmp_path: Path) -> None:
 @pytest.mark.parametrize("nasty", NASTY)
 def test_nasty_paths_stay_strings(nasty: str, tmp_path: Path) -> None:
     spec = FlinkJobSpec(
-        input=f"/in/{nasty}.csv", out_dir=nasty, state=f"{nasty}/s.json", model=nasty,
-        keep=(nasty, "CustomerId"), monitor_interval=nasty, checkpoint_interval=nasty,
-        checkpoint_dir=nasty, encoding="utf-8", python_executable=nasty,
-    )  # fmt: skip
+        input=f"/in/{nasty}.csv",
+        out_dir=nasty,
+        state=f"{nasty}/s.json",
+        model=nasty,
+        keep=(nasty, "CustomerId"),
+        monitor_interval=nasty,
+        checkpoint_interval=nasty,
+        checkpoint_dir=nasty,
+        encoding="utf-8",
+        python_executable=nasty,
+    )
     assert_inert(render_job(spec), spec, tmp_path)
     assert not Path("/tmp/pwned").exists()
 
@@ -154,9 +185,16 @@ def test_any_text_stays_a_string(
     paths: list[str], columns: tuple[str, ...], threshold: float, tmp_path: Path
 ) -> None:
     input_, out_dir, state, model, python = paths
-    spec = FlinkJobSpec(input=input_, out_dir=out_dir, state=state, model=model, keep=columns,
-                        threshold=threshold, checkpoint_dir=out_dir,
-                        python_executable=python)  # fmt: skip
+    spec = FlinkJobSpec(
+        input=input_,
+        out_dir=out_dir,
+        state=state,
+        model=model,
+        keep=columns,
+        threshold=threshold,
+        checkpoint_dir=out_dir,
+        python_executable=python,
+    )
     assert_inert(render_job(spec), spec, tmp_path)
 
 
@@ -191,10 +229,14 @@ def external_data_model(folder: Path) -> Path:
     import onnx
 
     folder.mkdir()
-    onnx.save_model(onnx.load_model(str(REPO / "models" / "churn_mlp.onnx")),
-                    str(folder / "model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="model.onnx.data",
-                    size_threshold=0)  # fmt: skip
+    onnx.save_model(
+        onnx.load_model(str(REPO / "models" / "churn_mlp.onnx")),
+        str(folder / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )
     return folder / "model.onnx"
 
 
@@ -210,8 +252,18 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> BatchRuns:
     elsewhere = root / "cwd"  # the first run's working folder: not the model's
     elsewhere.mkdir()
     out, limited_out = root / "out", root / "limited"
-    first = [folder, "--out", out, "--max-rejects", "100%", "--model", "../model/model.onnx",
-             "--parallelism", "2", *KEEP]  # fmt: skip
+    first = [
+        folder,
+        "--out",
+        out,
+        "--max-rejects",
+        "100%",
+        "--model",
+        "../model/model.onnx",
+        "--parallelism",
+        "2",
+        *KEEP,
+    ]
     runs = [
         start([*CLI, "flink-submit", *args], stdout=subprocess.PIPE, cwd=cwd)
         for args, cwd in ((first, elsewhere), ([folder, "--out", limited_out, *KEEP], None))
@@ -228,8 +280,15 @@ def start(
     command: list[Any], stdout: Any = subprocess.PIPE, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
     """The CLI in a process of its own session, so that it and its JVM can be stopped."""
-    return subprocess.Popen(command, env=cli_env(), stdout=stdout, stderr=stdout, text=True,
-                            start_new_session=True, cwd=cwd)  # fmt: skip
+    return subprocess.Popen(
+        command,
+        env=cli_env(),
+        stdout=stdout,
+        stderr=stdout,
+        text=True,
+        start_new_session=True,
+        cwd=cwd,
+    )
 
 
 @contextlib.contextmanager
@@ -322,7 +381,8 @@ def test_batch_summary_counts_records(batch: BatchRuns, scored_by_score: Path) -
     assert scored == 112 and rejected == len(score_records(scored_by_score, "rejects"))
     summary = plain(batch.run.stderr)
     assert f"4 file(s): read {scored + rejected} rows: {scored} scored, {rejected} rejected" in (
-        summary)  # fmt: skip
+        summary
+    )
     assert "Traceback" not in batch.run.stderr and batch.run.stdout == ""
     counts = count_outputs(batch.out)
     assert (counts.rows.scored, counts.rows.rejected) == (scored, rejected)
@@ -358,9 +418,23 @@ def test_emit_writes_the_job_flink_submit_runs(batch: BatchRuns, tmp_path: Path)
     left in OUT (its run had a copy pointing into its staging folder, removed with it)."""
     job = tmp_path / "job.py"
     started = time.monotonic()
-    result = run(["flink-submit", batch.input, "--out", batch.out, "--max-rejects", "100%",
-                  "--emit", job, "--model", batch.model, "--parallelism", "2",
-                  *KEEP])  # fmt: skip
+    result = run(
+        [
+            "flink-submit",
+            batch.input,
+            "--out",
+            batch.out,
+            "--max-rejects",
+            "100%",
+            "--emit",
+            job,
+            "--model",
+            batch.model,
+            "--parallelism",
+            "2",
+            *KEEP,
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 20
     assert f"wrote {job}" in plain(result.stderr)
@@ -424,8 +498,18 @@ def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None
     and a file without a needed column is recorded and skipped."""
     landing, out = tmp_path / "in", tmp_path / "out"
     landing.mkdir()
-    command = [*CLI, "flink-submit", landing, "--out", out, "--streaming",
-               "--monitor-interval", "500 ms", "--settle", "400"]  # fmt: skip
+    command = [
+        *CLI,
+        "flink-submit",
+        landing,
+        "--out",
+        out,
+        "--streaming",
+        "--monitor-interval",
+        "500 ms",
+        "--settle",
+        "400",
+    ]
     expected = clean_file(landing / "a0.csv", 100_000, 30, 1)
     log = tmp_path / "flink-submit.log"
     for round in range(4):
@@ -453,7 +537,8 @@ def test_streaming_restarts_score_every_row_exactly_once(tmp_path: Path) -> None
     counts = count_outputs(out)
     [failed] = counts.failed
     assert Path(failed.source).name == "e.csv" and "missing required column(s) Age" in (
-        failed.detail)  # fmt: skip
+        failed.detail
+    )
     assert counts.rows.scored == len(expected) and counts.rows.rejected == 0
 
 
@@ -525,8 +610,10 @@ def test_a_killed_run_leaves_no_job_behind_and_the_next_run_cleans_up(tmp_path: 
         assert second.returncode == 130, output
         assert_gone(pgid, 5)
     said = plain(output)
-    assert f"removed 1 staging folder(s) of earlier runs that ended without cleaning up: " \
-           f"{staging}" in said  # fmt: skip
+    assert (
+        f"removed 1 staging folder(s) of earlier runs that ended without cleaning up: "
+        f"{staging}" in said
+    )
     assert "starting Flink (embedded local MiniCluster)" in said and "Traceback" not in output
     assert not [p for p in work.iterdir() if p.name.startswith("staging-")]
     assert not (out / "scored").exists() and not (out / "rejects").exists()
@@ -573,9 +660,12 @@ def test_java_missing_is_one_line(small: Path, tmp_path: Path) -> None:
     empty = tmp_path / "no-java"
     empty.mkdir()
     done = subprocess.run(
-        [*CLI, "flink-submit", small, "--out", tmp_path / "out"], capture_output=True,
-        text=True, env=cli_env(PATH=str(empty), JAVA_HOME=str(empty)), timeout=120,
-    )  # fmt: skip
+        [*CLI, "flink-submit", small, "--out", tmp_path / "out"],
+        capture_output=True,
+        text=True,
+        env=cli_env(PATH=str(empty), JAVA_HOME=str(empty)),
+        timeout=120,
+    )
     if "Flink is not installed" in done.stderr:
         pytest.skip("needs apache-flink")
     assert done.returncode == 1, done.stderr
@@ -595,8 +685,9 @@ def free_closed_port() -> int:
 @needs_flink
 def test_unreachable_cluster_is_named(small: Path, tmp_path: Path) -> None:
     port = free_closed_port()
-    result = run(["flink-submit", small, "--out", tmp_path / "out", "--jobmanager",
-                  f"127.0.0.1:{port}"])  # fmt: skip
+    result = run(
+        ["flink-submit", small, "--out", tmp_path / "out", "--jobmanager", f"127.0.0.1:{port}"]
+    )
     assert_clean_error(result, 1, f"cannot reach the Flink cluster at 127.0.0.1:{port}")
     assert not (tmp_path / "out").exists()  # checked before anything is written
 
@@ -658,8 +749,9 @@ def test_bounded_inputs_are_checked_before_flink(kind: str, tmp_path: Path) -> N
     entry = refused_entry(kind, folder)
     with mock.patch("churnctl.flink.submit.submit") as submit:
         result = run(["flink-submit", folder, "--out", tmp_path / "out"])
-        emitted = run(["flink-submit", folder, "--out", tmp_path / "out", "--emit",
-                       tmp_path / "job.py"])  # fmt: skip
+        emitted = run(
+            ["flink-submit", folder, "--out", tmp_path / "out", "--emit", tmp_path / "job.py"]
+        )
     assert not submit.called and not (tmp_path / "job.py").exists()
     assert not (tmp_path / "out").exists()
     for outcome in (result, emitted):
@@ -716,18 +808,25 @@ churnctl.errors.SchemaError: batch: missing required column(s) Age; found: Custo
 @pytest.mark.parametrize(
     ("log", "cause"),
     [
-        (PY4J_LOG, "org.apache.flink.table.api.ValidationException: Cannot resolve field "
-                   "[CustomerId], input field list:[\ufeffCustomerId, Exited, source]."),
-        (WORKER_LOG, "churnctl.errors.SchemaError: batch: missing required column(s) Age; "
-                     "found: CustomerId"),
-        (WORKER_LOG.replace("churnctl.errors.SchemaError", "ValueError"),
-         "java.lang.RuntimeException: Error received from SDK harness for instruction 2: "
-         "Traceback (most recent call last):"),
+        (
+            PY4J_LOG,
+            "org.apache.flink.table.api.ValidationException: Cannot resolve field "
+            "[CustomerId], input field list:[\ufeffCustomerId, Exited, source].",
+        ),
+        (
+            WORKER_LOG,
+            "churnctl.errors.SchemaError: batch: missing required column(s) Age; found: CustomerId",
+        ),
+        (
+            WORKER_LOG.replace("churnctl.errors.SchemaError", "ValueError"),
+            "java.lang.RuntimeException: Error received from SDK harness for instruction 2: "
+            "Traceback (most recent call last):",
+        ),
         ("Exception in thread main\nKeyError: 'x'\nsome last words\n", "KeyError: 'x'"),
         ("nothing useful\nat all\n", "at all"),
         ("", "no output"),
     ],
-)  # fmt: skip
+)
 def test_root_cause(log: str, cause: str) -> None:
     assert root_cause(log) == cause
 
@@ -739,5 +838,6 @@ def test_root_cause_is_short() -> None:
 @pytest.mark.parametrize("threshold", [float("inf"), float("nan"), -0.1, 1.5])
 def test_a_spec_refuses_a_threshold_no_job_file_could_spell(threshold: float) -> None:
     with pytest.raises(UsageError, match="threshold"):
-        FlinkJobSpec(input="in.csv", out_dir="out", state="s.json", model="m.onnx",
-                     threshold=threshold)  # fmt: skip
+        FlinkJobSpec(
+            input="in.csv", out_dir="out", state="s.json", model="m.onnx", threshold=threshold
+        )

@@ -51,9 +51,13 @@ DRIVER = textwrap.dedent("""
 
 def start_driver(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     """The driver, once its job says "ready"; the job's process group (the launcher's pid)."""
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path / "job.log"), JOB],
-                              env=ENV, stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)  # fmt: skip
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(tmp_path / "job.log"), JOB],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert driver.stdout is not None
     line = driver.stdout.readline()  # bounded: the test's own timeout; the job prints at once
     assert line == "ready\n", line
@@ -101,14 +105,21 @@ def test_a_stopped_starter_stops_the_job_group_first(tmp_path: Path, signum: int
 
 
 def test_output_is_streamed_to_the_log_and_the_caller_as_it_comes(tmp_path: Path) -> None:
-    job = ("import sys, time; print('one', flush=True); time.sleep(1.2); print('two');"
-           "sys.stdout.write('last, no line break'); sys.exit(3)")  # fmt: skip
+    job = (
+        "import sys, time; print('one', flush=True); time.sleep(1.2); print('two');"
+        "sys.stdout.write('last, no line break'); sys.exit(3)"
+    )
     seen: list[tuple[float, str]] = []
     ticks: list[float] = []
     with (tmp_path / "job.log").open("ab") as log:
-        code, tail = run_logged([sys.executable, "-c", job], ENV, log, every=0.3,
-                                on_line=lambda line: seen.append((time.monotonic(), line)),
-                                on_tick=lambda: ticks.append(time.monotonic()))  # fmt: skip
+        code, tail = run_logged(
+            [sys.executable, "-c", job],
+            ENV,
+            log,
+            every=0.3,
+            on_line=lambda line: seen.append((time.monotonic(), line)),
+            on_tick=lambda: ticks.append(time.monotonic()),
+        )
     assert code == 3
     assert [line for _, line in seen] == ["one", "two", "last, no line break"]
     assert seen[1][0] - seen[0][0] > 1.0  # "one" came when printed, not at the end
@@ -135,8 +146,11 @@ def test_a_launcher_whose_starter_is_already_gone_runs_nothing(tmp_path: Path) -
     """The parent-death signal is armed after the start: a parent gone before is seen too."""
     created = tmp_path / "created"
     not_my_parent = str(os.getpid() + 1)  # its parent is this process
-    done = subprocess.run([sys.executable, "-m", "churnctl.flink.launch", not_my_parent,
-                           "touch", str(created)], env=ENV, timeout=30,
-                          start_new_session=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "churnctl.flink.launch", not_my_parent, "touch", str(created)],
+        env=ENV,
+        timeout=30,
+        start_new_session=True,
+    )
     assert done.returncode == -signal.SIGKILL  # it ended its own group, itself included
     assert not created.exists()

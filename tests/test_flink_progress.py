@@ -17,11 +17,13 @@ from churnctl.flink.progress import embedded_rest_address, files_done
 JOB = "a" * 32
 SCORING = "churnctl: score each file -> (Filter, Map -> scored/: Writer, Map -> files/: Writer)"
 ANSWERS: dict[str, Any] = {
-    f"/jobs/{JOB}": {"vertices": [{"id": "v1", "name": "Source: input_files[1]"},
-                                  {"id": "v2", "name": SCORING}]},
-    f"/jobs/{JOB}/vertices/v2/subtasks/metrics?get=files%2F__Writer.numRecordsIn&agg=sum":
-        [{"id": FILES_DONE_METRIC, "sum": 7.0}],
-}  # fmt: skip
+    f"/jobs/{JOB}": {
+        "vertices": [{"id": "v1", "name": "Source: input_files[1]"}, {"id": "v2", "name": SCORING}]
+    },
+    f"/jobs/{JOB}/vertices/v2/subtasks/metrics?get=files%2F__Writer.numRecordsIn&agg=sum": [
+        {"id": FILES_DONE_METRIC, "sum": 7.0}
+    ],
+}
 
 
 class Handler(BaseHTTPRequestHandler):

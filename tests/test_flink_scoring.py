@@ -29,7 +29,7 @@ from churnctl.flink.scoring import (
     ScoreFiles,
     TextTable,
     wait_until_quiet,
-)  # fmt: skip
+)
 from churnctl.io.rejects import NO_LIMIT
 from churnctl.io.sources import ReadOptions
 from churnctl.samples.bundled import MODEL, STATE, bundled
@@ -60,8 +60,9 @@ def outputs(function: ScoreFiles, path: Path) -> dict[str, str]:
 def by_score(scorer: Scorer, path: Path, folder: Path) -> tuple[str, str]:
     """``score``'s scored and rejects files for ``path``, without their header lines."""
     scored, rejects = folder / f"{path.name}.out.csv", folder / f"{path.name}.rejects.csv"
-    score_file(ScoreRequest(str(path), str(scored), scorer, rejects=str(rejects),
-                            max_rejects=NO_LIMIT))  # fmt: skip
+    score_file(
+        ScoreRequest(str(path), str(scored), scorer, rejects=str(rejects), max_rejects=NO_LIMIT)
+    )
     return tuple(p.read_text(encoding="utf-8").partition("\n")[2] for p in (scored, rejects))
 
 
@@ -154,8 +155,13 @@ def test_the_decimal_mark_and_delimiter_are_score_s(tmp_path: Path) -> None:
     from churnctl.samples.generate import COLUMNS
     from tests.csv_rows import text_rows
 
-    rows = [[v.replace(".", ",") if c != "Surname" else "Müller" for c, v in zip(COLUMNS, r,
-             strict=True)] for r in text_rows(12, 3)]  # fmt: skip
+    rows = [
+        [
+            v.replace(".", ",") if c != "Surname" else "Müller"
+            for c, v in zip(COLUMNS, r, strict=True)
+        ]
+        for r in text_rows(12, 3)
+    ]
     path = tmp_path / "euro.csv"
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=";", lineterminator="\n").writerows([COLUMNS, *rows])
@@ -164,8 +170,11 @@ def test_the_decimal_mark_and_delimiter_are_score_s(tmp_path: Path) -> None:
     options = ReadOptions(delimiter=";", encoding="latin-1")
     texts = outputs(ScoreFiles(scorer, FileReading(options)), path)
     scored = tmp_path / "s.csv"
-    score_file(ScoreRequest(str(path), str(scored), scorer, rejects=str(tmp_path / "r.csv"),
-                            read_options=options))  # fmt: skip
+    score_file(
+        ScoreRequest(
+            str(path), str(scored), scorer, rejects=str(tmp_path / "r.csv"), read_options=options
+        )
+    )
     assert texts[SCORED] == scored.read_text(encoding="utf-8").partition("\n")[2]
     assert texts[SCORED].count("Müller") == 12 and texts[REJECTS] == ""
 

@@ -23,24 +23,27 @@ from cli_helpers import assert_clean_error, plain, run
 from test_cli import write_rows
 
 from churnctl.errors import UsageError
+from churnctl.flink import home as flink_install
 from churnctl.flink import submit as flink_submit
 from churnctl.flink.folders import check_layout, remove_stale_staging, staging_folder
+from churnctl.flink.home import check_java, flink_uri
 from churnctl.flink.job import FlinkJobSpec
 from churnctl.flink.outputs import count_outputs
 from churnctl.flink.render import shebang
 from churnctl.flink.rest import cancel_job, check_rest, split_address
-from churnctl.flink.submit import FlinkError, FlinkRequest, check_java, flink_uri
+from churnctl.flink.submit import FlinkError, FlinkRequest
 from tests.csv_rows import text_rows
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        flink_submit.importlib.util, "find_spec",
+        flink_install.importlib.util,
+        "find_spec",
         lambda name, *a: None if name == "pyflink" else real(name, *a),
-    )  # fmt: skip
+    )
     with pytest.raises(FlinkError, match=r"pip install 'churnctl\[flink\]'"):
-        flink_submit.flink_home()
+        flink_install.flink_home()
 
 
 @pytest.mark.parametrize(
@@ -100,7 +103,7 @@ def test_a_file_changed_after_it_was_read_is_reported_and_recorded(tmp_path: Pat
         FlinkResult,
         changed_after_read,
         record_changes,
-    )  # fmt: skip
+    )
     from churnctl.flink.scoring import FileCounts
 
     kept, grown, gone, failed = (tmp_path / f"{n}.csv" for n in ("kept", "grown", "gone", "bad"))
@@ -130,9 +133,14 @@ def streaming_request(tmp_path: Path, state: Path) -> FlinkRequest:
 
     out = tmp_path / "out"
     (tmp_path / "in").mkdir(exist_ok=True)
-    spec = FlinkJobSpec(input=str(tmp_path / "in"), out_dir=str(out), state=str(state),
-                        model=str(bundled(MODEL)), streaming=True,
-                        checkpoint_dir=str(out / ".churnctl-flink" / "checkpoints"))  # fmt: skip
+    spec = FlinkJobSpec(
+        input=str(tmp_path / "in"),
+        out_dir=str(out),
+        state=str(state),
+        model=str(bundled(MODEL)),
+        streaming=True,
+        checkpoint_dir=str(out / ".churnctl-flink" / "checkpoints"),
+    )
     return FlinkRequest(spec)
 
 
@@ -209,9 +217,11 @@ def loopback(answer: Callable[[socket.socket, bytes], None] | None) -> Iterator[
 
 def http(status: str, body: bytes, content_type: str = "application/json") -> Callable[..., None]:
     def answer(connection: socket.socket, request: bytes) -> None:
-        connection.sendall(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                           + body)  # fmt: skip
+        connection.sendall(
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
 
     return answer
 
@@ -237,11 +247,13 @@ def test_flink_s_rest_endpoint_passes_and_gives_its_version() -> None:
         (http("200 OK", b"<html>a web site</html>", "text/html"), "answers HTTP (200 OK)"),
         (http("200 OK", b'{"version": "1"}'), "gave no flink-version"),
         (http("200 OK", b"[1, 2]"), "gave no flink-version"),
-        (lambda connection, request: connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n"),
-         "accepted the connection but gave no HTTP answer"),
+        (
+            lambda connection, request: connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n"),
+            "accepted the connection but gave no HTTP answer",
+        ),
         (lambda connection, request: None, "accepted the connection but gave no HTTP answer"),
     ],
-)  # fmt: skip
+)
 def test_an_endpoint_that_is_not_flink_s_is_named(
     answer: Callable[..., None], fragment: str
 ) -> None:
@@ -265,25 +277,38 @@ def test_the_probe_is_bounded_in_all(answer: Callable[..., None] | None, what: s
     """A server that accepts and says nothing, or drips its answer: the bound holds in all."""
     with loopback(answer) as address:
         started = time.monotonic()
-        with pytest.raises(FlinkError, match=f"^{address} accepted the connection but sent no "
-                                             "answer within 0.5 s"):  # fmt: skip
+        with pytest.raises(
+            FlinkError, match=f"^{address} accepted the connection but sent no answer within 0.5 s"
+        ):
             check_rest(address, timeout=0.5)
         assert time.monotonic() - started < 2, what
 
 
 def test_a_closed_port_is_named() -> None:
     address = closed_port()
-    with pytest.raises(FlinkError, match=f"cannot reach the Flink cluster at {address} "
-                                         r"\(Connection refused\); is it running\?"):  # fmt: skip
+    with pytest.raises(
+        FlinkError,
+        match=f"cannot reach the Flink cluster at {address} "
+        r"\(Connection refused\); is it running\?",
+    ):
         check_rest(address)
 
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("127.0.0.1:8081", ("127.0.0.1", 8081)), ("flink.example:1", ("flink.example", 1)),
-     ("[::1]:8081", ("::1", 8081)), ("localhost", None), (":8081", None), ("h:", None),
-     ("h:http", None), ("h:0", None), ("h:65536", None), ("h:-1", None)],
-)  # fmt: skip
+    [
+        ("127.0.0.1:8081", ("127.0.0.1", 8081)),
+        ("flink.example:1", ("flink.example", 1)),
+        ("[::1]:8081", ("::1", 8081)),
+        ("localhost", None),
+        (":8081", None),
+        ("h:", None),
+        ("h:http", None),
+        ("h:0", None),
+        ("h:65536", None),
+        ("h:-1", None),
+    ],
+)
 def test_an_address_is_host_and_port(address: str, expected: tuple[str, int] | None) -> None:
     if expected is None:
         with pytest.raises(UsageError, match="HOST:PORT"):
@@ -310,9 +335,18 @@ def test_cancel_asks_the_rest_endpoint() -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["file:///data/sp", "file:/data/sp", "s3://bucket/savepoints", "s3a://b/sp", "hdfs://nn:8020/sp",
-     "gs://b/sp", "oss://b/sp", "abfss://c@a.dfs.core.windows.net/sp", "viewfs://cluster/sp"],
-)  # fmt: skip
+    [
+        "file:///data/sp",
+        "file:/data/sp",
+        "s3://bucket/savepoints",
+        "s3a://b/sp",
+        "hdfs://nn:8020/sp",
+        "gs://b/sp",
+        "oss://b/sp",
+        "abfss://c@a.dfs.core.windows.net/sp",
+        "viewfs://cluster/sp",
+    ],
+)
 def test_a_uri_passes_through_unchanged(uri: str) -> None:
     assert flink_uri(uri) == uri
 
@@ -366,7 +400,7 @@ def layout(tmp_path: Path, source: str, out: str) -> str | None:
         ("in/a.csv", "in/out", None),
         ("in", "in-scored", None),  # a name that starts like the input's, beside it
     ],
-)  # fmt: skip
+)
 def test_folders_that_feed_back_are_refused(
     tmp_path: Path, source: str, out: str, refusal: str | None
 ) -> None:
@@ -438,19 +472,46 @@ def test_the_printed_commands_are_shell_quoted(tmp_path: Path) -> None:
     """Pasted into a shell, each printed command is the argv meant, and runs nothing else."""
     folder = small_input(tmp_path, "in $(touch pwned) 'q' dir")
     job = tmp_path / "job $(touch pwned2) `touch pwned3`.py"
-    result = run(["flink-submit", folder, "--out", folder / ".out", "--emit", job,
-                  "--jobmanager", "127.0.0.1:8081"])  # fmt: skip
+    result = run(
+        [
+            "flink-submit",
+            folder,
+            "--out",
+            folder / ".out",
+            "--emit",
+            job,
+            "--jobmanager",
+            "127.0.0.1:8081",
+        ]
+    )
     assert result.exit_code == 0, result.output
-    root = flink_submit.pyflink_root()
+    root = flink_install.pyflink_root()
     flink = str(root / "bin" / "flink") if root else "flink"
     python = sys.executable
-    expected = ([python, str(job)],
-                [flink, "run", "-m", "127.0.0.1:8081", "-py", str(job), "-pyclientexec", python,
-                 "-pyexec", python])  # fmt: skip
+    expected = (
+        [python, str(job)],
+        [
+            flink,
+            "run",
+            "-m",
+            "127.0.0.1:8081",
+            "-py",
+            str(job),
+            "-pyclientexec",
+            python,
+            "-pyexec",
+            python,
+        ],
+    )
     for command, argv in zip(hint_lines(result.stderr), expected, strict=True):
         assert shlex.split(command) == argv
-        shell = subprocess.run(["sh", "-c", f"printf '%s\\n' {command}"], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        shell = subprocess.run(
+            ["sh", "-c", f"printf '%s\\n' {command}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert shell.stdout.splitlines() == argv, shell.stderr
     assert not list(tmp_path.rglob("pwned*")) and not list(Path.cwd().glob("pwned*"))
     assert job.read_text(encoding="utf-8").startswith(f"#!{python}\n")
@@ -458,12 +519,19 @@ def test_the_printed_commands_are_shell_quoted(tmp_path: Path) -> None:
 
 
 def test_the_cluster_hint_is_the_command_flink_submit_runs(tmp_path: Path) -> None:
-    spec = FlinkJobSpec(input="/in", out_dir="/out", state="/s.json", model="/m.onnx",
-                        streaming=True, python_executable="/venv/bin/python")  # fmt: skip
-    embedded, cluster = flink_submit.run_commands(tmp_path / "job.py", spec, "h:1")
+    spec = FlinkJobSpec(
+        input="/in",
+        out_dir="/out",
+        state="/s.json",
+        model="/m.onnx",
+        streaming=True,
+        python_executable="/venv/bin/python",
+    )
+    embedded, cluster = flink_install.run_commands(tmp_path / "job.py", spec, "h:1")
     assert embedded == ["/venv/bin/python", str(tmp_path / "job.py")]
-    ran = flink_submit.cluster_command(cluster[0], "h:1", tmp_path / "job.py", "/venv/bin/python",
-                                       detached=True)  # fmt: skip
+    ran = flink_install.cluster_command(
+        cluster[0], "h:1", tmp_path / "job.py", "/venv/bin/python", detached=True
+    )
     assert cluster == ran and "-d" in ran
 
 
@@ -496,11 +564,13 @@ def fake_flink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "bin").mkdir(parents=True)
     script = root / "bin" / "flink"
     here = shlex.quote(str(root))
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {here}/args\n'
-                      f"cat {here}/answer 2>/dev/null\n"
-                      f'exit "$(cat {here}/code 2>/dev/null || echo 0)"\n')  # fmt: skip
+    script.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {here}/args\n'
+        f"cat {here}/answer 2>/dev/null\n"
+        f'exit "$(cat {here}/code 2>/dev/null || echo 0)"\n'
+    )
     script.chmod(0o755)
-    home = flink_submit.FlinkHome(root, dict(os.environ))
+    home = flink_install.FlinkHome(root, dict(os.environ))
     monkeypatch.setattr(flink_submit, "flink_home", lambda: home)
     return root
 
@@ -550,8 +620,19 @@ def test_a_streaming_job_on_a_cluster_says_where_and_how_to_stop_it(
     (fake_flink / "answer").write_text(f"Job has been submitted with JobID {JOB_ID}\n")
     folder, out = small_input(tmp_path), tmp_path / "out"
     with loopback(http("200 OK", FLINK_CONFIG)) as address:
-        result = run(["flink-submit", folder, "--out", out, "--streaming", "--jobmanager",
-                      address, "--from-savepoint", "sp"])  # fmt: skip
+        result = run(
+            [
+                "flink-submit",
+                folder,
+                "--out",
+                out,
+                "--streaming",
+                "--jobmanager",
+                address,
+                "--from-savepoint",
+                "sp",
+            ]
+        )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == JOB_ID, (result.stdout, result.stderr)
     lines = plain_lines(result.stderr)
@@ -561,8 +642,16 @@ def test_a_streaming_job_on_a_cluster_says_where_and_how_to_stop_it(
     stop = f"churnctl flink-submit --stop {JOB_ID} --savepoint DIR --jobmanager {address}"
     assert lines[-1].endswith(f"stop it with: {stop}") and ui in lines[-1]
     argv = (fake_flink / "args").read_text().splitlines()
-    assert argv[:8] == ["run", "-m", address, "-d", "-s", str(Path("sp").resolve()), "-py",
-                        str((out / ".churnctl-flink" / "job.py").resolve())]  # fmt: skip
+    assert argv[:8] == [
+        "run",
+        "-m",
+        address,
+        "-d",
+        "-s",
+        str(Path("sp").resolve()),
+        "-py",
+        str((out / ".churnctl-flink" / "job.py").resolve()),
+    ]
 
 
 # ------------------------------------------------------------------ early failures (item 14)
@@ -576,12 +665,17 @@ def test_a_streaming_job_on_a_cluster_says_where_and_how_to_stop_it(
         (["--jobmanager", "localhost"], 2, "the job manager must be HOST:PORT"),
         (["--from-savepoint", "sp"], 2, "a savepoint is restored on a cluster only"),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("train", [False, True], ids=["state", "train"])
 def test_an_early_failure_writes_nothing(
-    tmp_path: Path, fake_flink: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-    code: int, fragment: str, train: bool,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    fake_flink: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    fragment: str,
+    train: bool,
+) -> None:
     """Not the output folder, not the job file, not a state fitted with --train."""
     monkeypatch.setattr("churnctl.flink.rest.REST_TIMEOUT", 0.5)
     folder, out = small_input(tmp_path), tmp_path / "out"
@@ -606,14 +700,18 @@ def own_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("savepoint", ["sp", "file:///data/sp", "s3://bucket/sp"])
 def test_stop_writes_nothing_but_the_savepoint(
-    tmp_path: Path, fake_flink: Path, own_temp: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_flink: Path,
+    own_temp: Path,
+    monkeypatch: pytest.MonkeyPatch,
     savepoint: str,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.chdir(tmp_path)
     (fake_flink / "answer").write_text("Savepoint completed. Path: file:/data/sp/savepoint-1\n")
     with loopback(http("200 OK", FLINK_CONFIG)) as address:
-        result = run(["flink-submit", "--stop", JOB_ID, "--savepoint", savepoint,
-                      "--jobmanager", address])  # fmt: skip
+        result = run(
+            ["flink-submit", "--stop", JOB_ID, "--savepoint", savepoint, "--jobmanager", address]
+        )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "file:/data/sp/savepoint-1"
     argv = (fake_flink / "args").read_text().splitlines()
@@ -631,11 +729,16 @@ def test_a_failed_stop_names_its_log_outside_the_savepoint_folder(
     (fake_flink / "code").write_text("1")
     savepoint = tmp_path / "sp"
     with loopback(http("200 OK", FLINK_CONFIG)) as address:
-        result = run(["flink-submit", "--stop", JOB_ID, "--savepoint", savepoint,
-                      "--jobmanager", address])  # fmt: skip
+        result = run(
+            ["flink-submit", "--stop", JOB_ID, "--savepoint", savepoint, "--jobmanager", address]
+        )
     [log] = own_temp.glob("churnctl-flink-stop-*/stop.log")
-    assert_clean_error(result, 1, f"stopping job {JOB_ID} on {address} failed: "
-                       f"java.lang.IllegalStateException: no job (full log: {log})")  # fmt: skip
+    assert_clean_error(
+        result,
+        1,
+        f"stopping job {JOB_ID} on {address} failed: "
+        f"java.lang.IllegalStateException: no job (full log: {log})",
+    )
     assert "no job" in log.read_text() and not savepoint.exists()
 
 
@@ -661,15 +764,20 @@ def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path: Path) ->
     (tmp_path / "job.py").write_text("")
     holder = tmp_path / "staging-14-cccccc"
     holder.mkdir()
-    hold = ("import sys, time; from churnctl.io.locks import take_lock; "
-            f"take_lock(__import__('pathlib').Path({str(holder)!r} + '.lock')); "
-            "print('held', flush=True); time.sleep(60)")  # fmt: skip
+    hold = (
+        "import sys, time; from churnctl.io.locks import take_lock; "
+        f"take_lock(__import__('pathlib').Path({str(holder)!r} + '.lock')); "
+        "print('held', flush=True); time.sleep(60)"
+    )
     process = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stdout.readline() == "held\n"
         assert remove_stale_staging(tmp_path) == [dead, legacy]
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            "job.py", "staging-14-cccccc", "staging-14-cccccc.lock"]  # fmt: skip
+            "job.py",
+            "staging-14-cccccc",
+            "staging-14-cccccc.lock",
+        ]
     finally:
         process.kill()
         process.wait(timeout=10)
@@ -726,8 +834,12 @@ def test_a_streaming_run_tells_the_files_it_may_not_read_whole(
     source, unread = folder / "a.csv", folder / "b.csv"
     write_rows(unread, text_rows(2, 2))  # a file the job never reads (empty when listed, say)
     monkeypatch.setattr(flink_submit, "UNREAD_AFTER", flink_submit.PROGRESS_EVERY)
-    text = GROWING_JOB.format(out_dir=str(out.resolve()), source=str(source), job_id=JOB_ID,
-                              pause=1.5 * flink_submit.PROGRESS_EVERY)  # fmt: skip
+    text = GROWING_JOB.format(
+        out_dir=str(out.resolve()),
+        source=str(source),
+        job_id=JOB_ID,
+        pause=1.5 * flink_submit.PROGRESS_EVERY,
+    )
     monkeypatch.setattr(flink_submit, "render_job", lambda spec: text)
     result = run(["flink-submit", folder, "--out", out, "--streaming", "--quiet"])
     assert result.exit_code == 0, result.output

@@ -60,8 +60,9 @@ def _rows_in(path: Path) -> int:
 def _score_and_check(source: Path) -> None:
     work = source.parent
     before = _digest(source)
-    result = run(["score", source, "-o", work / "out.csv", "--max-rejects", "100%",
-                  "--allow-state-mismatch"])  # fmt: skip
+    result = run(
+        ["score", source, "-o", work / "out.csv", "--max-rejects", "100%", "--allow-state-mismatch"]
+    )
     assert _digest(source) == before
     assert list(work.glob(".*.tmp")) == []
     if result.exit_code != 0:
@@ -128,30 +129,49 @@ def test_random_csv(content: bytes) -> None:
 
 
 ARROW_TYPES = [
-    pa.int8(), pa.int64(), pa.uint64(), pa.float32(), pa.float64(), pa.bool_(), pa.string(),
-    pa.large_string(), pa.binary(), pa.date32(), pa.timestamp("ms"), pa.null(),
-    pa.list_(pa.int32()), pa.struct([("a", pa.int32())]), pa.dictionary(pa.int8(), pa.string()),
-]  # fmt: skip
+    pa.int8(),
+    pa.int64(),
+    pa.uint64(),
+    pa.float32(),
+    pa.float64(),
+    pa.bool_(),
+    pa.string(),
+    pa.large_string(),
+    pa.binary(),
+    pa.date32(),
+    pa.timestamp("ms"),
+    pa.null(),
+    pa.list_(pa.int32()),
+    pa.struct([("a", pa.int32())]),
+    pa.dictionary(pa.int8(), pa.string()),
+]
 
 
 def _values(kind: pa.DataType, draw: st.DrawFn, n: int) -> pa.Array:
     if pa.types.is_null(kind):
         return pa.nulls(n)
     if pa.types.is_dictionary(kind):
-        labels = draw(st.lists(st.sampled_from(["France", "Spain", "Male", "x"]), min_size=n,
-                               max_size=n))  # fmt: skip
+        labels = draw(
+            st.lists(st.sampled_from(["France", "Spain", "Male", "x"]), min_size=n, max_size=n)
+        )
         return pa.array(labels).dictionary_encode().cast(kind)
     if pa.types.is_struct(kind):
         return pa.array([{"a": i} for i in range(n)], kind)
     if pa.types.is_list(kind):
         return pa.array([[i] for i in range(n)], kind)
     strategy = {
-        "int8": st.integers(-128, 127), "int64": st.integers(-(2**63), 2**63 - 1),
-        "uint64": st.integers(0, 2**64 - 1), "float": st.floats(width=32),
-        "double": st.floats(), "bool": st.booleans(), "string": CELL, "large_string": CELL,
-        "binary": st.binary(max_size=6), "date32[day]": st.dates(),
+        "int8": st.integers(-128, 127),
+        "int64": st.integers(-(2**63), 2**63 - 1),
+        "uint64": st.integers(0, 2**64 - 1),
+        "float": st.floats(width=32),
+        "double": st.floats(),
+        "bool": st.booleans(),
+        "string": CELL,
+        "large_string": CELL,
+        "binary": st.binary(max_size=6),
+        "date32[day]": st.dates(),
         "timestamp[ms]": st.datetimes(),
-    }[str(kind)]  # fmt: skip
+    }[str(kind)]
     values = draw(st.lists(st.one_of(st.none(), strategy), min_size=n, max_size=n))
     return pa.array(values, kind)
 

@@ -284,9 +284,14 @@ def test_invalid_arguments(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "files", "match"),
-    [("g.jsonl", 1, "g.jsonl"), ("g", 1, ".csv, .csv.gz or .parquet"),
-     ("parts.csv", 2, "directory"), ("x.csv", 1, "seed"), ("parts", 10_001, "10,000")],
-)  # fmt: skip
+    [
+        ("g.jsonl", 1, "g.jsonl"),
+        ("g", 1, ".csv, .csv.gz or .parquet"),
+        ("parts.csv", 2, "directory"),
+        ("x.csv", 1, "seed"),
+        ("parts", 10_001, "10,000"),
+    ],
+)
 def test_bad_arguments_are_refused_before_writing(
     tmp_path: Path, name: str, files: int, match: str
 ) -> None:

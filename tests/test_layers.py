@@ -15,9 +15,16 @@ from churnctl.errors import Fix, InputError
 PACKAGE = Path(__file__).resolve().parents[1] / "churnctl"
 # The ground: flat modules every layer may use. Among them, a module imports only lower ranks.
 GROUND: dict[str, int] = {
-    "errors": 0, "faults": 0, "names": 0, "interrupts": 0, "version": 0, "defaults": 0,
-    "arguments": 1, "atomic": 1, "moved": 1,
-}  # fmt: skip
+    "errors": 0,
+    "faults": 0,
+    "names": 0,
+    "interrupts": 0,
+    "version": 0,
+    "defaults": 0,
+    "arguments": 1,
+    "atomic": 1,
+    "moved": 1,
+}
 # The packages, and the packages each may import (besides the ground and itself).
 # Lower layers never know upper ones; watch and flink, io and scoring, know nothing of each other.
 ALLOWED: dict[str, set[str]] = {
@@ -76,8 +83,10 @@ def test_imports_inside_functions_and_type_checking_blocks_count_too() -> None:
         "def f():\n    from churnctl.scoring.scorer import Scorer\n    import churnctl.io.sinks\n"
     )
     assert imported(tree) == [
-        ("features.state", ["FeatureState"]), ("scoring.scorer", ["Scorer"]), ("io.sinks", [])
-    ]  # fmt: skip
+        ("features.state", ["FeatureState"]),
+        ("scoring.scorer", ["Scorer"]),
+        ("io.sinks", []),
+    ]
 
 
 def test_every_module_belongs_to_a_named_layer() -> None:
@@ -103,8 +112,10 @@ def test_the_samples_use_the_ground_only() -> None:
 
 
 def test_the_import_graph_has_no_circle() -> None:
-    graph = {name: {t for t, _ in imported(tree) if t in modules() and t != name}
-             for name, tree in modules().items()}  # fmt: skip
+    graph = {
+        name: {t for t, _ in imported(tree) if t in modules() and t != name}
+        for name, tree in modules().items()
+    }
     done: set[str] = set()
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -121,16 +132,24 @@ def test_the_import_graph_has_no_circle() -> None:
 @pytest.mark.parametrize("name", LIBRARY)
 def test_only_the_cli_prints_exits_or_imports_typer_and_rich(name: str) -> None:
     tree = modules()[name]
-    imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-               for a in n.names}  # fmt: skip
-    imports |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom)}  # fmt: skip
+    imports = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    imports |= {
+        (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    }
     assert not imports & {"typer", "rich", "click"}
-    calls = {n.func.id for n in ast.walk(tree)
-             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}  # fmt: skip
+    calls = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
     assert not calls & {"print", "exit", "quit"}
-    attributes = {f"{n.value.id}.{n.attr}" for n in ast.walk(tree)
-                  if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}  # fmt: skip
+    attributes = {
+        f"{n.value.id}.{n.attr}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+    }
     assert "sys.exit" not in attributes
 
 
@@ -162,8 +181,16 @@ def test_a_fix_reads_as_a_setting_in_the_library() -> None:
     )
 
 
-COMMAND_NAMES = ("fit", "score", "bind", "inspect", "generate", "watch", "watch-status",
-                 "flink-submit")  # fmt: skip
+COMMAND_NAMES = (
+    "fit",
+    "score",
+    "bind",
+    "inspect",
+    "generate",
+    "watch",
+    "watch-status",
+    "flink-submit",
+)
 NAMES_A_COMMAND = re.compile(rf"churnctl ({'|'.join(COMMAND_NAMES)})\b")
 
 
@@ -186,8 +213,11 @@ def test_library_messages_name_settings_and_actions_never_a_command(name: str) -
     """``refit it (fit_state)``: the CLI spells the action as its command (errors.Step)."""
     tree = modules()[name]
     skip = docstrings(tree)
-    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-             and isinstance(n.value, str) and id(n) not in skip]  # fmt: skip
+    texts = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip
+    ]
     assert [t for t in texts if NAMES_A_COMMAND.search(t)] == []
 
 
@@ -196,3 +226,21 @@ def test_the_command_names_are_the_cli_s() -> None:
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     assert sorted(commands) == sorted(COMMAND_NAMES)
+
+
+def test_the_formatter_owns_the_layout() -> None:
+    """``ruff format`` decides every line (``./dev.sh test`` checks it); no line opts out."""
+    opt_outs = ["fmt: " + word for word in ("skip", "off")]
+    root = PACKAGE.parent
+    sources = [
+        p
+        for folder in ("churnctl", "tests", "benchmarks", "scripts")
+        for p in (root / folder).rglob("*.py")
+    ]
+    found = [
+        f"{p.relative_to(root)}:{n}"
+        for p in sources
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if any(o in line for o in opt_outs)
+    ]
+    assert found == []

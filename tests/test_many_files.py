@@ -118,8 +118,9 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 
 def into_folder(in_dir: Path, out: Path, scorer: Scorer, workers: int) -> FilesSummary:
-    request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, out_dir=out,
-                           max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
+    request = FilesRequest(
+        inputs=inputs_of(in_dir), scorer=scorer, out_dir=out, max_rejects=NO_LIMIT, workers=workers
+    )
     return score_files(request)
 
 
@@ -138,11 +139,15 @@ def test_folders_globs_and_files_are_one_sorted_list_without_duplicates(in_dir: 
     for names in ([str(link), str(in_dir / "p1.csv")], [str(in_dir / "p1.csv"), str(link)]):
         assert expand_inputs(names) == [str(in_dir / "p1.csv")]  # the shorter spelling
     assert expand_inputs([f"{in_dir}/*.parquet", f"{in_dir}/*.gz"]) == [
-        str(in_dir / "p3.csv.gz"), str(in_dir / "p4.parquet")]  # fmt: skip
+        str(in_dir / "p3.csv.gz"),
+        str(in_dir / "p4.parquet"),
+    ]
     # a glob matching a folder means the folder's inputs; a file named outright is taken
     assert expand_inputs([f"{in_dir.parent}/i*"]) == expected
     assert expand_inputs([str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]) == [
-        str(in_dir / "notes.txt"), str(in_dir / "p1.csv")]  # fmt: skip
+        str(in_dir / "notes.txt"),
+        str(in_dir / "p1.csv"),
+    ]
     # one plain name is the single input of today: returned as it is, once it exists
     assert expand_inputs([str(in_dir / "notes.txt")]) == [str(in_dir / "notes.txt")]
     with pytest.raises(InputError, match=r"nope\.csv: input file not found"):
@@ -193,24 +198,32 @@ def test_an_output_folder_holds_what_watch_writes_whatever_the_workers(
         names |= set(derived_names(name, file_sha256(in_dir / name), "csv"))
     assert set(written) == names
     watched = tmp_path / "watched"
-    settings = WatchSettings(in_dir=in_dir, out_dir=watched, scorer=scorer, once=True,
-                             settle=0.0, max_rejects=NO_LIMIT)  # fmt: skip
+    settings = WatchSettings(
+        in_dir=in_dir, out_dir=watched, scorer=scorer, once=True, settle=0.0, max_rejects=NO_LIMIT
+    )
     Watcher(settings).run()
     assert files_of(watched) == written
     for summary in (serial, mixed, parallel):
         assert not summary.failed
         assert (summary.rows.read, summary.rows.rejected) == (READ, REJECTED)
-        assert summary.rows.scored == sum(r.summary.rows.scored for r in summary.results
-                                          if r.summary)  # fmt: skip
+        assert summary.rows.scored == sum(
+            r.summary.rows.scored for r in summary.results if r.summary
+        )
         assert [r.input for r in summary.results] == inputs_of(in_dir)
 
 
-@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), Interrupted(15)],
-                         ids=["disk full", "signal"])  # fmt: skip
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(28, "No space left on device"), Interrupted(15)],
+    ids=["disk full", "signal"],
+)
 def test_a_failure_while_closing_one_output_leaves_nothing_behind(
-    in_dir: Path, scorer: Scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    in_dir: Path,
+    scorer: Scorer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     failure: BaseException,
-) -> None:  # fmt: skip
+) -> None:
     """The joined output's last step (closing it) fails: no output, no temporary, no parts."""
 
     def close(self: object) -> None:
@@ -218,8 +231,13 @@ def test_a_failure_while_closing_one_output_leaves_nothing_behind(
 
     monkeypatch.setattr(join.Appender, "close", close)
     out = tmp_path / "out"
-    request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(out / "all.csv"),
-                           max_rejects=NO_LIMIT, workers=1)  # fmt: skip
+    request = FilesRequest(
+        inputs=inputs_of(in_dir),
+        scorer=scorer,
+        output=str(out / "all.csv"),
+        max_rejects=NO_LIMIT,
+        workers=1,
+    )
     with pytest.raises(type(failure)):
         score_files(request)
     assert list(out.iterdir()) == []  # parts folder, temporary output and rejects all gone
@@ -246,8 +264,13 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
     outputs = {}
     for workers in (1, 2):
         output = tmp_path / f"w{workers}" / f"all.{suffix}"
-        request = FilesRequest(inputs=inputs_of(in_dir), scorer=scorer, output=str(output),
-                               max_rejects=NO_LIMIT, workers=workers)  # fmt: skip
+        request = FilesRequest(
+            inputs=inputs_of(in_dir),
+            scorer=scorer,
+            output=str(output),
+            max_rejects=NO_LIMIT,
+            workers=workers,
+        )
         summary = score_files(request)
         assert (summary.rows.read, summary.rows.rejected, summary.failed) == (READ, REJECTED, [])
         beside = "all.rejects.csv" if suffix == "csv" else f"all.{suffix}.rejects.csv"
@@ -258,9 +281,14 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
     assert outputs[1] == outputs[2]  # byte for byte
     # the same rows, in input order, as each input scored on its own
     alone = tmp_path / "alone"
-    singles = [score_file(ScoreRequest(input=name, output=str(alone / f"{i}.{suffix}"),
-                                       scorer=scorer, max_rejects=NO_LIMIT))
-               for i, name in enumerate(inputs_of(in_dir))]  # fmt: skip
+    singles = [
+        score_file(
+            ScoreRequest(
+                input=name, output=str(alone / f"{i}.{suffix}"), scorer=scorer, max_rejects=NO_LIMIT
+            )
+        )
+        for i, name in enumerate(inputs_of(in_dir))
+    ]
     joined = outputs[1]
     output_name = f"all.{suffix}"
     if suffix == "csv":
@@ -302,8 +330,9 @@ def test_a_bad_file_fails_alone(
     folder = bad_inputs(tmp_path / "in")
     out = tmp_path / "out"
     monkeypatch.setattr(pool, "MAIN_SCORES", False)  # errors come from the pool
-    request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer, out_dir=out,
-                           workers=2)  # fmt: skip
+    request = FilesRequest(
+        inputs=expand_inputs([str(folder)]), scorer=scorer, out_dir=out, workers=2
+    )
     summary = score_files(request)
     failed = {Path(r.input).name: r.error for r in summary.failed}
     assert set(failed) == {"b-no-age.csv", "c-rejects.csv"}
@@ -318,8 +347,9 @@ def test_a_bad_file_fails_alone(
     assert message.count(str(folder / "b-no-age.csv")) == 1  # named once
     # into one output: the good files' rows are published, in order
     joined = tmp_path / "all.csv"
-    request = FilesRequest(inputs=expand_inputs([str(folder)]), scorer=scorer,
-                           output=str(joined), workers=1)  # fmt: skip
+    request = FilesRequest(
+        inputs=expand_inputs([str(folder)]), scorer=scorer, output=str(joined), workers=1
+    )
     summary = score_files(request)
     assert len(summary.failed) == 2 and summary.rows.scored == 80
     assert sum(1 for _ in joined.open()) == 1 + 80
@@ -329,8 +359,11 @@ def test_two_inputs_that_would_write_one_output_are_refused(scorer: Scorer, tmp_
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "x.csv").write_bytes(csv_bytes(text_rows(5, 1)))
-    request = FilesRequest(inputs=[str(tmp_path / "a" / "x.csv"), str(tmp_path / "b" / "x.csv")],
-                           scorer=scorer, out_dir=tmp_path / "out")  # fmt: skip
+    request = FilesRequest(
+        inputs=[str(tmp_path / "a" / "x.csv"), str(tmp_path / "b" / "x.csv")],
+        scorer=scorer,
+        out_dir=tmp_path / "out",
+    )
     with pytest.raises(UsageError, match="same name and content"):
         score_files(request)
     (tmp_path / "b" / "x.csv").write_bytes(csv_bytes(text_rows(6, 1)))  # new content: new names
@@ -378,10 +411,28 @@ def test_the_command_scores_a_folder_and_a_glob_and_exits_4_for_a_bad_file(
 ) -> None:
     folder = bad_inputs(tmp_path / "in")
     out = tmp_path / "out"
-    args = ["score", str(folder), f"{in_dir}/p[12].csv", str(folder / "a.csv"), "--out-dir",
-            str(out), "--workers", "2", "--keep", "CustomerId", "--max-rejects", "10%"]  # fmt: skip
-    done = subprocess.run([*CLI, *args], env=cli_env(), capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
+    args = [
+        "score",
+        str(folder),
+        f"{in_dir}/p[12].csv",
+        str(folder / "a.csv"),
+        "--out-dir",
+        str(out),
+        "--workers",
+        "2",
+        "--keep",
+        "CustomerId",
+        "--max-rejects",
+        "10%",
+    ]
+    done = subprocess.run(
+        [*CLI, *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 4, done.stderr
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
@@ -401,8 +452,13 @@ def test_the_command_scores_a_folder_and_a_glob_and_exits_4_for_a_bad_file(
     assert read == scored + rejected == 50 + 62 + 30 + 62 + 62
     assert rejected == 4 * 3
     expected = set()
-    for path in [folder / "a.csv", folder / "c-rejects.csv", folder / "d.csv",
-                 in_dir / "p1.csv", in_dir / "p2.csv"]:  # fmt: skip
+    for path in [
+        folder / "a.csv",
+        folder / "c-rejects.csv",
+        folder / "d.csv",
+        in_dir / "p1.csv",
+        in_dir / "p2.csv",
+    ]:
         expected |= set(derived_names(path.name, file_sha256(path), "csv"))
     assert set(files_of(out)) == expected
 
@@ -413,9 +469,13 @@ def test_sigterm_stops_the_workers_and_leaves_no_temporary_file(tmp_path: Path) 
     # 400,000 rows the newest releases finished the run before the signal was sent
     generate_files(folder, n_rows=2_400_000, files=16, seed=3)
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "score", str(folder), "--out-dir", str(out), "--workers", "2"],
-                            env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLI, "score", str(folder), "--out-dir", str(out), "--workers", "2"],
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     children: set[int] = set()
     deadline = time.monotonic() + 120
     while not list(out.glob(".*.tmp")) or len(children) < 3:  # forkserver, worker, tracker
@@ -455,15 +515,26 @@ def _running(pid: int) -> bool:
 def test_one_output_through_the_command(in_dir: Path, tmp_path: Path) -> None:
     """-o with several inputs: one output, one rejects file; stdout holds CSV's header once."""
     output = tmp_path / "all.jsonl"
-    result = cli_helpers.run(["score", str(in_dir), "-o", str(output), "--workers", "1",
-                                 "--max-rejects", "100%"])  # fmt: skip
+    result = cli_helpers.run(
+        ["score", str(in_dir), "-o", str(output), "--workers", "1", "--max-rejects", "100%"]
+    )
     assert result.exit_code == 0, result.output
     assert f"5 files, 1 worker(s): read {READ:,} rows" in result.stderr
     assert f"→ {output}; rejects → {tmp_path / 'all.jsonl.rejects.csv'}" in result.stderr
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == READ - REJECTED
-    result = cli_helpers.run(["score", f"{in_dir}/p[15].csv", "--workers", "1",
-                                 "--max-rejects", "100%", "--rejects", "-"])  # fmt: skip
+    result = cli_helpers.run(
+        [
+            "score",
+            f"{in_dir}/p[15].csv",
+            "--workers",
+            "1",
+            "--max-rejects",
+            "100%",
+            "--rejects",
+            "-",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.count("CustomerId,raw,exited") == 1
     assert result.stdout.count("\n") == 1 + 58 + 700
@@ -476,8 +547,7 @@ def test_out_dir_with_one_input_and_conflicting_options(in_dir: Path, tmp_path: 
     result = cli_helpers.run(["score", str(in_dir / "p5.csv"), "--out-dir", str(out)])
     assert result.exit_code == 0, result.output
     assert "1 files, 1 worker(s)" in result.stderr
-    assert set(files_of(out)) == set(derived_names("p5.csv", file_sha256(in_dir / "p5.csv"),
-                                                   "csv"))  # fmt: skip
+    assert set(files_of(out)) == set(derived_names("p5.csv", file_sha256(in_dir / "p5.csv"), "csv"))
     result = cli_helpers.run(["score", str(in_dir), "--out-dir", str(out), "-o", "x.csv"])
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: --out-dir writes one output")

@@ -37,9 +37,13 @@ def run_limited(args: list[str], timeout: float = 120) -> subprocess.CompletedPr
     """Run ``python ARGS`` under the address-space limit, with this checkout's churnctl."""
     env = cli_env()
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-        env=env, preexec_fn=_limit_memory,
-    )  # fmt: skip
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        preexec_fn=_limit_memory,
+    )
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -131,8 +135,18 @@ def test_a_hostile_state_is_one_error_line_under_1_gib(
     state.write_text(resealed(document), encoding="utf-8")
     data = tmp_path / "in.csv"
     pacsv.write_csv(generate_table(5, seed=1), data)
-    result = run_limited(["-m", "churnctl", "score", str(data), "--state", str(state),
-                          "-o", str(tmp_path / "out.csv")])  # fmt: skip
+    result = run_limited(
+        [
+            "-m",
+            "churnctl",
+            "score",
+            str(data),
+            "--state",
+            str(state),
+            "-o",
+            str(tmp_path / "out.csv"),
+        ]
+    )
     assert_one_error_line(result, str(state))
 
 
@@ -154,20 +168,27 @@ def test_a_column_past_the_cap_is_refused_as_counted_under_1_gib(tmp_path: Path)
 WIDE_SPECS = {
     # ids indexed and one-hot encoded: refused as the categories are counted
     "one-hot-on-ids": (
-        [{"type": "StringIndexer", "input_cols": ["CustomerId"], "output_cols": ["Id"]},
-         {"type": "OneHotEncoder", "input_cols": ["Id"], "output_cols": ["IdVec"]},
-         {"type": "VectorAssembler", "input_cols": ["IdVec", "Age"], "output_col": "features"}],
+        [
+            {"type": "StringIndexer", "input_cols": ["CustomerId"], "output_cols": ["Id"]},
+            {"type": "OneHotEncoder", "input_cols": ["Id"], "output_cols": ["IdVec"]},
+            {"type": "VectorAssembler", "input_cols": ["IdVec", "Age"], "output_col": "features"},
+        ],
         ["CustomerId", "categories so far", "4,096 features"],
     ),
     # two columns under the cap each, over it together
     "two-wide-columns": (
-        [{"type": "StringIndexer", "input_cols": ["Geography", "Surname"],
-          "output_cols": ["G", "S"]},
-         {"type": "OneHotEncoder", "input_cols": ["G", "S"], "output_cols": ["GVec", "SVec"]},
-         {"type": "VectorAssembler", "input_cols": ["GVec", "SVec"], "output_col": "features"}],
+        [
+            {
+                "type": "StringIndexer",
+                "input_cols": ["Geography", "Surname"],
+                "output_cols": ["G", "S"],
+            },
+            {"type": "OneHotEncoder", "input_cols": ["G", "S"], "output_cols": ["GVec", "SVec"]},
+            {"type": "VectorAssembler", "input_cols": ["GVec", "SVec"], "output_col": "features"},
+        ],
         ["features", "GVec 2,999", "SVec 2,999"],
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(("stages", "words"), WIDE_SPECS.values(), ids=WIDE_SPECS.keys())
@@ -181,8 +202,18 @@ def test_a_spec_past_the_cap_is_one_error_line_under_1_gib(
     pacsv.write_csv(table.set_column(where, "Surname", surnames), train)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"stages": stages}), encoding="utf-8")
-    result = run_limited(["-m", "churnctl", "fit", str(train), "--pipeline", str(spec),
-                          "-o", str(tmp_path / "s.json")])  # fmt: skip
+    result = run_limited(
+        [
+            "-m",
+            "churnctl",
+            "fit",
+            str(train),
+            "--pipeline",
+            str(spec),
+            "-o",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert_one_error_line(result, str(train), f"{MAX_FEATURES:,}", *words)
     assert not (tmp_path / "s.json").exists()
 
@@ -200,8 +231,20 @@ def test_a_wide_column_below_the_cap_fits_and_scores_under_1_gib(tmp_path: Path)
     assert width == 3_000 + 9
     logistic_n1(tmp_path / "m.onnx", width)
     model, out = tmp_path / "m.onnx", tmp_path / "o.csv"
-    scored = run_limited(["-m", "churnctl", "score", str(train), "--state", str(state),
-                          "--model", str(model), "-o", str(out)])  # fmt: skip
+    scored = run_limited(
+        [
+            "-m",
+            "churnctl",
+            "score",
+            str(train),
+            "--state",
+            str(state),
+            "--model",
+            str(model),
+            "-o",
+            str(out),
+        ]
+    )
     assert scored.returncode == 0, scored.stderr
     assert len(out.read_text().splitlines()) == 12_000 + 1
 
@@ -263,10 +306,14 @@ print("checked")
 def test_mutated_sizes_load_or_are_one_line_under_1_gib(state_document: dict) -> None:
     """Hypothesis edits sizes (list lengths, category and input sizes), checksums recomputed."""
     result = subprocess.run(
-        [sys.executable, "-c", FUZZ_SCRIPT, "150"], input=json.dumps(state_document),
-        capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory,
+        [sys.executable, "-c", FUZZ_SCRIPT, "150"],
+        input=json.dumps(state_document),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_memory,
         env=cli_env(),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "checked"
 
@@ -285,16 +332,19 @@ def test_slices_of_rows_give_the_same_state_features_and_rejections(
     pacsv.write_csv(table, train)
     geography = table.column("Geography").to_pylist()
     geography[5::11] = ["Atlantis"] * len(geography[5::11])  # unseen: rejected when scored
-    hostile = table.set_column(table.schema.get_field_index("Geography"), "Geography",
-                               pa.array(geography))  # fmt: skip
+    hostile = table.set_column(
+        table.schema.get_field_index("Geography"), "Geography", pa.array(geography)
+    )
     whole = fit_state(train)
     monkeypatch.setattr(churnctl.features.pipeline, "SLICE_BYTES", 8 * 12 * 7)
     sliced = fit_state(train)
     assert sliced.pipeline.slice_rows() == 7
-    np.testing.assert_allclose(sliced.pipeline.stages[-1].mean_, whole.pipeline.stages[-1].mean_,
-                               rtol=1e-12)  # fmt: skip
-    np.testing.assert_allclose(sliced.pipeline.stages[-1].std_, whole.pipeline.stages[-1].std_,
-                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        sliced.pipeline.stages[-1].mean_, whole.pipeline.stages[-1].mean_, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        sliced.pipeline.stages[-1].std_, whole.pipeline.stages[-1].std_, rtol=1e-12
+    )
     in_slices = extract_features(whole, hostile)
     monkeypatch.setattr(churnctl.features.pipeline, "SLICE_BYTES", 8 << 20)
     at_once = extract_features(whole, hostile)

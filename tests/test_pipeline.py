@@ -26,14 +26,33 @@ EXAMPLE_TOML = Path(__file__).resolve().parents[1] / "docs" / "examples" / "refe
 
 NUMERICS = ["CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "EstimatedSalary"]
 REFERENCE_NAMES = [
-    "Geography=France", "Geography=Germany", "Geography=Spain", "Gender", "HasCrCard",
-    "IsActiveMember", "CreditScore", "Age", "Tenure", "Balance", "NumOfProducts",
+    "Geography=France",
+    "Geography=Germany",
+    "Geography=Spain",
+    "Gender",
+    "HasCrCard",
+    "IsActiveMember",
+    "CreditScore",
+    "Age",
+    "Tenure",
+    "Balance",
+    "NumOfProducts",
     "EstimatedSalary",
-]  # fmt: skip
+]
 SKLEARN_NAMES = [
-    "Geography=France", "Geography=Germany", "Geography=Spain", "CreditScore", "Gender", "Age",
-    "Tenure", "Balance", "NumOfProducts", "HasCrCard", "IsActiveMember", "EstimatedSalary",
-]  # fmt: skip
+    "Geography=France",
+    "Geography=Germany",
+    "Geography=Spain",
+    "CreditScore",
+    "Gender",
+    "Age",
+    "Tenure",
+    "Balance",
+    "NumOfProducts",
+    "HasCrCard",
+    "IsActiveMember",
+    "EstimatedSalary",
+]
 
 
 def churn_table(n: int = 60, seed: int = 7) -> pa.Table:
@@ -445,11 +464,19 @@ def test_build_pipeline_rejects_non_table() -> None:
         ("reference", ("HasCrCard", "IsActiveMember", *NUMERICS)),
         (
             "sklearn",
-            ("CreditScore", "Age", "Tenure", "Balance", "NumOfProducts", "HasCrCard",
-             "IsActiveMember", "EstimatedSalary"),
+            (
+                "CreditScore",
+                "Age",
+                "Tenure",
+                "Balance",
+                "NumOfProducts",
+                "HasCrCard",
+                "IsActiveMember",
+                "EstimatedSalary",
+            ),
         ),
     ],
-)  # fmt: skip
+)
 def test_preset_input_schema(preset: str, numeric: tuple[str, ...]) -> None:
     _, pipeline = load_pipeline_spec(preset)
     schema = pipeline.input_schema
@@ -574,22 +601,27 @@ IDX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"
             id="indexer-reads-a-written-column",
         ),
         pytest.param(
-            [{"type": "VectorAssembler", "input_cols": ["Age", "Tenure"], "output_col": "v"},
-             {"type": "OneHotEncoder", "input_cols": ["v"], "output_cols": ["o"]}],
+            [
+                {"type": "VectorAssembler", "input_cols": ["Age", "Tenure"], "output_col": "v"},
+                {"type": "OneHotEncoder", "input_cols": ["v"], "output_cols": ["o"]},
+            ],
             ["stage 2: OneHotEncoder: v is a vector", "one number per row"],
             id="encoder-reads-a-vector",
         ),
         pytest.param(
-            [{"type": "StandardScaler", "input_col": "v", "output_col": "s"},
-             {"type": "VectorAssembler", "input_cols": ["Age"], "output_col": "v"}],
+            [
+                {"type": "StandardScaler", "input_col": "v", "output_col": "s"},
+                {"type": "VectorAssembler", "input_cols": ["Age"], "output_col": "v"},
+            ],
             ["stage 1: StandardScaler: reads v, which stage 2 writes", "reorder the stages"],
             id="reads-a-column-written-later",
         ),
         pytest.param(
-            [IDX, {"type": "VectorAssembler", "input_cols": ["G", "Geography"],
-                   "output_col": "v"}],
-            ["input column Geography is read as category text by a StringIndexer and as a "
-             "number by a VectorAssembler"],
+            [IDX, {"type": "VectorAssembler", "input_cols": ["G", "Geography"], "output_col": "v"}],
+            [
+                "input column Geography is read as category text by a StringIndexer and as a "
+                "number by a VectorAssembler"
+            ],
             id="text-read-as-a-number",
         ),
         pytest.param(
@@ -598,11 +630,12 @@ IDX = {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["G"
             id="number-read-as-text",
         ),
         pytest.param(
-            [{"type": ["StringIndexer"]}], ["stage 1: unknown stage type ['StringIndexer']"],
+            [{"type": ["StringIndexer"]}],
+            ["stage 1: unknown stage type ['StringIndexer']"],
             id="unhashable-type",
         ),
     ],
-)  # fmt: skip
+)
 def test_a_column_used_against_its_kind_is_refused_naming_the_stage(
     stages: list[dict], fragments: list[str]
 ) -> None:

@@ -40,10 +40,14 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     table = generate_table(20_000, seed=3)
     pacsv.write_csv(table, folder / "in.csv")
     (folder / "in.csv.gz").write_bytes(gzip.compress((folder / "in.csv").read_bytes()))
-    pq.write_table(pa.concat_tables([table] * 12), folder / "in.parquet",
-                   row_group_size=20_000)  # fmt: skip  # batches of 65,536 rows: four
-    return {"csv": folder / "in.csv", "csv.gz": folder / "in.csv.gz",
-            "parquet": folder / "in.parquet"}  # fmt: skip
+    pq.write_table(
+        pa.concat_tables([table] * 12), folder / "in.parquet", row_group_size=20_000
+    )  # batches of 65,536 rows: four
+    return {
+        "csv": folder / "in.csv",
+        "csv.gz": folder / "in.csv.gz",
+        "parquet": folder / "in.parquet",
+    }
 
 
 def assert_climbs_to_the_end(reports: list[Progress], rows: int) -> None:
@@ -61,9 +65,11 @@ def test_scoring_reports_the_share_of_the_file_read(
 ) -> None:
     reports: list[Progress] = []
     request = ScoreRequest(
-        input=str(inputs[kind]), output=str(tmp_path / "o.csv"),
-        scorer=Scorer(bundled(STATE), bundled(MODEL)), read_options=ReadOptions(block_size=65_536),
-    )  # fmt: skip
+        input=str(inputs[kind]),
+        output=str(tmp_path / "o.csv"),
+        scorer=Scorer(bundled(STATE), bundled(MODEL)),
+        read_options=ReadOptions(block_size=65_536),
+    )
     summary = score_file(request, on_progress=reports.append)
     assert_climbs_to_the_end(reports, summary.rows.read)
     assert summary.rows.read == (240_000 if kind == "parquet" else 20_000)
@@ -75,8 +81,11 @@ def test_a_stream_reports_rows_only(inputs: dict[str, Path], tmp_path: Path) -> 
     writer = subprocess.Popen(["cat", str(inputs["csv"])], stdout=write)
     os.close(write)
     reports: list[Progress] = []
-    request = ScoreRequest(input=f"/dev/fd/{read}", output=str(tmp_path / "o.csv"),
-                           scorer=Scorer(bundled(STATE), bundled(MODEL)))  # fmt: skip
+    request = ScoreRequest(
+        input=f"/dev/fd/{read}",
+        output=str(tmp_path / "o.csv"),
+        scorer=Scorer(bundled(STATE), bundled(MODEL)),
+    )
     try:
         summary = score_file(request, on_progress=reports.append)
     finally:
@@ -88,8 +97,9 @@ def test_a_stream_reports_rows_only(inputs: dict[str, Path], tmp_path: Path) -> 
 
 def test_fit_reports_each_pass_from_start_to_end(inputs: dict[str, Path]) -> None:
     reports: list[Progress] = []
-    fit_state(inputs["csv.gz"], on_progress=reports.append,
-              read_options=ReadOptions(block_size=65_536))  # fmt: skip
+    fit_state(
+        inputs["csv.gz"], on_progress=reports.append, read_options=ReadOptions(block_size=65_536)
+    )
     passes = reports[0].passes
     assert passes >= 2 and {r.passes for r in reports} == {passes}
     assert [r.pass_number for r in reports] == sorted(r.pass_number for r in reports)
@@ -103,10 +113,12 @@ def test_a_terminal_sees_the_percentage_and_the_eta(tmp_path: Path) -> None:
     # slow batches: the display refreshes
     env = cli_env(COLUMNS="120", TERM="xterm", **{FAULT_ENV: "sleep=0.1"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "churnctl", "score", str(big), "-o",
-         str(tmp_path / "o.csv")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=slave, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "churnctl", "score", str(big), "-o", str(tmp_path / "o.csv")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     seen = b""
     while True:
@@ -183,8 +195,9 @@ def test_score_json_one_input(messy: Path, tmp_path: Path) -> None:
 
 
 def test_score_json_many_inputs_with_a_failed_file(messy: Path, tmp_path: Path) -> None:
-    code, stdout, stderr = run(["score", messy, "--out-dir", tmp_path / "out", "--json",
-                                "--workers", "1"])  # fmt: skip
+    code, stdout, stderr = run(
+        ["score", messy, "--out-dir", tmp_path / "out", "--json", "--workers", "1"]
+    )
     assert code == 4, stderr
     assert "Error: " in stderr
     document = one_document(stdout)
@@ -192,7 +205,10 @@ def test_score_json_many_inputs_with_a_failed_file(messy: Path, tmp_path: Path) 
     by_name = {Path(f["input"]).name: f for f in document["files"]}
     assert by_name["c.csv"]["exit_code"] == 3 and "--max-rejects" in by_name["c.csv"]["error"]
     assert (document["failed"], document["exit_code"], document["out_dir"]) == (
-        1, 4, str(tmp_path / "out"))  # fmt: skip
+        1,
+        4,
+        str(tmp_path / "out"),
+    )
     assert document["rows_read"] == 200 and document["rows_rejected"] == 3
 
 

@@ -104,49 +104,119 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
     """Each public entry point, with arguments that work."""
     state = load_state(bundled(STATE))
     return {
-        "Scorer": (Scorer, {"state": bundled(STATE), "model": bundled(MODEL),
-                            "keep": ["CustomerId"], "threshold": 0.5,
-                            "allow_state_mismatch": False, "threads": 1, "logits": False,
-                            "decimal": "."}),
+        "Scorer": (
+            Scorer,
+            {
+                "state": bundled(STATE),
+                "model": bundled(MODEL),
+                "keep": ["CustomerId"],
+                "threshold": 0.5,
+                "allow_state_mismatch": False,
+                "threads": 1,
+                "logits": False,
+                "decimal": ".",
+            },
+        ),
         "Scorer.score": (lambda **kw: scorer().score(**kw), {"batch": frame()}),
         "Scorer.features": (lambda **kw: scorer().features(**kw), {"batch": frame()}),
         "Scorer.score_aligned": (lambda **kw: scorer().score_aligned(**kw), {"batch": frame()}),
-        "fit_state": (fit_state, {"train": bundled(SAMPLE), "pipeline": "reference",
-                                  "read_options": None, "max_rejects": 0, "rejects": None,
-                                  "decimal": ".", "on_progress": None}),
+        "fit_state": (
+            fit_state,
+            {
+                "train": bundled(SAMPLE),
+                "pipeline": "reference",
+                "read_options": None,
+                "max_rejects": 0,
+                "rejects": None,
+                "decimal": ".",
+                "on_progress": None,
+            },
+        ),
         "load_state": (load_state, {"path": bundled(STATE)}),
         "extract_features": (extract_features, {"state": state, "batch": frame(), "decimal": "."}),
-        "bind_model": (bind_model, {"model_bytes": bundled(MODEL).read_bytes(), "state": state,
-                                    "rebind": False}),
+        "bind_model": (
+            bind_model,
+            {"model_bytes": bundled(MODEL).read_bytes(), "state": state, "rebind": False},
+        ),
         "ChurnModel": (ChurnModel, {"source": bundled(MODEL), "threads": 1, "name": "m"}),
-        "Scorer.kept_columns": (lambda **kw: keeping_all().kept_columns(**kw),
-                                {"columns": ["CustomerId"]}),
+        "Scorer.kept_columns": (
+            lambda **kw: keeping_all().kept_columns(**kw),
+            {"columns": ["CustomerId"]},
+        ),
         "Scorer.keeping": (lambda **kw: keeping_all().keeping(**kw), {"columns": ["CustomerId"]}),
         "score_file": (score_file, {"request": ScoreRequest("in.csv", "out.csv", scorer())}),
-        "ScorerOptions": (ScorerOptions, {"keep": ("CustomerId",), "threshold": 0.5,
-                                          "allow_state_mismatch": False, "logits": False,
-                                          "decimal": "."}),
-        "scorer_from": (scorer_from, {"state": bundled(STATE), "model": bundled(MODEL),
-                                      "options": ScorerOptions(), "threads": 1}),
-        "ScoreRequest": (ScoreRequest, {"input": "in.csv", "output": "out.csv",
-                                        "scorer": scorer(), "format": "csv", "rejects": "r.csv",
-                                        "max_rejects": 0, "read_options": ReadOptions(),
-                                        "read_from": "in.csv"}),
-        "FilesRequest": (FilesRequest, {"inputs": ["in.csv"], "scorer": scorer(), "out_dir": None,
-                                        "output": "out.csv", "format": "csv", "rejects": "r.csv",
-                                        "max_rejects": 0, "read_options": ReadOptions(),
-                                        "workers": 1}),
-        "score_files": (score_files, {"request": FilesRequest(["in.csv"], scorer()),
-                                      "on_file": None}),
-        "WatchSettings": (WatchSettings, {"in_dir": landing(), "out_dir": landing() / "out",
-                                          "scorer": scorer(), "format": "csv", "max_rejects": 0,
-                                          "read_options": ReadOptions(), "settle": 1.0,
-                                          "rescan": 30.0, "poll": None, "after": "keep",
-                                          "archive_dir": None, "retain_days": None,
-                                          "max_attempts": 3, "reprocess_changed": False,
-                                          "once": True}),
+        "ScorerOptions": (
+            ScorerOptions,
+            {
+                "keep": ("CustomerId",),
+                "threshold": 0.5,
+                "allow_state_mismatch": False,
+                "logits": False,
+                "decimal": ".",
+            },
+        ),
+        "scorer_from": (
+            scorer_from,
+            {
+                "state": bundled(STATE),
+                "model": bundled(MODEL),
+                "options": ScorerOptions(),
+                "threads": 1,
+            },
+        ),
+        "ScoreRequest": (
+            ScoreRequest,
+            {
+                "input": "in.csv",
+                "output": "out.csv",
+                "scorer": scorer(),
+                "format": "csv",
+                "rejects": "r.csv",
+                "max_rejects": 0,
+                "read_options": ReadOptions(),
+                "read_from": "in.csv",
+            },
+        ),
+        "FilesRequest": (
+            FilesRequest,
+            {
+                "inputs": ["in.csv"],
+                "scorer": scorer(),
+                "out_dir": None,
+                "output": "out.csv",
+                "format": "csv",
+                "rejects": "r.csv",
+                "max_rejects": 0,
+                "read_options": ReadOptions(),
+                "workers": 1,
+            },
+        ),
+        "score_files": (
+            score_files,
+            {"request": FilesRequest(["in.csv"], scorer()), "on_file": None},
+        ),
+        "WatchSettings": (
+            WatchSettings,
+            {
+                "in_dir": landing(),
+                "out_dir": landing() / "out",
+                "scorer": scorer(),
+                "format": "csv",
+                "max_rejects": 0,
+                "read_options": ReadOptions(),
+                "settle": 1.0,
+                "rescan": 30.0,
+                "poll": None,
+                "after": "keep",
+                "archive_dir": None,
+                "retain_days": None,
+                "max_attempts": 3,
+                "reprocess_changed": False,
+                "once": True,
+            },
+        ),
         "Watcher": (Watcher, {"settings": watch_settings(), "on_event": None}),
-    }  # fmt: skip
+    }
 
 
 # Which wrong-typed values an argument takes after all (a None where None is the default...).
@@ -274,8 +344,11 @@ def test_a_true_among_ages_is_a_rejected_row() -> None:
     result = scorer().score(mixed)
     assert result.scored.num_rows == 19
     assert result.rejects.to_pylist()[0] | {"value": None} == {
-        "row": 3, "column": "Age", "reason": "not a number", "value": None,
-    }  # fmt: skip
+        "row": 3,
+        "column": "Age",
+        "reason": "not a number",
+        "value": None,
+    }
 
 
 @pytest.mark.parametrize("duplicated", [["Age"], ["Age", "Tenure"], ["Surname", "Gender", "Age"]])

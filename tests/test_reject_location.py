@@ -78,8 +78,9 @@ def test_score_file_writes_the_rejects_the_full_reread_gives(tmp_path: Path) -> 
     path = tmp_path / "in.csv"
     path.write_bytes(csv_bytes(rows).replace(b"\n", b"\r\n"))
     options = ReadOptions(block_size=8 << 10)
-    request = ScoreRequest(str(path), str(tmp_path / "out.csv"), SCORER,
-                           max_rejects=NO_LIMIT, read_options=options)  # fmt: skip
+    request = ScoreRequest(
+        str(path), str(tmp_path / "out.csv"), SCORER, max_rejects=NO_LIMIT, read_options=options
+    )
     score_file(request)
     assert (tmp_path / "out.rejects.csv").read_bytes() == located_rejects(
         path, options, indexed=False
@@ -147,8 +148,9 @@ def messy_files(draw: st.DrawFn) -> bytes:
     return text.replace("\n", newline).encode()
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(content=messy_files(), block_size=st.sampled_from([256, 1024, 4096]))
 def test_on_messy_files_the_rejects_equal_those_of_the_full_reread(
     tmp_path_factory: pytest.TempPathFactory, content: bytes, block_size: int
@@ -165,8 +167,16 @@ def test_on_messy_files_the_rejects_equal_those_of_the_full_reread(
 def every_boundary(content: bytes) -> RecordIndex:
     """An index with a checkpoint after every line that ends a record."""
     index = RecordIndex()
-    guard = QuoteGuard(io.BytesIO(content), delimiter=",", encoding="utf-8", width=len(COLUMNS),
-                       cap=MAX_FIELD_CHARS, runaways={}, chunk_size=1, index=index)  # fmt: skip
+    guard = QuoteGuard(
+        io.BytesIO(content),
+        delimiter=",",
+        encoding="utf-8",
+        width=len(COLUMNS),
+        cap=MAX_FIELD_CHARS,
+        runaways={},
+        chunk_size=1,
+        index=index,
+    )
     io.BufferedReader(guard).read()
     return index
 
@@ -189,8 +199,16 @@ def test_every_checkpoint_counts_the_lines_and_records_before_it(
     content: bytes, chunk_size: int, cap: int
 ) -> None:
     index = RecordIndex()
-    guard = QuoteGuard(io.BytesIO(content), delimiter=",", encoding="utf-8", width=len(COLUMNS),
-                       cap=cap, runaways={}, chunk_size=chunk_size, index=index)  # fmt: skip
+    guard = QuoteGuard(
+        io.BytesIO(content),
+        delimiter=",",
+        encoding="utf-8",
+        width=len(COLUMNS),
+        cap=cap,
+        runaways={},
+        chunk_size=chunk_size,
+        index=index,
+    )
     io.BufferedReader(guard).read()
     expected = boundaries(content, cap, len(COLUMNS))
     for point in index.points():

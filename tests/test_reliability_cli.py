@@ -32,8 +32,11 @@ from churnctl.samples.generate import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from churnctl.cli import app; app(prog_name='churnctl')"]
-CONSOLE_SCRIPT = [sys.executable, "-c", "import sys; sys.argv[0] = 'churnctl'; "
-                  "from churnctl.__main__ import main; main()"]  # fmt: skip
+CONSOLE_SCRIPT = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'churnctl'; from churnctl.__main__ import main; main()",
+]
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer killed by a closed pipe
 EVIL = "\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"  # SGR, OSC title + BEL, C1 CSI, bidi override
 EVIL_SHOWN = r"\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"
@@ -44,9 +47,12 @@ EVIL_SHOWN = r"\x1b[31m\x1b]0;owned\x07\x9b2J\u202e"
 
 def unprintable(text: str) -> list[str]:
     """The characters a terminal would act on instead of showing (line ends aside)."""
-    return [c for c in text.replace("\n", "") if unicodedata.category(c) in {"Cc", "Cs"}
-            or c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-            ]  # fmt: skip
+    return [
+        c
+        for c in text.replace("\n", "")
+        if unicodedata.category(c) in {"Cc", "Cs"}
+        or c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    ]
 
 
 def assert_one_line_error(result: Result, code: int, *fragments: str) -> str:
@@ -104,10 +110,15 @@ def run_into_closed_pipe(
     os.close(read_end)
     try:
         return subprocess.run(
-            [*CONSOLE_SCRIPT, *map(str, args)], stdout=write_end, stderr=subprocess.PIPE, cwd=cwd,
-            env=cli_env(), timeout=300, check=False,
+            [*CONSOLE_SCRIPT, *map(str, args)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=cli_env(),
+            timeout=300,
+            check=False,
             input=None if stdin is None else stdin.read_bytes(),
-        )  # fmt: skip
+        )
     finally:
         os.close(write_end)
 
@@ -118,9 +129,12 @@ def test_score_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     sample.write_bytes(bundled(SAMPLE).read_bytes())
     before = digest(sample)
     process = subprocess.Popen(
-        [*CLI, "score", str(sample), "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=tmp_path, env=cli_env(),
-    )  # fmt: skip
+        [*CLI, "score", str(sample), "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=cli_env(),
+    )
     assert process.stdout is not None and process.stderr is not None
     head = [process.stdout.readline() for _ in range(2)]
     process.stdout.close()
@@ -213,8 +227,11 @@ def test_escapes_in_header_names(tmp_path: Path, rows: list[list[str]]) -> None:
 
 def _with_label(path: Path, rows: list[list[str]], label: str) -> Path:
     geo = COLUMNS.index("Geography")
-    return write_csv(path, COLUMNS, [[*r[:geo], label, *r[geo + 1 :]] if i % 3 == 0 else r
-                                     for i, r in enumerate(rows)])  # fmt: skip
+    return write_csv(
+        path,
+        COLUMNS,
+        [[*r[:geo], label, *r[geo + 1 :]] if i % 3 == 0 else r for i, r in enumerate(rows)],
+    )
 
 
 def test_escapes_in_a_rejected_category_label(tmp_path: Path, rows: list[list[str]]) -> None:
@@ -259,16 +276,28 @@ def test_escapes_in_usage_errors() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "char"),
-    [("\\t", "\t"), ("tab", "\t"), ("TAB", "\t"), ("\t", "\t"), ("\\x09", "\t"),
-     ("\\x1f", "\x1f"), ("\\u00a6", "\u00a6"), (";", ";"), ("\\x3b", ";"), ("|", "|"),
-     ("\\\\", "\\"), ("\\", "\\")],
-)  # fmt: skip
+    [
+        ("\\t", "\t"),
+        ("tab", "\t"),
+        ("TAB", "\t"),
+        ("\t", "\t"),
+        ("\\x09", "\t"),
+        ("\\x1f", "\x1f"),
+        ("\\u00a6", "\u00a6"),
+        (";", ";"),
+        ("\\x3b", ";"),
+        ("|", "|"),
+        ("\\\\", "\\"),
+        ("\\", "\\"),
+    ],
+)
 def test_delimiter_spellings(spec: str, char: str) -> None:
     assert cli.parse_delimiter(spec) == char
 
 
-@pytest.mark.parametrize("spec", ["", ";;", "\\q", "\\x1", "\\xzz", "tabs", '"', "\\n",
-                                  "\n", "\r", "\\r"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec", ["", ";;", "\\q", "\\x1", "\\xzz", "tabs", '"', "\\n", "\n", "\r", "\\r"]
+)
 def test_delimiter_refusals(tmp_path: Path, spec: str) -> None:
     with pytest.raises(UsageError, match="--delimiter"):
         cli.parse_delimiter(spec)
@@ -350,8 +379,9 @@ def test_generate_into_a_directory_of_parts_still_works(tmp_path: Path) -> None:
     result = run(["generate", "-n", "10", "--files", "2", "-o", tmp_path / "parts"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [
-        "part-00000.csv", "part-00001.csv",
-    ]  # fmt: skip
+        "part-00000.csv",
+        "part-00001.csv",
+    ]
 
 
 # ------------------------------------------------------------------ 5. help and metavars
@@ -372,16 +402,37 @@ def test_help_shows_meaningful_metavars(command: str) -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("fit", ["{TRAIN}", "--output -o FILE", "--pipeline PRESET|FILE", "--delimiter CHAR",
-                 "--encoding NAME"]),
-        ("score", ["{INPUT}", "--output -o FILE", "--state FILE", "--train FILE",
-                   "--save-state FILE", "--model FILE", "--keep COLUMN", "--threshold P",
-                   "--format csv|jsonl|parquet", "--rejects FILE", "--max-rejects N|P%"]),
+        (
+            "fit",
+            [
+                "{TRAIN}",
+                "--output -o FILE",
+                "--pipeline PRESET|FILE",
+                "--delimiter CHAR",
+                "--encoding NAME",
+            ],
+        ),
+        (
+            "score",
+            [
+                "{INPUT}",
+                "--output -o FILE",
+                "--state FILE",
+                "--train FILE",
+                "--save-state FILE",
+                "--model FILE",
+                "--keep COLUMN",
+                "--threshold P",
+                "--format csv|jsonl|parquet",
+                "--rejects FILE",
+                "--max-rejects N|P%",
+            ],
+        ),
         ("bind", ["--model FILE", "--state FILE", "--output -o FILE"]),
         ("inspect", ["--model FILE", "--state FILE"]),
         ("generate", ["--output -o PATH", "--rows -n N", "--files N", "--seed N"]),
     ],
-)  # fmt: skip
+)
 def test_help_names_what_each_option_takes(command: str, expected: list[str]) -> None:
     text = plain(run([command, "--help"]).stdout)
     for fragment in expected:
@@ -409,11 +460,13 @@ def test_show_completion_prints_a_script(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "_CHURNCTL_COMPLETE" in result.stdout
 
 
-@pytest.mark.parametrize(("words", "expected"), [("churnctl sc", "score"),
-                                                 ("churnctl score --ke", "--keep")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("words", "expected"), [("churnctl sc", "score"), ("churnctl score --ke", "--keep")]
+)
 def test_completion_completes_commands_and_options(words: str, expected: str) -> None:
-    env = cli_env(_CHURNCTL_COMPLETE="complete_bash", COMP_WORDS=words,
-                  COMP_CWORD=str(len(words.split()) - 1))  # fmt: skip
+    env = cli_env(
+        _CHURNCTL_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1)
+    )
     result = subprocess.run(CLI, capture_output=True, env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout.decode().split()
@@ -453,8 +506,14 @@ def test_usage_errors_are_one_line(args: list[str], fragments: list[str]) -> Non
 
 
 def test_usage_error_in_a_real_process_is_one_line(tmp_path: Path) -> None:
-    result = subprocess.run([*CLI, "score", "--nope"], capture_output=True, cwd=tmp_path,
-                            env=cli_env(), timeout=120, check=False)  # fmt: skip
+    result = subprocess.run(
+        [*CLI, "score", "--nope"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=cli_env(),
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stdout == b""
     assert result.stderr.decode().startswith("Error: No such option: --nope")
@@ -492,9 +551,12 @@ def test_version_and_bare_help_still_work() -> None:
     ],
 )
 def test_odd_score_options_are_clean_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], code: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    code: int,
     fragments: list[str],
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.chdir(tmp_path)
     sample = tmp_path / "in.csv"
     sample.write_bytes(bundled(SAMPLE).read_bytes())

@@ -175,8 +175,17 @@ def test_a_stray_quote_in_latin1_semicolon_csv_closed_by_a_later_quoted_field(
     text = [";".join(fields) for fields in lines]
     path = tmp_path / "in.csv"
     path.write_bytes("\n".join(text).encode("latin-1"))
-    result = score(path, "-o", tmp_path / "out.csv", "--delimiter", ";", "--encoding", "latin-1",
-                   "--keep", "Surname")  # fmt: skip
+    result = score(
+        path,
+        "-o",
+        tmp_path / "out.csv",
+        "--delimiter",
+        ";",
+        "--encoding",
+        "latin-1",
+        "--keep",
+        "Surname",
+    )
     assert result.exit_code == 0, result.output
     assert "read 10,000 rows: 9,999 scored, 1 rejected" in result.stderr
     (reject,) = rows_of(tmp_path / "out.rejects.csv")
@@ -234,8 +243,15 @@ def through_guard(data: bytes, cap: int, chunk_size: int) -> list[tuple[str, obj
             bad.append(("bad", row.actual_columns))
         return "skip"
 
-    guard = QuoteGuard(io.BytesIO(data), delimiter=",", encoding="utf-8", width=3, cap=cap,
-                       runaways=runaways, chunk_size=chunk_size)  # fmt: skip
+    guard = QuoteGuard(
+        io.BytesIO(data),
+        delimiter=",",
+        encoding="utf-8",
+        width=3,
+        cap=cap,
+        runaways=runaways,
+        chunk_size=chunk_size,
+    )
     table = pacsv.read_csv(
         io.BufferedReader(guard),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
@@ -275,8 +291,15 @@ def test_the_guard_passes_every_byte_of_a_file_without_runaways(
 ) -> None:
     """Where no record runs away, the bytes Arrow parses are the file's bytes."""
     assume(all(kind != "runaway" for kind, _ in reference(document, 1 << 20)))
-    guard = QuoteGuard(io.BytesIO(document), delimiter=",", encoding="utf-8", width=3,
-                       cap=1 << 20, runaways={}, chunk_size=chunk_size)  # fmt: skip
+    guard = QuoteGuard(
+        io.BytesIO(document),
+        delimiter=",",
+        encoding="utf-8",
+        width=3,
+        cap=1 << 20,
+        runaways={},
+        chunk_size=chunk_size,
+    )
     assert io.BufferedReader(guard).read() == document
 
 
@@ -445,9 +468,12 @@ def test_closed_stdin_is_one_error_line(tmp_path: Path) -> None:
     code = "import sys; from churnctl.cli import app; sys.argv[0] = 'churnctl'; app()"
     done = subprocess.run(
         ["sh", "-c", f'exec "$0" -c "{code}" score - -o out.csv <&-', sys.executable],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=cli_env(),
-    )  # fmt: skip
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         "Error: <stdin>: standard input is closed; pipe CSV into it or name a file"
@@ -533,8 +559,10 @@ def scored_rows(tmp_path: Path, path: Path, *extra: str) -> list[dict[str, str]]
 
 def test_parquet_booleans_are_read_as_one_and_zero(tmp_path: Path) -> None:
     table = pacsv.read_csv(io.BytesIO(small_csv(50, bad_row=None)))
-    flags = {c: pa.array([v == 1 for v in table.column(c).to_pylist()])
-             for c in ("HasCrCard", "IsActiveMember")}  # fmt: skip
+    flags = {
+        c: pa.array([v == 1 for v in table.column(c).to_pylist()])
+        for c in ("HasCrCard", "IsActiveMember")
+    }
     as_bools = scored_rows(tmp_path, parquet_of(tmp_path, "bools.parquet", **flags))
     as_ints = scored_rows(tmp_path, parquet_of(tmp_path, "ints.parquet"))
     assert as_bools == as_ints and len(as_bools) == 50
@@ -544,8 +572,16 @@ def test_float_ids_are_copied_as_their_exact_text(tmp_path: Path) -> None:
     ids = [15580685.0, 1.5580685e19, 1e15, 12.5, 2.0**70, 0.1, 123456789012.5, -0.0] * 6
     path = parquet_of(tmp_path, "ids.parquet", CustomerId=pa.array([*ids, None, 3.0]))
     kept = [r["CustomerId"] for r in scored_rows(tmp_path, path)]
-    assert kept[:8] == ["15580685", "15580685000000000000", "1000000000000000", "12.5",
-                        "1180591620717411300000", "0.1", "123456789012.5", "-0"]  # fmt: skip
+    assert kept[:8] == [
+        "15580685",
+        "15580685000000000000",
+        "1000000000000000",
+        "12.5",
+        "1180591620717411300000",
+        "0.1",
+        "123456789012.5",
+        "-0",
+    ]
     assert kept[-2:] == ["", "3"]
 
 
@@ -562,12 +598,14 @@ def test_float_text_reads_back_as_the_same_float(values: list[float]) -> None:
 
 @pytest.mark.parametrize(
     ("column", "values", "kept"),
-    [("Age", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), None),
-     ("Age", pa.array([-(2**63)] + [30] * 49, pa.int64()), None),
-     ("CustomerId", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), "18446744073709551615"),
-     ("CustomerId", pa.array([-(2**63)] + [30] * 49, pa.int64()), "-9223372036854775808")],
+    [
+        ("Age", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), None),
+        ("Age", pa.array([-(2**63)] + [30] * 49, pa.int64()), None),
+        ("CustomerId", pa.array([2**64 - 1] + [30] * 49, pa.uint64()), "18446744073709551615"),
+        ("CustomerId", pa.array([-(2**63)] + [30] * 49, pa.int64()), "-9223372036854775808"),
+    ],
     ids=["uint64-feature", "int64-feature", "uint64-kept", "int64-kept"],
-)  # fmt: skip
+)
 def test_extreme_parquet_integers_score_like_their_csv_text(
     tmp_path: Path, column: str, values: pa.Array, kept: str | None
 ) -> None:
@@ -594,9 +632,11 @@ NESTED = {
 def test_nested_parquet_columns_in_use_are_refused(tmp_path: Path, kind: str, column: str) -> None:
     path = parquet_of(tmp_path, "nested.parquet", **{column: NESTED[kind]})
     assert_refused(
-        score(path, "-o", tmp_path / "out.csv"), 2,
-        f"{path}: column {column} holds nested values", "flatten it",
-    )  # fmt: skip
+        score(path, "-o", tmp_path / "out.csv"),
+        2,
+        f"{path}: column {column} holds nested values",
+        "flatten it",
+    )
     assert_no_leftovers(tmp_path, "nested.parquet")
 
 
@@ -609,11 +649,12 @@ def test_other_parquet_types_are_read_as_text_or_numbers(tmp_path: Path) -> None
     """Dictionary-encoded text, decimals and binary text read like plain columns."""
     table = pacsv.read_csv(io.BytesIO(small_csv(50, bad_row=None)))
     path = parquet_of(
-        tmp_path, "types.parquet",
+        tmp_path,
+        "types.parquet",
         Geography=table.column("Geography").combine_chunks().dictionary_encode(),
         Gender=table.column("Gender").cast(pa.binary()),
         Balance=table.column("Balance").cast(pa.decimal128(12, 2)),
-    )  # fmt: skip
+    )
     assert scored_rows(tmp_path, path) == scored_rows(tmp_path, parquet_of(tmp_path, "p.parquet"))
 
 
@@ -635,8 +676,10 @@ def test_unknown_encodings_are_one_line(tmp_path: Path) -> None:
     path.write_bytes(small_csv())
     assert_refused(
         score(path, "-o", tmp_path / "out.csv", "--encoding", "bogus"),
-        2, f"{path}: unknown text encoding 'bogus'", "pass --encoding utf-8",
-    )  # fmt: skip
+        2,
+        f"{path}: unknown text encoding 'bogus'",
+        "pass --encoding utf-8",
+    )
     for encoding in ("utf-16", "base64"):
         message = assert_refused(score(path, "--encoding", encoding), 2, f"{path}: ")
         assert "encoding" in message

@@ -142,9 +142,13 @@ def age_state() -> FeatureState:
     pipeline = FeaturePipeline(stages=[VectorAssembler(input_cols=["Age"], output_col="features")])
     pipeline.fit(Frame.from_columns({"Age": np.zeros(2)}))
     provenance = {
-        "training_file": "ages.csv", "training_sha256": "0" * 64, "rows": 2,
-        "rows_rejected": 0, "fitted_at": "1970-01-01T00:00:00+00:00", "pipeline": "ages.toml",
-    }  # fmt: skip
+        "training_file": "ages.csv",
+        "training_sha256": "0" * 64,
+        "rows": 2,
+        "rows_rejected": 0,
+        "fitted_at": "1970-01-01T00:00:00+00:00",
+        "pipeline": "ages.toml",
+    }
     return FeatureState(pipeline, provenance, source="age-state")
 
 
@@ -415,13 +419,28 @@ def test_the_cli_quarantines_nan_outputs_and_writes_valid_files(work: Path, fmt:
     age_state().save(state)
     data = write_age_csv(work / "in.csv", ["0.25", "-4", "0.81", "-1", "0.04"])
     out, rejects = work / f"out.{fmt}", work / "rejects.csv"
-    result = run(["score", data, "--state", state, "--model", model, "-o", out,
-                  "--rejects", rejects, "--max-rejects", "100%"])  # fmt: skip
+    result = run(
+        [
+            "score",
+            data,
+            "--state",
+            state,
+            "--model",
+            model,
+            "-o",
+            out,
+            "--rejects",
+            rejects,
+            "--max-rejects",
+            "100%",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "read 5 rows: 3 scored, 2 rejected" in result.stderr
     assert [(r["line"], r["column"], r["reason"], r["text"]) for r in read_csv(rejects)] == [
-        (3, None, NOT_FINITE, "15000001,-4"), (5, None, NOT_FINITE, "15000003,-1"),
-    ]  # fmt: skip
+        (3, None, NOT_FINITE, "15000001,-4"),
+        (5, None, NOT_FINITE, "15000003,-1"),
+    ]
     if fmt == "jsonl":  # strict JSON: NaN would not parse
         rows = [json.loads(line, parse_constant=_refuse) for line in out.read_text().splitlines()]
     else:
@@ -450,8 +469,9 @@ def test_the_cli_refuses_a_model_whose_output_is_not_a_probability(work: Path) -
     line = assert_refused(
         result, 2, work, "identity.onnx: output 'y' is not a probability", "min -2.5, max 3"
     )
-    assert line.endswith("; pass --logits if the model outputs logits (log-odds) rather than "
-                         "probabilities")  # fmt: skip
+    assert line.endswith(
+        "; pass --logits if the model outputs logits (log-odds) rather than probabilities"
+    )
     assert digest(data) == before
 
 
@@ -459,8 +479,9 @@ def test_the_cli_applies_the_sigmoid_with_logits(work: Path) -> None:
     state, model = work / "age.json", identity_model(work / "identity.onnx")
     age_state().save(state)
     data = write_age_csv(work / "in.csv", ["0.5", "-2.5", "3"])
-    result = run(["score", data, "--state", state, "--model", model, "-o", work / "out.csv",
-                  "--logits"])  # fmt: skip
+    result = run(
+        ["score", data, "--state", state, "--model", model, "-o", work / "out.csv", "--logits"]
+    )
     assert result.exit_code == 0, result.output
     raw = pacsv.read_csv(work / "out.csv").column("raw").to_numpy()
     np.testing.assert_allclose(raw, sigmoid([0.5, -2.5, 3]), rtol=1e-6)
@@ -600,8 +621,9 @@ def test_the_cli_scores_with_a_denormal_std_and_prints_no_numpy_warning(work: Pa
     state = edited_state(work / "tiny.json", std={CREDIT_SCORE: 1e-320})
     data = work / "in.csv"
     data.write_bytes(Path(bundled(SAMPLE)).read_bytes()[:5_000].rsplit(b"\n", 1)[0] + b"\n")
-    done = run_process(["score", data, "--state", state, "-o", work / "out.csv",
-                        "--allow-state-mismatch"])  # fmt: skip
+    done = run_process(
+        ["score", data, "--state", state, "-o", work / "out.csv", "--allow-state-mismatch"]
+    )
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr.replace("Warning: check skipped", "")
     assert "RuntimeWarning" not in done.stderr and "0 rejected" in done.stderr
@@ -631,8 +653,11 @@ def test_a_feature_too_large_after_scaling_is_quarantined_on_its_column(
     assert np.isfinite(features.matrix[features.valid]).all()
     result = Scorer(state, bundled(MODEL), allow_state_mismatch=True).score(batch)
     assert result.rejects.to_pylist()[0] == {
-        "row": 1, "column": "Balance", "reason": TOO_LARGE, "value": balance,
-    }  # fmt: skip
+        "row": 1,
+        "column": "Balance",
+        "reason": TOO_LARGE,
+        "value": balance,
+    }
     assert result.n_read == 6
 
 
@@ -912,9 +937,16 @@ def test_short_feature_orders_are_described_in_full() -> None:
 # ------------------------------------------------------------------ siblings: odd states
 
 PYTHON_INTERNALS = (
-    "__init__", "NoneType", "unhashable", "not supported between", "invalid literal",
-    "argument must be", "ufunc", "dtype", "Traceback",
-)  # fmt: skip
+    "__init__",
+    "NoneType",
+    "unhashable",
+    "not supported between",
+    "invalid literal",
+    "argument must be",
+    "ufunc",
+    "dtype",
+    "Traceback",
+)
 
 
 def assert_user_facing(message: str) -> None:

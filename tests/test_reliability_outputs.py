@@ -72,37 +72,102 @@ def work(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------ an output naming an input
 
 SAME_FILE: list[tuple[str, Callable[[Path], list[str | Path]], str]] = [
-    ("score -o input", lambda w: ["score", w / "in.csv", "-o", w / "in.csv"],
-     "the output {w}/in.csv is the same file as the input"),
-    ("fit -o training file", lambda w: ["fit", w / "train.csv", "-o", w / "train.csv"],
-     "the state {w}/train.csv is the same file as the training file"),
-    ("--rejects input", lambda w: ["score", w / "in.csv", "-o", w / "o.csv", "--rejects",
-                                   w / "in.csv"], "the rejects {w}/in.csv is the same file"),
-    ("--save-state input", lambda w: ["score", w / "in.csv", "--train", w / "train.csv",
-                                      "--save-state", w / "in.csv", "-o", w / "o.csv"],
-     "the saved state {w}/in.csv is the same file as the input"),
-    ("--save-state training file", lambda w: ["score", w / "in.csv", "--train", w / "train.csv",
-                                              "--save-state", w / "train.csv", "-o", w / "o.csv"],
-     "the saved state {w}/train.csv is the same file as the training file"),
-    ("-o state", lambda w: ["score", w / "in.csv", "--state", w / "state.json",
-                            "-o", w / "state.json", "--format", "csv"],
-     "the output {w}/state.json is the same file as the state"),
-    ("output and rejects", lambda w: ["score", w / "in.csv", "-o", w / "both.csv", "--rejects",
-                                      w / "both.csv"],
-     "the rejects {w}/both.csv is the same file as the output"),
-    ("default rejects name is the input", lambda w: ["score", w / "x.rejects.csv", "-o",
-                                                     w / "x.csv"],
-     "the rejects {w}/x.rejects.csv is the same file as the input"),
-    ("hard link to the input", lambda w: ["score", w / "in.csv", "-o", w / "hard.csv"],
-     "the output {w}/hard.csv is the same file as the input"),
-    ("symbolic link to the input", lambda w: ["score", w / "in.csv", "-o", w / "soft.csv"],
-     "the output {w}/soft.csv is the same file as the input"),
-    ("relative spelling", lambda w: ["score", w / "in.csv", "-o", w / "sub" / ".." / "in.csv"],
-     "is the same file as the input"),
-    ("bind -o model", lambda w: ["bind", "--model", ROOT / "models/churn_mlp.onnx",
-                                 "--state", w / "state.json", "-o", w / "state.json"],
-     "the output {w}/state.json is the same file as the state"),
-]  # fmt: skip
+    (
+        "score -o input",
+        lambda w: ["score", w / "in.csv", "-o", w / "in.csv"],
+        "the output {w}/in.csv is the same file as the input",
+    ),
+    (
+        "fit -o training file",
+        lambda w: ["fit", w / "train.csv", "-o", w / "train.csv"],
+        "the state {w}/train.csv is the same file as the training file",
+    ),
+    (
+        "--rejects input",
+        lambda w: ["score", w / "in.csv", "-o", w / "o.csv", "--rejects", w / "in.csv"],
+        "the rejects {w}/in.csv is the same file",
+    ),
+    (
+        "--save-state input",
+        lambda w: [
+            "score",
+            w / "in.csv",
+            "--train",
+            w / "train.csv",
+            "--save-state",
+            w / "in.csv",
+            "-o",
+            w / "o.csv",
+        ],
+        "the saved state {w}/in.csv is the same file as the input",
+    ),
+    (
+        "--save-state training file",
+        lambda w: [
+            "score",
+            w / "in.csv",
+            "--train",
+            w / "train.csv",
+            "--save-state",
+            w / "train.csv",
+            "-o",
+            w / "o.csv",
+        ],
+        "the saved state {w}/train.csv is the same file as the training file",
+    ),
+    (
+        "-o state",
+        lambda w: [
+            "score",
+            w / "in.csv",
+            "--state",
+            w / "state.json",
+            "-o",
+            w / "state.json",
+            "--format",
+            "csv",
+        ],
+        "the output {w}/state.json is the same file as the state",
+    ),
+    (
+        "output and rejects",
+        lambda w: ["score", w / "in.csv", "-o", w / "both.csv", "--rejects", w / "both.csv"],
+        "the rejects {w}/both.csv is the same file as the output",
+    ),
+    (
+        "default rejects name is the input",
+        lambda w: ["score", w / "x.rejects.csv", "-o", w / "x.csv"],
+        "the rejects {w}/x.rejects.csv is the same file as the input",
+    ),
+    (
+        "hard link to the input",
+        lambda w: ["score", w / "in.csv", "-o", w / "hard.csv"],
+        "the output {w}/hard.csv is the same file as the input",
+    ),
+    (
+        "symbolic link to the input",
+        lambda w: ["score", w / "in.csv", "-o", w / "soft.csv"],
+        "the output {w}/soft.csv is the same file as the input",
+    ),
+    (
+        "relative spelling",
+        lambda w: ["score", w / "in.csv", "-o", w / "sub" / ".." / "in.csv"],
+        "is the same file as the input",
+    ),
+    (
+        "bind -o model",
+        lambda w: [
+            "bind",
+            "--model",
+            ROOT / "models/churn_mlp.onnx",
+            "--state",
+            w / "state.json",
+            "-o",
+            w / "state.json",
+        ],
+        "the output {w}/state.json is the same file as the state",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -130,9 +195,16 @@ def test_score_and_train_on_one_file_is_fine(work: Path) -> None:
     """Inputs may share a file; only outputs must be distinct. Every row is scored or
     rejected, as with two files."""
     result = run(
-        ["score", work / "in.csv", "--train", work / "in.csv", "-o", work / "o.csv",
-         "--allow-state-mismatch"]
-    )  # fmt: skip
+        [
+            "score",
+            work / "in.csv",
+            "--train",
+            work / "in.csv",
+            "-o",
+            work / "o.csv",
+            "--allow-state-mismatch",
+        ]
+    )
     assert result.exit_code == 0, result.output
     rows = data_rows(work / "in.csv")
     bad = [i for i, row in enumerate(rows) if not is_number(row[COLUMNS.index("Age")])]
@@ -214,8 +286,11 @@ def test_outputs_of_different_formats_do_not_share_a_rejects_file(work: Path) ->
     for name in ("scored.csv", "scored.parquet", "scored.csv.gz"):
         assert run(["score", work / "in.csv", "-o", work / name]).exit_code == 0
     names = sorted(p.name for p in work.glob("scored*rejects.csv"))
-    assert names == ["scored.csv.gz.rejects.csv", "scored.parquet.rejects.csv",
-                     "scored.rejects.csv"]  # fmt: skip
+    assert names == [
+        "scored.csv.gz.rejects.csv",
+        "scored.parquet.rejects.csv",
+        "scored.rejects.csv",
+    ]
     assert pq.read_table(work / "scored.parquet").num_rows == 199
 
 
@@ -243,8 +318,10 @@ def _start_on_stdin(work: Path, spool_dir: Path) -> subprocess.Popen[bytes]:
     env = cli_env(TMPDIR=str(spool_dir))
     return subprocess.Popen(
         [*CHURNCTL, "score", "-", "-o", str(work / "o.csv")],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:
@@ -325,10 +402,13 @@ def test_two_concurrent_runs_publish_a_consistent_pair(work: Path) -> None:
         (work / name).write_bytes(csv_bytes(rows))
     for _ in range(4):
         runs = [
-            subprocess.Popen([*CHURNCTL, "score", str(work / n), "-o", str(work / "o.csv")],
-                             env=env, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [*CHURNCTL, "score", str(work / n), "-o", str(work / "o.csv")],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
             for n in ("a.csv", "b.csv")
-        ]  # fmt: skip
+        ]
         assert [p.wait(timeout=120) for p in runs] == [0, 0]
         first_id = pacsv.read_csv(work / "o.csv").column("CustomerId")[0].as_py()
         (reject,) = pacsv.read_csv(work / "o.rejects.csv").to_pylist()
@@ -371,9 +451,11 @@ def test_fit_writes_its_rejects_with_lines_and_reasons(work: Path) -> None:
     assert f"rejects → {work}/s.json.rejects.csv" in result.stderr
     rejects = pacsv.read_csv(work / "s.json.rejects.csv").to_pylist()
     assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
-        (12, "Balance", "not a number"), (13, "Balance", "not a number"),
-        (14, "Balance", "not a number"), (52, "", "expected 14 fields, found 15"),
-    ]  # fmt: skip
+        (12, "Balance", "not a number"),
+        (13, "Balance", "not a number"),
+        (14, "Balance", "not a number"),
+        (52, "", "expected 14 fields, found 15"),
+    ]
     provenance = load_state(work / "s.json").provenance
     assert (provenance["rows"], provenance["rows_rejected"]) == (100, 4)
 

@@ -92,8 +92,9 @@ def test_watch_status_names_its_argument_not_an_option(tmp_path: Path) -> None:
 def test_a_command_without_the_option_says_what_to_do() -> None:
     """``inspect`` reads no CSV itself, so it has no --encoding: the remedy says what to do
     instead of naming an option the command does not take."""
-    text = spell(Fix("encoding", "latin-1", "if the file uses another encoding"),
-                 COMMANDS["inspect"].params)  # fmt: skip
+    text = spell(
+        Fix("encoding", "latin-1", "if the file uses another encoding"), COMMANDS["inspect"].params
+    )
     assert text == "convert the file to UTF-8 first" and "--encoding" not in text
 
 

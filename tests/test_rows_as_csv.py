@@ -52,8 +52,7 @@ def test_a_file_reject_fills_the_rejects_columns_by_name(source: str, reason: st
     (record,) = csv.DictReader(
         io.StringIO(csv_text([REJECTS_SCHEMA.names, file_reject(source, reason)]), newline="")
     )
-    assert record == {**dict.fromkeys(REJECTS_SCHEMA.names, ""), "source": source,
-                      "reason": reason}  # fmt: skip
+    assert record == {**dict.fromkeys(REJECTS_SCHEMA.names, ""), "source": source, "reason": reason}
 
 
 def test_the_job_columns_are_those_of_the_schemas() -> None:

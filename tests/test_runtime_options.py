@@ -27,9 +27,10 @@ RUNTIME_OWN = {"threads", "block_size"}  # set by each runtime, not by its user
 
 def scoring_settings() -> list[str]:
     keywords = [
-        p.name for p in inspect.signature(Scorer.__init__).parameters.values()
+        p.name
+        for p in inspect.signature(Scorer.__init__).parameters.values()
         if p.kind is p.KEYWORD_ONLY
-    ]  # fmt: skip
+    ]
     return [n for n in [*keywords, *(f.name for f in fields(ReadOptions))] if n not in RUNTIME_OWN]
 
 
@@ -40,7 +41,8 @@ def options_of(command: str) -> set[str]:
 
 def test_the_settings_are_found() -> None:
     assert {"keep", "threshold", "logits", "decimal", "delimiter", "encoding"} <= set(
-        scoring_settings())  # fmt: skip
+        scoring_settings()
+    )
 
 
 @pytest.mark.parametrize("runtime", ["score", "watch", "flink-submit"])
@@ -54,22 +56,32 @@ def test_every_runtime_takes_every_scoring_option(runtime: str, setting: str) ->
 def test_the_options_group_is_every_scoring_keyword_of_the_scorer() -> None:
     """``ScorerOptions`` is the one group: every keyword a user sets, no more, no less."""
     keywords = [
-        p.name for p in inspect.signature(Scorer.__init__).parameters.values()
+        p.name
+        for p in inspect.signature(Scorer.__init__).parameters.values()
         if p.kind is p.KEYWORD_ONLY and p.name not in RUNTIME_OWN
-    ]  # fmt: skip
+    ]
     assert sorted(ScorerOptions.names()) == sorted(keywords)
 
 
 def test_the_flink_job_spec_carries_every_option_and_its_scorer_uses_them(
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """A spec with non-default options gives a job scorer with exactly those options."""
     assert set(ScorerOptions.names()) <= {f.name for f in fields(FlinkJobSpec)}
-    options = ScorerOptions(keep=("CustomerId", "Surname"), threshold=0.25,
-                            allow_state_mismatch=True, logits=True, decimal=",")  # fmt: skip
-    spec = FlinkJobSpec(input=str(tmp_path), out_dir=str(tmp_path / "out"),
-                        state=str(bundled(STATE)), model=str(bundled(MODEL)),
-                        **asdict(options))  # fmt: skip
+    options = ScorerOptions(
+        keep=("CustomerId", "Surname"),
+        threshold=0.25,
+        allow_state_mismatch=True,
+        logits=True,
+        decimal=",",
+    )
+    spec = FlinkJobSpec(
+        input=str(tmp_path),
+        out_dir=str(tmp_path / "out"),
+        state=str(bundled(STATE)),
+        model=str(bundled(MODEL)),
+        **asdict(options),
+    )
     scorer = build_scorer(spec)
     assert scorer.options == options and scorer.threads == 1
 

@@ -333,10 +333,14 @@ def public_batch_functions() -> list[str]:
         value = getattr(churnctl, name)
         members = [(name, value)] if inspect.isfunction(value) else []
         if inspect.isclass(value):
-            members = [(f"{name}.{attr}", member) for attr, member in vars(value).items()
-                       if inspect.isfunction(member) and not attr.startswith("_")]  # fmt: skip
-        found += [label for label, member in members
-                  if "batch" in inspect.signature(member).parameters]  # fmt: skip
+            members = [
+                (f"{name}.{attr}", member)
+                for attr, member in vars(value).items()
+                if inspect.isfunction(member) and not attr.startswith("_")
+            ]
+        found += [
+            label for label, member in members if "batch" in inspect.signature(member).parameters
+        ]
     return sorted(found)
 
 
@@ -350,17 +354,22 @@ def call_public(label: str, scorer: Scorer, batch: Any) -> Any:
         return getattr(scorer, method)(batch)
     function = getattr(churnctl, label)
     given = {"state": scorer.state, "batch": batch}
-    required = [name for name, parameter in inspect.signature(function).parameters.items()
-                if parameter.default is parameter.empty]  # fmt: skip
+    required = [
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is parameter.empty
+    ]
     return function(**{name: given[name] for name in required})
 
 
 def same_result(one: Any, other: Any) -> bool:
     if isinstance(one, FeatureBatch):
-        return (np.array_equal(one.valid, other.valid)
-                and np.array_equal(one.matrix[one.valid], other.matrix[other.valid])
-                and one.reject_column.equals(other.reject_column)
-                and one.reject_reason.equals(other.reject_reason))  # fmt: skip
+        return (
+            np.array_equal(one.valid, other.valid)
+            and np.array_equal(one.matrix[one.valid], other.matrix[other.valid])
+            and one.reject_column.equals(other.reject_column)
+            and one.reject_reason.equals(other.reject_reason)
+        )
     if isinstance(one, ScoredBatch):
         return one.scored.equals(other.scored) and one.rejects.equals(other.rejects)
     return bool(one.equals(other))
@@ -369,8 +378,11 @@ def same_result(one: Any, other: Any) -> bool:
 def test_the_public_batch_functions_are_found() -> None:
     """The list below is derived: a new public function taking a batch joins the test."""
     assert BATCH_FUNCTIONS == [
-        "Scorer.features", "Scorer.score", "Scorer.score_aligned", "extract_features",
-    ]  # fmt: skip
+        "Scorer.features",
+        "Scorer.score",
+        "Scorer.score_aligned",
+        "extract_features",
+    ]
 
 
 KINDS = {

@@ -180,10 +180,14 @@ def _csv_line(row: Sequence[str]) -> str:
 def _expected_rejects(rows: list[list[str]], bad: dict[int, int]) -> list[dict[str, str]]:
     """CSV rejects: the record's physical line (header is line 1) and its original text."""
     return [
-        {"line": str(i + 2), "column": BAD_VALUES[k][0], "reason": BAD_VALUES[k][2],
-         "text": _csv_line(rows[i])}
+        {
+            "line": str(i + 2),
+            "column": BAD_VALUES[k][0],
+            "reason": BAD_VALUES[k][2],
+            "text": _csv_line(rows[i]),
+        }
         for i, k in sorted(bad.items())
-    ]  # fmt: skip
+    ]
 
 
 # ------------------------------------------------------------------ score_batch
@@ -279,10 +283,14 @@ def test_bad_values_are_rejected_and_the_rest_scored(
     assert result.rejects.to_pylist() == [
         {"row": 2, "column": "CreditScore", "reason": "not a number", "value": "abc"},
         {"row": 5, "column": "Age", "reason": "empty value", "value": ""},
-        {"row": 7, "column": "Geography", "reason": "unseen category 'Atlantis'",
-         "value": "Atlantis"},
+        {
+            "row": 7,
+            "column": "Geography",
+            "reason": "unseen category 'Atlantis'",
+            "value": "Atlantis",
+        },
         {"row": 11, "column": "Balance", "reason": "non-finite value", "value": "NaN"},
-    ]  # fmt: skip
+    ]
     good = [i for i in range(40) if i not in bad]
     assert result.scored.column("CustomerId").to_pylist() == [rows[i][1] for i in good]
     alone = score_batch(state, model, sample.take(good))
@@ -519,9 +527,11 @@ def test_progress_reports_growing_row_counts_ending_at_rows_read(tmp_path: Path)
     pacsv.write_csv(generate_table(3000, seed=5), source)
     reports: list[Progress] = []
     request = ScoreRequest(
-        input=str(source), output=str(tmp_path / "out.csv"),
-        scorer=Scorer(bundled(STATE), bundled(MODEL)), read_options=ReadOptions(block_size=16_384),
-    )  # fmt: skip
+        input=str(source),
+        output=str(tmp_path / "out.csv"),
+        scorer=Scorer(bundled(STATE), bundled(MODEL)),
+        read_options=ReadOptions(block_size=16_384),
+    )
     summary = score_file(request, on_progress=reports.append)
     seen = [report.rows for report in reports]
     assert len(seen) > 1 and seen == sorted(seen)

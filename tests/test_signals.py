@@ -96,16 +96,22 @@ def _fitted(out: Path, data: Path) -> None:
 
 
 CASES = {
-    "score": Case(lambda d, o: ["score", d / "a.csv", "-o", o / "o.csv"],
-                  lambda o, d: _scored(o, 1)),
-    "score-stdin": Case(lambda d, o: ["score", "-", "-o", o / "o.csv"],
-                        lambda o, d: _scored(o, 1), stdin=True),
-    "score-many": Case(lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv",
-                                     "--workers", "1"], lambda o, d: _scored(o, 2)),
-    "score-out-dir": Case(lambda d, o: ["score", d / "a.csv", d / "b.csv", "--out-dir", o,
-                                        "--workers", "1"], _pairs_complete),
+    "score": Case(
+        lambda d, o: ["score", d / "a.csv", "-o", o / "o.csv"], lambda o, d: _scored(o, 1)
+    ),
+    "score-stdin": Case(
+        lambda d, o: ["score", "-", "-o", o / "o.csv"], lambda o, d: _scored(o, 1), stdin=True
+    ),
+    "score-many": Case(
+        lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv", "--workers", "1"],
+        lambda o, d: _scored(o, 2),
+    ),
+    "score-out-dir": Case(
+        lambda d, o: ["score", d / "a.csv", d / "b.csv", "--out-dir", o, "--workers", "1"],
+        _pairs_complete,
+    ),
     "fit": Case(lambda d, o: ["fit", d / "train.csv", "-o", o / "s.json"], _fitted),
-}  # fmt: skip
+}
 IN_PROCESS_RUNS = int(os.environ.get("CHURNCTL_SIGNAL_RUNS", "36"))  # per case
 SEED = os.environ.get("CHURNCTL_SIGNAL_SEED", "14")
 
@@ -130,9 +136,12 @@ def _wait_seen(signum: int, outside: list[int], limit: float = 5.0) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_signal_at_a_random_moment_of_a_run_in_this_process(
-    name: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     outside_signals: list[int],
-) -> None:  # fmt: skip
+) -> None:
     case = CASES[name]
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -188,9 +197,12 @@ class SignalAfterCreation:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_signal_right_after_any_temporary_file_is_created_leaves_none(
-    name: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     outside_signals: list[int],
-) -> None:  # fmt: skip
+) -> None:
     """Every creation of a temporary file or folder, each in turn: the class, not a sample."""
     case = CASES[name]
     spool = tmp_path / "spool"
@@ -233,9 +245,13 @@ def test_library_code_after_an_interrupted_run_is_not_interrupted(
 
 def churnctl(args: list[str | Path], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "churnctl", *[str(a) for a in args]], cwd=cwd, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "churnctl", *[str(a) for a in args]],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @dataclass
@@ -257,12 +273,16 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 REAL = {
     "score": (lambda d, o: ["score", d / "a.csv", "-o", o / "o.csv"], 4),
-    "score-workers": (lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv",
-                                    "--workers", "2"], 4),
+    "score-workers": (
+        lambda d, o: ["score", d / "a.csv", d / "b.csv", "-o", o / "o.csv", "--workers", "2"],
+        4,
+    ),
     "fit": (lambda d, o: ["fit", d / "a.csv", "-o", o / "s.json"], 3),
-    "watch-once": (lambda d, o: ["watch", d / "landing", "--out", o / "w", "--once",
-                                 "--settle", "0"], 4),
-}  # fmt: skip
+    "watch-once": (
+        lambda d, o: ["watch", d / "landing", "--out", o / "w", "--once", "--settle", "0"],
+        4,
+    ),
+}
 
 
 SCORED_ROWS = {"score": 40_000, "score-workers": 80_000}
@@ -289,13 +309,18 @@ def _made(out: Path) -> list[str]:
 
 def test_a_signal_at_a_random_moment_of_a_real_run(big: Path, tmp_path: Path) -> None:
     rng = random.Random(14)
-    runs = [(name, i, rng.uniform(0.0, 2.5), rng.choice(SIGNALS))
-            for name, (_, count) in REAL.items() for i in range(count)]  # fmt: skip
+    runs = [
+        (name, i, rng.uniform(0.0, 2.5), rng.choice(SIGNALS))
+        for name, (_, count) in REAL.items()
+        for i in range(count)
+    ]
     with ThreadPoolExecutor(3) as pool:
-        outcomes = list(pool.map(
-            lambda run: _run_real(run[0], big, tmp_path / f"{run[0]}-{run[1]}", run[2], run[3]),
-            runs,
-        ))  # fmt: skip
+        outcomes = list(
+            pool.map(
+                lambda run: _run_real(run[0], big, tmp_path / f"{run[0]}-{run[1]}", run[2], run[3]),
+                runs,
+            )
+        )
     for (name, _, delay, signum), outcome in zip(runs, outcomes, strict=True):
         where = f"{name} after {delay:.2f} s ({signal.Signals(signum).name}): {outcome.err}"
         assert outcome.code in {0, 128 + signum, -signum}, where
@@ -314,9 +339,22 @@ def _restart_scores_each_file_once(big: Path, out: Path) -> None:
     """After any stop, a restart leaves exactly one output per input, with all its rows."""
     env = cli_env()
     done = subprocess.run(
-        [sys.executable, "-m", "churnctl", "watch", big / "landing", "--out", out / "w",
-         "--once", "--settle", "0"], env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "churnctl",
+            "watch",
+            big / "landing",
+            "--out",
+            out / "w",
+            "--once",
+            "--settle",
+            "0",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     outputs = sorted((out / "w").glob("*.scored.csv"))
     assert len(outputs) == 3, outputs
@@ -328,8 +366,11 @@ def test_a_second_signal_stops_watch_at_once_and_a_restart_completes(
     big: Path, tmp_path: Path
 ) -> None:
     env = cli_env(**{FAULT_ENV: "sleep=0.05"})
-    process = churnctl(["watch", big / "landing", "--out", tmp_path / "w", "--once",
-                        "--settle", "0"], tmp_path, env)  # fmt: skip
+    process = churnctl(
+        ["watch", big / "landing", "--out", tmp_path / "w", "--once", "--settle", "0"],
+        tmp_path,
+        env,
+    )
     deadline = time.monotonic() + 60
     while not list((tmp_path / "w").glob(".*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)  # a file is being scored

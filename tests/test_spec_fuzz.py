@@ -33,10 +33,14 @@ NUMBERS = ("num_a", "num_b")  # numeric columns (small whole numbers: usable as 
 MISSING = "nope"  # a column the data lacks
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(-2, 3), st.floats(), st.text(max_size=3),
-    st.lists(st.integers(0, 2), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
-                                                             max_size=1),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 3),
+    st.floats(),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 2), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
 OPTIONS: dict[str, st.SearchStrategy[Any]] = {
     "string_order_type": st.sampled_from(ORDER_TYPES),
     "handle_invalid": st.sampled_from(INVALID_POLICIES),
@@ -141,8 +145,9 @@ def spec_documents(draw: st.DrawFn) -> Any:
         if draw(st.booleans()):  # most graphs live: one assembler reads what nothing read
             closing = unread_outputs(stages)
             if closing:
-                stages.append({"type": "VectorAssembler", "input_cols": closing,
-                               "output_col": "closing"})  # fmt: skip
+                stages.append(
+                    {"type": "VectorAssembler", "input_cols": closing, "output_col": "closing"}
+                )
         stages = graph_mutation(draw, stages)
     document = {"stages": stages}
     if shape == "extra":
@@ -231,8 +236,9 @@ def check_spec(spec: Any, table: pa.Table) -> None:
     assert_same_features(extract_features(again, table), features)
 
 
-SCALER_OVER_AGE = {"stages": [{"type": "StandardScaler", "input_col": "num_a",
-                               "output_col": "features"}]}  # fmt: skip
+SCALER_OVER_AGE = {
+    "stages": [{"type": "StandardScaler", "input_col": "num_a", "output_col": "features"}]
+}
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

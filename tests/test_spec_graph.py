@@ -40,42 +40,88 @@ def assemble(*cols: str, out: str = "v") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("stages", "fragments"),
     [
-        pytest.param([assemble("GV", "Age"), INDEX, ENCODE, SCALE],
-                     ["stage 1: VectorAssembler: reads GV, which stage 3 writes"], id="misordered"),
-        pytest.param([assemble("b", out="a"), {**SCALE, "input_col": "a", "output_col": "b"}],
-                     ["stage 1: VectorAssembler: reads b, which stage 2 writes"], id="cycle"),
-        pytest.param([{**SCALE, "input_col": "s", "output_col": "s"}],
-                     ["stage 1: StandardScaler: reads s, which stage 1 writes"], id="self"),
-        pytest.param([INDEX, ENCODE, ASSEMBLE, SCALE, assemble("Age", out="other")],
-                     ["stage 4: StandardScaler: output column(s) features read by no later",
-                      "the last stage's (other)"], id="dead-stage"),
-        pytest.param([{**INDEX, "input_cols": ["Geography", "Gender"],
-                       "output_cols": ["G", "S"]}, ENCODE, ASSEMBLE, SCALE],
-                     ["stage 1: StringIndexer: output column(s) S read by no later"],
-                     id="dead-column"),
-        pytest.param([{**INDEX, "input_cols": ["Geography", "Gender"],
-                       "output_cols": ["G", "S"]}],
-                     ["stage 1: StringIndexer: the last stage writes the pipeline's output, one "
-                      "column; this one writes 2 (G, S)"], id="two-outputs"),
-        pytest.param([INDEX, ENCODE, assemble("GV", "Age", "Age"), SCALE],
-                     ["stage 3: VectorAssembler: input column(s) Age named twice"],
-                     id="input-twice"),
-        pytest.param([{**ENCODE, "input_cols": ["Tenure"]}, assemble("GV")],
-                     ["stage 1: OneHotEncoder: Tenure is an input column",
-                      "index Tenure with a StringIndexer first"], id="encoder-on-numbers"),
-        pytest.param([{**ENCODE, "input_cols": ["Balance"]}, assemble("GV")],
-                     ["stage 1: OneHotEncoder: Balance is an input column"],
-                     id="encoder-on-balance"),
-        pytest.param([assemble("Age", out="a"), {**SCALE, "input_col": "a", "output_col": "s"},
-                      {**ENCODE, "input_cols": ["s"]}, assemble("GV")],
-                     ["stage 3: OneHotEncoder: s is a vector"], id="encoder-on-scaled"),
-        pytest.param([{**INDEX, "handle_invalid": "keep"}, ENCODE, ASSEMBLE, SCALE],
-                     ["stage 2: OneHotEncoder: G keeps unseen categories",
-                      "set its handle_invalid to keep as well"], id="keep-then-error"),
-        pytest.param([{"type": ["StringIndexer"]}], ["stage 1: unknown stage type"],
-                     id="type-not-text"),
+        pytest.param(
+            [assemble("GV", "Age"), INDEX, ENCODE, SCALE],
+            ["stage 1: VectorAssembler: reads GV, which stage 3 writes"],
+            id="misordered",
+        ),
+        pytest.param(
+            [assemble("b", out="a"), {**SCALE, "input_col": "a", "output_col": "b"}],
+            ["stage 1: VectorAssembler: reads b, which stage 2 writes"],
+            id="cycle",
+        ),
+        pytest.param(
+            [{**SCALE, "input_col": "s", "output_col": "s"}],
+            ["stage 1: StandardScaler: reads s, which stage 1 writes"],
+            id="self",
+        ),
+        pytest.param(
+            [INDEX, ENCODE, ASSEMBLE, SCALE, assemble("Age", out="other")],
+            [
+                "stage 4: StandardScaler: output column(s) features read by no later",
+                "the last stage's (other)",
+            ],
+            id="dead-stage",
+        ),
+        pytest.param(
+            [
+                {**INDEX, "input_cols": ["Geography", "Gender"], "output_cols": ["G", "S"]},
+                ENCODE,
+                ASSEMBLE,
+                SCALE,
+            ],
+            ["stage 1: StringIndexer: output column(s) S read by no later"],
+            id="dead-column",
+        ),
+        pytest.param(
+            [{**INDEX, "input_cols": ["Geography", "Gender"], "output_cols": ["G", "S"]}],
+            [
+                "stage 1: StringIndexer: the last stage writes the pipeline's output, one "
+                "column; this one writes 2 (G, S)"
+            ],
+            id="two-outputs",
+        ),
+        pytest.param(
+            [INDEX, ENCODE, assemble("GV", "Age", "Age"), SCALE],
+            ["stage 3: VectorAssembler: input column(s) Age named twice"],
+            id="input-twice",
+        ),
+        pytest.param(
+            [{**ENCODE, "input_cols": ["Tenure"]}, assemble("GV")],
+            [
+                "stage 1: OneHotEncoder: Tenure is an input column",
+                "index Tenure with a StringIndexer first",
+            ],
+            id="encoder-on-numbers",
+        ),
+        pytest.param(
+            [{**ENCODE, "input_cols": ["Balance"]}, assemble("GV")],
+            ["stage 1: OneHotEncoder: Balance is an input column"],
+            id="encoder-on-balance",
+        ),
+        pytest.param(
+            [
+                assemble("Age", out="a"),
+                {**SCALE, "input_col": "a", "output_col": "s"},
+                {**ENCODE, "input_cols": ["s"]},
+                assemble("GV"),
+            ],
+            ["stage 3: OneHotEncoder: s is a vector"],
+            id="encoder-on-scaled",
+        ),
+        pytest.param(
+            [{**INDEX, "handle_invalid": "keep"}, ENCODE, ASSEMBLE, SCALE],
+            [
+                "stage 2: OneHotEncoder: G keeps unseen categories",
+                "set its handle_invalid to keep as well",
+            ],
+            id="keep-then-error",
+        ),
+        pytest.param(
+            [{"type": ["StringIndexer"]}], ["stage 1: unknown stage type"], id="type-not-text"
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_graph_is_one_line_naming_the_stage(
     stages: list[dict[str, Any]], fragments: list[str]
 ) -> None:
@@ -101,16 +147,28 @@ def fit_spec(tmp_path: Path, stages: list[dict[str, Any]], train: Path) -> Any:
 @pytest.mark.parametrize(
     ("stages", "fragment"),
     [
-        pytest.param([INDEX, {**ENCODE, "drop_last": True}, assemble("GV")],
-                     "the pipeline's output v has no features", id="zero-features"),
-        pytest.param([assemble("Age", out="a"), {**SCALE, "input_col": "a", "output_col": "s"},
-                      assemble("s", "Age")], "feature name(s) Age appear twice",
-                     id="repeated-feature-name"),
-        pytest.param([INDEX, ENCODE, assemble("GV", out="Balance")],
-                     "stage 3: VectorAssembler: output column(s) Balance shadow a column of the "
-                     "training data", id="output-shadows-data"),
+        pytest.param(
+            [INDEX, {**ENCODE, "drop_last": True}, assemble("GV")],
+            "the pipeline's output v has no features",
+            id="zero-features",
+        ),
+        pytest.param(
+            [
+                assemble("Age", out="a"),
+                {**SCALE, "input_col": "a", "output_col": "s"},
+                assemble("s", "Age"),
+            ],
+            "feature name(s) Age appear twice",
+            id="repeated-feature-name",
+        ),
+        pytest.param(
+            [INDEX, ENCODE, assemble("GV", out="Balance")],
+            "stage 3: VectorAssembler: output column(s) Balance shadow a column of the "
+            "training data",
+            id="output-shadows-data",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_graph_wrong_for_its_data_is_one_line_naming_the_file(
     tmp_path: Path, stages: list[dict[str, Any]], fragment: str
 ) -> None:
@@ -199,17 +257,19 @@ def test_no_valid_training_rows_quotes_the_first_rejects_and_publishes_them(
     """Like --max-rejects's error, with lines and column; the rejects file alone is published."""
     table = generate_table(6, seed=4)
     bad = pa.array(["old" if column == "Age" else ""] * 6)
-    train = write_csv(tmp_path / "train.csv", table.set_column(
-        table.schema.get_field_index(column), column, bad
-    ))  # fmt: skip
+    train = write_csv(
+        tmp_path / "train.csv", table.set_column(table.schema.get_field_index(column), column, bad)
+    )
     state = tmp_path / "state.json"
     with pytest.raises(NoValidRowsError) as info:
         fit_file(FitRequest(str(train), str(state), max_rejects=NO_LIMIT))
     message = str(info.value)
     rejects = tmp_path / "state.json.rejects.csv"
     reason = "not a number" if column == "Age" else "empty value"
-    assert message.startswith(f"{train}: no valid training rows (read 6; first: line 2, column "
-                              f"{column}: {reason}; line 3, ")  # fmt: skip
+    assert message.startswith(
+        f"{train}: no valid training rows (read 6; first: line 2, column "
+        f"{column}: {reason}; line 3, "
+    )
     assert message.endswith(f"check the file; the rejected rows are in {rejects}")
     assert not state.exists()
     logged = pacsv.read_csv(rejects).to_pydict()
@@ -259,8 +319,10 @@ def test_a_reject_on_an_index_column_names_the_input_column() -> None:
     pipeline.transform(frame)
     assert frame.reject_column.tolist() == [None, "Geography", "Geography"]
     assert frame.reject_reason.tolist() == [
-        None, "index out of range for 2 categories", "unseen category 'z'"
-    ]  # fmt: skip
+        None,
+        "index out of range for 2 categories",
+        "unseen category 'z'",
+    ]
 
 
 def test_a_long_list_of_unknown_parameters_is_capped() -> None:

@@ -486,17 +486,27 @@ def test_unknown_keyword_is_a_type_error() -> None:
 # One valid spec per stage type: every parameter given, none at its default.
 SPECS = {
     "StringIndexer": {
-        "input_cols": ["c", "d"], "output_cols": ["ci", "di"], "string_order_type": "frequencyAsc",
-        "handle_invalid": "keep", "normalize": ["trim", "exact"],
+        "input_cols": ["c", "d"],
+        "output_cols": ["ci", "di"],
+        "string_order_type": "frequencyAsc",
+        "handle_invalid": "keep",
+        "normalize": ["trim", "exact"],
     },
     "OneHotEncoder": {
-        "input_cols": ["ci"], "output_cols": ["v"], "drop_last": False, "handle_invalid": "keep",
+        "input_cols": ["ci"],
+        "output_cols": ["v"],
+        "drop_last": False,
+        "handle_invalid": "keep",
     },
     "VectorAssembler": {"input_cols": ["a", "v"], "output_col": "o"},
     "StandardScaler": {
-        "input_col": "o", "output_col": "s", "with_mean": True, "with_std": False, "ddof": 0,
+        "input_col": "o",
+        "output_col": "s",
+        "with_mean": True,
+        "with_std": False,
+        "ddof": 0,
     },
-}  # fmt: skip
+}
 PARAMETERS = [(t, p) for t in STAGE_TYPES for p in STAGE_TYPES[t].parameters()]
 
 

@@ -44,9 +44,13 @@ def probe(code: str, **names: Any) -> dict[str, Any]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     prelude = "".join(f"{name} = {value!r}\n" for name, value in {"MARK": MARK, **names}.items())
     done = subprocess.run(
-        [sys.executable, "-c", prelude + code], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-c", prelude + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     assert len(lines) == 1, done.stdout + done.stderr

@@ -100,8 +100,11 @@ def test_document_layout_and_checksum(document: dict, train_csv: Path) -> None:
     assert document["format_version"] == FORMAT_VERSION == 1
     assert document["churnctl_version"] == churnctl.__version__
     assert [s["type"] for s in document["stages"]] == [
-        "StringIndexer", "OneHotEncoder", "VectorAssembler", "StandardScaler",
-    ]  # fmt: skip
+        "StringIndexer",
+        "OneHotEncoder",
+        "VectorAssembler",
+        "StandardScaler",
+    ]
     assert document["input_schema"]["columns"][:2] == [
         {"name": "Geography", "type": "category", "vocabulary": ["France", "Germany", "Spain"]},
         {"name": "Gender", "type": "category", "vocabulary": ["Female", "Male"]},
@@ -499,9 +502,19 @@ SOURCES = sorted(PACKAGE_DIR.rglob("*.py"))
 def test_package_source_has_no_pickle_or_dynamic_import(source: Path) -> None:
     names = _code_names(source)
     forbidden = {
-        "pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve",
-        "import_module", "__import__", "eval", "exec",
-    }  # fmt: skip
+        "pickle",
+        "cPickle",
+        "_pickle",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "marshal",
+        "shelve",
+        "import_module",
+        "__import__",
+        "eval",
+        "exec",
+    }
     if source.name == "moved.py":  # old module paths: imported by name, from its constant table
         forbidden.discard("import_module")
     assert names.isdisjoint(forbidden), sorted(names & forbidden)
@@ -513,8 +526,11 @@ def test_package_source_has_no_pickle_or_dynamic_import(source: Path) -> None:
 def test_the_only_import_by_name_takes_its_name_from_the_constant_table() -> None:
     """``moved`` imports ``MOVED[spec.name]``: a new path from its own table, never input."""
     tree = ast.parse((PACKAGE_DIR / "moved.py").read_text(encoding="utf-8"))
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and ast.unparse(n.func) == "importlib.import_module"]  # fmt: skip
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "importlib.import_module"
+    ]
     assert [ast.unparse(c.args[0]) for c in calls] == ["MOVED[spec.name]"]
     assert all(value.startswith("churnctl.") for value in moved.MOVED.values())
 

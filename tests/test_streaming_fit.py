@@ -152,10 +152,13 @@ def old_fit_state(
     rows = log.count + int(frame.ok.sum())
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
     provenance = {
-        "training_file": train.name, "training_sha256": file_sha256(train), "rows": rows,
-        "rows_rejected": log.count, "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_file": train.name,
+        "training_sha256": file_sha256(train),
+        "rows": rows,
+        "rows_rejected": log.count,
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipeline": pipeline,
-    }  # fmt: skip
+    }
     return FeatureState(features, provenance, source="old")
 
 
@@ -250,30 +253,64 @@ def assert_same_outcome(new: Any, old: Any) -> None:
 
 CUSTOM = {
     "stages": [
-        {"type": "StringIndexer", "input_cols": ["Geography", "Gender"],
-         "output_cols": ["g", "s"], "string_order_type": "frequencyDesc",
-         "handle_invalid": "keep", "normalize": ["trim-lower", "exact"]},
-        {"type": "OneHotEncoder", "input_cols": ["g", "s"], "output_cols": ["gv", "sv"],
-         "drop_last": True, "handle_invalid": "keep"},
-        {"type": "VectorAssembler", "input_cols": ["gv", "Age", "sv", "Balance"],
-         "output_col": "raw"},
-        {"type": "StandardScaler", "input_col": "raw", "output_col": "out",
-         "with_mean": True, "ddof": 1},
+        {
+            "type": "StringIndexer",
+            "input_cols": ["Geography", "Gender"],
+            "output_cols": ["g", "s"],
+            "string_order_type": "frequencyDesc",
+            "handle_invalid": "keep",
+            "normalize": ["trim-lower", "exact"],
+        },
+        {
+            "type": "OneHotEncoder",
+            "input_cols": ["g", "s"],
+            "output_cols": ["gv", "sv"],
+            "drop_last": True,
+            "handle_invalid": "keep",
+        },
+        {
+            "type": "VectorAssembler",
+            "input_cols": ["gv", "Age", "sv", "Balance"],
+            "output_col": "raw",
+        },
+        {
+            "type": "StandardScaler",
+            "input_col": "raw",
+            "output_col": "out",
+            "with_mean": True,
+            "ddof": 1,
+        },
     ]
-}  # fmt: skip
+}
 SKIPPING = {
     "stages": [
-        {"type": "StringIndexer", "input_cols": ["Gender"], "output_cols": ["s"],
-         "string_order_type": "frequencyAsc", "handle_invalid": "skip"},
-        {"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["g"],
-         "string_order_type": "frequencyDesc"},
-        {"type": "VectorAssembler", "input_cols": ["EstimatedSalary", "s", "g"],
-         "output_col": "raw"},
+        {
+            "type": "StringIndexer",
+            "input_cols": ["Gender"],
+            "output_cols": ["s"],
+            "string_order_type": "frequencyAsc",
+            "handle_invalid": "skip",
+        },
+        {
+            "type": "StringIndexer",
+            "input_cols": ["Geography"],
+            "output_cols": ["g"],
+            "string_order_type": "frequencyDesc",
+        },
+        {
+            "type": "VectorAssembler",
+            "input_cols": ["EstimatedSalary", "s", "g"],
+            "output_col": "raw",
+        },
         {"type": "StandardScaler", "input_col": "raw", "output_col": "out", "ddof": 0},
     ]
-}  # fmt: skip
-SPECS = {"reference": PRESETS["reference"], "sklearn": PRESETS["sklearn"], "custom": CUSTOM,
-         "skipping": SKIPPING}  # fmt: skip
+}
+SPECS = {
+    "reference": PRESETS["reference"],
+    "sklearn": PRESETS["sklearn"],
+    "custom": CUSTOM,
+    "skipping": SKIPPING,
+}
 
 GEOGRAPHY = ["France", "Germany", "Spain", "Italy", " spain", ""]
 GENDER = ["Male", "Female", ""]
@@ -311,8 +348,24 @@ SETTINGS = settings(
 )
 
 
-ONE_ROW_NO_GENDER = [["1", "15806899", "Laneton", "543", "France", "", "46", "4", "105909.49", "1",
-                      "1", "1", "84751.02", "1"]]  # fmt: skip
+ONE_ROW_NO_GENDER = [
+    [
+        "1",
+        "15806899",
+        "Laneton",
+        "543",
+        "France",
+        "",
+        "46",
+        "4",
+        "105909.49",
+        "1",
+        "1",
+        "1",
+        "84751.02",
+        "1",
+    ]
+]
 
 
 @SETTINGS
@@ -378,10 +431,12 @@ def test_rejects_are_the_same_lines_and_text(tmp_path: Path) -> None:
     new, old = both_fits(messy_file(tmp_path / "t.csv", bad=3), PRESETS["reference"], 700)
     assert_same_outcome(new, old)
     assert [(r["line"], r["column"], r["reason"]) for r in new[1]] == [
-        (7, "Balance", "not a number"), (14, "Balance", "not a number"),
-        (21, "Balance", "not a number"), (43, "Geography", "empty value"),
+        (7, "Balance", "not a number"),
+        (14, "Balance", "not a number"),
+        (21, "Balance", "not a number"),
+        (43, "Geography", "empty value"),
         (62, None, "expected 14 fields, found 15"),
-    ]  # fmt: skip
+    ]
     provenance = new[0].provenance
     assert (provenance["rows"], provenance["rows_rejected"]) == (101, 5)
 
@@ -423,8 +478,10 @@ def test_no_valid_rows_is_refused_as_before(tmp_path: Path) -> None:
     assert old[0] == ("InputError", f"{train}: no valid training rows (read 5); check the file")
     # issue 17: the error now also names the first reject's column and reason
     first = "; ".join(f"line {n}, column Age: not a number" for n in (2, 3, 4))
-    assert new[0] == ("NoValidRowsError", f"{train}: no valid training rows (read 5; first: "
-                                          f"{first}); check the file")  # fmt: skip
+    assert new[0] == (
+        "NoValidRowsError",
+        f"{train}: no valid training rows (read 5; first: {first}); check the file",
+    )
 
 
 # ---------------------------------------------------------------- passes
@@ -438,8 +495,9 @@ def test_the_presets_fit_in_three_passes() -> None:
 
 
 def test_a_last_stage_that_rejects_rows_costs_one_more_pass() -> None:
-    spec = {"stages": [{"type": "StringIndexer", "input_cols": ["Geography"],
-                        "output_cols": ["g"]}]}  # fmt: skip
+    spec = {
+        "stages": [{"type": "StringIndexer", "input_cols": ["Geography"], "output_cols": ["g"]}]
+    }
     fitting = StreamingFit(build_pipeline(spec))
     assert (fitting.fitting_passes, fitting.passes) == (1, 2)
     keep = {"stages": [{**spec["stages"][0], "handle_invalid": "keep"}]}
@@ -447,13 +505,19 @@ def test_a_last_stage_that_rejects_rows_costs_one_more_pass() -> None:
 
 
 def test_independent_stages_share_a_pass() -> None:
-    spec = {"stages": [
-        {"type": "VectorAssembler", "input_cols": ["Age", "Tenure"], "output_col": "raw"},
-        {"type": "StandardScaler", "input_col": "raw", "output_col": "a"},
-        {"type": "StringIndexer", "input_cols": ["Gender"], "output_cols": ["s"],
-         "handle_invalid": "keep"},
-        {"type": "VectorAssembler", "input_cols": ["a", "s"], "output_col": "out"},
-    ]}  # fmt: skip
+    spec = {
+        "stages": [
+            {"type": "VectorAssembler", "input_cols": ["Age", "Tenure"], "output_col": "raw"},
+            {"type": "StandardScaler", "input_col": "raw", "output_col": "a"},
+            {
+                "type": "StringIndexer",
+                "input_cols": ["Gender"],
+                "output_cols": ["s"],
+                "handle_invalid": "keep",
+            },
+            {"type": "VectorAssembler", "input_cols": ["a", "s"], "output_col": "out"},
+        ]
+    }
     assert fitting_levels(build_pipeline(spec).stages) == [0, 0, 0, 1]
 
 

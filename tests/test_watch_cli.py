@@ -25,13 +25,15 @@ def landing(tmp_path: Path) -> Path:
 
 def test_once_scores_the_folder_and_logs_json(landing: Path, tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
-    result = run(["watch", landing, "--out", tmp_path / "out", "--once", "--settle", "0",
-                  "--log-json", log])  # fmt: skip
+    result = run(
+        ["watch", landing, "--out", tmp_path / "out", "--once", "--settle", "0", "--log-json", log]
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted((r["input"], r["rows_read"], r["rows_rejected"]) for r in records) == [
-        ("a.csv", 30, 0), ("b.csv", 20, 0),
-    ]  # fmt: skip
+        ("a.csv", 30, 0),
+        ("b.csv", 20, 0),
+    ]
     assert all(Path(r["output"]).is_file() and r["latency_ms"] >= 0 for r in records)
     assert "2 file(s) scored, 0 failed; 50 rows read" in plain(result.stderr)
 

@@ -82,8 +82,9 @@ def test_the_inode_read_is_the_one_published_and_archived_whatever_its_name_beco
     last moment is put back. Nothing is lost, nothing scored twice.
     """
     in_dir, out_dir = folders
-    pauses = Pauses(tmp_path / "pauses", "before-take", "after-temp-write", "after-commit",
-                    "before-aside")  # fmt: skip
+    pauses = Pauses(
+        tmp_path / "pauses", "before-take", "after-temp-write", "after-commit", "before-aside"
+    )
     watcher = watchers.start(in_dir, out_dir, "--after", "archive", env=pauses.env())
     watcher.wait_ready()
     expected: list[str] = []
@@ -176,8 +177,10 @@ def test_entries_that_are_not_regular_files_are_skipped_once_and_never_read(
             else:
                 make(elsewhere / name)
                 os.rename(elsewhere / name, in_dir / name)
-        wait_for(lambda: inputs_logged(watcher.log, "skipped").keys() == {p[0] for p in POISON},
-                 "every entry skipped")  # fmt: skip
+        wait_for(
+            lambda: inputs_logged(watcher.log, "skipped").keys() == {p[0] for p in POISON},
+            "every entry skipped",
+        )
         rows = pool.take(20)
         dropped = time.monotonic()
         drop_renamed(in_dir, "good.csv", rows)

@@ -166,9 +166,13 @@ def test_files_arriving_while_no_watcher_runs_are_scored_by_the_next(
     second = watchers.start(in_dir, out_dir)
     second.wait_scored(5)  # one log: the first run's two, then three
     assert second.terminate() == 0
-    assert scored_inputs(second.scored()) == {"before-0.csv": 1, "before-1.csv": 1,
-                                              "during-0.csv": 1, "during-1.csv": 1,
-                                              "during-2.csv": 1}  # fmt: skip
+    assert scored_inputs(second.scored()) == {
+        "before-0.csv": 1,
+        "before-1.csv": 1,
+        "during-0.csv": 1,
+        "during-1.csv": 1,
+        "during-2.csv": 1,
+    }
     assert_exactly_once(out_dir, [i for rows in before + during for i in ids(rows)], in_dir)
 
 
@@ -220,9 +224,14 @@ def test_files_with_one_header_or_one_content_are_not_confused(
     ("after", "files", "kills", "max_gap"), [("keep", 200, 5, 0.08), ("archive", 90, 3, 0.1)]
 )
 def test_sigkill_at_random_moments_scores_every_row_exactly_once(
-    folders: tuple[Path, Path], watchers: Watchers, pool: RowPool,
-    after: str, files: int, kills: int, max_gap: float,
-) -> None:  # fmt: skip
+    folders: tuple[Path, Path],
+    watchers: Watchers,
+    pool: RowPool,
+    after: str,
+    files: int,
+    kills: int,
+    max_gap: float,
+) -> None:
     """Files arrive about as fast as they are scored, so most kills land mid-file."""
     in_dir, out_dir = folders
     rng = random.Random(f"crash-{after}")
@@ -264,14 +273,21 @@ def test_a_kill_at_each_commit_step_is_repaired_on_restart(
     states, published = manifest_states(out_dir), len(list(out_dir.glob("*.scored.csv")))
     archived = inputs_in(in_dir / ".processed")
     left_by_fault = {
-        "after-temp-write": (states == {"claimed": 1}, len(temporaries(out_dir)) == 2,
-                             published == 0),
+        "after-temp-write": (
+            states == {"claimed": 1},
+            len(temporaries(out_dir)) == 2,
+            published == 0,
+        ),
         "after-rename": (states == {"claimed": 1}, published == 1, archived == []),
         "after-commit": (states == {"done": 1}, published == 1, archived == []),
-        "after-aside": (states == {"done": 1}, published == 1, archived == [],
-                        len(list(in_dir.glob(".churnctl-aside.*"))) == 1),
+        "after-aside": (
+            states == {"done": 1},
+            published == 1,
+            archived == [],
+            len(list(in_dir.glob(".churnctl-aside.*"))) == 1,
+        ),
         "after-archive": (states == {"done": 1}, published == 1, len(archived) == 1),
-    }  # fmt: skip
+    }
     assert all(left_by_fault[step]), (states, published, archived, temporaries(out_dir))
     code, stderr = watchers.once(in_dir, out_dir, "--after", "archive")
     assert code == 0, stderr
@@ -287,8 +303,9 @@ def test_a_file_the_watcher_dies_on_each_time_is_quarantined(
     in_dir, out_dir = folders
     drop_renamed(in_dir, "deadly.csv", pool.take(10))
     for _ in range(3):
-        dying = watchers.start(in_dir, out_dir, "--once",
-                               env=watch_env(CHURNCTL_FAULT="after-temp-write"))  # fmt: skip
+        dying = watchers.start(
+            in_dir, out_dir, "--once", env=watch_env(CHURNCTL_FAULT="after-temp-write")
+        )
         assert dying.wait_exit() == -signal.SIGKILL, dying.stderr
     code, stderr = watchers.once(in_dir, out_dir)
     assert code == 4, stderr
@@ -341,8 +358,11 @@ def test_a_poison_file_is_quarantined_and_the_watcher_goes_on(
     wait_for(lambda: len(log_events(watcher.log, "failed")) == 2, "two failed files")
     failed = in_dir / ".failed"
     assert sorted(p.name for p in failed.iterdir()) == [
-        "garbage.csv", "garbage.csv.error.json", "poison.csv", "poison.csv.error.json"
-    ]  # fmt: skip
+        "garbage.csv",
+        "garbage.csv.error.json",
+        "poison.csv",
+        "poison.csv.error.json",
+    ]
     reason = json.loads((failed / "poison.csv.error.json").read_text())["reason"]
     assert "missing required column" in reason and "CustomerId" in reason
     assert json.loads((failed / "garbage.csv.error.json").read_text())["reason"]

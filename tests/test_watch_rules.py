@@ -84,12 +84,22 @@ LAYOUTS: list[tuple[str, str, str | None, str, str | None]] = [
 
 @pytest.mark.parametrize(("in_dir", "out_dir", "archive", "after", "refused"), LAYOUTS)
 def test_folders_that_feed_back_are_refused(
-    tree: Path, scorer: Scorer, in_dir: str, out_dir: str, archive: str | None, after: str,
+    tree: Path,
+    scorer: Scorer,
+    in_dir: str,
+    out_dir: str,
+    archive: str | None,
+    after: str,
     refused: str | None,
-) -> None:  # fmt: skip
+) -> None:
     def make() -> WatchSettings:
-        return WatchSettings(in_dir=tree / in_dir, out_dir=tree / out_dir, scorer=scorer,
-                             after=after, archive_dir=archive and tree / archive)  # fmt: skip
+        return WatchSettings(
+            in_dir=tree / in_dir,
+            out_dir=tree / out_dir,
+            scorer=scorer,
+            after=after,
+            archive_dir=archive and tree / archive,
+        )
 
     if refused is None:
         make()
@@ -108,21 +118,39 @@ def test_a_quarantine_folder_linked_back_is_refused(tree: Path, scorer: Scorer) 
 
 
 def test_the_cli_names_both_folders_on_one_line(tree: Path) -> None:
-    result = run(["watch", tree / "in", "--out", tree / "out", "--after", "archive",
-                  "--archive-dir", tree / "alias-sub"])  # fmt: skip
-    assert_clean_error(result, 2, f"archive folder {tree}/in/sub lies inside the input folder "
-                                  f"{tree}/in")  # fmt: skip
+    result = run(
+        [
+            "watch",
+            tree / "in",
+            "--out",
+            tree / "out",
+            "--after",
+            "archive",
+            "--archive-dir",
+            tree / "alias-sub",
+        ]
+    )
+    assert_clean_error(
+        result, 2, f"archive folder {tree}/in/sub lies inside the input folder {tree}/in"
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 # --- item 6: names at the file system's limit -----------------------------------------------
 
-names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
-                min_size=1, max_size=300)  # fmt: skip
+names = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+    min_size=1,
+    max_size=300,
+)
 
 
-@given(names, names, st.sampled_from(["", ".csv", ".0123456789abcdef.scored.parquet"]),
-       st.integers(50, 255))  # fmt: skip
+@given(
+    names,
+    names,
+    st.sampled_from(["", ".csv", ".0123456789abcdef.scored.parquet"]),
+    st.integers(50, 255),
+)
 def test_a_name_is_cut_to_fit_deterministically_and_stays_unique(
     one: str, two: str, tail: str, limit: int
 ) -> None:
@@ -191,8 +219,13 @@ def _entries(folder: Path) -> dict[str, str]:
     (folder / "link.csv").symlink_to(folder / "good.csv")
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(folder / "s.csv"))
-    return {"fifo.csv": "a FIFO", "dir.csv": "a folder", "zero.csv": "a symbolic link",
-            "link.csv": "a symbolic link", "s.csv": "a socket"}  # fmt: skip
+    return {
+        "fifo.csv": "a FIFO",
+        "dir.csv": "a folder",
+        "zero.csv": "a symbolic link",
+        "link.csv": "a symbolic link",
+        "s.csv": "a socket",
+    }
 
 
 def test_only_a_regular_file_is_opened_and_nothing_blocks() -> None:
@@ -224,9 +257,10 @@ def _in_thread(work: Callable[[], object], timeout: float = 5.0) -> object:
 
 
 def _parquet(path: Path, seed: int) -> None:
-    table = pa.csv.read_csv(pa.py_buffer(csv_bytes(text_rows(30, seed))),
-                            convert_options=pa.csv.ConvertOptions(
-                                column_types={"Surname": pa.string()}))  # fmt: skip
+    table = pa.csv.read_csv(
+        pa.py_buffer(csv_bytes(text_rows(30, seed))),
+        convert_options=pa.csv.ConvertOptions(column_types={"Surname": pa.string()}),
+    )
     pq.write_table(table, path)
 
 
@@ -244,8 +278,13 @@ def test_a_held_file_is_scored_from_its_inode_with_its_name_and_format(
     expected = {}
     for kind in ("out", "rejects"):
         expected[kind] = tmp_path / f"expected.{kind}.csv"
-    request = ScoreRequest(input=str(path), output=str(expected["out"]), scorer=scorer,
-                           rejects=str(expected["rejects"]), max_rejects=NO_LIMIT)  # fmt: skip
+    request = ScoreRequest(
+        input=str(path),
+        output=str(expected["out"]),
+        scorer=scorer,
+        rejects=str(expected["rejects"]),
+        max_rejects=NO_LIMIT,
+    )
     score_file(request)
     with HeldFile.take(path) as held:
         sha = held.sha256()
@@ -347,8 +386,9 @@ def test_the_incomplete_message_says_what_that_format_ends_with(
     events: list[WatchEvent] = []
     from churnctl.watch.watcher import Watcher
 
-    settings = WatchSettings(in_dir=in_dir, out_dir=tmp_path / "out", scorer=scorer,
-                             once=True, settle=0.05)  # fmt: skip
+    settings = WatchSettings(
+        in_dir=in_dir, out_dir=tmp_path / "out", scorer=scorer, once=True, settle=0.05
+    )
     Watcher(settings, on_event=events.append).run()
     said = {e.input: e.message for e in events if e.kind == "incomplete"}
     assert "a Parquet file ends with its footer" in said["cut.parquet"]
@@ -357,10 +397,13 @@ def test_the_incomplete_message_says_what_that_format_ends_with(
 
 
 def test_remedies_are_structured_and_spelled_as_the_command_options() -> None:
-    changed = WatchEvent("changed", "a.csv", message="changed in place; left alone",
-                         fix=REPROCESS_FIX)  # fmt: skip
-    assert _event_line(changed) == "changed a.csv: changed in place; left alone; pass " \
-                                   "--reprocess-changed"  # fmt: skip
+    changed = WatchEvent(
+        "changed", "a.csv", message="changed in place; left alone", fix=REPROCESS_FIX
+    )
+    assert (
+        _event_line(changed) == "changed a.csv: changed in place; left alone; pass "
+        "--reprocess-changed"
+    )
     failed = WatchEvent("failed", "b.csv", message="too many", fix=Fix("max_rejects", "100%"))
     assert _event_line(failed) == "FAILED b.csv: too many; pass --max-rejects 100%"
 
@@ -373,16 +416,20 @@ def test_a_refused_file_logs_its_remedy_as_an_option(tmp_path: Path) -> None:
         row[3] = "abc"  # 25% rejected: over the default 5%
     (landing / "bad.csv").write_bytes(csv_bytes(rows))
     log = tmp_path / "log.jsonl"
-    result = run(["watch", landing, "--out", tmp_path / "out", "--once", "--settle", "0",
-                  "--log-json", log])  # fmt: skip
+    result = run(
+        ["watch", landing, "--out", tmp_path / "out", "--once", "--settle", "0", "--log-json", log]
+    )
     assert result.exit_code == 4, result.output
     assert "pass --max-rejects 100%" in plain(result.stderr)
     (record,) = (json.loads(line) for line in log.read_text().splitlines())
     assert record["message"].endswith("; pass --max-rejects 100% to never fail on rejects")
     assert "max_rejects" not in result.stderr and "set " not in record["message"]
     saved = json.loads((landing / ".failed" / "bad.csv.error.json").read_text())
-    assert saved["fix"] == {"setting": "max_rejects", "example": "100%",
-                            "note": "to never fail on rejects"}  # fmt: skip
+    assert saved["fix"] == {
+        "setting": "max_rejects",
+        "example": "100%",
+        "note": "to never fail on rejects",
+    }
 
 
 class _Clock:

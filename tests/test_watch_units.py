@@ -33,7 +33,7 @@ from churnctl.io.naming import derived_names, tagged_name
 from churnctl.io.rejects import NO_LIMIT
 from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.scoring.scorer import Scorer
-from churnctl.watch.arrivals import Events  # fmt: skip
+from churnctl.watch.arrivals import Events
 from churnctl.watch.disposal import Refusal, dispose, dispose_marker, move_aside, quarantine
 from churnctl.watch.manifest import Entry, ManifestError, open_manifest, read_manifest
 from churnctl.watch.watcher import Watcher, WatchSettings, published_counts
@@ -311,8 +311,15 @@ def test_batch_equals_stream(tmp_path: Path, scorer: Scorer) -> None:
     for seed in (1, 2):
         path = in_dir / f"p{seed}.csv"
         output, rejects = derived_names(path.name, file_sha256(path), "csv")
-        score_file(ScoreRequest(input=str(path), output=str(batch / output), scorer=scorer,
-                                rejects=str(batch / rejects), max_rejects=NO_LIMIT))  # fmt: skip
+        score_file(
+            ScoreRequest(
+                input=str(path),
+                output=str(batch / output),
+                scorer=scorer,
+                rejects=str(batch / rejects),
+                max_rejects=NO_LIMIT,
+            )
+        )
         for name in (output, rejects):
             assert (out_dir / name).read_bytes() == (batch / name).read_bytes()
         assert published_counts(out_dir / output, out_dir / rejects) == RowCounts(41, 38, 3)

@@ -166,14 +166,17 @@ class WatchProcess:
 
     def wait_ready(self) -> None:
         """Until the watcher says it is watching (its start-up is over)."""
-        wait_for(lambda: "watching " in self.stderr or self.process.poll() is not None,
-                 "the watcher to start")  # fmt: skip
+        wait_for(
+            lambda: "watching " in self.stderr or self.process.poll() is not None,
+            "the watcher to start",
+        )
         assert self.process.poll() is None, f"the watcher exited: {self.stderr}"
 
     def wait_scored(self, n: int) -> list[dict[str, object]]:
         """Until the JSON log holds at least ``n`` scored events (this log, all runs)."""
-        wait_for(lambda: len(self.scored()) >= n or self.process.poll() is not None,
-                 f"{n} scored files")  # fmt: skip
+        wait_for(
+            lambda: len(self.scored()) >= n or self.process.poll() is not None, f"{n} scored files"
+        )
         assert len(self.scored()) >= n, f"the watcher exited early: {self.stderr}"
         return self.scored()
 
@@ -201,18 +204,37 @@ class Watchers:
         self.base = base
         self.started: list[WatchProcess] = []
 
-    def start(self, in_dir: Path, out_dir: Path, *args: str, env: dict[str, str] | None = None,
-              log: Path | None = None) -> WatchProcess:  # fmt: skip
+    def start(
+        self,
+        in_dir: Path,
+        out_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> WatchProcess:
         """A watcher (``--settle 200`` unless given), its JSON log ``base/watch.jsonl``."""
         log = log or self.base / "watch.jsonl"
         err = self.base / f"watch-{len(self.started)}.err"
         settle = [] if "--settle" in args else ["--settle", "200"]
-        command = [*WATCH, str(in_dir), "--out", str(out_dir), "--log-json", str(log),
-                   *settle, *args]  # fmt: skip
+        command = [
+            *WATCH,
+            str(in_dir),
+            "--out",
+            str(out_dir),
+            "--log-json",
+            str(log),
+            *settle,
+            *args,
+        ]
         with err.open("wb") as stderr:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=stderr,
-                                       env=env or watch_env(), cwd=self.base)  # fmt: skip
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env or watch_env(),
+                cwd=self.base,
+            )
         watcher = WatchProcess(process, log, err)
         self.started.append(watcher)
         return watcher

@@ -229,8 +229,11 @@ def _log_input_rejects(train: str, passes: _Passes) -> RejectLog:
     try:
         log = RejectLog.for_source(passes.writer, source)
         fitting = passes.fitting
-        fitted = [s for s, at in zip(fitting.pipeline.stages, fitting.levels, strict=True)
-                  if at < fitting.pass_index]  # fmt: skip
+        fitted = [
+            s
+            for s, at in zip(fitting.pipeline.stages, fitting.levels, strict=True)
+            if at < fitting.pass_index
+        ]
         for part in source.batches:
             frame = frame_from_batch(
                 part.rows, fitting.pipeline.input_schema, decimal=passes.decimal
@@ -307,10 +310,14 @@ def fit_file(
         with rejects_sink as writer:
             try:
                 state = fit_state(
-                    request.train, pipeline=request.pipeline, read_options=request.read_options,
-                    max_rejects=request.max_rejects, rejects=writer, decimal=request.decimal,
+                    request.train,
+                    pipeline=request.pipeline,
+                    read_options=request.read_options,
+                    max_rejects=request.max_rejects,
+                    rejects=writer,
+                    decimal=request.decimal,
                     on_progress=on_progress,
-                )  # fmt: skip
+                )
             except NoValidRowsError as exc:
                 failure = exc
         if failure is not None:  # the rejects say why: published alone (no state)

@@ -61,10 +61,17 @@ def score_job(job: Job, scorer: Scorer) -> FileResult:
     """Score one input; its own ``ChurnctlError`` becomes its result."""
     try:
         output, rejects = _targets(job)
-        summary = score_file(ScoreRequest(
-            input=job.input, output=output, scorer=scorer, format=job.format, rejects=rejects,
-            max_rejects=job.max_rejects, read_options=job.read_options,
-        ))  # fmt: skip
+        summary = score_file(
+            ScoreRequest(
+                input=job.input,
+                output=output,
+                scorer=scorer,
+                format=job.format,
+                rejects=rejects,
+                max_rejects=job.max_rejects,
+                read_options=job.read_options,
+            )
+        )
     except ChurnctlError as exc:
         return FileResult(job.input, error=exc, process=os.getpid())
     return FileResult(job.input, output, rejects, summary, process=os.getpid())

@@ -52,8 +52,12 @@ class Joined:
         publication = stack.enter_context(publishing())
         # rejects first: a bad rejects path fails before anything is written
         rejects_stream = open_stream(rejects, "csv", publication, dash=sys.stderr.buffer)
-        self._rejects = Appender(stack.enter_context(rejects_stream), REJECTS_SCHEMA, "csv",
-                                  header_with_first_row=rejects == STDERR)  # fmt: skip
+        self._rejects = Appender(
+            stack.enter_context(rejects_stream),
+            REJECTS_SCHEMA,
+            "csv",
+            header_with_first_row=rejects == STDERR,
+        )
         output_stream = open_stream(output, fmt, publication)
         self._out = Appender(stack.enter_context(output_stream), schema, fmt)
         with interrupts.deferred():  # made and held for removal, or neither
@@ -90,8 +94,10 @@ def _parts_folder(output: str) -> str:
     try:
         return tempfile.mkdtemp(prefix=f".{name}.", suffix=".parts", dir=where)
     except OSError as exc:
-        raise OutputError(f"{where or tempfile.gettempdir()}: cannot write here "
-                          f"({exc.strerror or exc}); choose another path") from None  # fmt: skip
+        raise OutputError(
+            f"{where or tempfile.gettempdir()}: cannot write here "
+            f"({exc.strerror or exc}); choose another path"
+        ) from None
 
 
 class Appender:

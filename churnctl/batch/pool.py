@@ -117,8 +117,11 @@ def _run_in_pool(
     own.threads = threads
     todo = _Todo(jobs)
     pool = ProcessPoolExecutor(
-        workers - 1, mp_context=_context(), initializer=_start_worker, initargs=(scorer, threads),
-    )  # fmt: skip
+        workers - 1,
+        mp_context=_context(),
+        initializer=_start_worker,
+        initargs=(scorer, threads),
+    )
     dispatcher = _Dispatcher(pool, workers - 1, todo)
     arrow_threads = pa.cpu_count()
     received = 0

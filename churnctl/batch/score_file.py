@@ -61,8 +61,11 @@ class ScoreRequest:
         for name in ("input", "output"):
             check_path("ScoreRequest", name, getattr(self, name))
         check_type("ScoreRequest", "scorer", self.scorer, Scorer, "a Scorer")
-        optional = {"format": (str, "a format name (csv, jsonl, parquet)"),
-                    "rejects": (PATH_TYPES, PATH), "read_from": (PATH_TYPES, PATH)}  # fmt: skip
+        optional = {
+            "format": (str, "a format name (csv, jsonl, parquet)"),
+            "rejects": (PATH_TYPES, PATH),
+            "read_from": (PATH_TYPES, PATH),
+        }
         for name, (types, takes) in optional.items():
             check_optional("ScoreRequest", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
@@ -99,9 +102,12 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     source = None
     try:
         source = open_source(
-            request.input, scorer.required_columns, request.read_options,
-            read_from=request.read_from, columns=Columns(scorer.keep, every=scorer.keeps_all),
-        )  # fmt: skip
+            request.input,
+            scorer.required_columns,
+            request.read_options,
+            read_from=request.read_from,
+            columns=Columns(scorer.keep, every=scorer.keeps_all),
+        )
         schema = output_schema(scorer.kept_columns(source.columns))
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)

@@ -76,9 +76,13 @@ class FilesRequest:
         for name in self.inputs:
             check_path("FilesRequest", "inputs", name, f"a list of paths ({PATH})")
         check_type("FilesRequest", "scorer", self.scorer, Scorer, "a Scorer")
-        optional = {"out_dir": (PATH_TYPES, PATH), "output": (PATH_TYPES, PATH),
-                    "format": (str, "a format name (csv, jsonl, parquet)"),
-                    "rejects": (PATH_TYPES, PATH), "workers": (int, "a whole number")}  # fmt: skip
+        optional = {
+            "out_dir": (PATH_TYPES, PATH),
+            "output": (PATH_TYPES, PATH),
+            "format": (str, "a format name (csv, jsonl, parquet)"),
+            "rejects": (PATH_TYPES, PATH),
+            "workers": (int, "a whole number"),
+        }
         for name, (types, takes) in optional.items():
             check_optional("FilesRequest", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("FilesRequest", self.max_rejects)
@@ -140,8 +144,9 @@ def _score_into_folder(request: FilesRequest, on_file: FileDone | None) -> Files
     fmt = output_format(f"output.{request.format or DEFAULT_FORMAT}", request.format)
     out_dir = _writable_folder(Path(request.out_dir or "."))
     _check_distinct_names(request.inputs)
-    jobs = [_job(request, i, name, out_dir, fmt, part=False)
-            for i, name in enumerate(request.inputs)]  # fmt: skip
+    jobs = [
+        _job(request, i, name, out_dir, fmt, part=False) for i, name in enumerate(request.inputs)
+    ]
     results, workers = run_jobs(jobs, request.scorer, request.workers, _ignore, on_file)
     return FilesSummary(results, 0.0, workers, out_dir=str(out_dir))
 
@@ -158,13 +163,14 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     schema = output_schema(request.scorer.keep)
     with contextlib.ExitStack() as stack:  # publishes on success, else discards; parts removed
         joined = Joined(output, rejects, fmt, schema, stack)
-        jobs = [_job(request, i, name, joined.parts, fmt, part=True)
-                for i, name in enumerate(request.inputs)]  # fmt: skip
+        jobs = [
+            _job(request, i, name, joined.parts, fmt, part=True)
+            for i, name in enumerate(request.inputs)
+        ]
         with interrupts.steps():  # the parts: only the joined output ends the run
             results, workers = run_jobs(jobs, request.scorer, request.workers, joined.take, on_file)
         joined.close()
-    results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process)
-               for r in results]  # fmt: skip
+    results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process) for r in results]
     return FilesSummary(results, 0.0, workers, output=output, rejects=rejects)
 
 
@@ -193,8 +199,9 @@ def _check_distinct_names(inputs: Sequence[str]) -> None:
                     )
 
 
-def _job(request: FilesRequest, index: int, name: str, folder: str | Path, fmt: str,
-         *, part: bool) -> Job:  # fmt: skip
+def _job(
+    request: FilesRequest, index: int, name: str, folder: str | Path, fmt: str, *, part: bool
+) -> Job:
     return Job(index, name, str(folder), fmt, part, request.max_rejects, request.read_options)
 
 

@@ -18,17 +18,71 @@ if TYPE_CHECKING:
     from churnctl.scoring.scorer import Scorer
     from churnctl.watch.manifest import Entry, ManifestSummary
 
-FILE_KEYS = ("input", "output", "rejects", "rows_read", "rows_scored", "rows_rejected",
-             "seconds", "error", "exit_code")  # fmt: skip
-SCORE_KEYS = ("command", "rows_read", "rows_scored", "rows_rejected", "seconds", "output",
-              "rejects", "out_dir", "workers", "files", "failed", "exit_code", "model",
-              "state", "binding", "binding_check_skipped")  # fmt: skip
-INSPECT_KEYS = ("command", "compatible", "verdict", "model", "state", "binding",
-                "feature_names", "n_features", "stages", "provenance")  # fmt: skip
-STATUS_KEYS = ("command", "out_dir", "by_state", "rows_read", "rows_scored", "rows_rejected",
-               "manifest_bytes", "last", "failures")  # fmt: skip
-ENTRY_KEYS = ("input", "sha256", "state", "output", "rejects", "rows_read", "rows_scored",
-              "rows_rejected", "latency_ms", "attempts", "error")  # fmt: skip
+FILE_KEYS = (
+    "input",
+    "output",
+    "rejects",
+    "rows_read",
+    "rows_scored",
+    "rows_rejected",
+    "seconds",
+    "error",
+    "exit_code",
+)
+SCORE_KEYS = (
+    "command",
+    "rows_read",
+    "rows_scored",
+    "rows_rejected",
+    "seconds",
+    "output",
+    "rejects",
+    "out_dir",
+    "workers",
+    "files",
+    "failed",
+    "exit_code",
+    "model",
+    "state",
+    "binding",
+    "binding_check_skipped",
+)
+INSPECT_KEYS = (
+    "command",
+    "compatible",
+    "verdict",
+    "model",
+    "state",
+    "binding",
+    "feature_names",
+    "n_features",
+    "stages",
+    "provenance",
+)
+STATUS_KEYS = (
+    "command",
+    "out_dir",
+    "by_state",
+    "rows_read",
+    "rows_scored",
+    "rows_rejected",
+    "manifest_bytes",
+    "last",
+    "failures",
+)
+ENTRY_KEYS = (
+    "input",
+    "sha256",
+    "state",
+    "output",
+    "rejects",
+    "rows_read",
+    "rows_scored",
+    "rows_rejected",
+    "latency_ms",
+    "attempts",
+    "error",
+)
 
 
 def print_document(document: dict[str, Any]) -> None:
@@ -44,9 +98,15 @@ def one_file(summary: RunSummary, input: str) -> FileResult:
 
 
 def score_document(
-    files: list[FileResult], totals: RunSummary | FilesSummary, scorer: Scorer, *,
-    workers: int, out_dir: str | None, exit_code: int, message: Any = str,
-) -> dict[str, Any]:  # fmt: skip
+    files: list[FileResult],
+    totals: RunSummary | FilesSummary,
+    scorer: Scorer,
+    *,
+    workers: int,
+    out_dir: str | None,
+    exit_code: int,
+    message: Any = str,
+) -> dict[str, Any]:
     """``score --json``: the run's counts and targets, each input's result, the model pair."""
     from churnctl.scoring.binding import PairStatus
 
@@ -132,7 +192,17 @@ def status_document(out_dir: str, summary: ManifestSummary) -> dict[str, Any]:
 
 
 def _entry(entry: Entry) -> dict[str, Any]:
-    values = (entry.name, entry.sha256, entry.state, entry.output, entry.rejects,
-              entry.rows_read, entry.rows_scored, entry.rows_rejected,
-              getattr(entry, "latency_ms", None), entry.attempts, entry.error)  # fmt: skip
+    values = (
+        entry.name,
+        entry.sha256,
+        entry.state,
+        entry.output,
+        entry.rejects,
+        entry.rows_read,
+        entry.rows_scored,
+        entry.rows_rejected,
+        getattr(entry, "latency_ms", None),
+        entry.attempts,
+        entry.error,
+    )
     return dict(zip(ENTRY_KEYS, values, strict=True))

@@ -34,7 +34,7 @@ from churnctl.cli.options import (
     path_value,
     read_options,
     scorer_options,
-)  # fmt: skip
+)
 from churnctl.cli.report import pair_label, pair_warning, print_demo_note, rows_text
 from churnctl.errors import UsageError
 from churnctl.samples.bundled import MODEL, STATE, bundled
@@ -55,8 +55,9 @@ def _opt(metavar: str, help: str, *names: str, **kwargs: Any) -> Any:
 FlinkInput = Annotated[
     str | None, typer.Argument(metavar="INPUT", help="A CSV or Parquet file, or a folder of them.")
 ]
-OutDir = Annotated[Path | None, _opt("DIR", "Folder for scored/ and rejects/.", "--out",
-                                     parser=path_value)]  # fmt: skip
+OutDir = Annotated[
+    Path | None, _opt("DIR", "Folder for scored/ and rejects/.", "--out", parser=path_value)
+]
 Streaming = Annotated[bool, typer.Option(help="Keep reading new files in the folder.")]
 Parallelism = Annotated[int, _opt("N", "Parallel scoring workers.", min=1)]
 JobManager = Annotated[str | None, _opt("HOST:PORT", "Submit to this session cluster.")]
@@ -109,15 +110,27 @@ def flink_submit(
     _check_files(inputs, scorer, options, parallelism, streaming)
     # Java and the cluster last, and all before anything is written into --out
     home = None if emit is not None else preflight(input, out, jobmanager, from_savepoint)
-    spec = _spec(input, out, scorer, options, state=str(_state_file(given, out)),
-                 streaming=streaming, parallelism=parallelism,
-                 monitor_interval=monitor_interval, settle=settle / 1000)  # fmt: skip
+    spec = _spec(
+        input,
+        out,
+        scorer,
+        options,
+        state=str(_state_file(given, out)),
+        streaming=streaming,
+        parallelism=parallelism,
+        monitor_interval=monitor_interval,
+        settle=settle / 1000,
+    )
     pair_warning(scorer, stderr)
     if emit is not None:
         return _emit(emit, spec, scorer, jobmanager)
-    request = FlinkRequest(spec, jobmanager=jobmanager, from_savepoint=from_savepoint,
-                           max_rejects=parse_max_rejects(max_rejects),
-                           files=None if streaming else len(inputs))  # fmt: skip
+    request = FlinkRequest(
+        spec,
+        jobmanager=jobmanager,
+        from_savepoint=from_savepoint,
+        max_rejects=parse_max_rejects(max_rejects),
+        files=None if streaming else len(inputs),
+    )
     result = submit(request, home=home, on_event=_event_printer(quiet))
     print_demo_note(scorer.model_name, scorer.state.source)
     return _report(result, jobmanager, pair_label(scorer))
@@ -151,9 +164,12 @@ def _has_inputs(folder: Path) -> bool:
 
 
 def _scorer(
-    inputs: list[str], options: ReadOptions, state: Path | FeatureState, model: Path | None,
+    inputs: list[str],
+    options: ReadOptions,
+    state: Path | FeatureState,
+    model: Path | None,
     flags: ScorerOptions,
-) -> Scorer:  # fmt: skip
+) -> Scorer:
     """The scorer, with ``--keep '*'`` spelled out by the first input file's header: the
     part files of every input share one set of columns."""
     from churnctl.io.sources import read_columns
@@ -163,13 +179,16 @@ def _scorer(
     if not scorer.keeps_all:
         return scorer
     if not inputs:
-        raise UsageError("--keep '*' keeps the columns of the input files, and there is none "
-                         "yet: name the columns to keep")  # fmt: skip
+        raise UsageError(
+            "--keep '*' keeps the columns of the input files, and there is none "
+            "yet: name the columns to keep"
+        )
     return scorer.keeping(read_columns(inputs[0], options))
 
 
-def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parallelism: int,
-                 streaming: bool) -> None:  # fmt: skip
+def _check_files(
+    inputs: list[str], scorer: Scorer, options: ReadOptions, parallelism: int, streaming: bool
+) -> None:
     """A bounded job's inputs, each checked as ``score`` would (before Flink starts); and a
     note when there are fewer files than workers (one file is scored by one worker)."""
     from churnctl.flink.inputs import check_inputs
@@ -180,8 +199,9 @@ def _check_files(inputs: list[str], scorer: Scorer, options: ReadOptions, parall
     if len(inputs) < parallelism:
         stderr.print(
             f"Note: {len(inputs)} input file(s) for --parallelism {parallelism}: each file "
-            "is scored by one worker; split large files to use more workers", markup=False,
-        )  # fmt: skip
+            "is scored by one worker; split large files to use more workers",
+            markup=False,
+        )
 
 
 def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: Any) -> Any:
@@ -190,21 +210,28 @@ def _spec(input: str, out: Path, scorer: Scorer, options: ReadOptions, **job: An
 
     checkpoints = str((out / WORK_FOLDER / "checkpoints").resolve()) if job["streaming"] else None
     return FlinkJobSpec(
-        input=str(Path(input).resolve()), out_dir=str(out.resolve()), model=scorer.model_name,
-        delimiter=options.delimiter, encoding=options.encoding, checkpoint_dir=checkpoints,
-        **asdict(scorer.options), **job,
-    )  # fmt: skip
+        input=str(Path(input).resolve()),
+        out_dir=str(out.resolve()),
+        model=scorer.model_name,
+        delimiter=options.delimiter,
+        encoding=options.encoding,
+        checkpoint_dir=checkpoints,
+        **asdict(scorer.options),
+        **job,
+    )
 
 
 def _run_hint(job: Path, spec: FlinkJobSpec, jobmanager: str | None) -> None:
     """How to run the emitted job, as commands to paste (every word shell-quoted)."""
-    from churnctl.flink.submit import run_commands
+    from churnctl.flink.home import run_commands
 
     embedded, cluster = run_commands(job, spec, jobmanager)
-    stderr.print(f"wrote {job}; run it embedded with: {shlex.join(embedded)}",
-                 markup=False, soft_wrap=True)  # fmt: skip
-    stderr.print(f"or on a Flink session cluster with: {shlex.join(cluster)}",
-                 markup=False, soft_wrap=True)  # fmt: skip
+    stderr.print(
+        f"wrote {job}; run it embedded with: {shlex.join(embedded)}", markup=False, soft_wrap=True
+    )
+    stderr.print(
+        f"or on a Flink session cluster with: {shlex.join(cluster)}", markup=False, soft_wrap=True
+    )
 
 
 def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
@@ -217,15 +244,17 @@ def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
         Resuming,
         RowsSoFar,
         StaleStagingRemoved,
-    )  # fmt: skip
+    )
 
     def show(event: FlinkEvent) -> None:
         match event:
             case FileWarning(source, detail):  # shown even when quiet
                 line = f"Warning: {source}: {detail}"
             case StaleStagingRemoved(folders):
-                line = (f"removed {len(folders)} staging folder(s) of earlier runs that ended "
-                        f"without cleaning up: {', '.join(map(str, folders))}")  # fmt: skip
+                line = (
+                    f"removed {len(folders)} staging folder(s) of earlier runs that ended "
+                    f"without cleaning up: {', '.join(map(str, folders))}"
+                )
             case _ if quiet:
                 return
             case JobStarting(None, streaming, log):
@@ -235,8 +264,10 @@ def _event_printer(quiet: bool) -> Callable[[FlinkEvent], None]:
             case JobStarting(jobmanager, _, log):
                 line = f"submitting to the Flink cluster at {jobmanager}; log: {log}"
             case Resuming(checkpoint):
-                line = (f"resuming from the latest checkpoint, {checkpoint}: the files read "
-                        "before it are not read again")  # fmt: skip
+                line = (
+                    f"resuming from the latest checkpoint, {checkpoint}: the files read "
+                    "before it are not read again"
+                )
             case JobSubmitted(job_id, web_ui):
                 line = f"job {job_id} submitted" + (f"; web UI: {web_ui}" if web_ui else "")
             case FilesSoFar(done, total):
@@ -289,10 +320,24 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     if not result.finished:
         stdout.print(result.job_id or "", markup=False, soft_wrap=True)
         url = f"http://{jobmanager}/#/job/running/{result.job_id}/overview"
-        stop = shlex.join(["churnctl", "flink-submit", "--stop", result.job_id or "JOB_ID",
-                           "--savepoint", "DIR", "--jobmanager", str(jobmanager)])  # fmt: skip
-        stderr.print(f"submitted streaming job {result.job_id}: {url}; log: {result.log}; "
-                     f"{pair}; stop it with: {stop}", markup=False, soft_wrap=True)  # fmt: skip
+        stop = shlex.join(
+            [
+                "churnctl",
+                "flink-submit",
+                "--stop",
+                result.job_id or "JOB_ID",
+                "--savepoint",
+                "DIR",
+                "--jobmanager",
+                str(jobmanager),
+            ]
+        )
+        stderr.print(
+            f"submitted streaming job {result.job_id}: {url}; log: {result.log}; "
+            f"{pair}; stop it with: {stop}",
+            markup=False,
+            soft_wrap=True,
+        )
         return
     for file in result.failed:
         error_line(f"{file.source}: {file.detail}")
@@ -303,8 +348,9 @@ def _report(result: FlinkResult, jobmanager: str | None, pair: str) -> None:
     stderr.print(
         f"{files}: {rows_text(result.rows, result.seconds)} → {result.out_dir / SCORED}; "
         f"rejects → {result.out_dir / REJECTS}; {pair}",
-        markup=False, soft_wrap=True,
-    )  # fmt: skip
+        markup=False,
+        soft_wrap=True,
+    )
     if result.failed:
         raise FilesFailedError(
             f"{len(result.failed):,} of {len(result.files):,} files were "

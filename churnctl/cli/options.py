@@ -83,10 +83,11 @@ def decimal_value(value: str) -> str:
 DecimalOpt = Annotated[
     str,
     typer.Option(
-        metavar=".|,", parser=decimal_value,
+        metavar=".|,",
+        parser=decimal_value,
         help="Decimal mark of numbers in text input: . or , (101348,88); no thousands separators.",
     ),
-]  # fmt: skip
+]
 PipelineOpt = Annotated[
     str | None,
     typer.Option(
@@ -119,33 +120,42 @@ def output_file(help: str) -> Any:
 InputArg = Annotated[
     list[str],
     typer.Argument(
-        metavar="INPUT", parser=text_value, show_default=False,
+        metavar="INPUT",
+        parser=text_value,
+        show_default=False,
         help="CSV, CSV.gz or Parquet files, folders of them, or glob patterns; - reads stdin.",
     ),
-]  # fmt: skip
+]
 ScoreOutput = Annotated[
     str | None,
     typer.Option(
-        "-o", "--output", metavar="FILE", parser=text_value, show_default=False,
+        "-o",
+        "--output",
+        metavar="FILE",
+        parser=text_value,
+        show_default=False,
         help="Output .csv, .jsonl or .parquet file, all inputs in order; - (the default) writes "
         "CSV to stdout.",
     ),
-]  # fmt: skip
+]
 OutDirOpt = Annotated[
     Path | None,
     typer.Option(
-        metavar="DIR", parser=path_value,
+        metavar="DIR",
+        parser=path_value,
         help="One output and one rejects file per input here, named as watch names them.",
     ),
-]  # fmt: skip
+]
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
-        metavar="N", min=1, show_default=False,
+        metavar="N",
+        min=1,
+        show_default=False,
         help="Processes scoring files at once (default: the number of cores; 1: one after the "
         "other, in this process).",
     ),
-]  # fmt: skip
+]
 TrainOpt = Annotated[
     str | None,
     typer.Option(metavar="FILE", parser=text_value, help="Fit a state on this file first."),
@@ -177,9 +187,12 @@ def scorer_options(
     from churnctl.scoring.scorer import ScorerOptions
 
     return ScorerOptions(
-        keep=tuple(parse_keep(keep)), threshold=threshold,
-        allow_state_mismatch=allow_state_mismatch, logits=logits, decimal=decimal,
-    )  # fmt: skip
+        keep=tuple(parse_keep(keep)),
+        threshold=threshold,
+        allow_state_mismatch=allow_state_mismatch,
+        logits=logits,
+        decimal=decimal,
+    )
 
 
 SettleMs = Annotated[
@@ -203,10 +216,11 @@ FormatOpt = Annotated[
 RejectsOpt = Annotated[
     str | None,
     typer.Option(
-        metavar="FILE", parser=text_value,
+        metavar="FILE",
+        parser=text_value,
         help="Rejects CSV (default: named after the output, beside it); - writes it to stderr.",
     ),
-]  # fmt: skip
+]
 MaxRejects = Annotated[
     str,
     typer.Option(

@@ -52,8 +52,13 @@ class _Display:
 
         columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
         if measured:
-            columns += [BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[rows]:,} rows"),
-                        TextColumn("ETA"), TimeRemainingColumn()]  # fmt: skip
+            columns += [
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rows]:,} rows"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            ]
         else:
             columns += [TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
         self._bar = Progress(*columns, console=stderr, transient=True)

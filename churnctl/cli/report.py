@@ -35,9 +35,10 @@ def pair_warning(scorer: Scorer, console: Console) -> None:
 def _demo_note(model: str | Path, state: str | Path) -> str | None:
     """The note that the bundled demo model and/or state stood in for the user's own."""
     demo = " and ".join(
-        name for name, path, relative in (("model", model, MODEL), ("state", state, STATE))
+        name
+        for name, path, relative in (("model", model, MODEL), ("state", state, STATE))
         if _is_bundled(path, relative)
-    )  # fmt: skip
+    )
     if not demo:
         return None
     return (

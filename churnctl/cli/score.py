@@ -47,7 +47,7 @@ from churnctl.cli.options import (
     read_options,
     scorer_options,
     text_value,
-)  # fmt: skip
+)
 from churnctl.cli.progress import progress
 from churnctl.cli.report import (
     pair_label,
@@ -87,10 +87,14 @@ def fit(
     from churnctl.batch.fit_file import FitRequest, fit_file
 
     request = FitRequest(
-        train=train, output=str(output), pipeline=pipeline, rejects=rejects,
+        train=train,
+        output=str(output),
+        pipeline=pipeline,
+        rejects=rejects,
         max_rejects=parse_max_rejects(max_rejects),
-        read_options=read_options(delimiter, encoding), decimal=decimal,
-    )  # fmt: skip
+        read_options=read_options(delimiter, encoding),
+        decimal=decimal,
+    )
     from churnctl.scoring.binding import short
 
     with progress("fitting") as advance:
@@ -168,18 +172,33 @@ def score(
 
 
 def _print_score_document(
-    files: list[FileResult], totals: RunSummary | FilesSummary, scorer: Scorer, workers: int,
-    out_dir: str | None, exit_code: int,
-) -> None:  # fmt: skip
-    document = score_document(files, totals, scorer, workers=workers, out_dir=out_dir,
-                              exit_code=exit_code, message=flag_message)  # fmt: skip
+    files: list[FileResult],
+    totals: RunSummary | FilesSummary,
+    scorer: Scorer,
+    workers: int,
+    out_dir: str | None,
+    exit_code: int,
+) -> None:
+    document = score_document(
+        files,
+        totals,
+        scorer,
+        workers=workers,
+        out_dir=out_dir,
+        exit_code=exit_code,
+        message=flag_message,
+    )
     print_document(document)
 
 
 def _check_targets(
-    inputs: list[str], one: bool, output: str | None, out_dir: Path | None,
-    rejects: str | None, others: dict[str, str | Path | None],
-) -> None:  # fmt: skip
+    inputs: list[str],
+    one: bool,
+    output: str | None,
+    out_dir: Path | None,
+    rejects: str | None,
+    others: dict[str, str | Path | None],
+) -> None:
     """Refuse, before any work, a file written that is a file read (or two writes in one)."""
     from churnctl.io.rejects import rejects_path
 
@@ -192,10 +211,12 @@ def _check_targets(
     for name in inputs:
         check_distinct(
             {"input": name, **read},
-            {"output": None if out_dir else target,
-             "rejects": rejects or (rejects_path(target) if one else None),
-             "saved state": others["saved state"]},
-        )  # fmt: skip
+            {
+                "output": None if out_dir else target,
+                "rejects": rejects or (rejects_path(target) if one else None),
+                "saved state": others["saved state"],
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -213,9 +234,14 @@ def _score_one(input: str, output: str, run: _Run) -> RunSummary:
     from churnctl.batch.score_file import ScoreRequest, score_file
 
     request = ScoreRequest(
-        input=input, output=output, scorer=run.scorer, format=run.format, rejects=run.rejects,
-        max_rejects=run.max_rejects, read_options=run.read_options,
-    )  # fmt: skip
+        input=input,
+        output=output,
+        scorer=run.scorer,
+        format=run.format,
+        rejects=run.rejects,
+        max_rejects=run.max_rejects,
+        read_options=run.read_options,
+    )
     with progress("scoring") as advance:
         return score_file(request, on_progress=advance)
 
@@ -226,10 +252,16 @@ def _score_many(
     from churnctl.batch.score_files import FilesRequest, score_files
 
     files = FilesRequest(
-        inputs=inputs, out_dir=out_dir, output=output, workers=workers, scorer=run.scorer,
-        format=run.format, rejects=run.rejects, max_rejects=run.max_rejects,
+        inputs=inputs,
+        out_dir=out_dir,
+        output=output,
+        workers=workers,
+        scorer=run.scorer,
+        format=run.format,
+        rejects=run.rejects,
+        max_rejects=run.max_rejects,
         read_options=run.read_options,
-    )  # fmt: skip
+    )
     with _files_progress(len(inputs)) as on_file:
         return score_files(files, on_file=on_file)
 
@@ -262,8 +294,11 @@ def _files_progress(total: int) -> Iterator[Callable[[FileResult], None] | None]
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    columns = (SpinnerColumn(), TextColumn("{task.completed:,}/{task.total:,} files"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} files"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task("scoring", total=total)
         yield lambda result: bar.advance(task)
@@ -296,8 +331,9 @@ def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) 
     _summary_line(f"{files}, {outcome.workers} worker(s): ", outcome, where, scorer)
     if as_json:
         code = FilesFailedError.exit_code if failed else 0
-        _print_score_document(outcome.results, outcome, scorer, outcome.workers,
-                              outcome.out_dir, code)  # fmt: skip
+        _print_score_document(
+            outcome.results, outcome, scorer, outcome.workers, outcome.out_dir, code
+        )
     if failed:
         left = "the others are" if len(failed) < len(outcome.results) else "nothing is"
         raise FilesFailedError(

@@ -39,7 +39,7 @@ from churnctl.cli.options import (
     path_value,
     read_options,
     scorer_options,
-)  # fmt: skip
+)
 from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
 from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
 from churnctl.io.formats import DEFAULT_PATTERNS
@@ -61,9 +61,13 @@ def _opt(metavar: str, help: str, *names: str) -> Any:
 
 OutDir = Annotated[
     Path | None,
-    typer.Option("--out", metavar="DIR", parser=path_value,
-                 help="Folder for outputs, rejects and the manifest (.churnctl/)."),
-]  # fmt: skip
+    typer.Option(
+        "--out",
+        metavar="DIR",
+        parser=path_value,
+        help="Folder for outputs, rejects and the manifest (.churnctl/).",
+    ),
+]
 InDir = Annotated[
     Path | None,
     typer.Argument(metavar="IN_DIR", parser=path_value, help="Landing folder to watch."),
@@ -124,13 +128,23 @@ def watch(
     scorer = scorer_from(load_state(state or bundled(STATE)), model or bundled(MODEL), flags)
     pair_warning(scorer, stderr)
     settings = WatchSettings(
-        in_dir=_required(in_dir, "IN_DIR"), out_dir=_required(out, "--out DIR"), scorer=scorer,
-        format=format, max_rejects=parse_max_rejects(max_rejects),
+        in_dir=_required(in_dir, "IN_DIR"),
+        out_dir=_required(out, "--out DIR"),
+        scorer=scorer,
+        format=format,
+        max_rejects=parse_max_rejects(max_rejects),
         read_options=read_options(delimiter, encoding),
-        rules=NameRules(tuple(pattern), done_marker), settle=settle / 1000, rescan=rescan,
-        poll=poll, after=after, archive_dir=archive_dir, retain_days=retain,
-        max_attempts=max_attempts, reprocess_changed=reprocess_changed, once=once,
-    )  # fmt: skip
+        rules=NameRules(tuple(pattern), done_marker),
+        settle=settle / 1000,
+        rescan=rescan,
+        poll=poll,
+        after=after,
+        archive_dir=archive_dir,
+        retain_days=retain,
+        max_attempts=max_attempts,
+        reprocess_changed=reprocess_changed,
+        once=once,
+    )
     report = _run(settings, log_json)
     _print_report(report, settings)
     if settings.once and report.failed:  # a watcher stopped by a signal exits 0: see .failed/
@@ -181,8 +195,12 @@ def _json_log(target: str | None) -> Iterator[IO[str] | None]:
 
 
 def _json_line(event: WatchEvent) -> str:
-    record: dict[str, Any] = {"event": event.kind, "input": event.input, "output": event.output,
-                              "rejects": event.rejects}  # fmt: skip
+    record: dict[str, Any] = {
+        "event": event.kind,
+        "input": event.input,
+        "output": event.output,
+        "rejects": event.rejects,
+    }
     if event.counts is not None:
         record |= {f"rows_{k}": v for k, v in asdict(event.counts).items()}
     message = _event_message(event) or None
@@ -229,8 +247,9 @@ class _Status:
         if stderr.is_terminal:
             from rich.live import Live
 
-            self.live = Live(get_renderable=self._panel, console=stderr, refresh_per_second=4,
-                             transient=False)  # fmt: skip
+            self.live = Live(
+                get_renderable=self._panel, console=stderr, refresh_per_second=4, transient=False
+            )
             self.live.__enter__()
         return self
 
@@ -263,10 +282,13 @@ class _Status:
         table = Table.grid(padding=(0, 2))
         for label, value in (
             ("files", f"{report.scored:,} done, {pending:,} pending, {report.failed:,} failed"),
-            ("rows", f"{report.rows.read:,} read, {report.rows.rejected:,} rejected, "
-                     f"{self.rate.rate():,.0f} rows/s (last {RATE_WINDOW:g} s)"),
+            (
+                "rows",
+                f"{report.rows.read:,} read, {report.rows.rejected:,} rejected, "
+                f"{self.rate.rate():,.0f} rows/s (last {RATE_WINDOW:g} s)",
+            ),
             ("latency", f"last {_ms(last)}, p99 {_ms(p99)}"),
-        ):  # fmt: skip
+        ):
             table.add_row(label, value)
         return table
 
@@ -284,8 +306,10 @@ def _event_line(event: WatchEvent) -> str:
     if event.kind == "started":  # the folder is locked and watched: only now say so
         return f"watching {event.input} → {event.output}"
     if event.kind == "scored" and event.counts is not None:
-        return (f"scored {event.input}: {event.counts.read:,} rows ({event.counts.rejected:,} "
-                f"rejected) in {_ms(event.latency_ms)} → {event.output}")  # fmt: skip
+        return (
+            f"scored {event.input}: {event.counts.read:,} rows ({event.counts.rejected:,} "
+            f"rejected) in {_ms(event.latency_ms)} → {event.output}"
+        )
     message = _event_message(event)
     if event.kind == "failed":
         moved = f" (moved to {event.output})" if event.output else ""
@@ -298,10 +322,12 @@ def _print_report(report: WatchReport, settings: WatchSettings) -> None:
     stderr.print(
         f"watch stopped: {report.scored:,} file(s) scored, {report.failed:,} failed; "
         f"{report.rows.read:,} rows read: {report.rows.scored:,} scored, "
-        f"{report.rows.rejected:,} rejected" + (left if report.left else "")
+        f"{report.rows.rejected:,} rejected"
+        + (left if report.left else "")
         + f"; {pair_label(settings.scorer)}",
-        markup=False, soft_wrap=True,
-    )  # fmt: skip
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @command

@@ -121,8 +121,11 @@ def _mixed_as_text(frame: Any, pandas: Any) -> Any:
     among floats as 0.0).
     """
     infer = pandas.api.types.infer_dtype  # compiled: no Python loop over a uniform column
-    mixed = [i for i, (_, series) in enumerate(frame.items())
-             if series.dtype == object and infer(series, skipna=True) not in UNIFORM]  # fmt: skip
+    mixed = [
+        i
+        for i, (_, series) in enumerate(frame.items())
+        if series.dtype == object and infer(series, skipna=True) not in UNIFORM
+    ]
     if not mixed:
         return frame
     copied = frame.copy(deep=False)

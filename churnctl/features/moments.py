@@ -69,10 +69,11 @@ class Moments:
             delta = (other.hi - self.hi) + (other.lo - self.lo)
             hi, lo = _two_sum(self.hi, self.lo + delta * (other.n / n))
             squares = [
-                (self.scale, self.ssq), (other.scale, other.ssq),
+                (self.scale, self.ssq),
+                (other.scale, other.ssq),
                 (np.abs(delta) * np.sqrt(self.n * (other.n / n)), 1.0),
                 (_rounding(hi, lo) * np.sqrt(n), 1.0),
-            ]  # fmt: skip
+            ]
             removed = [(_rounding(m.hi, m.lo) * np.sqrt(m.n), 1.0) for m in (self, other)]
             scale, ssq = _sum_of_squares(squares, removed)
         constant = self.constant & other.constant & (self.first == other.first)

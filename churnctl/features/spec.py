@@ -55,12 +55,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A scikit-learn training script's layout (ColumnTransformer order), population std.
     "sklearn": _preset(
         [
-            "GeographyVec", "CreditScore", "GenderIndex", "Age", "Tenure", "Balance",
-            "NumOfProducts", "HasCrCard", "IsActiveMember", "EstimatedSalary",
+            "GeographyVec",
+            "CreditScore",
+            "GenderIndex",
+            "Age",
+            "Tenure",
+            "Balance",
+            "NumOfProducts",
+            "HasCrCard",
+            "IsActiveMember",
+            "EstimatedSalary",
         ],
         ddof=0,
     ),
-}  # fmt: skip
+}
 DEFAULT_PRESET = "reference"
 
 

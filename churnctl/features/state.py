@@ -33,9 +33,14 @@ from churnctl.features.state_format import (
 from churnctl.version import package_version
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "FeatureState", "canonical_json", "content_checksum",
-    "load_state", "state_from_text",
-]  # fmt: skip
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FeatureState",
+    "canonical_json",
+    "content_checksum",
+    "load_state",
+    "state_from_text",
+]
 
 # What the fingerprint covers: what the state computes, not where or when it was fitted.
 FINGERPRINT_KEYS = ("format_version", "input_schema", "stages", "output")
@@ -111,8 +116,9 @@ def _schema_columns(pipeline: FeaturePipeline) -> list[dict[str, Any]]:
 
 def _probe_frame(pipeline: FeaturePipeline) -> Frame:
     """One synthetic row, to check that the stages' fitted sizes agree with each other."""
-    columns: dict[str, Any] = {name: pa.array([None], pa.string()) for name in
-                               pipeline.input_schema.categorical}  # fmt: skip
+    columns: dict[str, Any] = {
+        name: pa.array([None], pa.string()) for name in pipeline.input_schema.categorical
+    }
     columns.update({name: np.zeros(1) for name in pipeline.input_schema.numeric})
     return Frame.from_columns(columns)
 

@@ -28,8 +28,14 @@ STATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": [
-        "format", "format_version", "churnctl_version", "input_schema", "stages",
-        "output", "provenance", "checksum",
+        "format",
+        "format_version",
+        "churnctl_version",
+        "input_schema",
+        "stages",
+        "output",
+        "provenance",
+        "checksum",
     ],
     "properties": {
         "format": {"const": FORMAT},
@@ -39,27 +45,36 @@ STATE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "required": ["columns"],
-            "properties": {"columns": {"type": "array", "items": {
+            "properties": {
+                "columns": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "type"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "type": {"enum": ["category", "number"]},
+                            "vocabulary": _STRINGS,
+                        },
+                    },
+                }
+            },
+        },
+        "stages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["name", "type"],
+                "required": ["type", "params", "fitted"],
                 "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "type": {"enum": ["category", "number"]},
-                    "vocabulary": _STRINGS,
+                    "type": {"enum": sorted(STAGE_TYPES)},
+                    "params": {"type": "object"},
+                    "fitted": {"type": "object"},
                 },
-            }}},
-        },
-        "stages": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["type", "params", "fitted"],
-            "properties": {
-                "type": {"enum": sorted(STAGE_TYPES)},
-                "params": {"type": "object"},
-                "fitted": {"type": "object"},
             },
-        }},
+        },
         "output": {
             "type": "object",
             "additionalProperties": False,
@@ -69,8 +84,14 @@ STATE_SCHEMA: dict[str, Any] = {
         "provenance": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["training_file", "training_sha256", "rows", "rows_rejected",
-                         "fitted_at", "pipeline"],
+            "required": [
+                "training_file",
+                "training_sha256",
+                "rows",
+                "rows_rejected",
+                "fitted_at",
+                "pipeline",
+            ],
             "properties": {
                 "training_file": {"type": "string"},
                 "training_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
@@ -82,7 +103,7 @@ STATE_SCHEMA: dict[str, Any] = {
         },
         "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
     },
-}  # fmt: skip
+}
 
 
 _ITEMS = jsonschema.Draft202012Validator.VALIDATORS["items"]

@@ -35,8 +35,10 @@ def check_layout(source: Path, out_dir: Path) -> None:
     read, out = Path(source).resolve(), Path(out_dir).resolve()
     kind = "folder" if read.is_dir() else "file"
     if out == read:
-        raise UsageError(f"the output folder {out} is the input {kind}: Flink would read the "
-                         "job's own output as input; choose another output folder")  # fmt: skip
+        raise UsageError(
+            f"the output folder {out} is the input {kind}: Flink would read the "
+            "job's own output as input; choose another output folder"
+        )
     if kind == "folder" and out.is_relative_to(read) and not hidden_below(out, read):
         raise UsageError(
             f"the output folder {out} lies inside the input folder {read}: Flink would read "
@@ -44,9 +46,11 @@ def check_layout(source: Path, out_dir: Path) -> None:
             f"sub-folder of it (a name starting with {' or '.join(map(repr, HIDDEN))})"
         )
     if read.is_relative_to(out):
-        raise UsageError(f"the input {kind} {read} lies inside the output folder {out}: the "
-                         "job would write where it reads; choose an output folder that does "
-                         "not hold the input")  # fmt: skip
+        raise UsageError(
+            f"the input {kind} {read} lies inside the output folder {out}: the "
+            "job would write where it reads; choose an output folder that does "
+            "not hold the input"
+        )
 
 
 def hidden_below(path: Path, folder: Path) -> bool:

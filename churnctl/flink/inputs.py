@@ -25,11 +25,15 @@ def check_paths(input: str, out_dir: str) -> None:
     an input it would not read at all (a hidden name)."""
     for what, path in (("input", input), ("output folder", out_dir)):
         if "\\" in str(Path(path).resolve()):
-            raise UsageError(f"{path}: Flink reads a backslash in a path as '/', so it cannot "
-                             f"use this {what}; rename it without a backslash")  # fmt: skip
+            raise UsageError(
+                f"{path}: Flink reads a backslash in a path as '/', so it cannot "
+                f"use this {what}; rename it without a backslash"
+            )
     if Path(input).resolve().name.startswith((".", "_")):
-        raise UsageError(f"{input}: Flink skips a name that starts with '.' or '_', so it "
-                         "would read nothing of this input; rename it")  # fmt: skip
+        raise UsageError(
+            f"{input}: Flink skips a name that starts with '.' or '_', so it "
+            "would read nothing of this input; rename it"
+        )
 
 
 def check_inputs(files: list[str], scorer: Scorer, options: ReadOptions) -> None:
@@ -39,9 +43,11 @@ def check_inputs(files: list[str], scorer: Scorer, options: ReadOptions) -> None
     for folder in sorted({str(Path(f).parent) for f in files}):
         others = scan_folder(Path(folder), NameRules()).others
         for name, stat in sorted(others.items()):
-            raise InputError(f"{Path(folder) / name}: is a {kind_of(stat.st_mode)}, not a "
-                             "regular file: Flink would read it; move it out of the input "
-                             "folder")  # fmt: skip
+            raise InputError(
+                f"{Path(folder) / name}: is a {kind_of(stat.st_mode)}, not a "
+                "regular file: Flink would read it; move it out of the input "
+                "folder"
+            )
     for file in files:
         opened = open_source(file, scorer.required_columns, options, columns=Columns(scorer.keep))
         opened.close()

@@ -106,10 +106,12 @@ def run_job(spec: FlinkJobSpec, *, on_submitted: Callable[[str], None] | None = 
     env = job_environment(spec)
     reading = FileReading(spec.read_options, settle=spec.settle if spec.streaming else 0.0)
     chunks = (
-        listed_files(env, spec).rebalance()
+        listed_files(env, spec)
+        .rebalance()
         .flat_map(ScoreFiles(scorer, reading), Types.TUPLE([Types.STRING(), Types.STRING()]))
-        .name("churnctl: score each file").uid("churnctl-score")
-    )  # fmt: skip
+        .name("churnctl: score each file")
+        .uid("churnctl-score")
+    )
     write_outputs(chunks, Path(spec.out_dir))
     client = env.execute_async(f"churnctl: scoring {Path(spec.input).name}")
     if on_submitted is not None:
@@ -124,7 +126,8 @@ def write_outputs(chunks: Any, out_dir: Path) -> None:
 
     for output in OUTPUTS:
         text = chunks.filter(lambda chunk, o=output: chunk[0] == o).map(
-            lambda chunk: chunk[1], Types.STRING())  # fmt: skip
+            lambda chunk: chunk[1], Types.STRING()
+        )
         sink = part_file_sink(out_dir / output)
         text.sink_to(sink).name(f"{output}/").uid(f"sink-{output}")
 
@@ -167,7 +170,8 @@ def job_settings(spec: FlinkJobSpec) -> dict[str, str]:
     if spec.checkpoint_dir is not None:
         settings["execution.checkpointing.dir"] = as_uri(spec.checkpoint_dir)
         settings["execution.checkpointing.externalized-checkpoint-retention"] = (
-            "RETAIN_ON_CANCELLATION")  # fmt: skip
+            "RETAIN_ON_CANCELLATION"
+        )
         latest = latest_checkpoint(Path(spec.checkpoint_dir)) if _embedded() else None
         if latest is not None:
             settings["execution.state-recovery.path"] = as_uri(str(latest))
@@ -240,7 +244,7 @@ def part_file_sink(folder: Path) -> Any:
         FileSink,
         OutputFileConfig,
         RollingPolicy,
-    )  # fmt: skip
+    )
 
     names = OutputFileConfig.builder().with_part_prefix("part").with_part_suffix(".csv").build()
     return (
@@ -254,8 +258,11 @@ def part_file_sink(folder: Path) -> Any:
 
 def output_columns(keep: tuple[str, ...]) -> dict[str, list[str]]:
     """The columns of each output's part files."""
-    return {SCORED: output_schema(keep).names, REJECTS: REJECTS_SCHEMA.names,
-            FILES: list(FILES_COLUMNS)}  # fmt: skip
+    return {
+        SCORED: output_schema(keep).names,
+        REJECTS: REJECTS_SCHEMA.names,
+        FILES: list(FILES_COLUMNS),
+    }
 
 
 def write_schema(out_dir: Path, columns: dict[str, list[str]]) -> Path:

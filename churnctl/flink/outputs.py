@@ -77,11 +77,16 @@ def changed_after_read(result: FlinkResult) -> list[FileCounts]:
         except (FileNotFoundError, NotADirectoryError):
             continue  # removed after it was read: nothing of it is lost
         if done.status != FAILED and (now.st_size, now.st_mtime_ns) != (done.bytes, done.mtime_ns):
-            detail = (f"changed after the job read it ({done.bytes:,} bytes read, "
-                      f"{now.st_size:,} now): what changed was not scored; write files "
-                      "elsewhere and rename them into the folder when complete")  # fmt: skip
-            changed.append(replace(done, bytes=now.st_size, mtime_ns=now.st_mtime_ns,
-                                   status=CHANGED, detail=detail))  # fmt: skip
+            detail = (
+                f"changed after the job read it ({done.bytes:,} bytes read, "
+                f"{now.st_size:,} now): what changed was not scored; write files "
+                "elsewhere and rename them into the folder when complete"
+            )
+            changed.append(
+                replace(
+                    done, bytes=now.st_size, mtime_ns=now.st_mtime_ns, status=CHANGED, detail=detail
+                )
+            )
     return changed
 
 

@@ -35,15 +35,24 @@ def _nothing(*args: object) -> None:
 
 
 def run_logged(
-    command: list[str], env: dict[str, str], log: BinaryIO, *,
-    on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None,
+    command: list[str],
+    env: dict[str, str],
+    log: BinaryIO,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
     every: float = 2.0,
-) -> tuple[int, str]:  # fmt: skip
+) -> tuple[int, str]:
     """Run ``command`` in a group of its own; its exit code and the tail of its output."""
     launcher = [sys.executable, "-m", "churnctl.flink.launch", str(os.getpid()), *command]
-    process = subprocess.Popen(launcher, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        launcher,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     output = _Output(log, on_line or _nothing)
     try:
         _pump(process, output, on_tick or _nothing, every)
@@ -77,9 +86,11 @@ def _signal_group(group: int, signum: int) -> None:
 
 
 def _pump(
-    process: subprocess.Popen[bytes], output: _Output, on_tick: Callable[[], None],
+    process: subprocess.Popen[bytes],
+    output: _Output,
+    on_tick: Callable[[], None],
     every: float,
-) -> None:  # fmt: skip
+) -> None:
     """Read the output to its end, ticking; at most ``DRAIN`` s more once the command ended."""
     assert process.stdout is not None
     fd = process.stdout.fileno()

@@ -25,8 +25,10 @@ def split_address(jobmanager: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8081`` too) as (host, port); a UsageError otherwise."""
     host, _, port = jobmanager.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"the job manager must be HOST:PORT, got {jobmanager!r}",
-                         fix=Fix("jobmanager", "127.0.0.1:8081"))  # fmt: skip
+        raise UsageError(
+            f"the job manager must be HOST:PORT, got {jobmanager!r}",
+            fix=Fix("jobmanager", "127.0.0.1:8081"),
+        )
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
@@ -44,9 +46,11 @@ def check_rest(jobmanager: str, timeout: float | None = None) -> str:
         config = None
     version = config.get("flink-version") if isinstance(config, dict) else None
     if status != 200 or not version:
-        raise FlinkError(f"{jobmanager} answers HTTP ({status} {reason}) but is not a Flink "
-                         "REST endpoint: GET /config gave no flink-version",
-                         fix=_REST_FIX)  # fmt: skip
+        raise FlinkError(
+            f"{jobmanager} answers HTTP ({status} {reason}) but is not a Flink "
+            "REST endpoint: GET /config gave no flink-version",
+            fix=_REST_FIX,
+        )
     return str(version)
 
 
@@ -68,8 +72,10 @@ def request(jobmanager: str, method: str, path: str, timeout: float) -> tuple[in
         try:
             connection.connect()
         except OSError as exc:
-            raise FlinkError(f"cannot reach the Flink cluster at {jobmanager} "
-                             f"({_reason(exc, timeout)}); is it running?") from None  # fmt: skip
+            raise FlinkError(
+                f"cannot reach the Flink cluster at {jobmanager} "
+                f"({_reason(exc, timeout)}); is it running?"
+            ) from None
         try:
             connection.request(method, path, headers={"Accept": "application/json"})
             response = connection.getresponse()
@@ -89,8 +95,10 @@ def _not_rest(jobmanager: str, exc: Exception, timeout: float, expired: bool) ->
         what = f"sent no answer within {timeout:g} s"
     else:
         what = f"gave no HTTP answer ({_reason(exc, timeout)})"
-    return FlinkError(f"{jobmanager} accepted the connection but {what}: it is not a Flink "
-                      "REST endpoint", fix=_REST_FIX)  # fmt: skip
+    return FlinkError(
+        f"{jobmanager} accepted the connection but {what}: it is not a Flink REST endpoint",
+        fix=_REST_FIX,
+    )
 
 
 def _reason(exc: BaseException, timeout: float) -> str:

@@ -34,11 +34,16 @@ def check_same_job(path: Path, spec: FlinkJobSpec, resuming: bool) -> None:
 def job_identity(spec: FlinkJobSpec) -> dict[str, object]:
     """What makes two streaming runs one job: what they read, score with, and write."""
     return {
-        "input": spec.input, "state": load_state(Path(spec.state)).fingerprint,
+        "input": spec.input,
+        "state": load_state(Path(spec.state)).fingerprint,
         "model": _digest(spec.model),
-        "keep": list(spec.keep), "threshold": spec.threshold, "logits": spec.logits,
-        "delimiter": spec.delimiter, "decimal": spec.decimal, "encoding": spec.encoding,
-    }  # fmt: skip
+        "keep": list(spec.keep),
+        "threshold": spec.threshold,
+        "logits": spec.logits,
+        "delimiter": spec.delimiter,
+        "decimal": spec.decimal,
+        "encoding": spec.encoding,
+    }
 
 
 def _digest(path: str) -> str:

@@ -128,9 +128,12 @@ class ScoreFiles:
     def _score_held(self, held: HeldFile, counts: FileCounts) -> Iterator[Chunk]:
         scorer = self.scorer
         source = open_source(
-            str(held.path), scorer.required_columns, self.reading.options,
-            read_from=held.read_path, columns=Columns(scorer.keep, every=scorer.keeps_all),
-        )  # fmt: skip
+            str(held.path),
+            scorer.required_columns,
+            self.reading.options,
+            read_from=held.read_path,
+            columns=Columns(scorer.keep, every=scorer.keeps_all),
+        )
         try:
             scored = TextTable(output_schema(scorer.kept_columns(source.columns)))
             rejects = TextTable(REJECTS_SCHEMA)

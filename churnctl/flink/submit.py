@@ -1,7 +1,7 @@
 """Running the Flink job: embedded (a local MiniCluster) or on a session cluster.
 
 Everything that can refuse a run is checked before anything is written or started
-(``preflight``: the folders' layout, Java, the cluster's REST endpoint). The job is
+(``preflight``: the folders' layout, Java (``flink.home``), the cluster's REST endpoint). The job is
 written as a file (``flink.render``) and run as a process group of its own that
 dies with this process (``flink.process``): ``PYTHON job.py`` for embedded Flink,
 ``flink run -m HOST:PORT -py job.py`` (the ``flink`` script shipped in the
@@ -15,16 +15,14 @@ limit holds. The counts are read from the job's own output files.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from churnctl import interrupts
@@ -35,7 +33,7 @@ from churnctl.errors import (
     OutputError,
     TooManyRejectsError,
     UsageError,
-)  # fmt: skip
+)
 from churnctl.flink.events import (
     FilesSoFar,
     FileWarning,
@@ -46,23 +44,28 @@ from churnctl.flink.events import (
     RowsSoFar,
     StaleStagingRemoved,
     web_ui,
-)  # fmt: skip
+)
 from churnctl.flink.folders import remove_stale_staging, staging_folder
+from churnctl.flink.home import (
+    FlinkHome,
+    cluster_command,
+    flink_home,
+    flink_uri,
+)
 from churnctl.flink.inputs import check_locations
 from churnctl.flink.job import (
     FlinkJobSpec,
-    has_scheme,
     latest_checkpoint,
     output_columns,
     write_schema,
-)  # fmt: skip
+)
 from churnctl.flink.outputs import (
     FlinkResult,
     changed_after_read,
     count_outputs,
     finished_parts,
     record_changes,
-)  # fmt: skip
+)
 from churnctl.flink.process import run_logged
 from churnctl.flink.progress import embedded_rest_address, files_done
 from churnctl.flink.render import render_job
@@ -90,98 +93,26 @@ class FlinkRequest:
     files: int | None = None  # a bounded job's input files, for its progress
 
 
-@dataclass
-class FlinkHome:
-    """The apache-flink package's Flink distribution: its ``flink`` script, its jars."""
-
-    root: Path
-    environment: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def flink(self) -> Path:
-        return self.root / "bin" / "flink"
-
-
-def flink_home() -> FlinkHome:
-    """The installed apache-flink package, with Java checked; a clear error otherwise."""
-    root = pyflink_root()
-    if root is None:
-        raise FlinkError("Flink is not installed: install churnctl's Flink extra, "
-                         "pip install 'churnctl[flink]'")  # fmt: skip
-    check_java()
-    return FlinkHome(root, {**os.environ, "FLINK_HOME": str(root)})
-
-
-def pyflink_root() -> Path | None:
-    """The apache-flink package's folder (its ``bin/flink``), found without importing it."""
-    found = importlib.util.find_spec("pyflink")
-    return None if found is None or found.origin is None else Path(found.origin).parent
-
-
 def preflight(
-    source: str, out_dir: str | Path, jobmanager: str | None = None,
+    source: str,
+    out_dir: str | Path,
+    jobmanager: str | None = None,
     from_savepoint: str | None = None,
-) -> FlinkHome:  # fmt: skip
+) -> FlinkHome:
     """What can refuse a run, checked before anything is written or started: the folders'
     layout and paths, a savepoint only with a cluster, the extra and Java, the cluster's
     REST endpoint."""
     check_locations(source, out_dir)
     if from_savepoint is not None and jobmanager is None:
-        raise UsageError("a savepoint is restored on a cluster only",
-                         fix=Fix("jobmanager", "HOST:PORT"))  # fmt: skip
+        raise UsageError(
+            "a savepoint is restored on a cluster only", fix=Fix("jobmanager", "HOST:PORT")
+        )
     if jobmanager is not None:
         split_address(jobmanager)  # a malformed address before Java is looked for
     home = flink_home()
     if jobmanager is not None:
         check_rest(jobmanager)
     return home
-
-
-def flink_uri(location: str) -> str:
-    """A savepoint or checkpoint location as Flink takes it: a URI (``file:///sp``,
-    ``file:/sp``, ``s3://bucket/sp``, ``hdfs://nn/sp``) unchanged, a plain path made absolute."""
-    return location if has_scheme(location) else str(Path(location).resolve())
-
-
-def cluster_command(
-    flink: Path | str, jobmanager: str, job: Path, python: str, *, detached: bool = False,
-    savepoint: str | None = None,
-) -> list[str]:  # fmt: skip
-    """``flink run`` of a job file on a session cluster, its client and its workers on
-    ``python`` (one with churnctl); ``detached``: return once the job is submitted."""
-    command = [str(flink), "run", "-m", jobmanager, *(["-d"] if detached else [])]
-    command += ["-s", savepoint] if savepoint is not None else []
-    return [*command, "-py", str(job), "-pyclientexec", python, "-pyexec", python]
-
-
-def run_commands(
-    job: Path, spec: FlinkJobSpec, jobmanager: str | None
-) -> tuple[list[str], list[str]]:
-    """The commands that run an emitted job file: embedded, and on a session cluster
-    (at ``jobmanager``, or ``HOST:PORT`` to fill in) through the package's ``flink``."""
-    root = pyflink_root()
-    flink = root / "bin" / "flink" if root is not None else "flink"
-    job = job.absolute()
-    embedded = [spec.python_executable, str(job)]
-    cluster = cluster_command(flink, jobmanager or "HOST:PORT", job, spec.python_executable,
-                              detached=spec.streaming)  # fmt: skip
-    return embedded, cluster
-
-
-def check_java() -> None:
-    """Java 11 or newer (Flink 2 runs on 11, 17 or 21)."""
-    java = Path(os.environ["JAVA_HOME"]) / "bin" / "java" if os.environ.get("JAVA_HOME") else None
-    command = str(java) if java and java.exists() else shutil.which("java")
-    if command is None:
-        raise FlinkError("Java not found: Flink needs Java 11 or newer; install it or set "
-                         "JAVA_HOME")  # fmt: skip
-    done = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=30)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr)
-    major = int(match.group(1)) if match else 0
-    major = int(match.group(2) or 0) if major == 1 and match else major
-    if major < 11:
-        raise FlinkError(f"{command} is Java {major or 'of an unknown version'}: Flink needs "
-                         "Java 11 or newer; install it or set JAVA_HOME")  # fmt: skip
 
 
 def emit_job(spec: FlinkJobSpec, target: Path) -> Path:
@@ -198,9 +129,11 @@ def emit_job(spec: FlinkJobSpec, target: Path) -> Path:
 
 
 def submit(
-    request: FlinkRequest, *, home: FlinkHome | None = None,
+    request: FlinkRequest,
+    *,
+    home: FlinkHome | None = None,
     on_event: Callable[[FlinkEvent], None] | None = None,
-) -> FlinkResult:  # fmt: skip
+) -> FlinkResult:
     """Run the job embedded (waiting for it) or submit it to ``request.jobmanager``.
 
     ``home``: what ``preflight`` gave for this request (checked here otherwise).
@@ -251,8 +184,9 @@ class _JobWatch:
     so far (files from Flink's metrics, rows from the committed ``files/`` records), and,
     streaming, each input file that changed after the job read it (also recorded)."""
 
-    def __init__(self, tell: Callable[[FlinkEvent], None], request: FlinkRequest,
-                 work: Path, folder: Path) -> None:  # fmt: skip
+    def __init__(
+        self, tell: Callable[[FlinkEvent], None], request: FlinkRequest, work: Path, folder: Path
+    ) -> None:
         self.tell, self.jobmanager, self.total = tell, request.jobmanager, request.files
         self.streaming, self.input = request.spec.streaming, Path(request.spec.input)
         self.work, self.folder = work, folder
@@ -285,8 +219,11 @@ class _JobWatch:
             self._tell_unread(counts)
 
     def _tell_changes(self, counts: FlinkResult) -> None:
-        changed = [f for f in changed_after_read(counts)
-                   if (f.source, f.bytes, f.mtime_ns) not in self._changed]  # fmt: skip
+        changed = [
+            f
+            for f in changed_after_read(counts)
+            if (f.source, f.bytes, f.mtime_ns) not in self._changed
+        ]
         self._changed.update((f.source, f.bytes, f.mtime_ns) for f in changed)
         record_changes(self.folder, changed)
         for file in changed:
@@ -301,10 +238,15 @@ class _JobWatch:
             landed = self._landed.setdefault(path, now)
             if path not in read and path not in self._told and now - landed >= UNREAD_AFTER:
                 self._told.add(path)
-                self.tell(FileWarning(path, f"not read {UNREAD_AFTER:.0f} s after it landed: if "
-                                      "it was empty or still being written when Flink listed "
-                                      "it, Flink will never read it; write files elsewhere and "
-                                      "rename them into the folder when complete"))  # fmt: skip
+                self.tell(
+                    FileWarning(
+                        path,
+                        f"not read {UNREAD_AFTER:.0f} s after it landed: if "
+                        "it was empty or still being written when Flink listed "
+                        "it, Flink will never read it; write files elsewhere and "
+                        "rename them into the folder when complete",
+                    )
+                )
 
 
 def resumes(request: FlinkRequest) -> bool:
@@ -332,8 +274,14 @@ def _run(
         command, what = [spec.python_executable, str(job)], "the embedded Flink job"
     else:
         savepoint = None if request.from_savepoint is None else flink_uri(request.from_savepoint)
-        command = cluster_command(home.flink, jobmanager, job, spec.python_executable,
-                                  detached=spec.streaming, savepoint=savepoint)  # fmt: skip
+        command = cluster_command(
+            home.flink,
+            jobmanager,
+            job,
+            spec.python_executable,
+            detached=spec.streaming,
+            savepoint=savepoint,
+        )
         what = f"the Flink job on {jobmanager}"
     watch.tell(JobStarting(jobmanager, spec.streaming, log))
     try:
@@ -358,8 +306,15 @@ def stop_job(jobmanager: str, job_id: str, savepoint_dir: str) -> str:
     check_rest(jobmanager)
     logs = Path(tempfile.mkdtemp(prefix="churnctl-flink-stop-"))
     log = logs / "stop.log"
-    command = [str(home.flink), "stop", "-m", jobmanager,
-               "--savepointPath", flink_uri(savepoint_dir), job_id]  # fmt: skip
+    command = [
+        str(home.flink),
+        "stop",
+        "-m",
+        jobmanager,
+        "--savepointPath",
+        flink_uri(savepoint_dir),
+        job_id,
+    ]
     output = _logged(command, home, log, f"stopping job {job_id} on {jobmanager}")
     match = SAVEPOINT.search(output)
     if match is None:
@@ -369,17 +324,23 @@ def stop_job(jobmanager: str, job_id: str, savepoint_dir: str) -> str:
 
 
 def _logged(
-    command: list[str], home: FlinkHome, log: Path, what: str, *,
-    on_line: Callable[[str], None] | None = None, on_tick: Callable[[], None] | None = None,
-) -> str:  # fmt: skip
+    command: list[str],
+    home: FlinkHome,
+    log: Path,
+    what: str,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> str:
     """Run ``command`` with its output appended to ``log`` as it comes; the tail of its
     output, or a FlinkError with its root cause."""
     # Flink's own log files beside ours, not in the package's log/ (FLINK_LOG_DIR wins)
     env = {"FLINK_LOG_DIR": str(log.parent), **home.environment}
     with log.open("ab") as handle:
         handle.write(f"$ {shlex.join(command)}\n".encode("utf-8", "backslashreplace"))
-        code, output = run_logged(command, env, handle, on_line=on_line, on_tick=on_tick,
-                                  every=PROGRESS_EVERY)  # fmt: skip
+        code, output = run_logged(
+            command, env, handle, on_line=on_line, on_tick=on_tick, every=PROGRESS_EVERY
+        )
     if code != 0:
         raise FlinkError(f"{what} failed: {root_cause(output)} (full log: {log})")
     return output

@@ -22,10 +22,13 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 PROC_FDS = Path("/proc/self/fd")
 _LINK_ERRORS = (errno.ELOOP, errno.EMLINK)  # O_NOFOLLOW on a link (EMLINK on FreeBSD)
 _KINDS = (
-    (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
-)  # fmt: skip
+)
 
 
 class NotRegular(OSError):
@@ -115,6 +118,7 @@ class HeldFile:
     def __enter__(self) -> HeldFile:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -38,10 +38,12 @@ def open_parquet(
             required = schema.names
         meter = Meter(parquet.metadata.num_rows)
         return BatchSource(
-            str(path), parquet.schema_arrow.names, _parquet_batches(parquet, str(path), required),
+            str(path),
+            parquet.schema_arrow.names,
+            _parquet_batches(parquet, str(path), required),
             read_share=None if streamed else meter.share,
             release=None if spool is None else functools.partial(remove_spool, spool),
-        )  # fmt: skip
+        )
 
 
 def _parquet_batches(

@@ -35,9 +35,14 @@ from churnctl.io.sinks import STDOUT, CsvWriter, TableWriter, csv_line, open_sin
 from churnctl.names import fit_name, name_max
 
 REJECTS_SCHEMA = pa.schema(
-    [("source", pa.string()), ("line", pa.int64()), ("column", pa.string()),
-     ("reason", pa.string()), ("text", pa.string())]
-)  # fmt: skip
+    [
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("column", pa.string()),
+        ("reason", pa.string()),
+        ("text", pa.string()),
+    ]
+)
 
 
 def file_reject(source: str, reason: str) -> list[object]:
@@ -284,9 +289,13 @@ class RejectLog:
             self._done_bytes += self._locator.read_bytes
             self._locator.close()
         self._locator = RecordLocator(
-            again.open(), delimiter=again.options.delimiter, encoding=again.options.encoding,
-            cap=MAX_FIELD_CHARS, start=start, width=again.width,
-        )  # fmt: skip
+            again.open(),
+            delimiter=again.options.delimiter,
+            encoding=again.options.encoding,
+            cap=MAX_FIELD_CHARS,
+            start=start,
+            width=again.width,
+        )
         return self._locator
 
     def _start(self) -> Checkpoint | None:
@@ -326,11 +335,15 @@ class RejectLog:
             return
         lines, texts, columns, reasons = (list(part) for part in zip(*entries, strict=True))
         table = pa.Table.from_arrays(
-            [pa.array([self._name] * len(entries), pa.string()),
-             pa.array(lines, pa.int64()), pa.array(columns, pa.string()),
-             pa.array(reasons, pa.string()), pa.array(texts, pa.string())],
+            [
+                pa.array([self._name] * len(entries), pa.string()),
+                pa.array(lines, pa.int64()),
+                pa.array(columns, pa.string()),
+                pa.array(reasons, pa.string()),
+                pa.array(texts, pa.string()),
+            ],
             schema=REJECTS_SCHEMA,
-        )  # fmt: skip
+        )
         self._writer.write_table(table)
         self.count += len(entries)
         for line, _, column, reason in entries[: max(0, 3 - len(self.examples))]:

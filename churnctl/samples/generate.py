@@ -73,14 +73,50 @@ _SALARY_RANGE = (11.58, 199_992.48)
 _EXIT_COEF = (-1.60, 1.46, -0.20, -0.21, 1.02, 0.95, 0.54, -1.40, 2.87, 0.30, -0.06, -0.09)
 
 _STARTS = (
-    "Al", "Bar", "Bel", "Bran", "Cal", "Cor", "Dal", "Den", "Fen", "Gar", "Hal", "Hol",
-    "Kir", "Lan", "Mar", "Mor", "Nor", "Pel", "Quin", "Ros", "Sal", "Tor", "Val", "Wes",
-)  # fmt: skip
+    "Al",
+    "Bar",
+    "Bel",
+    "Bran",
+    "Cal",
+    "Cor",
+    "Dal",
+    "Den",
+    "Fen",
+    "Gar",
+    "Hal",
+    "Hol",
+    "Kir",
+    "Lan",
+    "Mar",
+    "Mor",
+    "Nor",
+    "Pel",
+    "Quin",
+    "Ros",
+    "Sal",
+    "Tor",
+    "Val",
+    "Wes",
+)
 _MIDDLES = ("", "a", "e", "i", "o", "an", "er", "ol")
 _ENDS = (
-    "by", "dan", "ford", "ley", "man", "ner", "son", "ton",
-    "well", "wick", "ini", "etti", "ova", "enko", "ez", "ard",
-)  # fmt: skip
+    "by",
+    "dan",
+    "ford",
+    "ley",
+    "man",
+    "ner",
+    "son",
+    "ton",
+    "well",
+    "wick",
+    "ini",
+    "etti",
+    "ova",
+    "enko",
+    "ez",
+    "ard",
+)
 _SURNAMES = pa.array(sorted({s + m + e for s in _STARTS for m in _MIDDLES for e in _ENDS}))
 
 

@@ -49,11 +49,16 @@ class Events:
             FileDeletedEvent,
             FileModifiedEvent,
             FileMovedEvent,
-        )  # fmt: skip
+        )
 
         self._observer = _observer()
-        kinds = [FileMovedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
-                 FileClosedEvent]  # fmt: skip
+        kinds = [
+            FileMovedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileClosedEvent,
+        ]
         self._observer.schedule(
             _Handler(self), str(self.folder), recursive=False, event_filter=kinds
         )

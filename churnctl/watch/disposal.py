@@ -208,9 +208,12 @@ def quarantine_aside(aside: Path, name: Path, target: Path) -> Path:
 
 def _record(name: str, sha256: str, refusal: Refusal) -> str:
     record = {
-        "input": name, "sha256": sha256, "reason": refusal.reason, "attempts": refusal.attempts,
+        "input": name,
+        "sha256": sha256,
+        "reason": refusal.reason,
+        "attempts": refusal.attempts,
         "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+    }
     if refusal.fix is not None:
         record["fix"] = asdict(refusal.fix)
     return json.dumps(record, indent=2) + "\n"

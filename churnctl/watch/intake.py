@@ -50,7 +50,7 @@ from churnctl.watch.disposal import (
     finish,
     put_back,
     quarantine,
-)  # fmt: skip
+)
 from churnctl.watch.manifest import Entry, Manifest, ManifestError
 from churnctl.watch.published import published_counts
 from churnctl.watch.settings import WatchSettings, reason_of
@@ -148,8 +148,16 @@ class Intake:
         if not self._may_score(name, sha, held.stat):
             return
         output, rejects = derived_names(name, sha, s.format, self._limit)
-        claim = Entry(name, sha, held.stat.st_size, held.stat.st_mtime_ns, held.stat.st_ino,
-                      "claimed", output, rejects)  # fmt: skip
+        claim = Entry(
+            name,
+            sha,
+            held.stat.st_size,
+            held.stat.st_mtime_ns,
+            held.stat.st_ino,
+            "claimed",
+            output,
+            rejects,
+        )
         attempts = manifest.claim(claim)
         self._redo.discard(name)
         self._removed.discard(name)
@@ -163,10 +171,15 @@ class Intake:
         s, manifest = self.settings, self.checked_manifest()
         output, rejects = s.out_dir / str(claim.output), s.out_dir / str(claim.rejects)
         request = ScoreRequest(
-            input=str(held.path), output=str(output), scorer=s.scorer, format=s.format,
-            rejects=str(rejects), max_rejects=s.max_rejects, read_options=s.read_options,
+            input=str(held.path),
+            output=str(output),
+            scorer=s.scorer,
+            format=s.format,
+            rejects=str(rejects),
+            max_rejects=s.max_rejects,
+            read_options=s.read_options,
             read_from=held.read_path,
-        )  # fmt: skip
+        )
         try:
             summary = score_file(request)
         except (ManifestError, UsageError):
@@ -212,9 +225,12 @@ class Intake:
         """
         latest = self.checked_manifest().latest(name)
         edited = (
-            self.settings.after == "keep" and name not in self._removed
-            and latest is not None and latest.state == "done" and latest.inode == stat.st_ino
-        )  # fmt: skip
+            self.settings.after == "keep"
+            and name not in self._removed
+            and latest is not None
+            and latest.state == "done"
+            and latest.inode == stat.st_ino
+        )
         if not edited or self.settings.reprocess_changed:
             return True
         self._changed[name] = (stat.st_size, stat.st_mtime_ns)
@@ -230,8 +246,9 @@ class Intake:
         self.pending[claim.name] = Pending()
         self.on_event(WatchEvent("retry", claim.name, message="changed while it was scored"))
 
-    def _retry(self, held: HeldFile, sha: str, reason: str, attempts: int,
-               fix: Fix | None = None) -> None:  # fmt: skip
+    def _retry(
+        self, held: HeldFile, sha: str, reason: str, attempts: int, fix: Fix | None = None
+    ) -> None:
         if attempts >= self.settings.max_attempts:
             self._fail(held, sha, Refusal(reason, attempts, fix))
             return
@@ -255,10 +272,13 @@ class Intake:
             self._vanished(name, "deleted or moved away before it could be quarantined")
         except (OSError, ChurnctlError) as exc:
             self._skipped[name] = identity(held.stat)
-            taken, message = Aside(), (
-                f"{message}; cannot move it into quarantine ({reason_of(exc)}): left in place, "
-                "skipped until it changes or the watcher starts again"
-            )  # fmt: skip
+            taken, message = (
+                Aside(),
+                (
+                    f"{message}; cannot move it into quarantine ({reason_of(exc)}): left in place, "
+                    "skipped until it changes or the watcher starts again"
+                ),
+            )
         self._moved_meanwhile(name, taken, "quarantined")
         where = None if taken.path is None else str(taken.path)
         self.on_event(WatchEvent("failed", name, output=where, message=message, fix=refusal.fix))
@@ -270,20 +290,28 @@ class Intake:
         try:
             taken = dispose(held.path, s.after, s.archive, sha, held.stat)
             if s.rules.done_marker and taken.path is not None:  # a new file keeps its marker
-                dispose_marker(held.path.with_name(name + s.rules.done_marker), s.after,
-                               s.archive, sha)  # fmt: skip
+                dispose_marker(
+                    held.path.with_name(name + s.rules.done_marker), s.after, s.archive, sha
+                )
         except FileNotFoundError:
-            self._vanished(name, f"deleted or moved away before it could be {s.after}d; "
-                                 "its outputs stand")  # fmt: skip
+            self._vanished(
+                name, f"deleted or moved away before it could be {s.after}d; its outputs stand"
+            )
             return
         except OSError as exc:
             for folder in {s.in_dir, s.archive} if s.after == "archive" else {s.in_dir}:
                 probe_writable(folder)  # a folder at fault: stop, loudly
             self._skipped[name] = identity(held.stat)
-            self.on_event(WatchEvent("stuck", name, message=(
-                f"scored, but cannot {s.after} it ({reason_of(exc)}); left in place until "
-                "the watcher starts again"
-            )))  # fmt: skip
+            self.on_event(
+                WatchEvent(
+                    "stuck",
+                    name,
+                    message=(
+                        f"scored, but cannot {s.after} it ({reason_of(exc)}); left in place until "
+                        "the watcher starts again"
+                    ),
+                )
+            )
             return
         self._moved_meanwhile(name, taken, f"{s.after}d")
         if s.after != "keep":
@@ -292,17 +320,26 @@ class Intake:
     def _moved_meanwhile(self, name: str, taken: Aside, action: str) -> None:
         """Log a file renamed over an input before it was moved: that file is a new input."""
         if taken.replaced:
-            self._vanished(name, f"replaced by another file before it could be {action}; that "
-                                 "file is a new input")  # fmt: skip
+            self._vanished(
+                name,
+                f"replaced by another file before it could be {action}; that file is a new input",
+            )
         if taken.stranger is None:
             return
         self.pending[taken.stranger.name] = Pending(renamed_in=True)
         with contextlib.suppress(OSError):
             self._returned[taken.stranger.name] = os.lstat(taken.stranger).st_ino
-        self.on_event(WatchEvent("put-back", name, output=str(taken.stranger), message=(
-            f"another file was renamed over it as it was being {action}; that file was put "
-            f"back in the input folder as {taken.stranger.name}"
-        )))  # fmt: skip
+        self.on_event(
+            WatchEvent(
+                "put-back",
+                name,
+                output=str(taken.stranger),
+                message=(
+                    f"another file was renamed over it as it was being {action}; that file was put "
+                    f"back in the input folder as {taken.stranger.name}"
+                ),
+            )
+        )
 
     def skip(self, name: str, stat: os.stat_result, reason: str) -> None:
         """Leave an entry alone, logged once (until its name holds something else)."""
@@ -320,10 +357,16 @@ class Intake:
         if not self._first_time(name, stat):
             return
         self.report.failed += 1
-        self.on_event(WatchEvent("failed", name, message=(
-            f"cannot read it ({reason_of(exc)}); left in place, skipped until it changes or "
-            "the watcher starts again"
-        )))  # fmt: skip
+        self.on_event(
+            WatchEvent(
+                "failed",
+                name,
+                message=(
+                    f"cannot read it ({reason_of(exc)}); left in place, skipped until it "
+                    "changes or the watcher starts again"
+                ),
+            )
+        )
 
     def _first_time(self, name: str, stat: os.stat_result) -> bool:
         """Whether this entry is left alone for the first time (its name held other content)."""
@@ -368,8 +411,14 @@ class Intake:
 
     def _aside_entry(self, aside: str, sha: str) -> Entry | None:
         limit = name_max(self.settings.in_dir)
-        return next((e for e in self.checked_manifest().with_content(sha)
-                     if aside_name(e.name, limit) == aside), None)  # fmt: skip
+        return next(
+            (
+                e
+                for e in self.checked_manifest().with_content(sha)
+                if aside_name(e.name, limit) == aside
+            ),
+            None,
+        )
 
     def checked_manifest(self) -> Manifest:
         if self._manifest is None:

@@ -170,8 +170,11 @@ class Manifest:
                 db.execute("INSERT INTO meta VALUES ('scoring', ?)", (text,))
             return
         recorded = json.loads(row["value"])
-        differs = sorted(key for key in identity.keys() | recorded.keys()
-                         if identity.get(key) != recorded.get(key))  # fmt: skip
+        differs = sorted(
+            key
+            for key in identity.keys() | recorded.keys()
+            if identity.get(key) != recorded.get(key)
+        )
         if differs:
             raise ManifestError(
                 f"{self.path.parent.parent}: its outputs were scored with another "
@@ -203,9 +206,17 @@ class Manifest:
                 " ON CONFLICT (name, sha256) DO UPDATE SET state = 'claimed',"
                 " attempts = attempts + 1, claimed_at = excluded.claimed_at,"
                 " size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode",
-                (entry.name, entry.sha256, entry.size, entry.mtime_ns, entry.inode,
-                 entry.output, entry.rejects, time.time()),
-            )  # fmt: skip
+                (
+                    entry.name,
+                    entry.sha256,
+                    entry.size,
+                    entry.mtime_ns,
+                    entry.inode,
+                    entry.output,
+                    entry.rejects,
+                    time.time(),
+                ),
+            )
             row = db.execute(
                 "SELECT attempts FROM inputs WHERE name = ? AND sha256 = ?",
                 (entry.name, entry.sha256),
@@ -218,9 +229,16 @@ class Manifest:
                 "UPDATE inputs SET state = 'done', rows_read = ?, rows_scored = ?,"
                 " rows_rejected = ?, finished_at = ?, latency_ms = ?, error = NULL"
                 " WHERE name = ? AND sha256 = ?",
-                (counts.read, counts.scored, counts.rejected, time.time(), latency_ms,
-                 name, sha256),
-            )  # fmt: skip
+                (
+                    counts.read,
+                    counts.scored,
+                    counts.rejected,
+                    time.time(),
+                    latency_ms,
+                    name,
+                    sha256,
+                ),
+            )
 
     def failed(self, name: str, sha256: str, reason: str) -> None:
         with self._transaction() as db:

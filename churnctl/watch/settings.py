@@ -84,10 +84,12 @@ class WatchSettings:
             check_path("WatchSettings", name, getattr(self, name))
         check_type("WatchSettings", "scorer", self.scorer, Scorer, "a Scorer")
         for name, (types, takes) in {
-            "format": (str, "a format name (csv, jsonl, parquet)"), "after": (str, "a policy name"),
-            "read_options": (ReadOptions, "a ReadOptions"), "rules": (NameRules, "a NameRules"),
+            "format": (str, "a format name (csv, jsonl, parquet)"),
+            "after": (str, "a policy name"),
+            "read_options": (ReadOptions, "a ReadOptions"),
+            "rules": (NameRules, "a NameRules"),
             "max_attempts": (int, "a whole number"),
-        }.items():  # fmt: skip
+        }.items():
             check_type("WatchSettings", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("WatchSettings", self.max_rejects)
         for name in ("settle", "rescan"):
@@ -105,9 +107,10 @@ class WatchSettings:
     def written_folders(self) -> dict[str, Path]:
         """The folders this watcher writes, by role."""
         written = {
-            "output folder": self.out_dir, "state folder": self.out_dir / MANIFEST_FOLDER,
+            "output folder": self.out_dir,
+            "state folder": self.out_dir / MANIFEST_FOLDER,
             "quarantine folder": self.in_dir / FAILED_FOLDER,
-        }  # fmt: skip
+        }
         return written | ({"archive folder": self.archive} if self.after == "archive" else {})
 
 

@@ -27,7 +27,7 @@ from churnctl.io.completeness import (
 from churnctl.io.held import kind_of
 from churnctl.io.listing import scan_folder
 from churnctl.names import name_max
-from churnctl.watch.arrivals import Events, Hint  # fmt: skip
+from churnctl.watch.arrivals import Events, Hint
 from churnctl.watch.intake import (
     REPROCESS_FIX,
     EventSink,
@@ -41,9 +41,15 @@ from churnctl.watch.published import published_counts, remove_temporaries
 from churnctl.watch.settings import WatchSettings, input_folder_lock
 
 __all__ = [
-    "REPROCESS_FIX", "WatchEvent", "WatchReport", "WatchSettings", "Watcher",
-    "published_counts", "remove_temporaries", "scoring_identity",
-]  # fmt: skip
+    "REPROCESS_FIX",
+    "WatchEvent",
+    "WatchReport",
+    "WatchSettings",
+    "Watcher",
+    "published_counts",
+    "remove_temporaries",
+    "scoring_identity",
+]
 
 LOCK_LOST = (
     "so another watcher could now archive or delete the same files; find what deletes "
@@ -121,8 +127,13 @@ class Watcher(Intake):
                 self._take(more)
         if events.overflowed.is_set():
             events.overflowed.clear()
-            self.on_event(WatchEvent("overflow", str(self.settings.in_dir),
-                                     message="event queue overflowed; rescanning"))  # fmt: skip
+            self.on_event(
+                WatchEvent(
+                    "overflow",
+                    str(self.settings.in_dir),
+                    message="event queue overflowed; rescanning",
+                )
+            )
             for pending in self.pending.values():  # their close events may be lost
                 pending.writing = False
             self._scan()
@@ -160,9 +171,11 @@ class Watcher(Intake):
         """
         settle, now = self.settings.settle, time.monotonic()
         marked = self.settings.rules.done_marker is not None
-        return all(p.status is Readiness.INCOMPLETE
-                   or (marked and p.status is Readiness.WAITING and now - p.seen_at >= settle)
-                   for p in self.pending.values())  # fmt: skip
+        return all(
+            p.status is Readiness.INCOMPLETE
+            or (marked and p.status is Readiness.WAITING and now - p.seen_at >= settle)
+            for p in self.pending.values()
+        )
 
     def _scan(self) -> None:
         """List the folder: the truth that events only hint at."""
@@ -184,8 +197,9 @@ class Watcher(Intake):
         for name in [n for n in self.pending if n not in listing.inputs]:
             del self.pending[name]
         self._changed = {n: v for n, v in self._changed.items() if n in listing.inputs}
-        self._skipped = {n: v for n, v in self._skipped.items()
-                         if n in listing.inputs or n in listing.others}  # fmt: skip
+        self._skipped = {
+            n: v for n, v in self._skipped.items() if n in listing.inputs or n in listing.others
+        }
         self._removed &= set(listing.inputs)  # the done rows of the others are pruned or forgotten
         self._returned = {n: i for n, i in self._returned.items() if n in listing.inputs}
         if s.after == "keep":
@@ -223,10 +237,16 @@ class Watcher(Intake):
         pending.status = status
         if status is Readiness.INCOMPLETE and not pending.reported:
             pending.reported = True
-            self.on_event(WatchEvent("incomplete", name, message=(
-                f"unchanged for {s.settle:g} s but its content is cut short "
-                f"({ending_description(name)}); waiting for the rest"
-            )))  # fmt: skip
+            self.on_event(
+                WatchEvent(
+                    "incomplete",
+                    name,
+                    message=(
+                        f"unchanged for {s.settle:g} s but its content is cut short "
+                        f"({ending_description(name)}); waiting for the rest"
+                    ),
+                )
+            )
         return status is Readiness.READY
 
 
@@ -247,8 +267,13 @@ def scoring_identity(settings: WatchSettings) -> dict[str, Any]:
     """
     scorer, options = settings.scorer, settings.read_options
     identity = {
-        "state": scorer.state.fingerprint, "model": scorer.model_digest,
-        "threshold": scorer.threshold, "keep": list(scorer.keep), "logits": scorer.logits,
-        "format": settings.format, "delimiter": options.delimiter, "encoding": options.encoding,
-    }  # fmt: skip
+        "state": scorer.state.fingerprint,
+        "model": scorer.model_digest,
+        "threshold": scorer.threshold,
+        "keep": list(scorer.keep),
+        "logits": scorer.logits,
+        "format": settings.format,
+        "delimiter": options.delimiter,
+        "encoding": options.encoding,
+    }
     return identity if scorer.decimal == "." else {**identity, "decimal": scorer.decimal}

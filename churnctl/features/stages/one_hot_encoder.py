@@ -55,9 +55,12 @@ class OneHotEncoder(Stage):
 
     def _set_fitted(self, fitted: dict[str, Any]) -> None:
         sizes = whole_numbers(
-            self.TYPE, "category_sizes", fitted["category_sizes"], 1,
+            self.TYPE,
+            "category_sizes",
+            fitted["category_sizes"],
+            1,
             "one positive category size per column",
-        )  # fmt: skip
+        )
         if len(sizes) != len(self.input_cols):
             raise PipelineSpecError("OneHotEncoder: one positive category size per column needed")
         self.category_sizes_ = [int(s) for s in sizes]

@@ -97,9 +97,13 @@ class RecordLocator:
         if start is not None:
             self._counted.read_bytes += skip_to(stream, start.offset)
         self._records = iter_records(
-            self._counted, delimiter=delimiter, encoding=encoding, cap=cap,
-            start=start, width=width if start is not None else None,
-        )  # fmt: skip
+            self._counted,
+            delimiter=delimiter,
+            encoding=encoding,
+            cap=cap,
+            start=start,
+            width=width if start is not None else None,
+        )
         header = None if start is not None else next(self._records, None)
         self._width = width if start is not None else len(header.fields) if header else 0
         self._valid_seen = start.records - 1 if start is not None else 0

@@ -77,11 +77,13 @@ def open_csv(
             meter.index = reader.index
         reader.open()
         return BatchSource(
-            name, columns, iter(reader),
+            name,
+            columns,
+            iter(reader),
             rereading=Rereading(reread, options, reader.index, width=len(columns)),
             read_share=meter.share if meter is not None else None,
             release=None if spool is None else functools.partial(remove_spool, spool),
-        )  # fmt: skip
+        )
 
 
 def _rereads(
