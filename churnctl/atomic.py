@@ -33,7 +33,9 @@ from churnctl.errors import OutputError, UsageError
 from churnctl.faults import checkpoint
 from churnctl.names import fit_name, name_max
 
-TEMPORARY_TAIL = len(".") + len(".XXXXXXXX.tmp")  # what mkstemp adds around the final name
+TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY_GLOB = f".*{TEMPORARY_SUFFIX}"  # every temporary file churnctl makes: hidden, .tmp
+TEMPORARY_TAIL = len(".") + len(f".XXXXXXXX{TEMPORARY_SUFFIX}")  # what mkstemp adds
 
 
 def is_write_through(target: Path) -> bool:
@@ -136,7 +138,7 @@ def _temporary_sibling(final: Path) -> Path:
     with _as_output_error(final, "cannot write here", "; choose another path"):
         final.parent.mkdir(parents=True, exist_ok=True)
         name = fit_name(final.name, "", name_max(final.parent) - TEMPORARY_TAIL)
-        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=final.parent)
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=TEMPORARY_SUFFIX, dir=final.parent)
         os.close(fd)
     tmp = Path(path)
     tmp.chmod(0o666 & ~_umask())
@@ -171,13 +173,22 @@ def probe_writable(folder: Path, hint: str = "") -> None:
     A signal meanwhile is raised once the probe file is gone (a critical section).
     """
     with _as_output_error(folder, "cannot write here", hint), interrupts.deferred():
-        fd, name = tempfile.mkstemp(prefix=".churnctl-probe.", suffix=".tmp", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=".churnctl-probe.", suffix=TEMPORARY_SUFFIX, dir=folder)
         try:
             os.write(fd, bytes(4096))
             os.fsync(fd)
         finally:
             os.close(fd)
             os.unlink(name)
+
+
+def temporaries(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The temporary files of churnctl's in ``folder`` (those a killed run left), sorted.
+
+    Only this module names them; the watcher's clean-up and the tests ask it.
+    """
+    found = Path(folder).rglob(TEMPORARY_GLOB) if recursive else Path(folder).glob(TEMPORARY_GLOB)
+    return sorted(found)
 
 
 def fsync_folder(folder: Path) -> None:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from csv_rows import csv_bytes, text_rows
 
-from churnctl.atomic import file_sha256
+from churnctl.atomic import file_sha256, temporaries
 from churnctl.batch import join, pool
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
@@ -478,7 +478,7 @@ def test_sigterm_stops_the_workers_and_leaves_no_temporary_file(tmp_path: Path) 
     )
     children: set[int] = set()
     deadline = time.monotonic() + 120
-    while not list(out.glob(".*.tmp")) or len(children) < 3:  # forkserver, worker, tracker
+    while not temporaries(out) or len(children) < 3:  # forkserver, worker, tracker
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended too soon"
         children |= set(_children(proc.pid))
         time.sleep(0.02)

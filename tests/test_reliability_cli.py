@@ -25,6 +25,7 @@ from onnx_factories import logistic_n1
 from typer.testing import CliRunner, Result
 
 from churnctl import cli
+from churnctl.atomic import temporaries
 from churnctl.cli import app
 from churnctl.errors import UsageError
 from churnctl.samples.bundled import SAMPLE, STATE, bundled
@@ -78,7 +79,7 @@ def digest(path: Path) -> str:
 
 
 def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.rglob(".*.tmp"))
+    return [p.name for p in temporaries(directory, recursive=True)]
 
 
 def write_csv(

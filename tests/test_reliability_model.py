@@ -34,6 +34,7 @@ from onnx_factories import logistic_n1, sklearn_zipmap
 from typer.testing import Result
 
 from churnctl import Scorer, extract_features
+from churnctl.atomic import temporaries
 from churnctl.errors import ChurnctlError, ModelError, StateError, UsageError
 from churnctl.features.frame import Frame
 from churnctl.features.pipeline import FeaturePipeline
@@ -81,7 +82,7 @@ def digest(path: Path) -> str:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob(".*.tmp"))
+    return [p.name for p in temporaries(folder, recursive=True)]
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from cli_helpers import cli_env, run
 from csv_rows import csv_bytes, text_rows
 
 from churnctl import atomic
+from churnctl.atomic import temporaries
 from churnctl.batch.fit_file import fit_state
 from churnctl.errors import TooManyRejectsError
 from churnctl.features.state import load_state
@@ -55,8 +56,8 @@ def is_number(text: str) -> bool:
     return True
 
 
-def temporaries(folder: Path) -> list[Path]:
-    return sorted(folder.rglob(".*.tmp"))
+def leftovers(folder: Path) -> list[Path]:
+    return temporaries(folder, recursive=True)
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_an_output_naming_an_input_is_refused_before_anything_is_read(
     assert message.format(w=work) in result.stderr
     assert "choose another path" in result.stderr
     assert {p.name: digest(p) for p in work.iterdir() if p.is_file()} == before
-    assert temporaries(work) == []
+    assert leftovers(work) == []
     assert not (work / "o.csv").exists()
 
 
@@ -236,7 +237,7 @@ def test_an_output_fifo_is_written_through(work: Path) -> None:
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert received and received[0].startswith(b"CustomerId,raw,exited\n")
     assert received[0].count(b"\n") == 200  # header + 199 scored rows
-    assert temporaries(work) == []
+    assert leftovers(work) == []
 
 
 def test_a_symbolic_link_output_stays_a_link(work: Path) -> None:
@@ -255,7 +256,7 @@ def test_a_folder_as_output_is_refused(work: Path) -> None:
     result = run(["score", work / "in.csv", "-o", work / "folder.csv"])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: {work}/folder.csv: is a folder; name a file to write"
-    assert temporaries(work) == []
+    assert leftovers(work) == []
 
 
 # ------------------------------------------------------------------ outputs by name
@@ -336,7 +337,7 @@ def _terminate(process: subprocess.Popen[bytes], work: Path, spool_dir: Path) ->
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, err
     assert b"Traceback" not in err
-    assert temporaries(work) == []
+    assert leftovers(work) == []
     assert list(spool_dir.glob("churnctl-stdin-*")) == []
     assert not (work / "o.csv").exists()
 
@@ -349,7 +350,7 @@ def test_sigterm_while_scoring_removes_temporary_outputs_and_the_spool(work: Pat
     assert process.stdin is not None
     process.stdin.write((work / "big.csv").read_bytes())
     process.stdin.flush()  # stdin stays open: the run waits for more rows
-    _wait_for(lambda: bool(temporaries(work)))
+    _wait_for(lambda: bool(leftovers(work)))
     _terminate(process, work, spool_dir)
 
 
@@ -441,7 +442,7 @@ def test_fit_over_the_reject_limit_writes_nothing(work: Path) -> None:
     )
     assert "line 12, column Balance: not a number" in result.stderr
     assert not (work / "s.json").exists() and not (work / "s.json.rejects.csv").exists()
-    assert digest(train) == before and temporaries(work) == []
+    assert digest(train) == before and leftovers(work) == []
 
 
 def test_fit_writes_its_rejects_with_lines_and_reasons(work: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from cli_helpers import run
 from csv_rows import csv_bytes, text_rows
 
+from churnctl.atomic import temporaries
 from churnctl.samples.generate import COLUMNS
 
 REJECTS_HEADER = "source,line,column,reason,text"
@@ -164,7 +165,7 @@ def test_rejects_go_beside_a_regular_output_only(
         assert "rejects → stderr" in summary
         assert len(stderr_rejects(result.stderr)) == REJECTED[command]
         assert [p.name for p in Path(output).parent.glob("*rejects*")] == []
-        assert [p for p in Path(output).parent.glob(".*.tmp")] == []
+        assert temporaries(Path(output).parent) == []
 
 
 @pytest.mark.parametrize("args", [[], ["--rejects", "-"]], ids=["default", "explicit"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,7 @@ from cli_helpers import cli_env, run
 from csv_rows import csv_bytes, text_rows
 
 import churnctl.interrupts as interrupts
+from churnctl.atomic import temporaries
 from churnctl.faults import FAULT_ENV
 from churnctl.samples.generate import COLUMNS, generate_files
 
@@ -53,7 +55,11 @@ def data_lines(path: Path) -> int:
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files and parts folders churnctl would leave behind."""
-    found = [*folder.rglob(".*.tmp"), *folder.rglob("*.parts"), *folder.rglob("churnctl-stdin-*")]
+    found = [
+        *temporaries(folder, recursive=True),
+        *folder.rglob("*.parts"),
+        *folder.rglob("churnctl-stdin-*"),
+    ]
     return sorted(str(p) for p in found)
 
 
@@ -324,15 +330,37 @@ def test_a_signal_at_a_random_moment_of_a_real_run(big: Path, tmp_path: Path) ->
     for (name, _, delay, signum), outcome in zip(runs, outcomes, strict=True):
         where = f"{name} after {delay:.2f} s ({signal.Signals(signum).name}): {outcome.err}"
         assert outcome.code in {0, 128 + signum, -signum}, where
-        assert "Traceback" not in outcome.err, where
-        assert leftovers(outcome.out) == [], where
         killed_in_start_up = outcome.code == -signum  # before the handlers: nothing made
+        assert "Traceback" not in outcome.err or _before_handlers(outcome, signum), where
+        assert leftovers(outcome.out) == [], where
         if killed_in_start_up or (outcome.code != 0 and name != "watch-once"):
             assert _made(outcome.out) == [], where
         elif outcome.code == 0 and name in SCORED_ROWS:
             assert data_lines(outcome.out / "o.csv") == SCORED_ROWS[name], where
         if name == "watch-once":
             _restart_scores_each_file_once(big, outcome.out)
+
+
+START_UP_MODULES = {"__init__.py", "moved.py", "interrupts.py", "__main__.py"}
+
+
+def _before_handlers(outcome: Outcome, signum: int) -> bool:
+    """A SIGINT in the interpreter's own start-up, before ``churnctl.__main__`` installed the
+    handlers (its first import): Python's default handler prints its traceback there.
+
+    The window is the interpreter's start-up plus ~8 ms of imports (tests/test_startup.py
+    keeps them light); under load a signal sent 0.07 s after the start can land in it.
+    """
+    lines = outcome.err.strip().splitlines()
+    ours = set(re.findall(r'File "[^"]*/churnctl/([^"]+)"', outcome.err))
+    starting = ours <= START_UP_MODULES and ", in main" not in outcome.err
+    return (
+        signum == signal.SIGINT
+        and outcome.code == -signum
+        and starting
+        and bool(lines)
+        and lines[-1] == "KeyboardInterrupt"
+    )
 
 
 def _restart_scores_each_file_once(big: Path, out: Path) -> None:

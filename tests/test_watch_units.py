@@ -15,7 +15,7 @@ from cli_helpers import cli_env
 from hypothesis import given
 from hypothesis import strategies as st
 
-from churnctl.atomic import file_sha256
+from churnctl.atomic import file_sha256, temporaries
 from churnctl.batch.counts import RowCounts
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import UsageError
@@ -350,7 +350,7 @@ def test_a_claim_left_by_a_crash_is_reconciled(tmp_path: Path, scorer: Scorer) -
     (out_dir / ".x.scored.csv.1234.tmp").write_text("partial")
     report = run_once(in_dir, out_dir, scorer).report
     assert report.scored == 1  # only the unpublished one is scored again
-    assert not list(out_dir.glob(".*.tmp"))
+    assert not temporaries(out_dir)
     assert manifest_row(out_dir, "published.csv").rows_read == 41
     assert manifest_row(out_dir, "unpublished.csv").attempts == 3
 

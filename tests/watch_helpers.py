@@ -286,7 +286,7 @@ def manifest_states(out_dir: Path) -> collections.Counter[str]:
 
 
 def temporaries(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob(".*.tmp"))
+    return [p.name for p in temporaries(folder)]
 
 
 def inputs_in(folder: Path) -> list[str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from churnctl.atomic import temporaries
 from churnctl.batch.counts import RowCounts
 from churnctl.io.sinks import output_format
 
@@ -14,7 +15,7 @@ from churnctl.io.sinks import output_format
 def remove_temporaries(out_dir: Path) -> int:
     """Remove the temporary files a killed run left in ``out_dir``; how many."""
     removed = 0
-    for leftover in Path(out_dir).glob(".*.tmp"):
+    for leftover in temporaries(Path(out_dir)):
         leftover.unlink(missing_ok=True)
         removed += 1
     return removed
