@@ -24,6 +24,8 @@ from pathlib import Path
 from cli_helpers import cli_env
 from csv_rows import csv_bytes, text_rows
 
+from churnctl import atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 WATCH = [sys.executable, "-c", "from churnctl.cli import run; run()", "watch"]
 DEADLINE = 30.0  # seconds: the longest any single wait may take
@@ -285,12 +287,13 @@ def manifest_states(out_dir: Path) -> collections.Counter[str]:
         db.close()
 
 
-def temporaries(folder: Path) -> list[str]:
-    return [p.name for p in temporaries(folder)]
-
-
 def inputs_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.csv"))
+
+
+def temporaries(folder: Path) -> list[str]:
+    """The names of churnctl's temporary files left in ``folder`` (``atomic`` knows them)."""
+    return [p.name for p in atomic.temporaries(folder)]
 
 
 def assert_exactly_once(out_dir: Path, expected: Sequence[str], in_dir: Path) -> None:
