@@ -192,6 +192,8 @@ COMMAND_NAMES = (
     "watch",
     "watch-status",
     "flink-submit",
+    "evaluate",
+    "verify",
 )
 NAMES_A_COMMAND = re.compile(rf"churnctl ({'|'.join(COMMAND_NAMES)})\b")
 
