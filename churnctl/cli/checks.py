@@ -46,6 +46,14 @@ DataArg = Annotated[
         metavar="DATA", parser=text_value, help="CSV, CSV.gz or Parquet file with the labels."
     ),
 ]
+SampledArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="DATA",
+        parser=text_value,
+        help="CSV, CSV.gz or Parquet file to score through every runtime.",
+    ),
+]
 LabelOpt = Annotated[
     str, typer.Option(metavar="COLUMN", help="The column that holds 0 or 1 (1: exited).")
 ]
@@ -196,7 +204,7 @@ def _evaluation_tables(evaluation: Evaluation) -> list[Table]:
 
 @command
 def verify(
-    data: DataArg,
+    data: SampledArg,
     state: StateOpt = None,
     model: ModelOpt = None,
     rows: RowsOpt = None,
