@@ -26,6 +26,7 @@ from tests.cli_helpers import ROOT, plain, run
 
 SAMPLE = ROOT / "data" / "sample.csv"
 NO_FLINK = ("flink",)
+ONLY_WATCH = ("flink", "workers")  # the pool's process start: a second saved per run
 
 
 def scorer(**options: object) -> Scorer:
@@ -114,7 +115,7 @@ def test_rows_takes_the_first_records(with_rejects: Path, tmp_path: Path, rows: 
 def test_a_parquet_input_is_verified_too(tmp_path: Path) -> None:
     path = tmp_path / "sample.parquet"
     pd.read_csv(SAMPLE, nrows=120).to_parquet(path)
-    report = verify_runtimes(path, scorer(), skip=NO_FLINK)
+    report = verify_runtimes(path, scorer(), skip=ONLY_WATCH)
     assert report.passed and report.results[2].rows_scored == 120
 
 
@@ -175,23 +176,31 @@ def broken(name: str, kind: type[Scorer]) -> list[Runtime]:
         (Refusing, "rows missing"),
     ],
 )
-@pytest.mark.parametrize("name", ["watch", "score"])  # score: the batch runtime of each part
 def test_a_broken_runtime_is_caught_and_named(
-    monkeypatch: pytest.MonkeyPatch, with_rejects: Path, kind: type[Scorer], finding: str, name: str
+    monkeypatch: pytest.MonkeyPatch, with_rejects: Path, kind: type[Scorer], finding: str
 ) -> None:
-    monkeypatch.setattr(verify_run, "RUNTIMES", broken(name, kind))
-    report = verify_runtimes(with_rejects, scorer(), skip=NO_FLINK)
-    assert not report.passed
-    if name == "score":  # the reference itself broken: every other runtime differs from it
-        assert {r.runtime for r in report.disagreeing} == {"workers", "watch"}
-        return
+    monkeypatch.setattr(verify_run, "RUNTIMES", broken("watch", kind))
+    report = verify_runtimes(with_rejects, scorer(), skip=ONLY_WATCH)
     assert [r.runtime for r in report.disagreeing] == ["watch"]
-    result = run(["verify", with_rejects, "--skip", "flink"])
+    result = run(["verify", with_rejects, "--skip", "flink,workers"])
     assert result.exit_code == 5, result.output
     error = plain(result.stderr)
     assert "Error: runtimes disagree with score: watch:" in error, error
     assert finding in error
     assert "DIFFERS" in plain(result.stdout)
+
+
+@pytest.mark.parametrize("name", ["score", "workers"])
+def test_a_broken_scorer_in_the_reference_or_in_a_pool_process_is_caught(
+    monkeypatch: pytest.MonkeyPatch, with_rejects: Path, name: str
+) -> None:
+    """The pool's process gets the broken scorer pickled: it scores there (never here)."""
+    monkeypatch.setattr(verify_run, "RUNTIMES", broken(name, Shifted))
+    report = verify_runtimes(with_rejects, scorer(), skip=NO_FLINK)
+    expected = {"workers", "watch"} if name == "score" else {"workers"}
+    assert {r.runtime for r in report.disagreeing} == expected
+    for result in report.disagreeing:
+        assert result.max_delta == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_a_runtime_that_fails_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,7 +210,7 @@ def test_a_runtime_that_fails_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(runtimes.AVAILABLE, "flink", lambda: None)
     changed = [Runtime("flink", fail) if r.name == "flink" else r for r in runtimes.RUNTIMES]
     monkeypatch.setattr(verify_run, "RUNTIMES", changed)
-    result = run(["verify", SAMPLE, "--rows", "50", "--json"])
+    result = run(["verify", SAMPLE, "--rows", "50", "--json", "--skip", "workers"])
     assert result.exit_code == 5, result.output
     document = json.loads(result.stdout)
     assert document["passed"] is False and document["exit_code"] == 5
@@ -219,7 +228,7 @@ def test_flink_is_skipped_with_the_reason_when_it_cannot_run(
         raise FlinkError("Java not found: Flink needs Java 11 or newer")
 
     monkeypatch.setattr(home, "flink_home", missing)
-    report = verify_runtimes(SAMPLE, scorer(), rows=30)
+    report = verify_runtimes(SAMPLE, scorer(), rows=30, skip=["workers"])
     flink = report.results[3]
     assert (flink.status, flink.agrees) == ("skipped", None)
     assert flink.reason == "Java not found: Flink needs Java 11 or newer"
@@ -259,11 +268,11 @@ def test_the_command_prints_a_table_or_one_json_document(with_rejects: Path) -> 
     for entry in document["runtimes"]:
         assert list(entry) == RUNTIME_KEYS
     assert document["runtimes"][1]["rows_rejected"] == 6
-    table = run(["verify", SAMPLE, "--rows", "100", "--skip", "flink,watch"])
+    table = run(["verify", SAMPLE, "--rows", "100", "--skip", "flink,workers"])
     assert table.exit_code == 0, table.output
     text = plain(table.stdout)
-    assert "workers 100 0 0 0 yes agrees" in text
-    assert "watch: skipped: skipped as asked" in text
+    assert "watch 100 0 0 0 yes agrees" in text
+    assert "workers: skipped: skipped as asked" in text
     assert "agrees with score on 100 rows" in plain(table.stderr)
 
 

@@ -9,14 +9,17 @@ with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from churnctl.batch import pool
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, score_files
 from churnctl.errors import ChurnctlError
@@ -76,7 +79,9 @@ def run_batch(run: Run, outcome: Outcome) -> None:
 
 
 def run_workers(run: Run, outcome: Outcome) -> None:
-    """``score_files`` with two workers, the parts joined into one output."""
+    """``score_files`` with two workers, the parts joined into one output, every part scored
+    in a pool process (the scorer pickled, its session opened there): left to itself, this
+    process would score a small sample's two parts before the pool's worker has started."""
     output = run.folder / "scored.csv"
     request = FilesRequest(
         inputs=[str(p.path) for p in run.sample.parts],
@@ -86,11 +91,25 @@ def run_workers(run: Run, outcome: Outcome) -> None:
         read_options=run.read_options,
         workers=2,
     )
-    summary = score_files(request)
+    with _pool_only():
+        summary = score_files(request)
+    if os.getpid() in {r.process for r in summary.results}:
+        raise ChurnctlError("score_files scored a part in this process, not in its pool")
     for result in summary.failed:
         raise result.error or ChurnctlError(f"{result.input}: failed")
     read_scored(output, outcome)
     read_rejects(Path(summary.rejects or ""), run.sample, outcome)
+
+
+@contextlib.contextmanager
+def _pool_only() -> Iterator[None]:
+    """Only the pool's processes score, not this one, for the time of the block."""
+    before = pool.MAIN_SCORES
+    pool.MAIN_SCORES = False
+    try:
+        yield
+    finally:
+        pool.MAIN_SCORES = before
 
 
 def run_watch(run: Run, outcome: Outcome) -> None:
