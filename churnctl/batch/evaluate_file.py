@@ -60,7 +60,8 @@ def evaluate_file(
     check_type("evaluate_file", "read_options", options, ReadOptions, "a ReadOptions")
     check_input(input)
     required = list(dict.fromkeys([*scorer.required_columns, label]))
-    source = open_source(input, required, options, columns=Columns((*scorer.keep, label)))
+    columns = Columns((*scorer.keep, label), every=scorer.keeps_all)
+    source = open_source(input, required, options, columns=columns)
     pairs = _Pairs()
     try:
         for part in source.batches:
