@@ -306,3 +306,12 @@ def test_the_embedded_flink_job_agrees(with_rejects: Path) -> None:
     flink = report.results[3]
     assert (flink.runtime, flink.status, flink.agrees) == ("flink", "ran", True), flink
     assert report.passed
+
+
+def test_an_input_score_refuses_is_score_s_error(tmp_path: Path) -> None:
+    """The reference refuses the input as a whole: its own error and exit code, no table."""
+    path = tmp_path / "no-age.csv"
+    pd.read_csv(SAMPLE, nrows=20).drop(columns="Age").to_csv(path, index=False)
+    result = run(["verify", path, "--skip", "flink,workers"])
+    assert result.exit_code == 2, result.output
+    assert "Age" in plain(result.stderr) and result.stdout == ""

@@ -65,8 +65,8 @@ def verify_runtimes(
                 continue
             outcomes.append(run_runtime(runtime, Run(numbered, sample, work, options)))
     reference = outcomes[0]
-    if reference.status != RAN:
-        raise ChurnctlError(f"{input}: the reference runtime failed: {reference.reason}")
+    if reference.status != RAN:  # the input itself is refused (a missing column ...)
+        raise reference.error or ChurnctlError(f"{input}: {reference.reason}")
     results = [compare(reference, o, tolerance) for o in outcomes]
     results += [_not_built(name, why) for name, why in NOT_BUILT.items()]
     return VerifyReport(str(input), sample.rows, tolerance, tuple(results))

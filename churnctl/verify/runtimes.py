@@ -43,6 +43,7 @@ class Outcome:
     rows: int = 0  # scored records written (a row written twice counts twice)
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
+    error: ChurnctlError | None = field(default=None, repr=False)  # why it failed
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ def run_runtime(runtime: Runtime, run: Run) -> Outcome:
     try:
         runtime.run(run, outcome)
     except ChurnctlError as exc:
-        outcome.status, outcome.reason = FAILED, str(exc)
+        outcome.status, outcome.reason, outcome.error = FAILED, str(exc), exc
     outcome.seconds = time.perf_counter() - started
     return outcome
 
