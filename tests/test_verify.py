@@ -314,4 +314,6 @@ def test_an_input_score_refuses_is_score_s_error(tmp_path: Path) -> None:
     pd.read_csv(SAMPLE, nrows=20).drop(columns="Age").to_csv(path, index=False)
     result = run(["verify", path, "--skip", "flink,workers"])
     assert result.exit_code == 2, result.output
-    assert "Age" in plain(result.stderr) and result.stdout == ""
+    error = plain(result.stderr)
+    assert error.startswith(f"Error: {path}: missing required column(s) Age"), error
+    assert result.stdout == ""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from churnctl.arguments import PATH, check_path, check_type
 from churnctl.errors import ChurnctlError, UsageError
-from churnctl.io.sources import ReadOptions
+from churnctl.io.sources import STDIN, ReadOptions, check_input, open_source
 from churnctl.scoring.scorer import Scorer
 from churnctl.verify.compare import TOLERANCE, RuntimeResult, VerifyReport, compare
 from churnctl.verify.runtimes import (
@@ -52,6 +52,10 @@ def verify_runtimes(
         logits=scorer.logits,
         decimal=scorer.decimal,
     )
+    if str(input) != STDIN:  # DATA's header, named as DATA, before the sample is written
+        check_input(input)
+        needed = [c for c in numbered.required_columns if c != ROW]
+        open_source(input, needed, options).close()
     with tempfile.TemporaryDirectory(prefix="churnctl-verify-") as temporary:
         folder = Path(temporary)
         (folder / "sample").mkdir()
