@@ -317,3 +317,17 @@ def test_an_input_score_refuses_is_score_s_error(tmp_path: Path) -> None:
     error = plain(result.stderr)
     assert error.startswith(f"Error: {path}: missing required column(s) Age"), error
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "delimiter"), [("in.csv.gz", ","), ("in.csv", ";"), ("in.csv", "\t")]
+)
+def test_compressed_and_other_delimited_inputs_are_numbered_as_read(
+    tmp_path: Path, name: str, delimiter: str
+) -> None:
+    path = tmp_path / name
+    pd.read_csv(SAMPLE, nrows=90).to_csv(path, index=False, sep=delimiter)
+    options = ReadOptions(delimiter=delimiter)
+    report = verify_runtimes(path, scorer(), rows=60, read_options=options, skip=ONLY_WATCH)
+    assert report.passed and report.rows == 60
+    assert [r.rows_scored for r in report.results[:3]] == [60, 0, 60]  # workers skipped
