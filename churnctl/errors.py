@@ -132,6 +132,12 @@ class FilesFailedError(ChurnctlError):
     exit_code = 4
 
 
+class RuntimesDisagreeError(ChurnctlError):
+    """Runtimes scored the same rows differently, or one of them failed (``verify``)."""
+
+    exit_code = 5
+
+
 class FlinkError(ChurnctlError):
     """Flink is missing, unreachable, or the job failed."""
 

@@ -71,6 +71,10 @@ SKIPPED: dict[str, str] = {
 
 #: Examples run in another form: "page: command" -> (the command run, why).
 AS_RUN: dict[str, tuple[str, str]] = {
+    "README.md: churnctl verify data/sample.csv --rows 2000": (
+        "churnctl verify data/sample.csv --rows 2000 --skip flink",
+        FLINK + "; tests/test_verify.py runs verify's Flink runtime",
+    ),
     "README.md: churnctl watch landing/ --out scored/": (
         "churnctl watch landing/ --out scored/ --once",
         FOREVER,

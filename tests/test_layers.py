@@ -35,8 +35,10 @@ ALLOWED: dict[str, set[str]] = {
     "batch": {"features", "io", "scoring"},
     "watch": {"features", "io", "scoring", "batch"},
     "flink": {"features", "io", "scoring", "batch"},
+    # every runtime side by side, compared (verify): above watch and flink, below the CLI
+    "verify": {"features", "io", "scoring", "batch", "watch", "flink"},
     "__init__": {"features", "io", "scoring", "batch", "watch"},  # the public facade
-    "cli": {"features", "io", "scoring", "batch", "watch", "flink", "samples"},
+    "cli": {"features", "io", "scoring", "batch", "watch", "flink", "samples", "verify"},
     "__main__": {"cli"},
 }
 
@@ -190,6 +192,8 @@ COMMAND_NAMES = (
     "watch",
     "watch-status",
     "flink-submit",
+    "evaluate",
+    "verify",
 )
 NAMES_A_COMMAND = re.compile(rf"churnctl ({'|'.join(COMMAND_NAMES)})\b")
 

@@ -22,6 +22,7 @@ WITHOUT_OPTION = {
     "format": "name the output with a .csv, .jsonl or .parquet extension",
     "jobmanager": "check the cluster's REST address (HOST:PORT)",
     "keep": "keep only columns the input has",
+    "label": "name the column that holds 0 or 1",
     "logits": "export the model with a probability output",
     "max_rejects": "fix the rejected rows in the input",
     "model": "name an existing ONNX model file",
