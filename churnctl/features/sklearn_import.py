@@ -182,7 +182,9 @@ def _apply(step: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout
         return _label_encoder(step[0], step[1], layout, builder, where)
     if isinstance(step, tuple):
         raise where.refuse(
-            step, "is not an object", "pass (column, LabelEncoder) pairs or fitted objects"
+            _object_of(step),
+            "comes as a (column, object) pair, which only a LabelEncoder takes",
+            "pass other fitted objects alone, in the list",
         )
     return _transform(step, layout, builder, where)
 
@@ -279,12 +281,13 @@ def _one_hot(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
     result: Layout = []
     categories = _fitted(encoder, "categories_", where)
     for i, (slot, learned) in enumerate(zip(layout, categories, strict=True)):
+        source = _raw(slot, encoder, where)
         labels = _labels(encoder, learned, where)
-        index = _indexed(slot, labels, policy, encoder, b, where)
+        index = _indexed(source, labels, policy, b)
         drop = None if dropped is None or dropped[i] is None else int(dropped[i])
         vector = OneHotEncoder(
             input_cols=[index],
-            output_cols=[b.fresh(f"{_raw(slot, encoder, where)}_onehot")],
+            output_cols=[b.fresh(f"{source}_onehot")],
             drop_last=False,
             handle_invalid=policy,
             drop_index=[drop],
@@ -311,15 +314,14 @@ def _ordinal(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
     policy = "keep" if keep else "error"
     result: Layout = []
     for slot, labels in zip(layout, categories, strict=True):
-        index = _indexed(slot, _labels(encoder, labels, where), policy, encoder, b, where)
+        source = _raw(slot, encoder, where)
+        index = _indexed(source, _labels(encoder, labels, where), policy, b)
         result.append(Slot(index, name=slot.name))
     return result
 
 
-def _indexed(
-    slot: Slot, labels: list[str], policy: str, encoder: Any, b: _Builder, where: _Step
-) -> str:
-    source = _raw(slot, encoder, where)
+def _indexed(source: str, labels: list[str], policy: str, b: _Builder) -> str:
+    """A StringIndexer of input column ``source`` with the encoder's labels."""
     indexer = StringIndexer(
         input_cols=[source], output_cols=[b.fresh(f"{source}_index")], handle_invalid=policy
     )
