@@ -390,3 +390,10 @@ def test_the_saved_state_is_the_imported_one(tmp_path: Path) -> None:
     assert json.loads(pair.state.read_text())["provenance"]["steps"] == (
         "LabelEncoder, ColumnTransformer, StandardScaler"
     )
+
+
+def test_the_training_page_shows_the_script_it_runs() -> None:
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "docs" / "examples" / "train_sklearn.py").read_text(encoding="utf-8")
+    page = (root / "docs" / "training.md").read_text(encoding="utf-8")
+    assert f"```python\n{script}```\n" in page
