@@ -54,7 +54,10 @@ TOLERANCE = 1e-5
 
 
 def generated() -> pd.DataFrame:
-    return generate_table(3000, seed=7).to_pandas()
+    """A small data set with the public one's columns, in its order (Exited last)."""
+    dataset = generate_table(3000, seed=7).to_pandas()
+    assert list(dataset.columns[3:-1]) == INPUTS and dataset.columns[-1] == "Exited"
+    return dataset
 
 
 def public() -> pd.DataFrame:
@@ -88,8 +91,8 @@ Trained = tuple[churnctl.FeatureState, bytes, np.ndarray]
 
 def seed_script(dataset: pd.DataFrame) -> Trained:
     """The issue's training script, as the reference notebook writes it."""
-    X = dataset[["RowNumber", "CustomerId", "Surname", *INPUTS]].iloc[:, 3:].values
-    y = dataset["Exited"].values
+    X = dataset.iloc[:, 3:-1].values  # numpy, no names: CreditScore, Geography, Gender, ...
+    y = dataset.iloc[:, -1].values
     le = LabelEncoder()
     X[:, 2] = le.fit_transform(X[:, 2])
     ct = ColumnTransformer([("encoder", OneHotEncoder(), [1])], remainder="passthrough")
@@ -98,7 +101,7 @@ def seed_script(dataset: pd.DataFrame) -> Trained:
     sc = StandardScaler()
     X_train = sc.fit_transform(X_train)
     model = logistic(X_train, y_train)
-    state = churnctl.from_sklearn([("Gender", le), ct, sc], columns=INPUTS)
+    state = churnctl.from_sklearn([("Gender", le), ct, sc], columns=list(dataset.columns[3:-1]))
     return state, exported(model, X.shape[1]), model.predict_proba(sc.transform(X))[:, 1]
 
 
