@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import churnctl
 from churnctl.errors import ChurnctlError
+from churnctl.features.frame import Frame
 from churnctl.features.sklearn_import import ModelNotImportedWarning, UnsupportedStepError
 from churnctl.features.state import load_state, state_from_text
 from churnctl.samples.bundled import STATE, bundled
@@ -150,6 +152,16 @@ def ordinal_keeping_unknowns(dataset: pd.DataFrame) -> Trained:
     return preprocessing_then_model([both], dataset)
 
 
+def given_categories(dataset: pd.DataFrame) -> Trained:
+    """Categories in the script's own order (not sorted), and an explicit drop."""
+    encoder = OneHotEncoder(categories=[["Spain", "France", "Germany"]], drop=["France"])
+    order = OrdinalEncoder(categories=[["Male", "Female"]])
+    ct = ColumnTransformer(
+        [("geo", encoder, ["Geography"]), ("gender", order, ["Gender"])], remainder="passthrough"
+    )
+    return preprocessing_then_model([ct, StandardScaler()], dataset)
+
+
 def drop_first(dataset: pd.DataFrame) -> Trained:
     """Integer indices on a numpy array, drop="first", then a scaler over everything."""
     ct = ColumnTransformer(
@@ -175,6 +187,7 @@ SHAPES: dict[str, Callable[[pd.DataFrame], Trained]] = {
     "dataframe-pipeline-remainder-drop": dataframe_pipeline,
     "ordinal": ordinal,
     "ordinal-unknown-value": ordinal_keeping_unknowns,
+    "given-category-order": given_categories,
     "drop-first-numpy": drop_first,
     "if-binary-with-mean-false": if_binary,
 }
@@ -244,6 +257,18 @@ def test_a_pipeline_ending_with_a_model_names_it_in_the_provenance() -> None:
     assert loaded.fingerprint == state.fingerprint
 
 
+def test_categories_in_the_scripts_order_are_given_labels_never_refitted() -> None:
+    state, _, _ = given_categories(generated())
+    indexers = [s for s in state.to_dict()["stages"] if s["type"] == "StringIndexer"]
+    assert [(s["params"]["string_order_type"], s["fitted"]["labels"]) for s in indexers] == [
+        ("given", [["Spain", "France", "Germany"]]),
+        ("given", [["Male", "Female"]]),
+    ]
+    assert state.feature_names[:2] == ["Geography=Spain", "Geography=Germany"]
+    with pytest.raises(ChurnctlError, match="'given' keeps the labels of an imported encoder"):
+        state.pipeline.stages[0].fit(Frame.from_columns({"Geography": pa.array(["Spain"])}))
+
+
 def test_existing_states_keep_their_json_with_the_new_parameter() -> None:
     """drop_index, unused, is left out: the bundled state writes back byte for byte."""
     text = bundled(STATE).read_text(encoding="utf-8")
@@ -300,9 +325,9 @@ REFUSALS: list[tuple[str, Callable[[], tuple[list[Any], list[str] | None]], list
     ("min-frequency", on_frame(one_hot(min_frequency=100)), ["steps[0]", "min_frequency"]),
     ("max-categories", on_frame(one_hot(max_categories=2)), ["OneHotEncoder", "max_categories"]),
     (
-        "categories-out-of-order",
-        on_frame(one_hot(categories=[["Spain", "France", "Germany"]])),
-        ["'enc'", "OneHotEncoder", "sorted order"],
+        "empty-category",
+        on_frame(one_hot(categories=[["", "France", "Germany", "Spain"]])),
+        ["'enc'", "OneHotEncoder", "empty or repeated category"],
     ),
     (
         "numeric-categories",

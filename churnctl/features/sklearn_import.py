@@ -27,6 +27,7 @@ from churnctl.arguments import shown
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.features.pipeline import FeaturePipeline
 from churnctl.features.stages import (
+    GIVEN,
     OneHotEncoder,
     Stage,
     StandardScaler,
@@ -247,8 +248,7 @@ def _label_encoder(column: Any, encoder: Any, layout: Layout, b: _Builder, where
     labels = _labels(encoder, _fitted(encoder, "classes_", where), where)
     at = _positions(column, layout, encoder, where)[0]
     source = _raw(layout[at], encoder, where)
-    indexer = StringIndexer(input_cols=[source], output_cols=[b.fresh(f"{source}_index")])
-    out = b.add(_with_labels(indexer, [labels]))
+    out = _indexed(source, labels, "error", b)
     return [*layout[:at], Slot(out, name=layout[at].name), *layout[at + 1 :]]
 
 
@@ -322,10 +322,7 @@ def _ordinal(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
 
 def _indexed(source: str, labels: list[str], policy: str, b: _Builder) -> str:
     """A StringIndexer of input column ``source`` with the encoder's labels."""
-    indexer = StringIndexer(
-        input_cols=[source], output_cols=[b.fresh(f"{source}_index")], handle_invalid=policy
-    )
-    return b.add(_with_labels(indexer, [labels]))
+    return b.add(_indexer(source, b.fresh(f"{source}_index"), labels, policy))
 
 
 def _scaler(scaler: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
@@ -436,17 +433,22 @@ def _labels(encoder: Any, categories: Any, where: _Step) -> list[str]:
             "as categories are not supported)",
         )
     labels = [str(v) for v in values]
-    if "" in labels or labels != sorted(labels) or len(set(labels)) != len(labels):
+    if "" in labels or len(set(labels)) != len(labels):
         raise where.refuse(
             encoder,
-            "has categories a state cannot hold (given out of sorted order, or empty text)",
-            "let the encoder learn its categories (categories='auto')",
+            "has an empty or repeated category, which a state cannot hold",
+            "give each category once, as non-empty text",
         )
     return labels
 
 
-def _with_labels(indexer: StringIndexer, labels: list[list[str]]) -> StringIndexer:
-    indexer.labels_ = labels
+def _indexer(source: str, output: str, labels: list[str], policy: str) -> StringIndexer:
+    """A fitted StringIndexer holding an encoder's labels, in its order."""
+    order = "alphabetAsc" if labels == sorted(labels) else GIVEN  # sorted: as a fit orders
+    indexer = StringIndexer(
+        input_cols=[source], output_cols=[output], string_order_type=order, handle_invalid=policy
+    )
+    indexer.labels_ = [labels]
     return indexer
 
 
