@@ -157,7 +157,8 @@ def given_categories(dataset: pd.DataFrame) -> Trained:
     encoder = OneHotEncoder(categories=[["Spain", "France", "Germany"]], drop=["France"])
     order = OrdinalEncoder(categories=[["Male", "Female"]])
     ct = ColumnTransformer(
-        [("geo", encoder, ["Geography"]), ("gender", order, ["Gender"])], remainder="passthrough"
+        [("geo", encoder, ["Geography"]), ("gender", order, ["Gender"])],
+        remainder=FunctionTransformer(),  # an identity, as "passthrough"
     )
     return preprocessing_then_model([ct, StandardScaler()], dataset)
 

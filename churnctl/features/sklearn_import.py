@@ -192,7 +192,7 @@ def _apply(step: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout
 
 def _transform(obj: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout:
     """The layout after a fitted transformer read all of it."""
-    if obj is None or (isinstance(obj, str) and obj == "passthrough"):
+    if obj is None or _is_word(obj, "passthrough") or _identity(obj):
         return layout
     kinds: dict[str, Callable[[Any, Layout, _Builder, _Step], Layout]] = {
         "Pipeline": _pipeline,
@@ -536,6 +536,11 @@ def _is_sklearn(obj: Any) -> bool:
 
 def _named(obj: Any, name: str) -> bool:
     return _is_sklearn(obj) and type(obj).__name__ == name
+
+
+def _identity(obj: Any) -> bool:
+    """A FunctionTransformer without a function: scikit-learn's own passthrough."""
+    return _named(obj, "FunctionTransformer") and getattr(obj, "func", True) is None
 
 
 def _is_pipeline(obj: Any) -> bool:
