@@ -7,6 +7,8 @@ The public Python API (see docs/python-api.md)::
     result = scorer.score(record_batch)           # scored rows + rejects
     aligned = scorer.score_aligned(record_batch)  # one row per input row
 
+A training notebook's fitted scikit-learn preprocessing becomes a state with
+``from_sklearn``; ``save_for_serving`` writes it beside the exported model, bound.
 Each runtime's entry point is here too: ``score_file`` (one file), ``score_files``
 (many, in a pool of processes), ``Watcher`` (a folder, as it receives files). The
 packages below hold the rest, by job: ``features`` (the state), ``scoring`` (model +
@@ -32,10 +34,12 @@ if TYPE_CHECKING:
     from churnctl.batch.score_files import FilesRequest, score_files
     from churnctl.errors import ChurnctlError
     from churnctl.features.extraction import FeatureBatch, extract_features
+    from churnctl.features.sklearn_import import from_sklearn
     from churnctl.features.state import FeatureState, load_state
     from churnctl.scoring.binding import bind_model
     from churnctl.scoring.model import ChurnModel
     from churnctl.scoring.scorer import ScoredBatch, Scorer, ScorerOptions, scorer_from
+    from churnctl.scoring.serving_pair import save_for_serving
     from churnctl.watch.watcher import Watcher, WatchSettings
 
     __version__: str
@@ -56,7 +60,9 @@ __all__ = [
     "bind_model",
     "extract_features",
     "fit_state",
+    "from_sklearn",
     "load_state",
+    "save_for_serving",
     "score_file",
     "score_files",
     "scorer_from",
@@ -87,6 +93,10 @@ def __getattr__(name: str) -> Any:
             from churnctl.features.extraction import extract_features as value
         case "bind_model":
             from churnctl.scoring.binding import bind_model as value
+        case "from_sklearn":
+            from churnctl.features.sklearn_import import from_sklearn as value
+        case "save_for_serving":
+            from churnctl.scoring.serving_pair import save_for_serving as value
         case "fit_state":
             from churnctl.batch.fit_file import fit_state as value
         case "Scorer":

@@ -23,7 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import churnctl
-from churnctl import ChurnModel, Scorer, bind_model, extract_features, fit_state, load_state
+from churnctl import (
+    ChurnModel,
+    Scorer,
+    bind_model,
+    extract_features,
+    fit_state,
+    from_sklearn,
+    load_state,
+    save_for_serving,
+)
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, score_files
 from churnctl.errors import ChurnctlError, UsageError
@@ -216,7 +225,20 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             },
         ),
         "Watcher": (Watcher, {"settings": watch_settings(), "on_event": None}),
+        "save_for_serving": (
+            save_for_serving,
+            {"state": state, "model": bundled(MODEL), "folder": landing().parent / "serving"},
+        ),
+        "from_sklearn": (from_sklearn, {"steps": [fitted_scaler()], "columns": ["Age", "Tenure"]}),
     }
+
+
+@functools.cache
+def fitted_scaler() -> Any:
+    """A fitted scikit-learn StandardScaler (scikit-learn is the train extra)."""
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit(frame()[["Age", "Tenure"]].values)
 
 
 # Which wrong-typed values an argument takes after all (a None where None is the default...).
@@ -251,6 +273,8 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state", "on_progress"): nothing,
     ("fit_state", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
+    ("save_for_serving", "rebind"): boolean,
+    ("save_for_serving", "model"): is_bytes,  # bytes: then not an ONNX model, refused as such
     ("ChurnModel", "source"): is_bytes,
     ("ChurnModel", "threads"): whole(0, 2**31 - 1),
     ("ChurnModel", "name"): nothing,

@@ -46,6 +46,7 @@ OPTIONS: dict[str, st.SearchStrategy[Any]] = {
     "handle_invalid": st.sampled_from(INVALID_POLICIES),
     "normalize": st.none() | st.lists(st.sampled_from(NORMALIZE_MODES), max_size=3),
     "drop_last": st.booleans(),
+    "drop_index": st.none() | st.lists(st.none() | st.integers(0, 3), max_size=2),
     "with_mean": st.booleans(),
     "with_std": st.booleans(),
     "ddof": st.sampled_from([0, 1, 2]),

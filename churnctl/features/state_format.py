@@ -24,6 +24,38 @@ FORMAT_VERSION = 1
 MAX_INT_DIGITS = 100  # far beyond any count a state holds; Python refuses past 4,300
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+FITTED_PROVENANCE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "training_file",
+        "training_sha256",
+        "rows",
+        "rows_rejected",
+        "fitted_at",
+        "pipeline",
+    ],
+    "properties": {
+        "training_file": {"type": "string"},
+        "training_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "rows": {"type": "integer", "minimum": 0},
+        "rows_rejected": {"type": "integer", "minimum": 0},
+        "fitted_at": {"type": "string"},
+        "pipeline": {"type": "string"},
+    },
+}
+# A state imported from fitted scikit-learn objects (features.sklearn_import): nothing fitted.
+IMPORTED_PROVENANCE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["imported_from", "steps", "imported_at"],
+    "properties": {
+        "imported_from": {"type": "string"},
+        "steps": {"type": "string"},
+        "imported_at": {"type": "string"},
+        "model_not_imported": {"type": "string"},
+    },
+}
 STATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -81,25 +113,10 @@ STATE_SCHEMA: dict[str, Any] = {
             "required": ["column", "feature_names"],
             "properties": {"column": {"type": "string"}, "feature_names": _STRINGS},
         },
-        "provenance": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": [
-                "training_file",
-                "training_sha256",
-                "rows",
-                "rows_rejected",
-                "fitted_at",
-                "pipeline",
-            ],
-            "properties": {
-                "training_file": {"type": "string"},
-                "training_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                "rows": {"type": "integer", "minimum": 0},
-                "rows_rejected": {"type": "integer", "minimum": 0},
-                "fitted_at": {"type": "string"},
-                "pipeline": {"type": "string"},
-            },
+        "provenance": {  # fitted on a file, or imported from a training script's objects
+            "if": {"type": "object", "required": ["imported_from"]},
+            "then": IMPORTED_PROVENANCE,
+            "else": FITTED_PROVENANCE,
         },
         "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
     },

@@ -26,6 +26,7 @@ from churnctl.features.stages.standard_scaler import (
     scale,
 )
 from churnctl.features.stages.string_indexer import (
+    GIVEN,
     INVALID_POLICIES,
     NORMALIZE_MODES,
     ORDER_TYPES,
@@ -42,6 +43,7 @@ STAGE_TYPES: dict[str, type[Stage]] = {
 }
 
 __all__ = [
+    "GIVEN",
     "INVALID_POLICIES",
     "NORMALIZE_MODES",
     "ORDER_TYPES",

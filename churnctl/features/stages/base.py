@@ -117,7 +117,8 @@ class Stage:
 
     def params(self) -> dict[str, Any]:
         """The stage's constructor parameters, JSON-ready."""
-        return {p.name: getattr(self, p.name) for p in self.parameters()}
+        values = ((p, getattr(self, p.name)) for p in self.parameters())
+        return {p.name: value for p, value in values if p.stored(value)}
 
     def accumulator(self) -> Accumulator:
         """A fresh accumulator whose ``finish`` fits this stage."""

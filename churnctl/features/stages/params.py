@@ -9,7 +9,7 @@ of a spec's keys (``check_keys``), so no stage writes that boilerplate by hand.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,21 +36,34 @@ class Param:
     name: str
     constraint: Constraint
     default: Any = REQUIRED
+    unset: Callable[[Any], bool] | None = None  # true: left out of ``params()`` (see ``param``)
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
 
+    def stored(self, value: Any) -> bool:
+        """Whether ``params()`` (and so the state) holds this value."""
+        return self.unset is None or not self.unset(value)
 
-def param(constraint: Constraint, default: Any = REQUIRED) -> Any:
-    """A stage's field declaring a parameter (required when it has no default)."""
-    return dataclasses.field(default=default, metadata={"constraint": constraint})
+
+def param(
+    constraint: Constraint, default: Any = REQUIRED, *, unset: Callable[[Any], bool] | None = None
+) -> Any:
+    """A stage's field declaring a parameter (required when it has no default).
+
+    ``unset``: for a parameter added after states were written, true for the cleaned
+    value that means "not used"; such a value is left out of ``params()``, so every
+    state written before the parameter existed keeps its exact JSON and fingerprint.
+    """
+    return dataclasses.field(default=default, metadata={"constraint": constraint, "unset": unset})
 
 
 def declared(cls: type) -> tuple[Param, ...]:
     """A stage class's parameters, in declaration order."""
     return tuple(
-        Param(f.name, f.metadata["constraint"], f.default) for f in dataclasses.fields(cls)
+        Param(f.name, f.metadata["constraint"], f.default, f.metadata["unset"])
+        for f in dataclasses.fields(cls)
     )
 
 
@@ -162,3 +175,36 @@ class OnePerColumn:
         if not isinstance(value, list | tuple) or len(value) != n_cols:
             raise PipelineSpecError(f"{stage}: {name} needs one mode per input column ({n_cols})")
         return [self.words.clean(stage, name, word, earlier) for word in value]
+
+
+@dataclass(frozen=True)
+class DroppedIndices:
+    """Per column of ``of``, the category index left out of its vector, or None.
+
+    None: None for each column.
+    """
+
+    of: str
+
+    def clean(
+        self, stage: str, name: str, value: Any, earlier: Mapping[str, Any]
+    ) -> list[int | None]:
+        n_cols = len(earlier[self.of])
+        if value is None:
+            return [None] * n_cols
+        whole = all(v is None or (type(v) is int and v >= 0) for v in _listed(value))
+        if not isinstance(value, list | tuple) or len(value) != n_cols or not whole:
+            raise PipelineSpecError(
+                f"{stage}: {name} needs one category index (a whole number >= 0) or null per "
+                f"input column ({n_cols})"
+            )
+        return list(value)
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def none_dropped(value: list[int | None]) -> bool:
+    """A ``DroppedIndices`` value that drops nothing."""
+    return all(v is None for v in value)

@@ -28,14 +28,20 @@ from churnctl.features.stages.base import (
 )
 from churnctl.features.stages.params import Columns, OneOf, OnePerColumn, param
 
-ORDER_TYPES = ("alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc")
+ORDER_TYPES = ("alphabetAsc", "alphabetDesc", "frequencyDesc", "frequencyAsc")  # a fit's
+# The labels as an imported encoder holds them (from_sklearn), in its order: not learned.
+GIVEN = "given"
 INVALID_POLICIES = ("error", "skip", "keep")
 NORMALIZE_MODES = ("exact", "trim", "trim-lower")
 
 
 @dataclass(kw_only=True, eq=False)
 class StringIndexer(Stage):
-    """Maps string categories to float indices, in a chosen label order."""
+    """Maps string categories to float indices, in a chosen label order.
+
+    ``string_order_type`` ``given``: the labels an imported encoder holds, in its
+    order (``from_sklearn``); such a stage is never fitted.
+    """
 
     TYPE = "StringIndexer"
     READS_CATEGORIES = True
@@ -45,7 +51,7 @@ class StringIndexer(Stage):
 
     input_cols: Sequence[str] = param(Columns())
     output_cols: Sequence[str] = param(Columns(like="input_cols"))
-    string_order_type: str = param(OneOf(ORDER_TYPES), "alphabetAsc")
+    string_order_type: str = param(OneOf((*ORDER_TYPES, GIVEN)), "alphabetAsc")
     handle_invalid: str = param(OneOf(INVALID_POLICIES), "error")
     normalize: Sequence[str] | None = param(
         OnePerColumn("input_cols", OneOf(NORMALIZE_MODES), fill="exact"), None
@@ -161,6 +167,11 @@ class LabelCounts(Accumulator):
 
     def finish(self) -> None:
         order = self.stage.string_order_type
+        if order == GIVEN:
+            raise PipelineSpecError(
+                f"StringIndexer: string_order_type {GIVEN!r} keeps the labels of an imported "
+                f"encoder, which a fit cannot learn; choose one of {', '.join(ORDER_TYPES)}"
+            )
         self.stage.labels_ = [order_labels(counts, order) for counts in self.counts]
 
 
