@@ -22,6 +22,7 @@ import copy
 import hashlib
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from numbers import Real
@@ -32,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from churnctl.arguments import PATH, check_bool, check_type, wrong
-from churnctl.errors import Fix, UsageError
+from churnctl.errors import Fix, FixedBatchWarning, UsageError
 from churnctl.features.columns import as_text
 from churnctl.features.extraction import FeatureBatch, extract_features, rejected_rows
 from churnctl.features.input_policy import Batch, BatchLike, arrow_batch, check_decimal
@@ -160,7 +161,11 @@ class Scorer:
     def model(self) -> ChurnModel:
         """The ONNX model, its session opened on first use in this process."""
         if self._model is None:
-            self._model = ChurnModel(self._model_bytes, threads=self.threads, name=self._model_name)
+            with warnings.catch_warnings():  # noted once, when this scorer was built
+                warnings.simplefilter("ignore", FixedBatchWarning)
+                self._model = ChurnModel(
+                    self._model_bytes, threads=self.threads, name=self._model_name
+                )
         return self._model
 
     @property
