@@ -120,6 +120,8 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
         "Scorer.score": (lambda **kw: scorer().score(**kw), {"batch": frame()}),
         "Scorer.features": (lambda **kw: scorer().features(**kw), {"batch": frame()}),
         "Scorer.score_aligned": (lambda **kw: scorer().score_aligned(**kw), {"batch": frame()}),
+        "Scorer.predict": (lambda **kw: scorer().predict(**kw), {"batch": frame()}),
+        "Scorer.predict_proba": (lambda **kw: scorer().predict_proba(**kw), {"batch": frame()}),
         "fit_state": (
             fit_state,
             {

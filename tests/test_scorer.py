@@ -372,6 +372,8 @@ def same_result(one: Any, other: Any) -> bool:
         )
     if isinstance(one, ScoredBatch):
         return one.scored.equals(other.scored) and one.rejects.equals(other.rejects)
+    if isinstance(one, np.ndarray):
+        return np.array_equal(one, other, equal_nan=True)
     return bool(one.equals(other))
 
 
@@ -379,6 +381,8 @@ def test_the_public_batch_functions_are_found() -> None:
     """The list below is derived: a new public function taking a batch joins the test."""
     assert BATCH_FUNCTIONS == [
         "Scorer.features",
+        "Scorer.predict",
+        "Scorer.predict_proba",
         "Scorer.score",
         "Scorer.score_aligned",
         "extract_features",

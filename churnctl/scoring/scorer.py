@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,8 +38,11 @@ from churnctl.features.columns import as_text
 from churnctl.features.extraction import FeatureBatch, extract_features, rejected_rows
 from churnctl.features.input_policy import Batch, BatchLike, arrow_batch, check_decimal
 from churnctl.features.state import FeatureState, load_state, state_from_text
-from churnctl.scoring.binding import PairCheck, check_pair
+from churnctl.scoring.binding import PairCheck, check_pair, short
 from churnctl.scoring.model import ChurnModel, check_threads
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 # Columns every scorer writes itself: a kept input column may not take their names.
@@ -262,6 +265,45 @@ class Scorer:
             features.reject_reason,
         ]
         return pa.Table.from_arrays(columns, schema=aligned_schema(keep))
+
+    def predict_proba(self, batch: BatchLike) -> np.ndarray:
+        """Class probabilities as scikit-learn gives them: float64 [N, 2], one row per input
+        row in input order (column 1 is ``raw``, column 0 is 1 - ``raw``); NaN rows where
+        the row was rejected (``score_aligned`` says why)."""
+        _, raw = self._predict(self._arrow(batch))
+        positive = raw.astype(np.float32).astype(np.float64)  # the value ``raw`` holds
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, batch: BatchLike) -> pd.DataFrame:
+        """``score_aligned`` as a pandas DataFrame: a DataFrame in, a DataFrame out (MLflow
+        pyfunc's convention), on the input's own index (a RangeIndex for Arrow input).
+
+        Columns: the kept columns (as the input holds them), ``raw`` (float32, NaN where
+        rejected), ``exited`` (pandas' nullable boolean), ``reject_column``, ``reject_reason``.
+        """
+        import pandas as pd
+
+        aligned = self.score_aligned(batch)
+        frame = aligned.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        keep = self.kept_columns(aligned.schema.names[: -len(OWN_COLUMNS)])
+        if isinstance(batch, pd.DataFrame):
+            frame.index = batch.index
+            for name in keep:
+                frame[name] = batch[name].array  # by position: the index may repeat
+        else:
+            for name in keep:
+                frame[name] = batch.column(name).to_pandas()
+        return frame
+
+    def __repr__(self) -> str:
+        names = self.state.feature_names
+        status = self.check.status.value
+        keep = ", ".join(self.keep) or "none"
+        return (
+            f"<Scorer {len(names)} features, {len(self.state.pipeline.stages)} stages, state "
+            f"{short(self.state.fingerprint)}, model {self._model_name} ({status}), "
+            f"threshold {self.threshold:g}, keep {keep}>"
+        )
 
     def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
         """Features and each row's probability (NaN where rejected); non-finite output rejects."""
