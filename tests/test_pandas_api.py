@@ -11,7 +11,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score
 
-from churnctl import Scorer
+from churnctl import Scorer, extract_features
 from churnctl.features.state import load_state
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 
@@ -135,3 +135,27 @@ def test_the_scorer_repr_says_unbound(tmp_path) -> None:  # type: ignore[no-unty
     model = logistic_n1(tmp_path / "m.onnx", 12).path
     text = repr(Scorer(bundled(STATE), model, keep=()))
     assert "(unbound)" in text and "keep none" in text
+
+
+@pytest.mark.parametrize("index", INDEXES)
+def test_extract_features_as_a_named_frame(sample: pd.DataFrame, index: str) -> None:
+    state = load_state(bundled(STATE))
+    frame = _with_bad_rows(sample)
+    frame.index = INDEXES[index](len(frame))
+    features = extract_features(state, frame)
+    named = extract_features(state, frame, as_frame=True)
+    assert named.index is frame.index
+    assert list(named.columns) == state.feature_names
+    assert (named.dtypes == np.float32).all()
+    valid = features.valid
+    np.testing.assert_array_equal(named.to_numpy()[valid], features.matrix[valid])
+    assert np.isnan(named.to_numpy()[~valid]).all()
+    assert np.flatnonzero(~valid).tolist() == sorted(BAD)
+
+
+def test_extract_features_as_a_frame_of_arrow_input(sample: pd.DataFrame) -> None:
+    state = load_state(bundled(STATE))
+    table = pa.Table.from_pandas(sample.head(25), preserve_index=False)
+    named = extract_features(state, table, as_frame=True)
+    assert named.index.equals(pd.RangeIndex(25))
+    np.testing.assert_array_equal(named.to_numpy(), extract_features(state, table).matrix)

@@ -135,7 +135,10 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             },
         ),
         "load_state": (load_state, {"path": bundled(STATE)}),
-        "extract_features": (extract_features, {"state": state, "batch": frame(), "decimal": "."}),
+        "extract_features": (
+            extract_features,
+            {"state": state, "batch": frame(), "decimal": ".", "as_frame": False},
+        ),
         "bind_model": (
             bind_model,
             {"model_bytes": bundled(MODEL).read_bytes(), "state": state, "rebind": False},
@@ -253,6 +256,7 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state", "on_progress"): nothing,
     ("fit_state", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
+    ("extract_features", "as_frame"): boolean,
     ("ChurnModel", "source"): is_bytes,
     ("ChurnModel", "threads"): whole(0, 2**31 - 1),
     ("ChurnModel", "name"): nothing,
