@@ -11,7 +11,8 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score
 
-from churnctl import Scorer, extract_features
+from churnctl import Scorer, extract_features, fit_state
+from churnctl.errors import NoValidRowsError, SchemaError, TooManyRejectsError
 from churnctl.features.state import load_state
 from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 
@@ -159,3 +160,73 @@ def test_extract_features_as_a_frame_of_arrow_input(sample: pd.DataFrame) -> Non
     named = extract_features(state, table, as_frame=True)
     assert named.index.equals(pd.RangeIndex(25))
     np.testing.assert_array_equal(named.to_numpy(), extract_features(state, table).matrix)
+
+
+class _Collect:
+    """A rejects writer that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+
+    def write_table(self, table: pa.Table) -> None:
+        self.tables.append(table)
+
+    def close(self) -> None:
+        pass
+
+
+DATA_KINDS = {
+    "DataFrame": lambda frame: frame,
+    "Table": lambda frame: pa.Table.from_pandas(frame, preserve_index=False),
+    "RecordBatch": lambda frame: pa.RecordBatch.from_pandas(frame, preserve_index=False),
+}
+
+
+@pytest.mark.parametrize("kind", DATA_KINDS)
+def test_fit_state_of_data_in_memory_equals_the_fit_of_its_file(
+    sample: pd.DataFrame, kind: str
+) -> None:
+    from_file = fit_state(bundled(SAMPLE))
+    progress: list[float | None] = []
+    in_memory = fit_state(
+        DATA_KINDS[kind](sample), on_progress=lambda p: progress.append(p.fraction)
+    )
+    assert in_memory.fingerprint == from_file.fingerprint
+    assert in_memory.dumps() != from_file.dumps()  # the provenance says where it came from
+    provenance = in_memory.provenance
+    assert provenance["training_file"] == ("<DataFrame>" if kind == "DataFrame" else "<Table>")
+    assert (provenance["rows"], provenance["rows_rejected"]) == (len(sample), 0)
+    assert progress[-1] == 1.0 and all(0 <= f <= 1 for f in progress if f is not None)
+    # the digest is of the training data, whatever holds it
+    assert provenance["training_sha256"] == fit_state(sample).provenance["training_sha256"]
+
+
+def test_fit_state_digest_follows_the_training_columns(sample: pd.DataFrame) -> None:
+    digest = fit_state(sample).provenance["training_sha256"]
+    assert fit_state(sample.drop(columns=["Surname"])).provenance["training_sha256"] == digest
+    changed = sample.copy()
+    changed.loc[0, "Age"] += 1
+    assert fit_state(changed).provenance["training_sha256"] != digest
+
+
+def test_fit_state_of_a_frame_logs_its_rejected_rows(sample: pd.DataFrame) -> None:
+    frame = _with_bad_rows(sample)
+    frame.loc[frame.index[11], "Age"] = True  # a stray value in an object column
+    rejects = _Collect()
+    state = fit_state(frame, rejects=rejects, max_rejects=10)
+    logged = pa.concat_tables(rejects.tables)
+    # the rows' 1-based positions; a new category (Atlantis) is learnt, not rejected
+    assert logged.column("line").to_pylist() == [4, 9, 12]
+    assert logged.column("column").to_pylist() == ["Age", "Balance", "Age"]
+    assert set(logged.column("source").to_pylist()) == {"the training DataFrame"}
+    assert state.provenance["rows_rejected"] == 3
+    assert "Geography=Atlantis" in state.feature_names
+    with pytest.raises(TooManyRejectsError, match="no state was written"):
+        fit_state(frame, max_rejects=2)
+
+
+def test_fit_state_of_a_frame_without_a_column_names_it(sample: pd.DataFrame) -> None:
+    with pytest.raises(SchemaError, match=r"missing required column.*Age"):
+        fit_state(sample.drop(columns=["Age"]))
+    with pytest.raises(NoValidRowsError, match="the training DataFrame: no valid training rows"):
+        fit_state(sample.head(0))

@@ -134,6 +134,10 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "on_progress": None,
             },
         ),
+        "fit_state(DataFrame)": (
+            fit_state,
+            {"train": frame(), "pipeline": "reference", "max_rejects": 0, "decimal": "."},
+        ),
         "load_state": (load_state, {"path": bundled(STATE)}),
         "extract_features": (
             extract_features,
@@ -255,6 +259,8 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state", "rejects"): nothing,
     ("fit_state", "on_progress"): nothing,
     ("fit_state", "max_rejects"): whole(0),
+    ("fit_state(DataFrame)", "pipeline"): nothing,
+    ("fit_state(DataFrame)", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
     ("extract_features", "as_frame"): boolean,
     ("ChurnModel", "source"): is_bytes,
@@ -299,7 +305,7 @@ def test_a_wrong_argument_is_one_line_naming_it(argument: tuple[str, str], value
         (lambda: scorer().score(None), ["batch", "got None", "DataFrame"]),
         (lambda: scorer().score("data.csv"), ["batch", "got str", "score_file"]),
         (lambda: fit_state(None), ["train", "got None", "path"]),
-        (lambda: fit_state(frame()), ["train", "got DataFrame", "to a file"]),
+        (lambda: fit_state([1, 2]), ["train", "got list [1, 2]", "DataFrame"]),
         (lambda: fit_state(bundled(SAMPLE), pipeline=123), ["pipeline", "got int 123"]),
         (lambda: fit_state(bundled(SAMPLE), max_rejects=-1), ["max_rejects", "got int -1"]),
         (lambda: load_state({}), ["path", "got dict"]),
