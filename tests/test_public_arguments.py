@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -153,6 +154,10 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"columns": ["CustomerId"]},
         ),
         "Scorer.keeping": (lambda **kw: keeping_all().keeping(**kw), {"columns": ["CustomerId"]}),
+        "Scorer.with_kept_types": (
+            lambda **kw: scorer().with_kept_types(**kw),
+            {"types": {"CustomerId": pa.int64()}},
+        ),
         "score_file": (score_file, {"request": ScoreRequest("in.csv", "out.csv", scorer())}),
         "ScorerOptions": (
             ScorerOptions,
@@ -263,6 +268,7 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state(DataFrame)", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
     ("extract_features", "as_frame"): boolean,
+    ("Scorer.with_kept_types", "types"): lambda v: v == {},  # every kept column as text
     ("ChurnModel", "source"): is_bytes,
     ("ChurnModel", "threads"): whole(0, 2**31 - 1),
     ("ChurnModel", "name"): nothing,
