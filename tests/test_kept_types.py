@@ -89,6 +89,8 @@ def test_json_lines_output_keeps_numbers_as_numbers(scorer: Scorer, tmp_path: Pa
     assert isinstance(first["Balance"], float) and first["Flag"] is True
     assert first["Since"] == "2020-01-01" and first["Code"] == "a"
     assert [json.loads(line)["Tiny"] for line in lines[:4]] == [1e-05, 1e20, 0.5, -2.5e-7]
+    balances = [json.loads(line)["Balance"] for line in lines]
+    assert balances == table.column("Balance").to_pylist()  # every float64 digit
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
