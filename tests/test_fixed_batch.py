@@ -111,17 +111,27 @@ def test_a_scorer_scores_every_row_and_its_copies_stay_quiet(
         np.testing.assert_allclose(raw, want, rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("how", ["score", "score --workers 2", "watch --once"])
 def test_the_cli_prints_the_note_once(
-    models: dict[tuple[str, int | None], Path], tmp_path: Path, workers: str
+    models: dict[tuple[str, int | None], Path], tmp_path: Path, how: str
 ) -> None:
-    command = [sys.executable, "-m", "churnctl", "score", bundled(SAMPLE)]
-    command += ["--state", bundled(STATE), "--model", models["logistic_n1", 7]]
-    command += ["-o", tmp_path / "out.csv", "--workers", workers]
+    landing, out = tmp_path / "in", tmp_path / "out"
+    landing.mkdir()
+    two = [landing / "a.csv", landing / "b.csv"]
+    for path in two:
+        path.write_bytes(bundled(SAMPLE).read_bytes())
+    command, *flags = how.split()
+    args = [*two, "-o", out / "scored.csv"] if command == "score" else [landing, "--out", out]
+    pair = ["--state", bundled(STATE), "--model", models["logistic_n1", 7]]
     done = subprocess.run(
-        [str(part) for part in command], env=cli_env(), capture_output=True, text=True, timeout=120
+        [str(a) for a in (sys.executable, "-m", "churnctl", command, *args, *pair, *flags)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("fixed batch size of 7") == 1, done.stderr
     assert "FixedBatchWarning" not in done.stderr and "warnings.warn" not in done.stderr
-    assert (tmp_path / "out.csv").read_text().count("\n") > 1
+    written = [p for p in out.rglob("*.csv") if "rejects" not in p.name]
+    assert written and all(p.read_text().count("\n") > 1 for p in written)
