@@ -151,3 +151,11 @@ def listing(names: Sequence[str], limit: int = LISTED) -> str:
     """Names joined by commas for a message: the first ``limit`` of them and how many more."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names) - limit:,} more)"
+
+
+class FixedBatchWarning(UserWarning):
+    """A model with a fixed batch size: it works, fed in chunks of that size, but slower.
+
+    Given once when such a model is loaded (``ChurnModel.fixed_batch_note``); the CLI
+    shows the same note on stderr instead.
+    """

@@ -145,8 +145,12 @@ def logistic_n1(
     seed: int = 0,
     input_name: str = "dense_input",
     opset: int = DEFAULT_OPSET,
+    batch: int | str = BATCH_DIM,
 ) -> OnnxFixture:
-    """Keras/tf2onnx style: ``sigmoid(x @ W[k,1] + b)`` -> ``dense_out`` float ``[N, 1]``."""
+    """Keras/tf2onnx style: ``sigmoid(x @ W[k,1] + b)`` -> ``dense_out`` float ``[N, 1]``.
+
+    ``batch``: the batch dimension, symbolic (default) or fixed (a static-shape export).
+    """
     _check_k(k)
     w, b = _params(k, 1, seed)
     nodes, inits = _linear_nodes(input_name, w, b, "logit")
@@ -154,8 +158,8 @@ def logistic_n1(
     out = _save(
         path,
         nodes,
-        [_vi(input_name, TensorProto.FLOAT, [BATCH_DIM, k])],
-        [_vi("dense_out", TensorProto.FLOAT, [BATCH_DIM, 1])],
+        [_vi(input_name, TensorProto.FLOAT, [batch, k])],
+        [_vi("dense_out", TensorProto.FLOAT, [batch, 1])],
         inits,
         name="logistic_n1",
         opset=opset,
@@ -241,7 +245,9 @@ def _train_data(k: int, seed: int, n: int = 200) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
-def _export_sklearn(path: PathLike, model: object, k: int, *, zipmap: bool) -> tuple[Path, str]:
+def _export_sklearn(
+    path: PathLike, model: object, k: int, *, zipmap: bool, batch: int | None = None
+) -> tuple[Path, str]:
     """Export with skl2onnx; return the path and the name of the probability output.
 
     skl2onnx names the outputs ``output_label``/``output_probability`` with ZipMap and
@@ -253,7 +259,7 @@ def _export_sklearn(path: PathLike, model: object, k: int, *, zipmap: bool) -> t
     options = None if zipmap else {id(model): {"zipmap": False}}
     onx = to_onnx(
         model,
-        initial_types=[("input", FloatTensorType([None, k]))],
+        initial_types=[("input", FloatTensorType([batch, k]))],
         options=options,
         target_opset={"": DEFAULT_OPSET, "ai.onnx.ml": 3},
     )
@@ -278,15 +284,18 @@ def _fit_logreg(k: int, seed: int) -> object:
     return LogisticRegression(max_iter=200).fit(x, y)
 
 
-def sklearn_zipmap(path: PathLike, k: int, *, seed: int = 0) -> OnnxFixture:
+def sklearn_zipmap(
+    path: PathLike, k: int, *, seed: int = 0, batch: int | None = None
+) -> OnnxFixture:
     """skl2onnx LogisticRegression with ZipMap (default).
 
     Outputs ``output_label`` int64 ``[N]`` and ``output_probability``
-    ``seq(map(int64, tensor(float)))``; the positive class is key ``1``.
+    ``seq(map(int64, tensor(float)))``; the positive class is key ``1``. ``batch``: a
+    fixed batch size (a static-shape export), else a dynamic axis.
     """
     _check_k(k)
     model = _fit_logreg(k, seed)
-    out, prob_name = _export_sklearn(path, model, k, zipmap=True)
+    out, prob_name = _export_sklearn(path, model, k, zipmap=True, batch=batch)
     return OnnxFixture(out, _proba_predict(model), "input", prob_name)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -129,6 +130,8 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
         "Scorer.score": (lambda **kw: scorer().score(**kw), {"batch": frame()}),
         "Scorer.features": (lambda **kw: scorer().features(**kw), {"batch": frame()}),
         "Scorer.score_aligned": (lambda **kw: scorer().score_aligned(**kw), {"batch": frame()}),
+        "Scorer.predict": (lambda **kw: scorer().predict(**kw), {"batch": frame()}),
+        "Scorer.predict_proba": (lambda **kw: scorer().predict_proba(**kw), {"batch": frame()}),
         "fit_state": (
             fit_state,
             {
@@ -141,8 +144,15 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "on_progress": None,
             },
         ),
+        "fit_state(DataFrame)": (
+            fit_state,
+            {"train": frame(), "pipeline": "reference", "max_rejects": 0, "decimal": "."},
+        ),
         "load_state": (load_state, {"path": bundled(STATE)}),
-        "extract_features": (extract_features, {"state": state, "batch": frame(), "decimal": "."}),
+        "extract_features": (
+            extract_features,
+            {"state": state, "batch": frame(), "decimal": ".", "as_frame": False},
+        ),
         "bind_model": (
             bind_model,
             {"model_bytes": bundled(MODEL).read_bytes(), "state": state, "rebind": False},
@@ -153,6 +163,10 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"columns": ["CustomerId"]},
         ),
         "Scorer.keeping": (lambda **kw: keeping_all().keeping(**kw), {"columns": ["CustomerId"]}),
+        "Scorer.with_kept_types": (
+            lambda **kw: scorer().with_kept_types(**kw),
+            {"types": {"CustomerId": pa.int64()}},
+        ),
         "score_file": (score_file, {"request": ScoreRequest("in.csv", "out.csv", scorer())}),
         "ScorerOptions": (
             ScorerOptions,
@@ -272,9 +286,13 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state", "rejects"): nothing,
     ("fit_state", "on_progress"): nothing,
     ("fit_state", "max_rejects"): whole(0),
+    ("fit_state(DataFrame)", "pipeline"): nothing,
+    ("fit_state(DataFrame)", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
     ("save_for_serving", "rebind"): boolean,
     ("save_for_serving", "model"): is_bytes,  # bytes: then not an ONNX model, refused as such
+    ("extract_features", "as_frame"): boolean,
+    ("Scorer.with_kept_types", "types"): lambda v: v == {},  # every kept column as text
     ("ChurnModel", "source"): is_bytes,
     ("ChurnModel", "threads"): whole(0, 2**31 - 1),
     ("ChurnModel", "name"): nothing,
@@ -317,7 +335,7 @@ def test_a_wrong_argument_is_one_line_naming_it(argument: tuple[str, str], value
         (lambda: scorer().score(None), ["batch", "got None", "DataFrame"]),
         (lambda: scorer().score("data.csv"), ["batch", "got str", "score_file"]),
         (lambda: fit_state(None), ["train", "got None", "path"]),
-        (lambda: fit_state(frame()), ["train", "got DataFrame", "to a file"]),
+        (lambda: fit_state([1, 2]), ["train", "got list [1, 2]", "DataFrame"]),
         (lambda: fit_state(bundled(SAMPLE), pipeline=123), ["pipeline", "got int 123"]),
         (lambda: fit_state(bundled(SAMPLE), max_rejects=-1), ["max_rejects", "got int -1"]),
         (lambda: load_state({}), ["path", "got dict"]),

@@ -254,18 +254,24 @@ def test_keep_columns_pass_through_as_text(
         assert result.scored.column(name).to_pylist() == sample.column(name)[:500].to_pylist()
 
 
-def test_typed_input_passes_keep_columns_as_text(
+def test_typed_input_keeps_its_kept_column_types(
     state: FeatureState, model: ChurnModel, sample: pa.Table
 ) -> None:
-    """A typed batch (as from Parquet) scores like the text one; kept ints become text."""
+    """A typed batch (as from Parquet) scores like the text one; kept ints stay ints, and
+    are the text ones when the output asks for text (``with_kept_types({})``)."""
     typed = generate_table(700, seed=9)
     text = _string_table(text_rows(700, seed=9))
     by_type = score_batch(state, model, typed, keep=["CustomerId", "Age"])
     by_text = score_batch(state, model, text, keep=["CustomerId", "Age"])
-    assert by_type.scored.column("CustomerId").to_pylist() == [
+    for name in ("CustomerId", "Age"):
+        assert by_type.scored.column(name).equals(typed.column(name))
+    as_text = Scorer(state, model, keep=["CustomerId", "Age"]).with_kept_types({})
+    assert as_text.score(typed).scored.column("CustomerId").to_pylist() == [
         str(v) for v in typed.column("CustomerId").to_pylist()
     ]
-    assert by_type.scored.column("CustomerId").equals(by_text.scored.column("CustomerId"))
+    assert (
+        as_text.score(typed).scored.column("CustomerId").equals(by_text.scored.column("CustomerId"))
+    )
     np.testing.assert_array_equal(
         by_type.scored.column("raw").to_numpy(), by_text.scored.column("raw").to_numpy()
     )

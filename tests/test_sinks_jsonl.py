@@ -20,14 +20,25 @@ from churnctl.scoring.scorer import Scorer
 
 
 def row_by_row(table: pa.Table) -> bytes:
-    """The writer as it was before it went columnar: the reference."""
+    """The writer as it was before it went columnar: the reference. Floats of a float32
+    column (``raw``) in their shortest float32 form, of a float64 one (a kept column) in
+    their own shortest form (issue 19: a kept float keeps every digit)."""
+    kinds = {field.name: field.type for field in table.schema}  # a repeated name: the last
 
     def jsonable(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: float(str(np.float32(v))) if isinstance(v, float) else v for k, v in row.items()}
+        return {k: _single(v) if _is_single(kinds[k], v) else v for k, v in row.items()}
 
     with np.errstate(over="ignore"):
         lines = [json.dumps(jsonable(row), ensure_ascii=False) for row in table.to_pylist()]
     return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def _is_single(kind: pa.DataType, value: Any) -> bool:
+    return isinstance(value, float) and not pa.types.is_float64(kind)
+
+
+def _single(value: float) -> float:
+    return float(str(np.float32(value)))
 
 
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
@@ -84,6 +95,15 @@ def test_scored_rows_are_written_as_before(tmp_path: Path) -> None:
         "raw",
         "exited",
     }
+
+
+def test_a_float64_column_keeps_every_digit_and_a_float32_one_its_own() -> None:
+    values = [0.1, 15580685.123456789, 1e-05, 1e20, 2.5e-300, float("nan")]
+    table = pa.table({"kept": pa.array(values), "raw": pa.array(values, pa.float32())})
+    rows = [json.loads(line) for line in jsonl_bytes(table).splitlines()]
+    np.testing.assert_array_equal([row["kept"] for row in rows], values)
+    single = [float(str(np.float32(v))) for v in values]
+    np.testing.assert_array_equal([row["raw"] for row in rows], single)
 
 
 def test_a_repeated_column_name_keeps_its_first_place_and_last_value() -> None:

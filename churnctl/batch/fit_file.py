@@ -10,22 +10,26 @@ every runtime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc
 
-from churnctl.arguments import PATH, check_callable, check_has, check_path, check_type, wrong
+from churnctl.arguments import PATH, check_callable, check_has, check_path, check_type
 from churnctl.atomic import check_distinct, file_sha256, publishing
 from churnctl.errors import InputError, NoValidRowsError, PipelineSpecError, listing
 from churnctl.features.columns import as_text
 from churnctl.features.extraction import features_of_frame, rejected_rows
 from churnctl.features.frame import Frame
-from churnctl.features.input_policy import check_decimal, frame_from_batch
+from churnctl.features.input_policy import arrow_batch, check_decimal, frame_from_batch
 from churnctl.features.pipeline import FeaturePipeline, StreamingFit
 from churnctl.features.spec import load_pipeline_spec
 from churnctl.features.state import FeatureState
@@ -44,6 +48,7 @@ from churnctl.io.rejects import rejects_path as default_rejects_path
 from churnctl.io.sinks import STDOUT, TableWriter, open_stream
 from churnctl.io.sources import (
     STDIN,
+    BatchSource,
     Progress,
     ReadOptions,
     SourceBatch,
@@ -51,6 +56,9 @@ from churnctl.io.sources import (
     is_stream,
     open_source,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _Discard:
@@ -64,7 +72,7 @@ class _Discard:
 
 
 def fit_state(
-    train: str | Path,
+    train: str | Path | pa.Table | pa.RecordBatch | pd.DataFrame,
     *,
     pipeline: str | None = None,
     read_options: ReadOptions | None = None,
@@ -75,36 +83,106 @@ def fit_state(
 ) -> FeatureState:
     """Fit a pipeline (preset name or spec file) on a training file, in constant memory.
 
-    The file is read once per fitting level (see ``StreamingFit``; three times
-    for the presets). Rejected training rows go to ``rejects`` (with their lines
-    and text); more of them than ``max_rejects`` allows refuses the fit
-    (``TooManyRejectsError``). ``decimal``: the decimal mark of numbers in text,
-    ``.`` or ``,``. ``on_progress`` is called after each batch with the pass
+    ``train``: a CSV, CSV.gz or Parquet file, or the data itself: a pandas ``DataFrame``
+    or a pyarrow ``Table``/``RecordBatch`` (read as ``Scorer.score`` reads a batch; the
+    state's provenance names it ``<DataFrame>`` and holds the SHA-256 of its training
+    columns as an Arrow IPC stream). The data is read once per fitting level (see
+    ``StreamingFit``; three times for the presets). Rejected training rows go to
+    ``rejects`` (with their lines and text); more of them than ``max_rejects`` allows
+    refuses the fit (``TooManyRejectsError``). ``decimal``: the decimal mark of numbers
+    in text, ``.`` or ``,``. ``on_progress`` is called after each batch with the pass
     (``pass_number`` of ``passes``) and the share of the file read in it.
     """
     _check_arguments(train, pipeline, read_options, rejects, on_progress)
     max_rejects = as_reject_limit("fit_state", max_rejects)
     check_decimal(decimal)
-    if str(train) == STDIN or is_stream(train):
-        raise InputError(
-            f"{train}: training data must be a regular file (its SHA-256 goes into the state), "
-            "not stdin or a pipe"
-        )
     description, features = load_pipeline_spec(pipeline)
+    training = _training(train, features.input_schema.columns)
     options = read_options or ReadOptions()
     passes = _Passes(StreamingFit(features), options, rejects or _Discard(), decimal, on_progress)
-    log, kept = _fit_passes(train, passes)
+    log, kept = _fit_passes(training, passes)
     rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
     provenance = {
-        "training_file": Path(train).name,
-        "training_sha256": file_sha256(Path(train)),
+        "training_file": training.label,
+        "training_sha256": training.digest(),
         "rows": rows,
         "rows_rejected": log.count,
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipeline": description,
     }
-    return FeatureState(features, provenance, source=f"the state fitted on {train}")
+    return FeatureState(features, provenance, source=f"the state fitted on {training.name}")
+
+
+@dataclass(frozen=True)
+class _Training:
+    """Training data: a file, read anew in each pass, or a table held in memory."""
+
+    name: str  # in messages
+    label: str  # in the provenance
+    path: Path | None = None
+    table: pa.Table | None = None
+    columns: tuple[str, ...] = ()  # the table's training columns, which its digest covers
+
+    def open(self, required: Sequence[str], options: ReadOptions) -> BatchSource:
+        if self.table is None:
+            return open_source(self.name, required, options)
+        batches = self.table.to_batches(max_chunksize=MEMORY_BATCH_ROWS)
+        total = max(self.table.num_rows, 1)
+        return BatchSource(
+            self.name,
+            self.table.column_names,
+            iter([SourceBatch(batch) for batch in batches]),
+            read_share=lambda rows: min(rows / total, 1.0),
+        )
+
+    def identity(self) -> object:
+        """What changes when a file is written to meanwhile (a table in memory: nothing)."""
+        return None if self.path is None else _file_identity(self.path)
+
+    def digest(self) -> str:
+        """SHA-256 of the file, or of the table as an Arrow IPC stream."""
+        if self.path is not None:
+            return file_sha256(self.path)
+        table = self.table.select(list(self.columns)).replace_schema_metadata(None)
+        sink = _Hashing()
+        with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+            writer.write_table(table)
+        return sink.hash.hexdigest()
+
+
+class _Hashing:
+    """A write-only file that keeps only the SHA-256 of what is written to it."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _training(train: Any, columns: Sequence[str]) -> _Training:
+    """The training data: a regular file, or a DataFrame/Table with the input ``columns``."""
+    if isinstance(train, str | os.PathLike):
+        if str(train) == STDIN or is_stream(train):
+            raise InputError(
+                f"{train}: training data must be a regular file (its SHA-256 goes into the "
+                "state), not stdin or a pipe"
+            )
+        return _Training(str(train), Path(train).name, path=Path(train))
+    label = "<DataFrame>" if not isinstance(train, pa.Table | pa.RecordBatch) else "<Table>"
+    table = arrow_batch(train, columns, name=f"train {label}")
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    return _Training(f"the training {label[1:-1]}", label, table=table, columns=tuple(columns))
 
 
 @dataclass(frozen=True)
@@ -118,16 +196,16 @@ class _Passes:
     on_progress: Callable[[Progress], None] | None = None
 
 
-def _fit_passes(train: str | Path, passes: _Passes) -> tuple[RejectLog, int]:
-    """Every pass over the file, which must not change meanwhile: (reject log, rows kept)."""
-    before = _file_identity(train)
+def _fit_passes(train: _Training, passes: _Passes) -> tuple[RejectLog, int]:
+    """Every pass over the data, which must not change meanwhile: (reject log, rows kept)."""
+    before = train.identity()
     tally = _Tally()
     try:
         for _ in range(passes.fitting.passes):
-            _fit_pass(str(train), passes, tally)
+            _fit_pass(train, passes, tally)
     except (InputError, PipelineSpecError) as exc:  # too few rows, a stage that cannot fit
-        raise _explained(exc, train, tally) from None
-    if _file_identity(train) != before:
+        raise _explained(exc, train.name, tally) from None
+    if train.identity() != before:
         raise InputError(
             f"{train}: the training file changed while it was read "
             f"({passes.fitting.passes} passes); fit a copy that nothing writes to"
@@ -137,7 +215,7 @@ def _fit_passes(train: str | Path, passes: _Passes) -> tuple[RejectLog, int]:
     return tally.log, tally.kept
 
 
-def _explained(exc: InputError | PipelineSpecError, train: str | Path, tally: _Tally) -> Exception:
+def _explained(exc: InputError | PipelineSpecError, train: str, tally: _Tally) -> Exception:
     """The error naming the training file; its remedy the decimal mark, if that is the cause."""
     message = exc.message if isinstance(exc, InputError) else f"{train}: {exc.message}"
     note = tally.decimal_commas.note(tally.rejected)
@@ -185,12 +263,12 @@ def _text(batch: pa.RecordBatch, name: str) -> pa.Array:
     return as_text(batch.column(name)) if name in batch.schema.names else pa.nulls(len(batch))
 
 
-def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
-    """One pass over the training file; the last one logs the rejected rows."""
+def _fit_pass(train: _Training, passes: _Passes, tally: _Tally) -> None:
+    """One pass over the training data; the last one logs the rejected rows."""
     fitting, options = passes.fitting, passes.options
-    source = open_source(train, fitting.pipeline.input_schema.columns, options)
+    source = train.open(fitting.pipeline.input_schema.columns, options)
     try:
-        _check_unshadowed(train, source.columns, fitting.pipeline)
+        _check_unshadowed(train.name, source.columns, fitting.pipeline)
         log = None
         if fitting.last_pass:
             log = RejectLog.for_source(passes.writer, source)
@@ -210,7 +288,7 @@ def _fit_pass(train: str, passes: _Passes, tally: _Tally) -> None:
 
 
 def _no_valid_rows(
-    train: str, passes: _Passes, tally: _Tally, log: RejectLog | None
+    train: _Training, passes: _Passes, tally: _Tally, log: RejectLog | None
 ) -> NoValidRowsError:
     """The error of a pass with no valid row, quoting its first rejects, which are logged."""
     if log is None:  # a pass before the logging one: log the rows it rejected now
@@ -219,13 +297,14 @@ def _no_valid_rows(
         log.finish()
     first = f"; first: {'; '.join(log.examples)}" if log.examples else ""
     return NoValidRowsError(
-        f"{train}: no valid training rows (read {tally.read}{first}); check the file"
+        f"{train.name}: no valid training rows (read {tally.read}{first}); check the "
+        f"{'file' if train.path is not None else 'data'}"
     )
 
 
-def _log_input_rejects(train: str, passes: _Passes) -> RejectLog:
+def _log_input_rejects(train: _Training, passes: _Passes) -> RejectLog:
     """Log the rows the input policy and the stages fitted so far reject: one more pass."""
-    source = open_source(train, passes.fitting.pipeline.input_schema.columns, passes.options)
+    source = train.open(passes.fitting.pipeline.input_schema.columns, passes.options)
     try:
         log = RejectLog.for_source(passes.writer, source)
         fitting = passes.fitting
@@ -339,9 +418,8 @@ def _check_arguments(
     train: Any, pipeline: Any, read_options: Any, rejects: Any, on_progress: Any
 ) -> None:
     """``fit_state``'s arguments, each refused in one line naming it (issue 17)."""
-    if type(train).__name__ == "DataFrame":  # no data in memory: the state names its file
-        raise wrong("fit_state", "train", train, TRAIN_TAKES, "write the DataFrame to a file")
-    check_path("fit_state", "train", train, TRAIN_TAKES)
+    if not _in_memory(train):
+        check_path("fit_state", "train", train, TRAIN_TAKES)
     if pipeline is not None:
         check_path("fit_state", "pipeline", pipeline, PIPELINE_TAKES)
     if read_options is not None:
@@ -351,5 +429,13 @@ def _check_arguments(
     check_callable("fit_state", "on_progress", on_progress, "a function of a Progress")
 
 
-TRAIN_TAKES = f"{PATH} to a CSV, CSV.gz or Parquet file"
+def _in_memory(train: Any) -> bool:
+    """Whether ``train`` is data in memory: a pyarrow Table or RecordBatch, a DataFrame."""
+    pandas = sys.modules.get("pandas")  # not imported: the object cannot be a DataFrame
+    frame = pandas is not None and isinstance(train, pandas.DataFrame)
+    return frame or isinstance(train, pa.Table | pa.RecordBatch)
+
+
+TRAIN_TAKES = f"{PATH} to a CSV, CSV.gz or Parquet file, a pandas DataFrame or a pyarrow Table"
+MEMORY_BATCH_ROWS = 65_536  # rows per batch of training data held in memory
 PIPELINE_TAKES = f"a preset name (reference, sklearn) or {PATH} to a spec file"

@@ -8,6 +8,8 @@ the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -108,7 +110,9 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
             read_from=request.read_from,
             columns=Columns(scorer.keep, every=scorer.keeps_all),
         )
-        schema = output_schema(scorer.kept_columns(source.columns))
+        scorer = _typed(scorer.keeping(source.columns), source, fmt)
+        schema = output_schema(scorer.keep, scorer.kept_types)
+        request = dataclasses.replace(request, scorer=scorer)
         with publishing() as publication:
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
@@ -122,6 +126,25 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
             source.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _typed(scorer: Scorer, source: BatchSource, fmt: str) -> Scorer:
+    """The scorer with its kept columns' output types fixed before the first row is written.
+
+    Already fixed (the joined output of several inputs): as they are. CSV output: text, as
+    it always was. Else each kept column's type in the input's first batch (a CSV input is
+    read as text; an input without rows: text).
+    """
+    if scorer.kept_types is not None:
+        return scorer
+    if fmt == "csv":
+        return scorer.with_kept_types({})
+    first = next(source.batches, None)
+    if first is None:
+        return scorer.with_kept_types({})
+    source.batches = itertools.chain([first], source.batches)
+    schema = first.rows.schema
+    return scorer.with_kept_types({name: schema.field(name).type for name in scorer.keep})
 
 
 def _score_batches(

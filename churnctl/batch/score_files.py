@@ -27,6 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 import churnctl.interrupts as interrupts
 from churnctl.arguments import (
     PATH,
@@ -43,10 +46,11 @@ from churnctl.batch.jobs import FileDone, FileResult, Job
 from churnctl.batch.join import Joined
 from churnctl.batch.pool import run_jobs, usable_cores
 from churnctl.errors import UsageError
-from churnctl.io.formats import split_input_suffix
+from churnctl.io.formats import is_parquet, split_input_suffix
 from churnctl.io.rejects import DEFAULT_LIMIT, RejectLimit, as_reject_limit, rejects_path
 from churnctl.io.sinks import STDOUT, output_format
-from churnctl.io.sources import STDIN, ReadOptions, check_input, read_columns
+from churnctl.io.sources import STDIN, ReadOptions, check_input, is_stream, read_columns
+from churnctl.scoring.kept import agreed_types
 from churnctl.scoring.scorer import Scorer, output_schema
 
 __all__ = ["FileResult", "FilesRequest", "FilesSummary", "score_files", "usable_cores"]
@@ -160,7 +164,13 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     if request.scorer.keeps_all:  # one output, one schema: the first input's columns
         columns = read_columns(request.inputs[0], request.read_options)
         request = dataclasses.replace(request, scorer=request.scorer.keeping(columns))
-    schema = output_schema(request.scorer.keep)
+    scorer = request.scorer.with_kept_types(
+        {}
+        if fmt == "csv"
+        else agreed_types(input_types(name, request.scorer.keep) for name in request.inputs)
+    )
+    request = dataclasses.replace(request, scorer=scorer)
+    schema = output_schema(scorer.keep, scorer.kept_types)
     with contextlib.ExitStack() as stack:  # publishes on success, else discards; parts removed
         joined = Joined(output, rejects, fmt, schema, stack)
         jobs = [
@@ -172,6 +182,20 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
         joined.close()
     results = [FileResult(r.input, output, rejects, r.summary, r.error, r.process) for r in results]
     return FilesSummary(results, 0.0, workers, output=output, rejects=rejects)
+
+
+def input_types(name: str, keep: Sequence[str]) -> dict[str, pa.DataType]:
+    """The types of an input's ``keep`` columns as a scorer gets them: a Parquet file's own
+    (read from its footer); text from a CSV file (read as text) or an input that can be
+    read only once."""
+    types = dict.fromkeys(keep, pa.string())
+    if not is_parquet(name) or is_stream(name):
+        return types
+    try:
+        schema = pq.read_schema(name)
+    except (OSError, pa.ArrowException):  # that input fails on its own, saying why
+        return types
+    return {**types, **{f.name: f.type for f in schema if f.name in types}}
 
 
 def _writable_folder(folder: Path) -> Path:

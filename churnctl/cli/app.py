@@ -12,6 +12,7 @@ import contextvars
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -21,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 import churnctl.interrupts as interrupts
 from churnctl.cli.console import SIGPIPE_EXIT, fail, is_closed_pipe, stdout, stop_quietly
 from churnctl.cli.remedies import spell, spell_step
-from churnctl.errors import ChurnctlError, UsageError
+from churnctl.errors import ChurnctlError, FixedBatchWarning, UsageError
 from churnctl.version import package_version
 
 HELP_OPTIONS = ["-h", "--help"]
@@ -121,7 +122,9 @@ def command(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with interrupts.handled():
             try:
-                with pandas_hidden():
+                with pandas_hidden(), warnings.catch_warnings():
+                    # the commands print this note themselves (report.pair_warning)
+                    warnings.simplefilter("ignore", FixedBatchWarning)
                     result = fn(*args, **kwargs)
             except ChurnctlError as exc:
                 interrupts.check()  # a signal swallowed on the way wins over the error it caused

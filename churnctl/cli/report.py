@@ -23,13 +23,17 @@ if TYPE_CHECKING:
 
 
 def pair_warning(scorer: Scorer, console: Console) -> None:
-    """Warn when the model is not bound to the state (unbound, or the check skipped)."""
+    """Warn when the model is not bound to the state (unbound, or the check skipped), and
+    when it has a fixed batch size (scored in chunks: slower)."""
     from churnctl.scoring.binding import PairStatus
 
     check = scorer.check
     if check.status is not PairStatus.BOUND:
         step = "" if check.step is None else f"; {spell_step(check.step)}"
         console.print(f"Warning: {check.problem}{step}", markup=False)
+    note = scorer.model.fixed_batch_note
+    if note is not None:
+        console.print(f"Warning: {note}", markup=False, soft_wrap=True)
 
 
 def _demo_note(model: str | Path, state: str | Path) -> str | None:

@@ -7,14 +7,18 @@ from, and ``Scorer.features`` is exactly this, so training and serving share it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import pyarrow as pa
 
-from churnctl.arguments import check_type
+from churnctl.arguments import check_bool, check_type
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import BatchLike, arrow_batch, frame_from_batch
 from churnctl.features.state import FeatureState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TOO_LARGE = "value too large after scaling"
 ROW_REJECT_SCHEMA = pa.schema(
@@ -47,21 +51,48 @@ class FeatureBatch:
         )
 
 
-def extract_features(state: FeatureState, batch: BatchLike, *, decimal: str = ".") -> FeatureBatch:
+@overload
+def extract_features(
+    state: FeatureState, batch: BatchLike, *, decimal: str = ..., as_frame: Literal[False] = ...
+) -> FeatureBatch: ...
+
+
+@overload
+def extract_features(
+    state: FeatureState, batch: BatchLike, *, decimal: str = ..., as_frame: Literal[True]
+) -> pd.DataFrame: ...
+
+
+def extract_features(
+    state: FeatureState, batch: BatchLike, *, decimal: str = ".", as_frame: bool = False
+) -> FeatureBatch | pd.DataFrame:
     """The float32 feature matrix, the valid-row mask and each row's reject column/reason.
 
     ``batch``: a pyarrow ``RecordBatch`` or ``Table``, or a pandas ``DataFrame``, holding
     the state's input columns; ``decimal``, the decimal mark of numbers written as text
     (``.`` or ``,``). A row with a feature that is not finite in float32 (a value too
     large after scaling) is rejected on the feature's column, never handed to a model.
+    ``as_frame``: the features as a pandas DataFrame instead (``feature_frame``).
     """
     check_type("extract_features", "state", state, FeatureState, "a FeatureState (load_state)")
+    check_bool("extract_features", "as_frame", as_frame)
     schema = state.pipeline.input_schema
     frame = frame_from_batch(arrow_batch(batch, schema.columns), schema, decimal=decimal)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
         matrix = _transformed(state, frame)
     _reject_non_finite(frame, matrix, state)
-    return features_of_frame(frame, matrix)
+    features = features_of_frame(frame, matrix)
+    return feature_frame(state, features, batch) if as_frame else features
+
+
+def feature_frame(state: FeatureState, features: FeatureBatch, batch: object) -> pd.DataFrame:
+    """The features as a float32 DataFrame, ``state.feature_names`` as its columns, on the
+    batch's index when it is a DataFrame (else a RangeIndex); a rejected row is all NaN."""
+    import pandas as pd
+
+    matrix = np.where(features.valid[:, None], features.matrix, np.float32(np.nan))
+    index = batch.index if isinstance(batch, pd.DataFrame) else None
+    return pd.DataFrame(matrix, columns=state.feature_names, index=index, copy=False)
 
 
 def _transformed(state: FeatureState, frame: Frame) -> np.ndarray:

@@ -69,6 +69,16 @@ class FeatureState:
         covered = {key: content[key] for key in FINGERPRINT_KEYS}
         return "sha256:" + hashlib.sha256(canonical_json(covered).encode("utf-8")).hexdigest()
 
+    def __repr__(self) -> str:
+        stages = ", ".join(stage.TYPE for stage in self.pipeline.stages)
+        fitted = self.provenance.get("training_file")
+        where = f", fitted on {fitted}" if fitted else ""
+        return (
+            f"<FeatureState {len(self.feature_names)} features, {len(self.pipeline.stages)} "
+            f"stages ({stages}), fingerprint {self.fingerprint.removeprefix('sha256:')[:12]}"
+            f"{where}>"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, checksum included."""
         content = self.content()

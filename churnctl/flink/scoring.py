@@ -135,7 +135,8 @@ class ScoreFiles:
             columns=Columns(scorer.keep, every=scorer.keeps_all),
         )
         try:
-            scored = TextTable(output_schema(scorer.kept_columns(source.columns)))
+            scorer = scorer.keeping(source.columns).with_kept_types({})  # CSV text, as ever
+            scored = TextTable(output_schema(scorer.keep))
             rejects = TextTable(REJECTS_SCHEMA)
             log = RejectLog.for_source(rejects, source)
             for rows in score_batches(source, scorer, scored, log, held.read_path):

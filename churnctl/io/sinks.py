@@ -272,9 +272,12 @@ def _may_escape(chunk: pa.Array) -> bool:
 
 
 def _json_floats(column: pa.ChunkedArray) -> pa.Array:
-    """Shortest float32 digits as Python's repr spells them (orjson, repr where they differ)."""
+    """Shortest digits as Python's repr spells them (orjson, repr where they differ): of
+    float32 for a float32 or half float column (``raw``), of float64 for a float64 one (a
+    kept column, which keeps every digit)."""
+    dtype = np.float64 if pa.types.is_float64(column.type) else np.float32
     with np.errstate(over="ignore"):
-        values = column.to_numpy().astype(np.float32)
+        values = column.to_numpy().astype(dtype)
     encoded = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode("ascii")
     texts = pc.list_flatten(pc.split_pattern(pa.array([encoded], pa.large_string()), ","))
     with np.errstate(invalid="ignore"):
@@ -285,7 +288,7 @@ def _json_floats(column: pa.ChunkedArray) -> pa.Array:
         repr_only |= pc.match_substring(texts, "e").to_numpy(zero_copy_only=False)
     if not repr_only.any():
         return texts
-    spelled = [_json_value(float(v)) for v in values[repr_only]]
+    spelled = [_json_value(v) for v in values[repr_only]]
     return pc.replace_with_mask(texts, pa.array(repr_only), pa.array(spelled, pa.large_string()))
 
 
@@ -294,8 +297,11 @@ def _text(literal: str) -> pa.Scalar:
 
 
 def _json_value(value: Any) -> str:
-    """One value as JSON text, floats as their shortest float32 form (the row-wise rule)."""
-    if isinstance(value, float):
+    """One value as JSON text, floats as their shortest float32 form (the row-wise rule); a
+    NumPy float64 as its own shortest form."""
+    if isinstance(value, np.float64):
+        value = float(value)
+    elif isinstance(value, float | np.floating):
         value = float(str(np.float32(value)))
     return json.dumps(value, ensure_ascii=False)
 

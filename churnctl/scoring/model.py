@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 import onnxruntime as ort
 
 from churnctl.arguments import PATH, check_type
-from churnctl.errors import CompatibilityError, Fix, ModelError, UsageError
+from churnctl.errors import CompatibilityError, Fix, FixedBatchWarning, ModelError, UsageError
 
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)")
@@ -90,6 +91,33 @@ class ChurnModel:
         self.input = self._check_input()
         self.choice = choose_output(self.outputs, source=self.name)
         self._dtype = INPUT_DTYPES[self.input.type]
+        if self.fixed_batch_note is not None:
+            warnings.warn(self.fixed_batch_note, FixedBatchWarning, stacklevel=2)
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The model's fixed batch size (its input's first dimension), or None when dynamic.
+
+        Such a model is fed in chunks of that size, the last one padded with zeros and
+        the padding's outputs dropped: every row is scored, at the cost of one
+        inference call per chunk.
+        """
+        n = self.input.shape[0]
+        return n if isinstance(n, int) and n > 0 else None
+
+    @property
+    def fixed_batch_note(self) -> str | None:
+        """The one-line note about a fixed batch size (its cost, the remedy), or None."""
+        n = self.fixed_batch
+        if n is None:
+            return None
+        return (
+            f"{self.name}: input '{self.input.name}' has a fixed batch size of {n}: it is "
+            f"scored in chunks of {n} rows, one inference call each, which is slower than one "
+            "call per batch; export the model with a dynamic batch axis (torch.onnx.export "
+            "dynamic_axes={'input': {0: 'N'}}, tf2onnx input_signature shape [None, k], "
+            "skl2onnx initial_types [None, k])"
+        )
 
     @property
     def n_features(self) -> int | None:
@@ -149,6 +177,16 @@ class ChurnModel:
             )
 
     def _run(self, features: np.ndarray) -> Any:
+        """The chosen output for ``features``; a fixed-size model's fed in chunks of its size."""
+        n = self.fixed_batch
+        if n is None or len(features) == n:
+            return self._run_once(features)
+        outputs = [self._run_once(chunk) for chunk in _chunks(features, n)]
+        if isinstance(outputs[0], list):  # ZipMap: one dict per row
+            return [row for output in outputs for row in output][: len(features)]
+        return np.concatenate([np.asarray(output) for output in outputs])[: len(features)]
+
+    def _run_once(self, features: np.ndarray) -> Any:
         feed = {self.input.name: np.ascontiguousarray(features, dtype=self._dtype)}
         try:
             (output,) = self._session.run([self.choice.name], feed, self._run_options)
@@ -158,6 +196,15 @@ class ChurnModel:
                 f"{self.name}: inference failed on a {shape} feature matrix: {ort_message(exc)}"
             ) from None
         return output
+
+
+def _chunks(features: np.ndarray, size: int) -> list[np.ndarray]:
+    """``features`` in chunks of ``size`` rows, the last one padded with rows of zeros."""
+    padding = -len(features) % size
+    if padding:
+        zeros = np.zeros((padding, *features.shape[1:]), dtype=features.dtype)
+        features = np.concatenate([features, zeros])
+    return [features[start : start + size] for start in range(0, len(features), size)]
 
 
 def check_threads(threads: Any) -> int:

@@ -22,23 +22,27 @@ import copy
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from churnctl.arguments import PATH, check_bool, check_type, wrong
-from churnctl.errors import Fix, UsageError
-from churnctl.features.columns import as_text
+from churnctl.errors import Fix, FixedBatchWarning, UsageError
 from churnctl.features.extraction import FeatureBatch, extract_features, rejected_rows
 from churnctl.features.input_policy import Batch, BatchLike, arrow_batch, check_decimal
 from churnctl.features.state import FeatureState, load_state, state_from_text
-from churnctl.scoring.binding import PairCheck, check_pair
+from churnctl.scoring.binding import PairCheck, check_pair, short
+from churnctl.scoring.kept import kept_array, kept_type
 from churnctl.scoring.model import ChurnModel, check_threads
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REJECT_FIELDS = [pa.field("reject_column", pa.string()), pa.field("reject_reason", pa.string())]
 # Columns every scorer writes itself: a kept input column may not take their names.
@@ -61,15 +65,18 @@ class ScoredBatch:
         return self.scored.num_rows + self.rejects.num_rows
 
 
-def output_schema(keep: Sequence[str]) -> pa.Schema:
-    """Schema of scored rows: kept columns as text, the probability, the decision."""
-    fields = [pa.field(name, pa.string()) for name in keep]
+def output_schema(keep: Sequence[str], types: Mapping[str, pa.DataType] | None = None) -> pa.Schema:
+    """Schema of scored rows: the kept columns (of ``types``, else text), the probability,
+    the decision."""
+    fields = [pa.field(name, (types or {}).get(name, pa.string())) for name in keep]
     return pa.schema([*fields, pa.field("raw", pa.float32()), pa.field("exited", pa.bool_())])
 
 
-def aligned_schema(keep: Sequence[str]) -> pa.Schema:
+def aligned_schema(
+    keep: Sequence[str], types: Mapping[str, pa.DataType] | None = None
+) -> pa.Schema:
     """Schema of ``score_aligned``: the output schema plus the reject column and reason."""
-    return pa.schema([*output_schema(keep), *REJECT_FIELDS])
+    return pa.schema([*output_schema(keep, types), *REJECT_FIELDS])
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,9 @@ class Scorer:
         (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
         ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
         ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
-        ``keep``: the input columns copied to the output as text; ``("*",)`` keeps every
-        column of each batch (``kept_columns``), ``()`` none.
+        ``keep``: the input columns copied to the output, each of its own type (see
+        ``scoring.kept``; ``with_kept_types`` fixes them); ``("*",)`` keeps every column
+        of each batch (``kept_columns``), ``()`` none.
         """
         _check_pair_arguments(state, model)
         check_bool("Scorer", "allow_state_mismatch", allow_state_mismatch)
@@ -155,12 +163,18 @@ class Scorer:
         self.check: PairCheck = check_pair(opened, self.state, allow_mismatch=allow_state_mismatch)
         self._model_bytes, self._model_name = opened.data, opened.name
         self._model: ChurnModel | None = opened
+        # each kept column's output type, fixed for a file output; None: each batch's own
+        self.kept_types: dict[str, pa.DataType] | None = None
 
     @property
     def model(self) -> ChurnModel:
         """The ONNX model, its session opened on first use in this process."""
         if self._model is None:
-            self._model = ChurnModel(self._model_bytes, threads=self.threads, name=self._model_name)
+            with warnings.catch_warnings():  # noted once, when this scorer was built
+                warnings.simplefilter("ignore", FixedBatchWarning)
+                self._model = ChurnModel(
+                    self._model_bytes, threads=self.threads, name=self._model_name
+                )
         return self._model
 
     @property
@@ -201,6 +215,25 @@ class Scorer:
         resolved.keep = self.kept_columns(columns)
         return resolved
 
+    def with_kept_types(self, types: Mapping[str, pa.DataType]) -> Scorer:
+        """This scorer writing each kept column as ``types`` says (a column it does not
+        name, and a type no output holds, as text): for an output whose schema is fixed
+        before its first row. ``{}`` writes every kept column as text."""
+        takes = "a mapping of column names to pyarrow types"
+        check_type("Scorer.with_kept_types", "types", types, Mapping, takes)
+        if not all(isinstance(kind, pa.DataType) for kind in types.values()):
+            raise wrong("Scorer.with_kept_types", "types", types, takes)
+        if self.keeps_all:
+            raise UsageError("name the kept columns (Scorer.keeping) before fixing their types")
+        typed = copy.copy(self)
+        typed.kept_types = {name: kept_type(types.get(name, pa.string())) for name in self.keep}
+        return typed
+
+    def _kept(self, table: Batch, name: str) -> pa.Array:
+        """A kept column as the output holds it."""
+        kind = None if self.kept_types is None else self.kept_types.get(name, pa.string())
+        return kept_array(table.column(name), kind)
+
     def __getstate__(self) -> dict[str, Any]:
         return {
             "state": self.state.dumps(),
@@ -214,6 +247,7 @@ class Scorer:
             "decimal": self.decimal,
             "allow_state_mismatch": self.allow_state_mismatch,
             "check": self.check,
+            "kept_types": self.kept_types,
         }
 
     def __setstate__(self, settings: dict[str, Any]) -> None:
@@ -225,6 +259,7 @@ class Scorer:
         self.decimal = settings.get("decimal", ".")  # a Scorer pickled before the setting
         self.allow_state_mismatch = settings["allow_state_mismatch"]
         self.check = settings["check"]
+        self.kept_types = settings.get("kept_types")  # a Scorer pickled before the setting
 
     def features(self, batch: BatchLike) -> FeatureBatch:
         """The float32 feature matrix, the valid-row mask and each row's reject column/reason."""
@@ -236,10 +271,11 @@ class Scorer:
         features, raw = self._predict(table)
         valid = pa.array(features.valid)
         keep = self.kept_columns(table.schema.names)
-        kept = [as_text(table.column(name)).filter(valid) for name in keep]
+        kept = [self._kept(table, name).filter(valid) for name in keep]
         raw = raw[features.valid].astype(np.float32)
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
-        scored = pa.Table.from_arrays(columns, schema=output_schema(keep))
+        types = {name: column.type for name, column in zip(keep, kept, strict=True)}
+        scored = pa.Table.from_arrays(columns, schema=output_schema(keep, types))
         return ScoredBatch(scored, rejected_rows(table, features))
 
     def score_aligned(self, batch: BatchLike) -> pa.Table:
@@ -249,14 +285,55 @@ class Scorer:
         features, raw = self._predict(table)
         raw = np.where(features.valid, raw, 0.0).astype(np.float32)
         missing = ~features.valid
+        kept = [self._kept(table, name) for name in keep]
         columns = [
-            *(as_text(table.column(name)) for name in keep),
+            *kept,
             pa.array(raw, pa.float32(), mask=missing),
             pa.array(raw > self.threshold, pa.bool_(), mask=missing),
             features.reject_column,
             features.reject_reason,
         ]
-        return pa.Table.from_arrays(columns, schema=aligned_schema(keep))
+        types = {name: column.type for name, column in zip(keep, kept, strict=True)}
+        return pa.Table.from_arrays(columns, schema=aligned_schema(keep, types))
+
+    def predict_proba(self, batch: BatchLike) -> np.ndarray:
+        """Class probabilities as scikit-learn gives them: float64 [N, 2], one row per input
+        row in input order (column 1 is ``raw``, column 0 is 1 - ``raw``); NaN rows where
+        the row was rejected (``score_aligned`` says why)."""
+        _, raw = self._predict(self._arrow(batch))
+        positive = raw.astype(np.float32).astype(np.float64)  # the value ``raw`` holds
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, batch: BatchLike) -> pd.DataFrame:
+        """``score_aligned`` as a pandas DataFrame: a DataFrame in, a DataFrame out (MLflow
+        pyfunc's convention), on the input's own index (a RangeIndex for Arrow input).
+
+        Columns: the kept columns (as the input holds them), ``raw`` (float32, NaN where
+        rejected), ``exited`` (pandas' nullable boolean), ``reject_column``, ``reject_reason``.
+        """
+        import pandas as pd
+
+        aligned = self.score_aligned(batch)
+        frame = aligned.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        keep = self.kept_columns(aligned.schema.names[: -len(OWN_COLUMNS)])
+        if isinstance(batch, pd.DataFrame):
+            frame.index = batch.index
+            for name in keep:
+                frame[name] = batch[name].array  # by position: the index may repeat
+        else:
+            for name in keep:
+                frame[name] = batch.column(name).to_pandas()
+        return frame
+
+    def __repr__(self) -> str:
+        names = self.state.feature_names
+        status = self.check.status.value
+        keep = ", ".join(self.keep) or "none"
+        return (
+            f"<Scorer {len(names)} features, {len(self.state.pipeline.stages)} stages, state "
+            f"{short(self.state.fingerprint)}, model {self._model_name} ({status}), "
+            f"threshold {self.threshold:g}, keep {keep}>"
+        )
 
     def _predict(self, table: Batch) -> tuple[FeatureBatch, np.ndarray]:
         """Features and each row's probability (NaN where rejected); non-finite output rejects."""
