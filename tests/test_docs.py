@@ -66,6 +66,8 @@ SKIPPED: dict[str, str] = {
     "docs/training.md > 1. The training script, the export, the import": "it is "
     "docs/examples/train_sklearn.py (tests/test_from_sklearn.py checks the block is that file), "
     "run with its arguments by the page's next block",
+    "docs/training.md: churnctl flink-submit data/sample.csv --out flink-scored/ "
+    "--state serving/state.json --model serving/model.onnx": FLINK,
     "README.md: churnctl flink-submit --stop JOB_ID --savepoint /savepoints --jobmanager "
     "HOST:8081": CLUSTER,
     "README.md: churnctl flink-submit landing/ --out scored/ --streaming --jobmanager "
@@ -73,7 +75,16 @@ SKIPPED: dict[str, str] = {
 }
 
 #: Examples run in another form: "page: command" -> (the command run, why).
+SERVING = "--state serving/state.json --model serving/model.onnx"
 AS_RUN: dict[str, tuple[str, str]] = {
+    f"docs/training.md: churnctl verify data/sample.csv {SERVING} --rows 2000": (
+        f"churnctl verify data/sample.csv {SERVING} --rows 2000 --skip flink",
+        FLINK + "; tests/test_verify.py runs verify's Flink runtime",
+    ),
+    f"docs/training.md: churnctl watch arrivals/ --out watched/ {SERVING}": (
+        f"churnctl watch arrivals/ --out watched/ {SERVING} --once",
+        FOREVER,
+    ),
     "README.md: churnctl verify data/sample.csv --rows 2000": (
         "churnctl verify data/sample.csv --rows 2000 --skip flink",
         FLINK + "; tests/test_verify.py runs verify's Flink runtime",
