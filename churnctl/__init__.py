@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from churnctl.batch.score_files import FilesRequest, score_files
     from churnctl.errors import ChurnctlError
     from churnctl.features.extraction import FeatureBatch, extract_features
-    from churnctl.features.sklearn_import import from_sklearn
+    from churnctl.features.sklearn import from_sklearn
     from churnctl.features.state import FeatureState, load_state
     from churnctl.scoring.binding import bind_model
     from churnctl.scoring.model import ChurnModel
@@ -94,7 +94,7 @@ def __getattr__(name: str) -> Any:
         case "bind_model":
             from churnctl.scoring.binding import bind_model as value
         case "from_sklearn":
-            from churnctl.features.sklearn_import import from_sklearn as value
+            from churnctl.features.sklearn import from_sklearn as value
         case "save_for_serving":
             from churnctl.scoring.serving_pair import save_for_serving as value
         case "fit_state":

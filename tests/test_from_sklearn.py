@@ -26,7 +26,7 @@ import pytest
 import churnctl
 from churnctl.errors import ChurnctlError
 from churnctl.features.frame import Frame
-from churnctl.features.sklearn_import import ModelNotImportedWarning, UnsupportedStepError
+from churnctl.features.sklearn import ModelNotImportedWarning, UnsupportedStepError
 from churnctl.features.state import load_state, state_from_text
 from churnctl.samples.bundled import STATE, bundled
 from churnctl.samples.generate import generate_table

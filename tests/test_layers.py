@@ -248,3 +248,15 @@ def test_the_formatter_owns_the_layout() -> None:
         if any(o in line for o in opt_outs)
     ]
     assert found == []
+
+
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_is_over_the_size_of_one_job() -> None:
+    """A module past 450 lines is doing more than one job: split it (README, "Layout")."""
+    sizes = {
+        str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}

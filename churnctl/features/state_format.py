@@ -44,7 +44,7 @@ FITTED_PROVENANCE: dict[str, Any] = {
         "pipeline": {"type": "string"},
     },
 }
-# A state imported from fitted scikit-learn objects (features.sklearn_import): nothing fitted.
+# A state imported from fitted scikit-learn objects (features.sklearn): nothing fitted.
 IMPORTED_PROVENANCE: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -23,9 +23,17 @@ from typing import Any
 
 import numpy as np
 
+import churnctl.features.sklearn.fitted as sk
 from churnctl.arguments import shown
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.sklearn.fitted import (
+    Layout,
+    ModelNotImportedWarning,
+    Slot,
+    Step,
+    UnsupportedStepError,
+)
 from churnctl.features.stages import (
     GIVEN,
     OneHotEncoder,
@@ -37,35 +45,6 @@ from churnctl.features.stages import (
 from churnctl.features.state import FeatureState, state_from_text
 
 OUTPUT = "features"
-# A OneHotEncoder's handle_unknown -> whether an unknown category is kept (as all zeros);
-# without infrequent categories (refused), "warn" and "infrequent_if_exist" are "ignore".
-UNKNOWN_ONE_HOT = {"error": False, "ignore": True, "warn": True, "infrequent_if_exist": True}
-
-
-class UnsupportedStepError(UsageError):
-    """A fitted scikit-learn object (or one of its settings) that a state cannot express."""
-
-
-class ModelNotImportedWarning(UserWarning):
-    """A Pipeline ended with a model: only its preprocessing was imported."""
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One position of the array: element ``element`` of churnctl column ``column``.
-
-    ``width``: that column's width; ``name``: what a later step may call the position
-    (the input column's name, or None); ``raw``: an input column, untransformed.
-    """
-
-    column: str
-    element: int = 0
-    width: int = 1
-    name: str | None = None
-    raw: bool = False
-
-
-Layout = list[Slot]
 
 
 @dataclass
@@ -97,19 +76,6 @@ class _Builder:
         return self.add(stage, sum(stage.input_sizes_))
 
 
-@dataclass(frozen=True)
-class _Step:
-    """Where the importer is: the step's position and what it is, for messages."""
-
-    label: str
-
-    def refuse(self, obj: Any, problem: str, remedy: str) -> UnsupportedStepError:
-        return UnsupportedStepError(f"{self.label}: {_kind(obj)} {problem}; {remedy}")
-
-    def inner(self, what: str) -> _Step:
-        return _Step(f"{self.label} > {what}")
-
-
 def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureState:
     """A state computing what the fitted scikit-learn ``steps`` compute, nothing refitted.
 
@@ -127,8 +93,8 @@ def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureSta
     layout: Layout = [Slot(name, name=name, raw=True) for name in names]
     model = None
     for position, step in enumerate(listed, start=1):
-        where = _Step(f"from_sklearn: steps[{position - 1}] ({_kind(_object_of(step))})")
-        if _is_pipeline(step) and position == len(listed):
+        where = Step(f"from_sklearn: steps[{position - 1}] ({sk.kind(sk.object_of(step))})")
+        if sk.is_pipeline(step) and position == len(listed):
             layout, model = _model_pipeline(step, layout, builder, where)
         else:
             layout = _apply(step, layout, builder, where)
@@ -136,29 +102,29 @@ def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureSta
 
 
 def _as_steps(steps: Any) -> list[Any]:
-    if _is_pipeline(steps) or _named(steps, "ColumnTransformer"):
+    if sk.is_pipeline(steps) or sk.named(steps, "ColumnTransformer"):
         return [steps]
     if isinstance(steps, list | tuple) and steps and not _column_step(steps):
         return list(steps)
     raise UsageError(
         "from_sklearn: steps must be a list of fitted scikit-learn objects, in the order "
-        f"they were applied, or a fitted Pipeline or ColumnTransformer; got {_kind(steps)}"
+        f"they were applied, or a fitted Pipeline or ColumnTransformer; got {sk.kind(steps)}"
     )
 
 
 def _column_step(steps: Any) -> bool:
     """A lone ``(column, encoder)`` pair passed as the whole list."""
-    return len(steps) == 2 and isinstance(steps[0], str | int) and _is_sklearn(steps[1])
+    return len(steps) == 2 and isinstance(steps[0], str | int) and sk.is_sklearn(steps[1])
 
 
 def _input_columns(steps: list[Any], columns: Sequence[str] | None) -> list[str]:
     """The input array's column names: ``columns``, or the first object's ``feature_names_in_``."""
-    first = _object_of(steps[0])
+    first = sk.object_of(steps[0])
     known = getattr(first, "feature_names_in_", None)
     if columns is None:
         if known is None:
             raise UsageError(
-                f"from_sklearn: {_kind(first)} was fitted on an array without column names: "
+                f"from_sklearn: {sk.kind(first)} was fitted on an array without column names: "
                 "give columns, the array's column names in order"
             )
         return [str(name) for name in known]
@@ -171,37 +137,37 @@ def _input_columns(steps: list[Any], columns: Sequence[str] | None) -> list[str]
         raise UsageError("from_sklearn: columns names a column twice")
     if known is not None and [str(n) for n in known] != names:
         raise UsageError(
-            f"from_sklearn: columns differ from the names {_kind(first)} was fitted on "
+            f"from_sklearn: columns differ from the names {sk.kind(first)} was fitted on "
             "(feature_names_in_); leave columns out"
         )
     return names
 
 
-def _apply(step: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout:
+def _apply(step: Any, layout: Layout, builder: _Builder, where: Step) -> Layout:
     """The layout after one step of the training script."""
-    if isinstance(step, tuple) and len(step) == 2 and _named(step[1], "LabelEncoder"):
+    if isinstance(step, tuple) and len(step) == 2 and sk.named(step[1], "LabelEncoder"):
         return _label_encoder(step[0], step[1], layout, builder, where)
     if isinstance(step, tuple):
         raise where.refuse(
-            _object_of(step),
+            sk.object_of(step),
             "comes as a (column, object) pair, which only a LabelEncoder takes",
             "pass other fitted objects alone, in the list",
         )
     return _transform(step, layout, builder, where)
 
 
-def _transform(obj: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout:
+def _transform(obj: Any, layout: Layout, builder: _Builder, where: Step) -> Layout:
     """The layout after a fitted transformer read all of it."""
-    if obj is None or _is_word(obj, "passthrough") or _identity(obj):
+    if obj is None or sk.is_word(obj, "passthrough") or sk.identity(obj):
         return layout
-    kinds: dict[str, Callable[[Any, Layout, _Builder, _Step], Layout]] = {
+    kinds: dict[str, Callable[[Any, Layout, _Builder, Step], Layout]] = {
         "Pipeline": _pipeline,
         "ColumnTransformer": _column_transformer,
         "OneHotEncoder": _one_hot,
         "OrdinalEncoder": _ordinal,
         "StandardScaler": _scaler,
     }
-    handler = kinds.get(type(obj).__name__) if _is_sklearn(obj) else None
+    handler = kinds.get(type(obj).__name__) if sk.is_sklearn(obj) else None
     if handler is None:
         raise where.refuse(
             obj,
@@ -213,7 +179,7 @@ def _transform(obj: Any, layout: Layout, builder: _Builder, where: _Step) -> Lay
     return handler(obj, layout, builder, where)
 
 
-def _check_width(obj: Any, layout: Layout, where: _Step) -> None:
+def _check_width(obj: Any, layout: Layout, where: Step) -> None:
     expected = getattr(obj, "n_features_in_", None)
     if expected is not None and expected != len(layout):
         raise where.refuse(
@@ -224,65 +190,65 @@ def _check_width(obj: Any, layout: Layout, where: _Step) -> None:
         )
 
 
-def _pipeline(pipe: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout:
-    for name, obj in _fitted(pipe, "steps", where):
+def _pipeline(pipe: Any, layout: Layout, builder: _Builder, where: Step) -> Layout:
+    for name, obj in sk.fitted(pipe, "steps", where):
         layout = _transform(obj, layout, builder, where.inner(f"{name!r}"))
     return layout
 
 
 def _model_pipeline(
-    pipe: Any, layout: Layout, builder: _Builder, where: _Step
+    pipe: Any, layout: Layout, builder: _Builder, where: Step
 ) -> tuple[Layout, Any]:
     """A top-level Pipeline: its preprocessing, and its final model if it has one."""
-    steps = _fitted(pipe, "steps", where)
+    steps = sk.fitted(pipe, "steps", where)
     last = steps[-1][1]
-    model = last if _is_model(last) else None
+    model = last if sk.is_model(last) else None
     for name, obj in steps[:-1] if model is not None else steps:
         layout = _transform(obj, layout, builder, where.inner(f"{name!r}"))
     return layout, model
 
 
-def _label_encoder(column: Any, encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
+def _label_encoder(column: Any, encoder: Any, layout: Layout, b: _Builder, where: Step) -> Layout:
     """``X[:, i] = le.transform(X[:, i])``: the column becomes its category index."""
     where = where.inner(f"column {column!r}")
-    labels = _labels(encoder, _fitted(encoder, "classes_", where), where)
-    at = _positions(column, layout, encoder, where)[0]
-    source = _raw(layout[at], encoder, where)
+    labels = sk.labels(encoder, sk.fitted(encoder, "classes_", where), where)
+    at = sk.positions(column, layout, encoder, where)[0]
+    source = sk.raw(layout[at], encoder, where)
     out = _indexed(source, labels, "error", b)
     return [*layout[:at], Slot(out, name=layout[at].name), *layout[at + 1 :]]
 
 
-def _column_transformer(ct: Any, layout: Layout, builder: _Builder, where: _Step) -> Layout:
+def _column_transformer(ct: Any, layout: Layout, builder: _Builder, where: Step) -> Layout:
     """Each transformer on its columns, their outputs side by side in output order."""
-    fitted = _fitted(ct, "transformers_", where)
+    fitted = sk.fitted(ct, "transformers_", where)
     given = {name: spec for name, spec, _ in getattr(ct, "transformers", [])}
     given["remainder"] = ct.remainder
     order = getattr(ct, "output_indices_", {})
-    parts = sorted(fitted, key=lambda part: _start(order.get(part[0])))
+    parts = sorted(fitted, key=lambda part: sk.start(order.get(part[0])))
     result: Layout = []
     for name, obj, columns in parts:
         inner = where.inner(f"{name!r}")
-        picked = [layout[i] for i in _positions(columns, layout, ct, inner)]
+        picked = [layout[i] for i in sk.positions(columns, layout, ct, inner)]
         spec = given.get(name, obj)
-        if not picked or _is_word(spec, "drop"):
+        if not picked or sk.is_word(spec, "drop"):
             continue
         result += (
-            picked if _is_word(spec, "passthrough") else _transform(obj, picked, builder, inner)
+            picked if sk.is_word(spec, "passthrough") else _transform(obj, picked, builder, inner)
         )
     return result
 
 
-def _one_hot(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
+def _one_hot(encoder: Any, layout: Layout, b: _Builder, where: Step) -> Layout:
     """Per column: a StringIndexer with the encoder's categories, then a OneHotEncoder."""
-    _refuse_infrequent(encoder, where)
-    keep = _unknown_policy(encoder, where, UNKNOWN_ONE_HOT)
+    sk.refuse_infrequent(encoder, where)
+    keep = sk.unknown_policy(encoder, where, sk.UNKNOWN_ONE_HOT)
     policy = "keep" if keep else "error"
     dropped = getattr(encoder, "drop_idx_", None)
     result: Layout = []
-    categories = _fitted(encoder, "categories_", where)
+    categories = sk.fitted(encoder, "categories_", where)
     for i, (slot, learned) in enumerate(zip(layout, categories, strict=True)):
-        source = _raw(slot, encoder, where)
-        labels = _labels(encoder, learned, where)
+        source = sk.raw(slot, encoder, where)
+        labels = sk.labels(encoder, learned, where)
         index = _indexed(source, labels, policy, b)
         drop = None if dropped is None or dropped[i] is None else int(dropped[i])
         vector = OneHotEncoder(
@@ -299,11 +265,11 @@ def _one_hot(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
     return result
 
 
-def _ordinal(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
+def _ordinal(encoder: Any, layout: Layout, b: _Builder, where: Step) -> Layout:
     """Per column: a StringIndexer with the encoder's categories (its index as a number)."""
-    _refuse_infrequent(encoder, where)
-    keep = _unknown_policy(encoder, where, {"error": False, "use_encoded_value": True})
-    categories = _fitted(encoder, "categories_", where)
+    sk.refuse_infrequent(encoder, where)
+    keep = sk.unknown_policy(encoder, where, {"error": False, "use_encoded_value": True})
+    categories = sk.fitted(encoder, "categories_", where)
     if keep and any(encoder.unknown_value != len(c) for c in categories):
         raise where.refuse(
             encoder,
@@ -314,8 +280,8 @@ def _ordinal(encoder: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
     policy = "keep" if keep else "error"
     result: Layout = []
     for slot, labels in zip(layout, categories, strict=True):
-        source = _raw(slot, encoder, where)
-        index = _indexed(source, _labels(encoder, labels, where), policy, b)
+        source = sk.raw(slot, encoder, where)
+        index = _indexed(source, sk.labels(encoder, labels, where), policy, b)
         result.append(Slot(index, name=slot.name))
     return result
 
@@ -325,10 +291,10 @@ def _indexed(source: str, labels: list[str], policy: str, b: _Builder) -> str:
     return b.add(_indexer(source, b.fresh(f"{source}_index"), labels, policy))
 
 
-def _scaler(scaler: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
+def _scaler(scaler: Any, layout: Layout, b: _Builder, where: Step) -> Layout:
     """A StandardScaler with the scaler's own ``mean_`` and ``scale_`` (1 where var is 0)."""
     n = len(layout)
-    _fitted(scaler, "n_features_in_", where)
+    sk.fitted(scaler, "n_features_in_", where)
     mean = getattr(scaler, "mean_", None)
     scale = getattr(scaler, "scale_", None)
     source = _whole(layout, scaler, b, where)
@@ -345,13 +311,13 @@ def _scaler(scaler: Any, layout: Layout, b: _Builder, where: _Step) -> Layout:
     return [Slot(out, k, n) for k in range(n)]
 
 
-def _whole(layout: Layout, obj: Any, b: _Builder, where: _Step) -> str:
+def _whole(layout: Layout, obj: Any, b: _Builder, where: Step) -> str:
     """One column holding the layout's values in order (assembled unless it is one already)."""
     columns = _whole_columns(layout, obj, where)
     return columns[0] if len(columns) == 1 else b.assemble(columns, "assembled")
 
 
-def _whole_columns(layout: Layout, obj: Any, where: _Step) -> list[str]:
+def _whole_columns(layout: Layout, obj: Any, where: Step) -> list[str]:
     """The columns whose elements, in order and complete, make up the layout."""
     columns: list[str] = []
     i = 0
@@ -374,7 +340,7 @@ def _state(builder: _Builder, layout: Layout, provenance: dict[str, Any]) -> Fea
     """The state of the stages that write the last layout, checked as a loaded state is."""
     if not layout:
         raise UsageError("from_sklearn: the steps leave no column for a model")
-    where = _Step("the last step")
+    where = Step("the last step")
     columns = _whole_columns(layout, "the output", where)
     last = builder.stages[-1].output_columns() if builder.stages else []
     if columns != last:
@@ -405,11 +371,11 @@ def _provenance(steps: list[Any], model: Any) -> dict[str, Any]:
     version = getattr(sklearn, "__version__", "unknown version")
     provenance = {
         "imported_from": f"scikit-learn {version}",
-        "steps": ", ".join(_kind(_object_of(step)) for step in steps),
+        "steps": ", ".join(sk.kind(sk.object_of(step)) for step in steps),
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if model is not None:
-        note = f"{_kind(model)}: export it separately (skl2onnx) and bind it to this state"
+        note = f"{sk.kind(model)}: export it separately (skl2onnx) and bind it to this state"
         provenance["model_not_imported"] = note
         warnings.warn(
             f"from_sklearn imported the preprocessing only; the model {note}",
@@ -417,29 +383,6 @@ def _provenance(steps: list[Any], model: Any) -> dict[str, Any]:
             stacklevel=3,
         )
     return provenance
-
-
-# --- reading the fitted objects ---------------------------------------------------------
-
-
-def _labels(encoder: Any, categories: Any, where: _Step) -> list[str]:
-    """An encoder's categories as the state's labels: text, sorted, none empty or missing."""
-    values = list(categories)
-    if not all(isinstance(v, str) for v in values):
-        raise where.refuse(
-            encoder,
-            f"has non-text categories ({', '.join(repr(v) for v in values[:3])}...)",
-            "a state matches category text: encode text columns (missing values and numbers "
-            "as categories are not supported)",
-        )
-    labels = [str(v) for v in values]
-    if "" in labels or len(set(labels)) != len(labels):
-        raise where.refuse(
-            encoder,
-            "has an empty or repeated category, which a state cannot hold",
-            "give each category once, as non-empty text",
-        )
-    return labels
 
 
 def _indexer(source: str, output: str, labels: list[str], policy: str) -> StringIndexer:
@@ -450,112 +393,3 @@ def _indexer(source: str, output: str, labels: list[str], policy: str) -> String
     )
     indexer.labels_ = [labels]
     return indexer
-
-
-def _refuse_infrequent(encoder: Any, where: _Step) -> None:
-    if getattr(encoder, "_infrequent_enabled", False):
-        raise where.refuse(
-            encoder,
-            "groups infrequent categories (min_frequency or max_categories), which a state "
-            "cannot express",
-            "fit it without min_frequency and max_categories",
-        )
-
-
-def _unknown_policy(encoder: Any, where: _Step, policies: dict[str, bool]) -> bool:
-    """Whether unknown categories are kept (all zeros, or the unknown index)."""
-    policy = getattr(encoder, "handle_unknown", "error")
-    if policy not in policies:
-        raise where.refuse(
-            encoder,
-            f"has handle_unknown={policy!r}, which a state cannot express",
-            f"use handle_unknown {' or '.join(repr(p) for p in policies)}",
-        )
-    return policies[policy]
-
-
-def _positions(columns: Any, layout: Layout, obj: Any, where: _Step) -> list[int]:
-    """The layout positions a column selection names (indices, names, a slice or a mask)."""
-    if callable(columns):
-        raise where.refuse(obj, "selects columns with a callable", "select them by index or name")
-    if isinstance(columns, slice):
-        if not all(isinstance(v, int | None) for v in (columns.start, columns.stop)):
-            raise where.refuse(obj, "selects columns by a slice of names", "list the names")
-        return list(range(len(layout)))[columns]
-    items = list(columns) if isinstance(columns, list | tuple | np.ndarray) else [columns]
-    if items and all(isinstance(v, bool | np.bool_) for v in items):
-        return [int(i) for i in np.flatnonzero(items)]
-    return [_position(item, layout, obj, where) for item in items]
-
-
-def _position(item: Any, layout: Layout, obj: Any, where: _Step) -> int:
-    if isinstance(item, int | np.integer) and -len(layout) <= int(item) < len(layout):
-        return int(item) % len(layout)
-    named = [i for i, slot in enumerate(layout) if slot.name is not None and slot.name == item]
-    if isinstance(item, str) and len(named) == 1:
-        return named[0]
-    raise where.refuse(
-        obj,
-        f"selects column {item!r}, which the array does not hold at this step "
-        f"({len(layout)} columns)",
-        "check columns and the order of the steps",
-    )
-
-
-def _raw(slot: Slot, obj: Any, where: _Step) -> str:
-    """The input column an encoder reads: it must not be encoded or scaled already."""
-    if not slot.raw:
-        raise where.refuse(
-            obj,
-            f"encodes a column an earlier step already transformed ({slot.name or slot.column})",
-            "encode input columns (category text) only",
-        )
-    return slot.column
-
-
-def _fitted(obj: Any, attribute: str, where: _Step) -> Any:
-    value = getattr(obj, attribute, None)
-    if value is None:
-        raise where.refuse(
-            obj, "is not fitted", "fit it first: from_sklearn imports fitted objects"
-        )
-    return value
-
-
-def _start(indices: Any) -> int:
-    return indices.start if isinstance(indices, slice) and indices.start is not None else 0
-
-
-def _is_word(spec: Any, word: str) -> bool:
-    return isinstance(spec, str) and spec == word
-
-
-def _is_sklearn(obj: Any) -> bool:
-    return type(obj).__module__.split(".")[0] == "sklearn"
-
-
-def _named(obj: Any, name: str) -> bool:
-    return _is_sklearn(obj) and type(obj).__name__ == name
-
-
-def _identity(obj: Any) -> bool:
-    """A FunctionTransformer without a function: scikit-learn's own passthrough."""
-    return _named(obj, "FunctionTransformer") and getattr(obj, "func", True) is None
-
-
-def _is_pipeline(obj: Any) -> bool:
-    return _named(obj, "Pipeline")
-
-
-def _is_model(obj: Any) -> bool:
-    """A final estimator that predicts rather than transforms."""
-    predicts = any(hasattr(obj, m) for m in ("predict", "predict_proba", "decision_function"))
-    return predicts and not hasattr(obj, "transform")
-
-
-def _object_of(step: Any) -> Any:
-    return step[1] if isinstance(step, tuple) and len(step) == 2 else step
-
-
-def _kind(obj: Any) -> str:
-    return obj if isinstance(obj, str) else type(obj).__name__
