@@ -55,7 +55,7 @@ def test_every_runtime_agrees_on_the_bundled_sample() -> None:
     assert list(by_name) == ["score", "workers", "watch", "flink", "onnx"]
     for name in ("score", "workers", "watch"):
         result = by_name[name]
-        assert (result.status, result.agrees, result.rows_scored) == ("ran", True, 400)
+        assert (result.status, result.agrees, result.rows.scored) == ("ran", True, 400)
         assert (result.max_delta, result.flipped, result.same_rejects) == (0.0, 0, True)
     assert (by_name["flink"].status, by_name["flink"].reason) == ("skipped", "skipped as asked")
     assert by_name["onnx"].status == "not built" and by_name["onnx"].agrees is None
@@ -65,7 +65,7 @@ def test_rejects_are_compared_and_agree(with_rejects: Path) -> None:
     report = verify_runtimes(with_rejects, scorer(), skip=NO_FLINK)
     assert report.passed, report
     for result in report.results[:3]:
-        assert (result.rows_scored, result.rows_rejected) == (295, 6)
+        assert (result.rows.scored, result.rows.rejected) == (295, 6)
 
 
 def test_the_sample_keeps_the_input_s_lines(with_rejects: Path, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_parquet_input_is_verified_too(tmp_path: Path) -> None:
     path = tmp_path / "sample.parquet"
     pd.read_csv(SAMPLE, nrows=120).to_parquet(path)
     report = verify_runtimes(path, scorer(), skip=ONLY_WATCH)
-    assert report.passed and report.results[2].rows_scored == 120
+    assert report.passed and report.results[2].rows.scored == 120
 
 
 class Shifted(Scorer):
@@ -330,4 +330,4 @@ def test_compressed_and_other_delimited_inputs_are_numbered_as_read(
     options = ReadOptions(delimiter=delimiter)
     report = verify_runtimes(path, scorer(), rows=60, read_options=options, skip=ONLY_WATCH)
     assert report.passed and report.rows == 60
-    assert [r.rows_scored for r in report.results[:3]] == [60, 0, 60]  # workers skipped
+    assert [r.rows.scored for r in report.results[:3]] == [60, 0, 60]  # workers skipped

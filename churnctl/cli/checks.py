@@ -280,9 +280,16 @@ def verify_document(report: VerifyReport, exit_code: int) -> dict[str, Any]:
         "tolerance": report.tolerance,
         "passed": report.passed,
         "exit_code": exit_code,
-        "runtimes": [asdict(result) for result in report.results],
+        "runtimes": [_runtime_document(asdict(result)) for result in report.results],
     }
     return {key: document[key] for key in VERIFY_KEYS}
+
+
+def _runtime_document(fields: dict[str, Any]) -> dict[str, Any]:
+    """One runtime's entry: its counts as ``rows_scored`` and ``rows_rejected``, in place."""
+    rows = fields.pop("rows")
+    head = {key: fields.pop(key) for key in ("runtime", "status", "reason")}
+    return {**head, "rows_scored": rows["scored"], "rows_rejected": rows["rejected"], **fields}
 
 
 def _verify_table(report: VerifyReport) -> Table:
@@ -304,8 +311,8 @@ def _verify_table(report: VerifyReport) -> Table:
         add_text_row(
             table,
             r.runtime,
-            f"{r.rows_scored:,}" if ran else "",
-            f"{r.rows_rejected:,}" if ran else "",
+            f"{r.rows.scored:,}" if ran else "",
+            f"{r.rows.rejected:,}" if ran else "",
             delta,
             f"{r.flipped:,}" if ran else "",
             same,

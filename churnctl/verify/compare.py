@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from churnctl.batch.counts import RowCounts
 from churnctl.verify.runtimes import FAILED, RAN, Outcome
 
 TOLERANCE = 1e-6  # max |Δ raw| a runtime may differ from the reference by
@@ -17,8 +18,7 @@ class RuntimeResult:
     runtime: str
     status: str  # ran, skipped, failed, not built
     reason: str | None
-    rows_scored: int
-    rows_rejected: int
+    rows: RowCounts  # rows this runtime scored and rejected
     max_delta: float | None  # max |Δ raw| over the rows both scored
     flipped: int  # rows both scored whose decision (exited) differs
     missing: int  # rows the reference scored and this runtime did not
@@ -64,8 +64,7 @@ def compare(reference: Outcome, other: Outcome, tolerance: float) -> RuntimeResu
         runtime=other.name,
         status=other.status,
         reason=other.reason,
-        rows_scored=other.rows,
-        rows_rejected=len(other.rejects),
+        rows=RowCounts.of(other.rows, len(other.rejects)),
         max_delta=max_delta,
         flipped=flipped,
         missing=missing,
@@ -81,8 +80,7 @@ def _not_run(outcome: Outcome) -> RuntimeResult:
         runtime=outcome.name,
         status=outcome.status,
         reason=outcome.reason,
-        rows_scored=0,
-        rows_rejected=0,
+        rows=RowCounts(),
         max_delta=None,
         flipped=0,
         missing=0,
