@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from churnctl.arguments import PATH, check_path, check_type
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.io.sources import STDIN, ReadOptions, check_input, open_source
-from churnctl.scoring.scorer import Scorer
+from churnctl.scoring.scorer import Scorer, scorer_from
 from churnctl.verify.compare import TOLERANCE, RuntimeResult, VerifyReport, compare
 from churnctl.verify.runtimes import (
     NOT_BUILT,
@@ -20,7 +21,7 @@ from churnctl.verify.runtimes import (
     Run,
     run_runtime,
 )
-from churnctl.verify.sample import ROW, write_sample
+from churnctl.verify.sample import ROW, Sample, write_sample
 
 
 def verify_runtimes(
@@ -43,15 +44,7 @@ def verify_runtimes(
     _check_arguments(input, scorer, rows, tolerance, skip)
     options = read_options or ReadOptions()
     check_type("verify_runtimes", "read_options", options, ReadOptions, "a ReadOptions")
-    numbered = Scorer(
-        scorer.state,
-        scorer.model,
-        keep=(ROW,),
-        threshold=scorer.threshold,
-        allow_state_mismatch=scorer.allow_state_mismatch,
-        logits=scorer.logits,
-        decimal=scorer.decimal,
-    )
+    numbered = scorer_from(scorer.state, scorer.model, replace(scorer.options, keep=(ROW,)))
     if str(input) != STDIN:  # DATA's header, named as DATA, before the sample is written
         check_input(input)
         needed = [c for c in numbered.required_columns if c != ROW]
@@ -60,14 +53,7 @@ def verify_runtimes(
         folder = Path(temporary)
         (folder / "sample").mkdir()
         sample = write_sample(input, folder / "sample", rows, options)
-        outcomes = []
-        for runtime in RUNTIMES:
-            work = folder / f"runtime-{len(outcomes)}"
-            work.mkdir()
-            if runtime.name in skip:
-                outcomes.append(Outcome(runtime.name, SKIPPED, "skipped as asked"))
-                continue
-            outcomes.append(run_runtime(runtime, Run(numbered, sample, work, options)))
+        outcomes = _run_every_runtime(numbered, sample, folder, options, skip)
     reference = outcomes[0]
     if reference.status != RAN:  # the input itself is refused (a missing column ...)
         raise reference.error or ChurnctlError(f"{input}: {reference.reason}")
@@ -101,3 +87,18 @@ def _check_arguments(
 
 def _not_built(name: str, why: str) -> RuntimeResult:
     return compare(Outcome(name), Outcome(name, "not built", why), 0.0)
+
+
+def _run_every_runtime(
+    scorer: Scorer, sample: Sample, folder: Path, options: ReadOptions, skip: Sequence[str]
+) -> list[Outcome]:
+    """Each runtime's outcome on the sample, each in a folder of its own under ``folder``."""
+    outcomes = []
+    for runtime in RUNTIMES:
+        work = folder / f"runtime-{len(outcomes)}"
+        work.mkdir()
+        if runtime.name in skip:
+            outcomes.append(Outcome(runtime.name, SKIPPED, "skipped as asked"))
+            continue
+        outcomes.append(run_runtime(runtime, Run(scorer, sample, work, options)))
+    return outcomes
