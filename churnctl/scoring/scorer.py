@@ -96,11 +96,9 @@ class ScorerOptions:
 
     def __post_init__(self) -> None:
         """Each option checked as the ``Scorer`` checks it; ``keep`` becomes a tuple."""
-        object.__setattr__(self, "keep", _checked_keep(self.keep))
-        object.__setattr__(self, "threshold", _checked_threshold(self.threshold))
-        for name in ("allow_state_mismatch", "logits"):
-            check_bool("ScorerOptions", name, getattr(self, name))
-        check_decimal(self.decimal)
+        given = {name: getattr(self, name) for name in self.names()}
+        for name, value in _checked_options("ScorerOptions", **given).items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -146,14 +144,19 @@ class Scorer:
         of each batch (``kept_columns``), ``()`` none.
         """
         _check_pair_arguments(state, model)
-        check_bool("Scorer", "allow_state_mismatch", allow_state_mismatch)
+        checked = _checked_options(
+            "Scorer",
+            keep=keep,
+            threshold=threshold,
+            allow_state_mismatch=allow_state_mismatch,
+            logits=logits,
+            decimal=decimal,
+        )
+        self.keep, self.threshold = checked["keep"], checked["threshold"]
+        self.decimal = checked["decimal"]
         if threads is None:
             threads = model.threads if isinstance(model, ChurnModel) else 0
-        self.keep = _checked_keep(keep)
-        self.threshold = _checked_threshold(threshold)
         threads = check_threads(threads)
-        check_bool("Scorer", "logits", logits)
-        self.decimal = check_decimal(decimal)
         self.state = state if isinstance(state, FeatureState) else load_state(Path(state))
         opened = model if isinstance(model, ChurnModel) else ChurnModel(model, threads=threads)
         if logits:
@@ -352,6 +355,28 @@ class Scorer:
 def _check_pair_arguments(state: Any, model: Any) -> None:
     check_type("Scorer", "state", state, (FeatureState, str, os.PathLike), STATE_TAKES)
     check_type("Scorer", "model", model, (ChurnModel, str, os.PathLike, bytes), MODEL_TAKES)
+
+
+def _checked_options(
+    function: str,
+    *,
+    keep: Sequence[str],
+    threshold: Any,
+    allow_state_mismatch: Any,
+    logits: Any,
+    decimal: Any,
+) -> dict[str, Any]:
+    """The scoring options, each checked (one line naming it), ``keep`` as a tuple: the one
+    check of ``Scorer`` and ``ScorerOptions`` alike."""
+    check_bool(function, "allow_state_mismatch", allow_state_mismatch)
+    check_bool(function, "logits", logits)
+    return {
+        "keep": _checked_keep(keep),
+        "threshold": _checked_threshold(threshold),
+        "allow_state_mismatch": allow_state_mismatch,
+        "logits": logits,
+        "decimal": check_decimal(decimal),
+    }
 
 
 def _checked_keep(keep: Sequence[str], *, every: bool = False) -> tuple[str, ...]:
