@@ -8,7 +8,6 @@ are imported inside the commands (``--help`` imports no NumPy or Arrow).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -31,9 +30,8 @@ from churnctl.cli.options import (
     scorer_options,
     text_value,
 )
-from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
+from churnctl.cli.report import add_text_row, pair_label, print_demo_note, warned_scorer
 from churnctl.errors import RuntimesDisagreeError
-from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
     from churnctl.batch.evaluate_file import Evaluation
@@ -91,14 +89,6 @@ EVALUATE_KEYS = (
 VERIFY_KEYS = ("command", "input", "rows", "tolerance", "passed", "exit_code", "runtimes")
 
 
-def _scorer(state: Path | None, model: Path | None, flags: Any) -> Scorer:
-    from churnctl.scoring.scorer import scorer_from
-
-    scorer = scorer_from(state or bundled(STATE), model or bundled(MODEL), flags)
-    pair_warning(scorer, stderr)
-    return scorer
-
-
 @command
 def evaluate(
     data: DataArg,
@@ -117,7 +107,7 @@ def evaluate(
     from churnctl.batch.evaluate_file import evaluate_file
 
     flags = scorer_options((), threshold, allow_state_mismatch, logits, decimal)
-    scorer = _scorer(state, model, flags)
+    scorer = warned_scorer(state, model, flags)
     options = read_options(delimiter, encoding)
     evaluation = evaluate_file(data, scorer, label=label, read_options=options)
     if as_json:
@@ -222,7 +212,7 @@ def verify(
     from churnctl.verify import verify_runtimes
 
     flags = scorer_options((), threshold, allow_state_mismatch, logits, decimal)
-    scorer = _scorer(state, model, flags)
+    scorer = warned_scorer(state, model, flags)
     options = read_options(delimiter, encoding)
     names = [name.strip() for value in skip for name in value.split(",") if name.strip()]
     with stderr.status("scoring the sample through every runtime", spinner="dots"):

@@ -18,8 +18,22 @@ from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
     from churnctl.batch.counts import RowCounts
+    from churnctl.features.state import FeatureState
     from churnctl.scoring.inspection import Report
-    from churnctl.scoring.scorer import Scorer
+    from churnctl.scoring.scorer import Scorer, ScorerOptions
+
+
+def warned_scorer(
+    state: FeatureState | Path | None, model: Path | None, flags: ScorerOptions
+) -> Scorer:
+    """The scorer of ``state`` and ``model`` (the bundled ones where not given), its pair
+    warned about on stderr: how ``score``, ``watch``, ``evaluate`` and ``verify`` build it."""
+    from churnctl.scoring.scorer import scorer_from
+
+    given = state if state is not None else bundled(STATE)
+    scorer = scorer_from(given, model or bundled(MODEL), flags)
+    pair_warning(scorer, stderr)
+    return scorer
 
 
 def pair_warning(scorer: Scorer, console: Console) -> None:

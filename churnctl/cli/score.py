@@ -51,12 +51,12 @@ from churnctl.cli.options import (
 from churnctl.cli.progress import progress
 from churnctl.cli.report import (
     pair_label,
-    pair_warning,
     print_demo_note,
     rows_text,
+    warned_scorer,
 )
 from churnctl.errors import FilesFailedError, UsageError
-from churnctl.samples.bundled import MODEL, STATE, bundled
+from churnctl.samples.bundled import STATE, bundled
 
 if TYPE_CHECKING:
     from churnctl.batch.score_file import RunSummary
@@ -134,7 +134,6 @@ def score(
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
     from churnctl.io.listing import expand_inputs
-    from churnctl.scoring.scorer import scorer_from
 
     inputs = expand_inputs(input)
     one = len(inputs) == 1 and out_dir is None
@@ -154,8 +153,7 @@ def score(
     options = read_options(delimiter, encoding)
     features = _state_for_scoring(state, train, save_state, pipeline, (options, decimal))
     flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
-    scorer = scorer_from(features, model or bundled(MODEL), flags)
-    pair_warning(scorer, stderr)
+    scorer = warned_scorer(features, model, flags)
     run = _Run(scorer, format, rejects, parse_max_rejects(max_rejects), options)
     if one:
         summary = _score_one(inputs[0], output or "-", run)

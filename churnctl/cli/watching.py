@@ -40,10 +40,9 @@ from churnctl.cli.options import (
     read_options,
     scorer_options,
 )
-from churnctl.cli.report import add_text_row, pair_label, pair_warning, print_demo_note
+from churnctl.cli.report import add_text_row, pair_label, print_demo_note, warned_scorer
 from churnctl.errors import ChurnctlError, FilesFailedError, UsageError
 from churnctl.io.formats import DEFAULT_PATTERNS
-from churnctl.samples.bundled import MODEL, STATE, bundled
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -119,14 +118,11 @@ def watch(
     """Score each complete file landing in IN_DIR exactly once, within milliseconds."""
     if status:
         return watch_status(_required(out, "--out DIR"))
-    from churnctl.features.state import load_state
     from churnctl.io.listing import NameRules
-    from churnctl.scoring.scorer import scorer_from
     from churnctl.watch.watcher import WatchSettings
 
     flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
-    scorer = scorer_from(load_state(state or bundled(STATE)), model or bundled(MODEL), flags)
-    pair_warning(scorer, stderr)
+    scorer = warned_scorer(state, model, flags)
     settings = WatchSettings(
         in_dir=_required(in_dir, "IN_DIR"),
         out_dir=_required(out, "--out DIR"),
