@@ -35,10 +35,12 @@ ALLOWED: dict[str, set[str]] = {
     "batch": {"features", "io", "scoring"},
     "watch": {"features", "io", "scoring", "batch"},
     "flink": {"features", "io", "scoring", "batch"},
+    # the fused ONNX export: a state's stages and a model as one ONNX graph
+    "fused": {"features", "scoring"},
     # every runtime side by side, compared (verify): above watch and flink, below the CLI
-    "verify": {"features", "io", "scoring", "batch", "watch", "flink"},
-    "__init__": {"features", "io", "scoring", "batch", "watch"},  # the public facade
-    "cli": {"features", "io", "scoring", "batch", "watch", "flink", "samples", "verify"},
+    "verify": {"features", "io", "scoring", "batch", "watch", "flink", "fused"},
+    "__init__": {"features", "io", "scoring", "batch", "watch", "fused"},  # the public facade
+    "cli": {"features", "io", "scoring", "batch", "watch", "flink", "samples", "verify", "fused"},
     "__main__": {"cli"},
 }
 

@@ -9,17 +9,15 @@ rows it rejects to the graph's validity.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from churnctl.errors import PipelineSpecError
 from churnctl.features.stages import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 from churnctl.fused.builder import DOUBLE, ML, GraphBuilder
+from churnctl.fused.columns import FeatureGraph
 from churnctl.fused.text import label_pattern, matches_after
-
-if TYPE_CHECKING:
-    from churnctl.fused.graph import FeatureGraph
 
 TRIM_OPSET = 20  # RegexFullMatch
 
@@ -125,7 +123,7 @@ def standard_scaler(stage: StandardScaler, graph: FeatureGraph) -> None:
     graph.set_column(out, result, len(mean))
 
 
-Emitter = Callable[[Any, "FeatureGraph"], None]
+Emitter = Callable[[Any, FeatureGraph], None]
 EMITTERS: dict[str, Emitter] = {
     StringIndexer.TYPE: string_indexer,
     OneHotEncoder.TYPE: one_hot_encoder,
