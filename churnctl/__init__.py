@@ -8,7 +8,9 @@ The public Python API (see docs/python-api.md)::
     aligned = scorer.score_aligned(record_batch)  # one row per input row
 
 A training notebook's fitted scikit-learn preprocessing becomes a state with
-``from_sklearn``; ``save_for_serving`` writes it beside the exported model, bound.
+``from_sklearn``; ``save_for_serving`` writes it beside the exported model, bound;
+``export_fused`` writes a state and its model as one ONNX graph, for a caller without
+churnctl (docs/fused-onnx.md).
 Each runtime's entry point is here too: ``score_file`` (one file), ``score_files``
 (many, in a pool of processes), ``Watcher`` (a folder, as it receives files). The
 packages below hold the rest, by job: ``features`` (the state), ``scoring`` (model +
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from churnctl.features.extraction import FeatureBatch, extract_features
     from churnctl.features.sklearn import from_sklearn
     from churnctl.features.state import FeatureState, load_state
+    from churnctl.fused.export import export_fused
     from churnctl.scoring.binding import bind_model
     from churnctl.scoring.model import ChurnModel
     from churnctl.scoring.scorer import ScoredBatch, Scorer, ScorerOptions, scorer_from
@@ -58,6 +61,7 @@ __all__ = [
     "Watcher",
     "__version__",
     "bind_model",
+    "export_fused",
     "extract_features",
     "fit_state",
     "from_sklearn",
@@ -93,6 +97,8 @@ def __getattr__(name: str) -> Any:
             from churnctl.features.extraction import extract_features as value
         case "bind_model":
             from churnctl.scoring.binding import bind_model as value
+        case "export_fused":
+            from churnctl.fused.export import export_fused as value
         case "from_sklearn":
             from churnctl.features.sklearn import from_sklearn as value
         case "save_for_serving":

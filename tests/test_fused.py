@@ -31,6 +31,7 @@ from churnctl.scoring.binding import read_binding
 from churnctl.scoring.model import ChurnModel
 from churnctl.scoring.scorer import Scorer
 from tests import onnx_factories as factories
+from tests.cli_helpers import assert_clean_error, run
 
 CITIES = ["Paris", "Lyon", "Nice"]
 CITY_VALUES = ["Paris", "Lyon", "Nice", "Mars", "", " Paris ", "PARIS", "\u3000lyon\xa0", "ni ce"]
@@ -290,3 +291,28 @@ def test_random_rows_score_as_the_scorer(
     city, plan, age, income = (list(column) for column in zip(*data, strict=True))
     table = pa.table({"City": city, "Plan": plan, "Age": age, "Income": income})
     check_same(*random_pair, table)
+
+
+def test_the_command_writes_the_bundled_pair(tmp_path: Path) -> None:
+    result = run(["export-onnx", "--fused", "-o", tmp_path / "fused.onnx"])
+    assert result.exit_code == 0, result.output
+    assert "fused graph" in result.stderr and result.stdout == ""
+    session = ort.InferenceSession(str(tmp_path / "fused.onnx"))
+    assert [node.name for node in session.get_outputs()] == ["raw", "valid"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        ([], 2, ["add --fused"]),
+        (["--fused", "--state", "missing.json"], 2, ["missing.json", "not found"]),
+        (["--fused", "--model", "missing.onnx"], 2, ["missing.onnx", "not found"]),
+    ],
+)
+def test_the_command_refuses_with_one_error_line(
+    args: list[str], code: int, words: list[str], tmp_path: Path
+) -> None:
+    result = run(["export-onnx", *args, "-o", tmp_path / "fused.onnx"], cwd=tmp_path)
+    assert_clean_error(result, code, *words)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "fused.onnx").exists()

@@ -190,6 +190,7 @@ COMMAND_NAMES = (
     "score",
     "bind",
     "inspect",
+    "export-onnx",
     "generate",
     "watch",
     "watch-status",

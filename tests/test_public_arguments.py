@@ -28,6 +28,7 @@ from churnctl import (
     ChurnModel,
     Scorer,
     bind_model,
+    export_fused,
     extract_features,
     fit_state,
     from_sklearn,
@@ -244,6 +245,15 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"state": state, "model": bundled(MODEL), "folder": landing().parent / "serving"},
         ),
         "from_sklearn": (from_sklearn, {"steps": [fitted_scaler()], "columns": ["Age", "Tenure"]}),
+        "export_fused": (
+            export_fused,
+            {
+                "state": state,
+                "model": bundled(MODEL),
+                "output": landing().parent / "fused.onnx",
+                "logits": False,
+            },
+        ),
     }
 
 
@@ -289,6 +299,7 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("fit_state(DataFrame)", "pipeline"): nothing,
     ("fit_state(DataFrame)", "max_rejects"): whole(0),
     ("bind_model", "rebind"): boolean,
+    ("export_fused", "logits"): boolean,
     ("save_for_serving", "rebind"): boolean,
     ("save_for_serving", "model"): is_bytes,  # bytes: then not an ONNX model, refused as such
     ("extract_features", "as_frame"): boolean,

@@ -27,18 +27,18 @@ FUSED_KEY = "churnctl.fused"
 def export_fused(
     state: FeatureState | str | os.PathLike[str],
     model: ChurnModel | str | os.PathLike[str],
-    path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
     *,
     logits: bool = False,
 ) -> Path:
-    """Write one ONNX graph applying ``state``'s feature extraction, then ``model``, to ``path``.
+    """Write one ONNX graph applying ``state``'s feature extraction, then ``model``, to ``output``.
 
     Inputs: one per raw column, shape [N, 1] (categories ``tensor(string)``, ``""`` for
     missing; numbers ``tensor(double)``). Outputs: ``raw`` (float [N], the positive-class
     probability as churnctl's ``raw`` column holds it; NaN where not valid) and ``valid``
     (bool [N], false where churnctl rejects the row). ``logits``: the model outputs
     log-odds, as ``Scorer(logits=True)`` reads them. The file is written atomically and
-    carries the state's binding. Returns ``path``.
+    carries the state's binding. Returns ``output``.
     """
     check_type(
         "export_fused",
@@ -50,15 +50,15 @@ def export_fused(
     check_type(
         "export_fused", "model", model, (ChurnModel, str, os.PathLike), "a ChurnModel or " + PATH
     )
-    check_path("export_fused", "path", path)
+    check_path("export_fused", "output", output)
     check_bool("export_fused", "logits", logits)
     loaded = state if isinstance(state, FeatureState) else load_state(state)
     opened = model if isinstance(model, ChurnModel) else ChurnModel(model)
     if not isinstance(model, ChurnModel):
-        check_distinct({"model": model}, {"output": path})
+        check_distinct({"model": model}, {"output": output})
     proto = fused_model(loaded, opened, logits=logits)
-    atomic_write_bytes(Path(path), proto.SerializeToString())
-    return Path(path)
+    atomic_write_bytes(Path(output), proto.SerializeToString())
+    return Path(output)
 
 
 def fused_model(state: FeatureState, model: ChurnModel, *, logits: bool = False) -> onnx.ModelProto:
