@@ -66,7 +66,9 @@ ToleranceOpt = Annotated[
 ]
 SkipOpt = Annotated[
     list[str],
-    typer.Option(metavar="RUNTIME", help="A runtime not to run: workers, watch or flink (repeat)."),
+    typer.Option(
+        metavar="RUNTIME", help="A runtime not to run: workers, watch, flink or fused (repeat)."
+    ),
 ]
 EVALUATE_KEYS = (
     "command",

@@ -16,14 +16,14 @@ class RuntimeResult:
     """One runtime against the reference; ``agrees`` is None when it did not run."""
 
     runtime: str
-    status: str  # ran, skipped, failed, not built
+    status: str  # ran, skipped, failed
     reason: str | None
     rows: RowCounts  # rows this runtime scored and rejected
     max_delta: float | None  # max |Δ raw| over the rows both scored
     flipped: int  # rows both scored whose decision (exited) differs
     missing: int  # rows the reference scored and this runtime did not
     extra: int  # rows this runtime scored and the reference did not (or twice)
-    same_rejects: bool | None  # the same (line, column, reason) rejects, as many times
+    same_rejects: bool | None  # the same (line, column, reason) rejects (fused: lines), as often
     agrees: bool | None
     seconds: float
 
@@ -56,7 +56,7 @@ def compare(reference: Outcome, other: Outcome, tolerance: float) -> RuntimeResu
     flipped = sum(reference.scored[r][1] != other.scored[r][1] for r in common)
     missing = len(reference.scored.keys() - other.scored.keys())
     extra = other.rows - len(common)
-    same_rejects = Counter(reference.rejects) == Counter(other.rejects)
+    same_rejects = _rejects(reference, other.lines_only) == _rejects(other, other.lines_only)
     max_delta = max(deltas) if deltas else None
     within = max_delta is None or max_delta <= tolerance
     agrees = within and same_rejects and not missing and not extra and not flipped
@@ -73,6 +73,13 @@ def compare(reference: Outcome, other: Outcome, tolerance: float) -> RuntimeResu
         agrees=agrees,
         seconds=other.seconds,
     )
+
+
+def _rejects(outcome: Outcome, lines_only: bool) -> Counter[object]:
+    """The rejects, as many times each; by line alone for a runtime that names no column."""
+    if lines_only:
+        return Counter(line for line, _, _ in outcome.rejects)
+    return Counter(outcome.rejects)
 
 
 def _not_run(outcome: Outcome) -> RuntimeResult:

@@ -11,9 +11,8 @@ from churnctl.arguments import PATH, check_path, check_type
 from churnctl.errors import ChurnctlError, UsageError
 from churnctl.io.sources import STDIN, ReadOptions, check_input, open_source
 from churnctl.scoring.scorer import Scorer, scorer_from
-from churnctl.verify.compare import TOLERANCE, RuntimeResult, VerifyReport, compare
+from churnctl.verify.compare import TOLERANCE, VerifyReport, compare
 from churnctl.verify.runtimes import (
-    NOT_BUILT,
     RAN,
     RUNTIMES,
     SKIPPED,
@@ -58,7 +57,6 @@ def verify_runtimes(
     if reference.status != RAN:  # the input itself is refused (a missing column ...)
         raise reference.error or ChurnctlError(f"{input}: {reference.reason}")
     results = [compare(reference, o, tolerance) for o in outcomes]
-    results += [_not_built(name, why) for name, why in NOT_BUILT.items()]
     return VerifyReport(str(input), sample.rows, tolerance, tuple(results))
 
 
@@ -83,10 +81,6 @@ def _check_arguments(
             f"cannot skip {unknown[0]!r}: the runtimes that may be skipped are "
             + ", ".join(runtime_names()[1:])
         )
-
-
-def _not_built(name: str, why: str) -> RuntimeResult:
-    return compare(Outcome(name), Outcome(name, "not built", why), 0.0)
 
 
 def _run_every_runtime(

@@ -1,10 +1,11 @@
 """Each runtime, run on the sample into a folder of its own, its outputs read back.
 
 A runtime gives an ``Outcome``: its scored rows by sample row number (raw, exited) and
-its rejects as (sample line, column, reason). ``RUNTIMES`` lists them in the order
-they are run and shown; the first, ``score_file``, is the one the others are compared
-with. A runtime that cannot run here (Flink without its extra or Java) is skipped,
-with the reason.
+its rejects as (sample line, column, reason). The fused ONNX graph gives only whether a
+row is valid: its rejects have a line but no column or reason (``lines_only``).
+``RUNTIMES`` lists them in the order they are run and shown; the first, ``score_file``,
+is the one the others are compared with. A runtime that cannot run here (Flink without
+its extra or Java) is skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from churnctl.errors import ChurnctlError
 from churnctl.io.rejects import NO_LIMIT, RejectLimit
 from churnctl.io.sources import ReadOptions
 from churnctl.scoring.scorer import Scorer
+from churnctl.verify.caller import graph_feed, read_part
 from churnctl.verify.sample import ROW, Sample
 
 RAN, SKIPPED, FAILED = "ran", "skipped", "failed"
 Reject = tuple[int | None, str | None, str]  # (sample line, column, reason)
+NOT_VALID, UNFED = "not valid", "not a record of the header's fields"  # the fused graph's
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Outcome:
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
     error: ChurnctlError | None = field(default=None, repr=False)  # why it failed
+    lines_only: bool = False  # its rejects name the line only (compared by line)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,34 @@ def run_batch(run: Run, outcome: Outcome) -> None:
         summary = score_file(request)
         read_scored(output, outcome)
         read_rejects(Path(summary.rejects or ""), run.sample, outcome)
+
+
+def run_fused(run: Run, outcome: Outcome) -> None:
+    """The fused ONNX graph, exported into the run's folder, run with ONNX Runtime on each part
+    as a Java or C++ caller would feed it (``caller``); a row not ``valid`` is a reject."""
+    import onnxruntime as ort
+
+    from churnctl.fused.export import export_fused
+
+    scorer = run.scorer
+    path = export_fused(scorer.state, scorer.model, run.folder / "fused.onnx", logits=scorer.logits)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    schema = scorer.state.pipeline.input_schema
+    outcome.lines_only = True
+    for part in run.sample.parts:
+        rows = read_part(part.path, [ROW, *schema.columns], run.read_options)
+        outcome.rejects += [(run.sample.line(part.path.name, n), None, UNFED) for n in rows.unfed]
+        if not rows.lines:
+            continue
+        raw, valid = session.run(["raw", "valid"], graph_feed(rows, schema, scorer.decimal))
+        numbers = zip(rows.fields[ROW], rows.lines, raw, valid.tolist(), strict=True)
+        for number, line, float32, ok in numbers:
+            value = float(str(float32))  # as the others' CSV holds it: float32's shortest text
+            if ok:
+                outcome.rows += 1
+                outcome.scored[int(number)] = (value, value > scorer.threshold)
+            else:
+                outcome.rejects.append((run.sample.line(part.path.name, line), None, NOT_VALID))
 
 
 def run_workers(run: Run, outcome: Outcome) -> None:
@@ -199,10 +231,10 @@ RUNTIMES: list[Runtime] = [
     Runtime("workers", run_workers),
     Runtime("watch", run_watch),
     Runtime("flink", run_flink),
+    Runtime("fused", run_fused),
 ]
 REFERENCE = RUNTIMES[0].name
 AVAILABLE: dict[str, Callable[[], str | None]] = {"flink": flink_available}
-NOT_BUILT = {"onnx": "the fused ONNX graph is not built yet"}  # shown, never run
 
 
 def run_runtime(runtime: Runtime, run: Run) -> Outcome:
