@@ -30,6 +30,8 @@ from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.scoring.binding import read_binding
 from churnctl.scoring.model import ChurnModel
 from churnctl.scoring.scorer import Scorer
+from churnctl.verify import verify_runtimes
+from churnctl.verify.caller import parse_number
 from tests import onnx_factories as factories
 from tests.cli_helpers import assert_clean_error, run
 
@@ -316,3 +318,55 @@ def test_the_command_refuses_with_one_error_line(
     assert_clean_error(result, code, *words)
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "fused.onnx").exists()
+
+
+def test_inspect_names_a_fused_graph_for_what_it_is(tmp_path: Path) -> None:
+    export_fused(bundled(STATE), bundled(MODEL), tmp_path / "fused.onnx")
+    result = run(["inspect", "--model", tmp_path / "fused.onnx"])
+    assert_clean_error(result, 2, "a fused graph (raw columns in, raw and valid out)")
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal", "expected"),
+    [
+        (" 42 ", ".", 42.0),
+        ("+.5", ".", 0.5),
+        ("5.", ".", 5.0),
+        ("1e5", ".", 1e5),
+        ("-Infinity", ".", -math.inf),
+        ("1d", ".", 1.0),  # Java reads a double suffix; churnctl does not
+        ("1,5", ",", 1.5),
+        ("NaN", ".", math.nan),
+        ("", ".", math.nan),
+        ("1_000", ".", math.nan),
+        ("\xa05", ".", math.nan),  # Java trims ASCII only; churnctl trims this too
+        ("1,5", ".", math.nan),
+        ("1.5", ",", math.nan),
+        ("0x10", ".", math.nan),
+    ],
+)
+def test_the_verify_caller_parses_numbers_as_java(text: str, decimal: str, expected: float) -> None:
+    value = parse_number(text, decimal)
+    assert value == expected or (math.isnan(value) and math.isnan(expected))
+
+
+def test_verify_shows_where_a_java_caller_reads_a_value_otherwise(tmp_path: Path) -> None:
+    """``1d`` is no number to churnctl and 1.0 to Java: the fused runtime disagrees, by line."""
+    lines = bundled(SAMPLE).read_text(encoding="utf-8").splitlines()[:41]
+    header = lines[0].split(",")
+    at = header.index("Tenure")
+    row = lines[5].split(",")
+    row[at] = "1d"
+    lines[5] = ",".join(row)
+    data = tmp_path / "sample.csv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = verify_runtimes(data, Scorer(bundled(STATE), bundled(MODEL)), skip=OTHERS)
+    fused = next(r for r in report.results if r.runtime == "fused")
+    assert (fused.status, fused.agrees, fused.same_rejects, fused.extra) == ("ran", False, False, 1)
+    assert (fused.rows.scored, fused.rows.rejected) == (40, 0)
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join([*lines[:5], *lines[6:]]) + "\n", encoding="utf-8")
+    assert verify_runtimes(clean, Scorer(bundled(STATE), bundled(MODEL)), skip=OTHERS).passed
+
+
+OTHERS = ("workers", "watch", "flink")

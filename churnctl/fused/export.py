@@ -17,11 +17,10 @@ from churnctl.fused.builder import ML, GraphBuilder
 from churnctl.fused.graph import Features, feature_graph
 from churnctl.fused.splice import PREFIX, model_graph, positive_class
 from churnctl.scoring.binding import Binding, check_pair
-from churnctl.scoring.model import ChurnModel
+from churnctl.scoring.model import FUSED_KEY, ChurnModel
 
 OUTPUTS = ("raw", "valid")
 ML_OPSET = 2  # LabelEncoder's keys_strings/values_int64s
-FUSED_KEY = "churnctl.fused"
 
 
 def export_fused(

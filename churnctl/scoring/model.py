@@ -43,6 +43,7 @@ SHOWN_ROWS = 5
 MAX_THREADS = 2**31 - 1  # ONNX Runtime takes a 32-bit int
 MAX_INLINE_BYTES = 2**31 - 1  # protobuf's limit: a model with its data inline must fit
 EXTERNAL_DATA_KEY = b"location"  # what an external data reference always spells
+FUSED_KEY = "churnctl.fused"  # metadata of a fused graph (raw columns in), not a scorer's model
 
 SOURCE_TAKES = f"{PATH} to an ONNX model, or the model's bytes"
 
@@ -126,6 +127,11 @@ class ChurnModel:
         return k if isinstance(k, int) else None
 
     def _check_input(self) -> TensorInfo:
+        if FUSED_KEY in self.metadata:
+            raise ModelError(
+                f"{self.name}: a fused graph (raw columns in, raw and valid out), not a model "
+                "of features; use the model it was exported from, or run it with ONNX Runtime"
+            )
         if len(self.inputs) != 1:
             names = ", ".join(i.name for i in self.inputs)
             raise ModelError(f"{self.name}: expected one input tensor [N, k], found {names}")

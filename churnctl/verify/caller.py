@@ -2,12 +2,12 @@
 
 Such a caller reads each CSV record with a plain CSV reader and hands the graph every
 category as its text (``""`` when empty) and every number as a double parsed the way
-``Double.parseDouble`` or ``strtod`` would: the field without surrounding whitespace,
-in decimal or exponent notation, ``nan`` and ``inf`` spellings included (Python's
-``float``, which also reads ``1_000``); with the ``,`` decimal mark, the comma becomes a
-point first. A field it cannot parse (empty, ``1 000``, ``1.5`` under ``,``) is NaN, which
-the graph marks not valid. Where churnctl reads a value otherwise, ``verify`` shows
-the difference: nothing is hidden. A record whose field count is not the header's is
+``Double.parseDouble`` does (``parse_number``): trimmed of ASCII spaces and controls,
+decimal or exponent notation, ``NaN`` and ``Infinity``, a ``d`` or ``f`` suffix; with the
+``,`` decimal mark, the comma becomes a point first. A field it cannot parse (empty,
+``1 000``, ``1.5`` under ``,``) is NaN, which the graph marks not valid. Where churnctl
+reads a value otherwise (``1d``, a no-break space around a number), ``verify`` shows the
+difference: nothing is hidden. A record whose field count is not the header's is
 one the caller cannot feed: it counts as rejected, on its line.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,13 @@ from churnctl.features.columns import as_text
 from churnctl.features.input_policy import InputSchema
 from churnctl.io.formats import is_parquet
 from churnctl.io.reading import ReadOptions
+
+# Double.parseDouble's grammar: trimmed of characters <= U+0020, an optional sign, NaN,
+# Infinity, or decimal digits with an optional exponent and float/double suffix.
+JAVA_NUMBER = re.compile(
+    r"([+-]?)(NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)"
+)
+JAVA_TRIMMED = "".join(chr(c) for c in range(0x21))
 
 
 @dataclass(frozen=True)
@@ -77,10 +85,17 @@ def graph_feed(rows: CallerRows, schema: InputSchema, decimal: str) -> dict[str,
 
 
 def parse_number(text: str, decimal: str = ".") -> float:
-    """A number as a Java/C++ caller parses it; NaN where it cannot."""
+    """A number as Java's ``Double.parseDouble`` reads it (hex floats aside); NaN where it fails.
+
+    With another decimal mark, that mark becomes a point first (a text holding a point
+    then fails, as in churnctl).
+    """
     if decimal != ".":
-        text = text.replace(decimal, ".") if "." not in text else "?"
-    try:
-        return float(text.strip())
-    except ValueError:
+        text = "?" if "." in text else text.replace(decimal, ".")
+    found = JAVA_NUMBER.fullmatch(text.strip(JAVA_TRIMMED))
+    if found is None:
         return math.nan
+    sign, body = found.group(1), found.group(2)
+    if body in ("NaN", "Infinity"):
+        return math.nan if body == "NaN" else float(f"{sign}inf")
+    return float(sign + body.rstrip("fFdD"))
