@@ -190,6 +190,7 @@ MODELS: dict[str, tuple[Callable[..., Any], bool]] = {
     "two-classes": (factories.softmax_two, False),
     "zipmap": (factories.sklearn_zipmap, False),
     "double-input": (factories.double_input, False),
+    "opset-11": (lambda path, k: factories.logistic_n1(path, k, opset=11), False),  # converted
     "one-logit": (factories.logistic_flat, True),
     "two-logits": (factories.softmax_two, True),
 }

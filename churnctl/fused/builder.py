@@ -8,7 +8,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 ML = "ai.onnx.ml"
-DOUBLE, FLOAT, BOOL, STRING = TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.BOOL, "string"
+DOUBLE, FLOAT = TensorProto.DOUBLE, TensorProto.FLOAT
 
 
 class GraphBuilder:

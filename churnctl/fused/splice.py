@@ -36,7 +36,7 @@ def model_graph(model: ChurnModel, opset: int) -> tuple[onnx.ModelProto, Probabi
     probability = _probability(model, proto)
     _prune(proto.graph, probability.tensor)
     proto = compose.add_prefix(proto, PREFIX)
-    current = _version(proto, "")
+    current = _onnx_opset(proto)
     if current < opset:
         try:
             proto = version_converter.convert_version(proto, opset)
@@ -99,11 +99,9 @@ def _subgraph_inputs(node: Any) -> set[str]:
     return names
 
 
-def _version(proto: onnx.ModelProto, domain: str) -> int:
-    found = [
-        o.version for o in proto.opset_import if o.domain in (domain, "ai.onnx" * (not domain))
-    ]
-    return max(found, default=0)
+def _onnx_opset(proto: onnx.ModelProto) -> int:
+    """The model's version of the default (``ai.onnx``) operator set."""
+    return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
 def positive_class(b: GraphBuilder, probability: Probability, *, logits: bool) -> tuple[str, str]:
