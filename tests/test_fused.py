@@ -371,3 +371,15 @@ def test_verify_shows_where_a_java_caller_reads_a_value_otherwise(tmp_path: Path
 
 
 OTHERS = ("workers", "watch", "flink")
+
+
+@pytest.mark.parametrize("role", ["state", "model"])
+def test_the_output_may_not_be_an_input(role: str, tmp_path: Path) -> None:
+    state, model = tmp_path / "state.json", tmp_path / "model.onnx"
+    state.write_bytes(bundled(STATE).read_bytes())
+    model.write_bytes(bundled(MODEL).read_bytes())
+    target = {"state": state, "model": model}[role]
+    before = target.read_bytes()
+    with pytest.raises(ChurnctlError, match=f"is the same file as the {role}"):
+        export_fused(state, model, target)
+    assert target.read_bytes() == before

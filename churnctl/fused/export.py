@@ -51,10 +51,12 @@ def export_fused(
     )
     check_path("export_fused", "output", output)
     check_bool("export_fused", "logits", logits)
+    paths = {"state": state, "model": model}  # the inputs given as files
+    check_distinct(
+        {k: v for k, v in paths.items() if isinstance(v, str | os.PathLike)}, {"output": output}
+    )
     loaded = state if isinstance(state, FeatureState) else load_state(state)
     opened = model if isinstance(model, ChurnModel) else ChurnModel(model)
-    if not isinstance(model, ChurnModel):
-        check_distinct({"model": model}, {"output": output})
     proto = fused_model(loaded, opened, logits=logits)
     atomic_write_bytes(Path(output), proto.SerializeToString())
     return Path(output)
