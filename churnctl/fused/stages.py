@@ -74,7 +74,8 @@ def one_hot_encoder(stage: OneHotEncoder, graph: FeatureGraph) -> None:
         index = graph.column(col)
         if stage.handle_invalid == "error":
             graph.require(graph.flat(_whole_below(b, index, size, out), f"{out}-in-range"))
-        kept = [k for k in range(size) if k != dropped][: stage._width(size, dropped)]
+        width = size - 1 if stage.drop_last or dropped is not None else size
+        kept = [k for k in range(size) if k != dropped][:width]
         categories = b.const(np.asarray([kept], dtype=np.float64).reshape(1, -1), f"{out}-kept")
         hot = b.op("Equal", [index, categories], f"{out}-hot")
         graph.set_column(out, b.cast(hot, DOUBLE, out), len(kept))
