@@ -35,8 +35,8 @@ from churnctl.verify.caller import parse_number
 from tests import onnx_factories as factories
 from tests.cli_helpers import assert_clean_error, run
 
-CITIES = ["Paris", "Lyon", "Nice"]
-CITY_VALUES = ["Paris", "Lyon", "Nice", "Mars", "", " Paris ", "PARIS", "\u3000lyon\xa0", "ni ce"]
+CITIES = ["Paris", "Lyon", "Zürich"]
+CITY_VALUES = ["Paris", "Lyon", "Zürich", "Mars", "", " Paris ", "ZÜRICH", "\u3000lyon\xa0", "zu rich"]
 PLANS = ["basic", "pro"]
 PLAN_VALUES = ["basic", "pro", "gold", "", " pro", "Basic"]
 NUMBERS = [0.0, 1.5, -3.0, 42.0, math.nan, math.inf, -math.inf, 1e39, -2e300, 5e-324]
