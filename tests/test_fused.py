@@ -36,7 +36,17 @@ from tests import onnx_factories as factories
 from tests.cli_helpers import assert_clean_error, run
 
 CITIES = ["Paris", "Lyon", "Zürich"]
-CITY_VALUES = ["Paris", "Lyon", "Zürich", "Mars", "", " Paris ", "ZÜRICH", "\u3000lyon\xa0", "zu rich"]
+CITY_VALUES = [
+    "Paris",
+    "Lyon",
+    "Zürich",
+    "Mars",
+    "",
+    " Paris ",
+    "ZÜRICH",
+    "\u3000lyon\xa0",
+    "zu rich",
+]
 PLANS = ["basic", "pro"]
 PLAN_VALUES = ["basic", "pro", "gold", "", " pro", "Basic"]
 NUMBERS = [0.0, 1.5, -3.0, 42.0, math.nan, math.inf, -math.inf, 1e39, -2e300, 5e-324]
