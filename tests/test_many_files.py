@@ -113,8 +113,13 @@ def inputs_of(folder: Path) -> list[str]:
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    """A folder's files (not hidden ones) by name, with their bytes."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+    """A folder's files (not hidden ones, nor lineage records: they hold the time of their
+    run, and are test_lineage's) by name, with their bytes."""
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.iterdir())
+        if not p.name.startswith(".") and not p.name.endswith("lineage.json")
+    }
 
 
 def into_folder(in_dir: Path, out: Path, scorer: Scorer, workers: int) -> FilesSummary:
@@ -341,7 +346,7 @@ def test_a_bad_file_fails_alone(
     assert failed["c-rejects.csv"].fix is not None  # the remedy came back from the worker
     assert (summary.rows.read, summary.rows.scored, summary.rows.rejected) == (80, 80, 0)
     written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 4 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
+    assert len(written) == 6 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
     message = summary.failed[0].message()
     assert message.startswith(f"{folder / 'b-no-age.csv'}: ")
     assert message.count(str(folder / "b-no-age.csv")) == 1  # named once

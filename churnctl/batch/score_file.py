@@ -13,10 +13,12 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from churnctl.arguments import PATH, PATH_TYPES, check_optional, check_path, check_type
+from churnctl.arguments import PATH, PATH_TYPES, check_bool, check_optional, check_path, check_type
 from churnctl.atomic import check_distinct, publishing
 from churnctl.batch.counts import RowCounts
+from churnctl.batch.lineage_files import publish_sidecar, sidecar_path, with_lineage
 from churnctl.faults import checkpoint
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
@@ -40,6 +42,7 @@ from churnctl.io.sources import (
     is_stream,
     open_source,
 )
+from churnctl.scoring.lineage import Lineage
 from churnctl.scoring.scorer import Scorer, output_schema
 
 OnProgress = Callable[[Progress], None]
@@ -57,6 +60,7 @@ class ScoreRequest:
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
     read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
+    sidecar: bool = True  # a CSV/JSONL output's lineage sidecar (batch.lineage_files)
 
     def __post_init__(self) -> None:
         """Each field checked: a wrong type is one line naming it (issue 17)."""
@@ -72,6 +76,7 @@ class ScoreRequest:
             check_optional("ScoreRequest", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
         check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
+        check_bool("ScoreRequest", "sidecar", self.sidecar)
 
 
 @dataclass
@@ -98,9 +103,16 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     started = time.perf_counter()
     rejects = request.rejects or rejects_path(request.output)
     summary = RunSummary(output=request.output, rejects=rejects)
-    check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
+    outputs = {"output": request.output, "rejects": rejects}
+    check_distinct({"input": request.input}, outputs)
     fmt = output_format(request.output, request.format)
+    sidecar = request.sidecar and fmt != "parquet"
+    if sidecar:  # its own name checked too, before anything is written
+        check_distinct(
+            {"input": request.input}, {**outputs, "lineage record": sidecar_path(request.output)}
+        )
     scorer = request.scorer
+    scored_at = datetime.now(UTC)
     source = None
     try:
         source = open_source(
@@ -112,8 +124,12 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
         )
         scorer = _typed(scorer.keeping(source.columns), source, fmt)
         schema = output_schema(scorer.keep, scorer.kept_types)
+        lineage = Lineage.of(scorer, scored_at)
+        schema = with_lineage(schema, lineage) if fmt == "parquet" else schema
         request = dataclasses.replace(request, scorer=scorer)
         with publishing() as publication:
+            if sidecar:
+                publish_sidecar(publication, request.output, lineage)
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
                 rejects_sink as rejects_writer,
