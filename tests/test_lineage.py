@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.scoring.lineage import Lineage, read_lineage
 from churnctl.scoring.scorer import Scorer
 from churnctl.version import package_version
+from churnctl.watch.manifest import ManifestError
 from churnctl.watch.watcher import Watcher, WatchSettings
 from tests.csv_rows import csv_bytes, text_rows
 
@@ -137,6 +139,11 @@ def test_a_watched_folder_records_it_once(tmp_path: Path, scorer: Scorer) -> Non
     assert lineage == read_lineage((out_dir / FOLDER_FILE).read_bytes(), "record")
     assert_recorded(lineage, scorer, window)
     assert_inspect_round_trips(out_dir, lineage)
+    # another threshold into the same folder is refused before the record is touched
+    other = replace(settings, scorer=Scorer(bundled(STATE), bundled(MODEL), keep=KEEP))
+    with pytest.raises(ManifestError, match="threshold"):
+        Watcher(other).run()
+    assert read_output_lineage(out_dir) == lineage
 
 
 def test_a_failed_run_publishes_neither_output_nor_record(
@@ -175,6 +182,8 @@ HOSTILE = {
     "not json": "{nope",
     "a list": "[1, 2]",
     "huge": " " * 70_000 + "{}",
+    "nested too deeply": "[" * 60_000 + "]" * 60_000,
+    "a number": "0.5",
     "other format": _record(format="mlflow"),
     "newer version": _record(version=2),
     "missing key": json.dumps({"format": "churnctl-lineage", "version": 1}),
@@ -188,11 +197,19 @@ HOSTILE = {
 }
 
 
+@pytest.mark.parametrize("where", ["sidecar", "parquet"])
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())
-def test_a_corrupt_record_is_refused_in_one_line(tmp_path: Path, text: str) -> None:
-    output = tmp_path / "out.csv"
-    output.write_text("CustomerId,raw,exited\n", encoding="utf-8")
-    Path(f"{output}{SIDECAR_SUFFIX}").write_text(text, encoding="utf-8")
+def test_a_corrupt_record_is_refused_in_one_line(tmp_path: Path, text: str, where: str) -> None:
+    import pyarrow as pa
+
+    if where == "parquet":  # the same text in a Parquet file's metadata
+        output = tmp_path / "out.parquet"
+        table = pa.table({"raw": pa.array([0.5], pa.float32())})
+        pq.write_table(table.replace_schema_metadata({PARQUET_KEY: text}), output)
+    else:
+        output = tmp_path / "out.csv"
+        output.write_text("CustomerId,raw,exited\n", encoding="utf-8")
+        Path(f"{output}{SIDECAR_SUFFIX}").write_text(text, encoding="utf-8")
     with pytest.raises(InputError, match="not a churnctl lineage record") as caught:
         read_output_lineage(output)
     assert "\n" not in str(caught.value)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnctl.atomic import Publication, atomic_write_text
+from churnctl.atomic import Publication, publishing
 from churnctl.errors import InputError
 from churnctl.io.rejects import STDERR, rejects_path
 from churnctl.names import fit_name, name_max
@@ -57,9 +57,11 @@ def publish_sidecar(publication: Publication, output: str, lineage: Lineage) -> 
 
 
 def write_folder_lineage(folder: Path, lineage: Lineage) -> Path:
-    """``FOLDER/_lineage.json``, written atomically; its path."""
+    """``FOLDER/_lineage.json``, written atomically; its path. Written beside the outputs,
+    not as one of them: outside the numbered steps a crash test kills a run at."""
     path = Path(folder) / FOLDER_FILE
-    atomic_write_text(path, lineage.to_json())
+    with publishing(steps=False) as publication, publication.file(path) as temporary:
+        temporary.write_text(lineage.to_json(), encoding="utf-8")
     return path
 
 

@@ -97,20 +97,16 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     rejects CSV to stderr; without ``rejects`` they go beside
     a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
     files being one (an output naming the input, or the rejects naming the output) is
-    refused first.
+    refused first. The output records its lineage (``lineage_files``): a Parquet file in
+    its metadata, else, unless ``request.sidecar`` is False, in a sidecar published with it.
     """
     check_type("score_file", "request", request, ScoreRequest, "a ScoreRequest")
     started = time.perf_counter()
     rejects = request.rejects or rejects_path(request.output)
     summary = RunSummary(output=request.output, rejects=rejects)
-    outputs = {"output": request.output, "rejects": rejects}
-    check_distinct({"input": request.input}, outputs)
+    check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
-    sidecar = request.sidecar and fmt != "parquet"
-    if sidecar:  # its own name checked too, before anything is written
-        check_distinct(
-            {"input": request.input}, {**outputs, "lineage record": sidecar_path(request.output)}
-        )
+    sidecar = _has_sidecar(request, rejects, fmt)
     scorer = request.scorer
     scored_at = datetime.now(UTC)
     source = None
@@ -142,6 +138,18 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
             source.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _has_sidecar(request: ScoreRequest, rejects: str, fmt: str) -> bool:
+    """Whether the output gets a lineage sidecar (a CSV or JSON Lines file's: a Parquet
+    file holds its own), its name checked as the output's is, before anything is written."""
+    if not request.sidecar or fmt == "parquet":
+        return False
+    named = {"output": request.output, "rejects": rejects}
+    check_distinct(
+        {"input": request.input}, {**named, "lineage record": sidecar_path(request.output)}
+    )
+    return True
 
 
 def _typed(scorer: Scorer, source: BatchSource, fmt: str) -> Scorer:

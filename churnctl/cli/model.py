@@ -139,7 +139,8 @@ def _inspect_output(output: Path, model: Path | None, state: Path | None, as_jso
     if state is not None:
         checks["state"] = load_state(state).fingerprint == lineage.state_fingerprint
     if as_json:
-        print_document({"output": str(output), "lineage": lineage.document(), "scored_by": checks})
+        document = {"output": str(output), "lineage": lineage.document(), "scored_by": checks}
+        print_document({"command": "inspect", **document})
     else:
         table = Table("lineage", title=f"lineage of {escape(str(output))}")
         table.add_column("value", overflow="fold")

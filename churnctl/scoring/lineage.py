@@ -93,6 +93,8 @@ def read_lineage(text: str | bytes, source: str) -> Lineage:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(source, f"not JSON ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise _bad(source, "nested too deeply") from None
     if not isinstance(data, dict):
         raise _bad(source, "not a JSON object")
     _check_keys(data, source)
@@ -113,7 +115,7 @@ def _check_keys(data: dict[str, Any], source: str) -> None:
     missing, extra = KEYS.keys() - data.keys(), data.keys() - KEYS.keys()
     if missing or extra:
         what = [f"missing {', '.join(sorted(missing))}"] if missing else []
-        what += [f"unknown {', '.join(sorted(map(str, extra)))[:200]}"] if extra else []
+        what += [f"unknown {', '.join(sorted(map(repr, extra)))[:200]}"] if extra else []
         raise _bad(source, "; ".join(what))
     for key, kind in KEYS.items():
         value = data[key]
