@@ -13,8 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from cli_helpers import assert_clean_error, plain, run
+from onnx_factories import logistic_n1
 
-from churnctl.atomic import temporaries
+from churnctl.atomic import file_sha256, temporaries
 from churnctl.batch.lineage_files import (
     FOLDER_FILE,
     PARQUET_KEY,
@@ -26,7 +27,7 @@ from churnctl.batch.score_files import FilesRequest, score_files
 from churnctl.errors import InputError, TooManyRejectsError
 from churnctl.io.rejects import NO_LIMIT
 from churnctl.samples.bundled import MODEL, STATE, bundled
-from churnctl.scoring.lineage import Lineage, read_lineage
+from churnctl.scoring.lineage import Lineage, model_digest_of, read_lineage
 from churnctl.scoring.scorer import Scorer
 from churnctl.version import package_version
 from churnctl.watch.manifest import ManifestError
@@ -101,6 +102,7 @@ def test_a_scored_file_records_its_lineage(
         assert json.loads(text) == lineage.document()
     else:
         assert json.loads(sidecar.read_text(encoding="utf-8")) == lineage.document()
+        assert read_output_lineage(sidecar) == lineage  # the record named outright
     assert_inspect_round_trips(output, lineage)
 
 
@@ -253,6 +255,26 @@ def test_inspect_says_whether_a_model_and_state_scored_the_output(
     other = run(["inspect", output, "--state", sklearn_state])
     assert other.exit_code == 2
     assert "NO" in plain(other.stdout)
+
+
+def test_a_model_saved_with_external_data_is_digested_as_its_scorer_does(tmp_path: Path) -> None:
+    """Its bytes with the data inline: the same digest, whatever the working folder."""
+    import onnx
+
+    plain = logistic_n1(tmp_path / "plain.onnx", 12)
+    external = tmp_path / "ext" / "model.onnx"
+    external.parent.mkdir()
+    onnx.save_model(
+        onnx.load_model(str(plain.path)),
+        str(external),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )
+    scorer = Scorer(bundled(STATE), external)
+    assert model_digest_of(external) == f"sha256:{scorer.model_digest}"
+    assert scorer.model_digest != file_sha256(external)  # not the bytes of the file alone
 
 
 @pytest.fixture(autouse=True)

@@ -66,12 +66,15 @@ def write_folder_lineage(folder: Path, lineage: Lineage) -> Path:
 
 
 def read_output_lineage(output: str | Path) -> Lineage:
-    """The record of an output file or folder, or one ``InputError`` line saying why none."""
+    """The record of an output file or folder (or a record file named outright), or one
+    ``InputError`` line saying why none."""
     path = Path(output)
     if path.is_dir():
         return _read_file(path / FOLDER_FILE, f"{path}: an output folder", "in it")
     if not path.is_file():
         raise InputError(f"{path}: no such output file or folder")
+    if path.name.endswith(SIDECAR_SUFFIX) or path.name == FOLDER_FILE:  # a record itself
+        return _read_file(path, f"{path}: a lineage record", "")
     if _is_parquet(path):
         return _read_parquet(path)
     sidecar = sidecar_path(str(path)) or Path(f"{path}{SIDECAR_SUFFIX}")

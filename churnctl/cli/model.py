@@ -127,15 +127,14 @@ def _print_report(report: Report) -> None:
 
 def _inspect_output(output: Path, model: Path | None, state: Path | None, as_json: bool) -> None:
     """Print OUTPUT's lineage, and whether the given model and state produced it (exit 2 if not)."""
-    from churnctl.atomic import file_sha256
     from churnctl.batch.lineage_files import read_output_lineage
     from churnctl.features.state import load_state
-    from churnctl.scoring.lineage import DIGEST_PREFIX
+    from churnctl.scoring.lineage import model_digest_of
 
     lineage = read_output_lineage(output)
     checks: dict[str, bool] = {}
     if model is not None:
-        checks["model"] = DIGEST_PREFIX + file_sha256(model) == lineage.model_digest
+        checks["model"] = model_digest_of(model) == lineage.model_digest
     if state is not None:
         checks["state"] = load_state(state).fingerprint == lineage.state_fingerprint
     if as_json:

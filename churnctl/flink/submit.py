@@ -15,7 +15,6 @@ limit holds. The counts are read from the job's own output files.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 import shlex
@@ -78,8 +77,7 @@ from churnctl.flink.resume import IDENTITY_FILE, check_same_job, prune_checkpoin
 from churnctl.flink.scoring import OUTPUTS
 from churnctl.io.listing import NameRules, list_inputs
 from churnctl.io.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
-from churnctl.scoring.lineage import DIGEST_PREFIX, Lineage, utc_text
-from churnctl.scoring.model import read_model_file
+from churnctl.scoring.lineage import Lineage, model_digest_of, utc_text
 from churnctl.version import package_version
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
@@ -194,11 +192,10 @@ def write_records(out_dir: Path, spec: FlinkJobSpec, scored_at: datetime) -> Non
 
 
 def job_lineage(spec: FlinkJobSpec, scored_at: datetime) -> Lineage:
-    """The lineage record of a job's outputs (its state and model files, its options): the
-    model's digest is that of its bytes, external data inline, as ``Scorer.model_digest``."""
+    """The lineage record of a job's outputs (its state and model files, its options)."""
     return Lineage(
         state_fingerprint=load_state(Path(spec.state)).fingerprint,
-        model_digest=DIGEST_PREFIX + hashlib.sha256(read_model_file(Path(spec.model))).hexdigest(),
+        model_digest=model_digest_of(Path(spec.model)),
         threshold=spec.threshold,
         logits=spec.logits,
         keep=tuple(spec.keep),

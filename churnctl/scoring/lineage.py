@@ -8,13 +8,16 @@ from an untrusted text: bounded size, exactly these keys of these types.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from churnctl.errors import InputError
+from churnctl.scoring.model import read_model_file
 from churnctl.scoring.scorer import Scorer
 from churnctl.version import package_version
 
@@ -78,6 +81,12 @@ class Lineage:
     def scored_time(self) -> datetime:
         """``scored_at`` as an aware UTC time."""
         return datetime.strptime(self.scored_at, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def model_digest_of(path: Path) -> str:
+    """``sha256:`` and the digest of a model file's bytes, its external data inline: the
+    ``model_digest`` a ``Scorer`` of it records."""
+    return DIGEST_PREFIX + hashlib.sha256(read_model_file(path)).hexdigest()
 
 
 def utc_text(at: datetime) -> str:
