@@ -54,8 +54,11 @@ def is_write_through(target: Path) -> bool:
 class Publication:
     """Files written under temporary names, published together on ``commit`` or not at all."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, steps: bool = True) -> None:
+        """``steps``: reach the fault-injection steps (``faults``) when committing; False
+        for a file written beside a run's outputs, not one of them (a folder's record)."""
         self._pending: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._steps = steps
 
     @contextlib.contextmanager
     def file(self, final: Path) -> Iterator[Path]:
@@ -81,7 +84,7 @@ class Publication:
         for tmp, final in self._pending:
             with _as_output_error(final, "cannot publish the output"):
                 _fsync(tmp)
-        checkpoint("after-temp-write")
+        self._checkpoint("after-temp-write")
         with interrupts.publishing_renames():
             self._rename_all(folders)
 
@@ -90,11 +93,15 @@ class Publication:
             for tmp, final in reversed(self._pending):
                 with _as_output_error(final, "cannot publish the output"):
                     os.replace(tmp, final)
-        checkpoint("after-rename")
+        self._checkpoint("after-rename")
         for folder in folders:
             with _as_output_error(folder, "cannot publish the output"):
                 _fsync(folder)
         self._pending.clear()
+
+    def _checkpoint(self, step: str) -> None:
+        if self._steps:
+            checkpoint(step)
 
     def discard(self) -> None:
         """Remove the temporary files not published (never cut short by a signal)."""
@@ -105,9 +112,10 @@ class Publication:
 
 
 @contextlib.contextmanager
-def publishing() -> Iterator[Publication]:
-    """A publication committed when the block succeeds, discarded when it fails or is killed."""
-    publication = Publication()
+def publishing(*, steps: bool = True) -> Iterator[Publication]:
+    """A publication committed when the block succeeds, discarded when it fails or is killed
+    (``steps``: see ``Publication``)."""
+    publication = Publication(steps=steps)
     try:
         yield publication
         publication.commit()

@@ -236,7 +236,7 @@ def test_score_with_state(out: Path, in_csv: Path, expected: pa.Table, tmp_path:
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert_same_scores(read_output(out / "s.csv", "csv"), expected)
-    assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.rejects.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["s.csv", "s.csv.lineage.json", "s.rejects.csv"]
 
 
 def test_score_with_bundled_defaults(out: Path, in_csv: Path, expected: pa.Table) -> None:
@@ -268,6 +268,7 @@ def test_score_with_train_and_save_state(out: Path, in_csv: Path, expected: pa.T
     assert sorted(p.name for p in out.iterdir()) == [
         "fitted.json",
         "scored.csv",
+        "scored.csv.lineage.json",
         "scored.rejects.csv",
     ]
 
@@ -328,7 +329,8 @@ def test_output_formats(
     assert result.exit_code == 0, result.output
     assert_same_scores(read_output(out / name, fmt), expected)
     rejects = "x.rejects.csv" if name == "x.csv" else f"{name}.rejects.csv"
-    assert sorted(p.name for p in out.iterdir()) == sorted([name, rejects])
+    record = [] if fmt == "parquet" else [f"{name}.lineage.json"]  # Parquet's: in its footer
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, rejects, *record])
 
 
 def test_summary_and_rejects_file(
@@ -438,12 +440,12 @@ def test_gzip_input_and_custom_rejects_path(
     assert result.exit_code == 0, result.output
     assert_same_scores(read_output(out / "x.csv", "csv"), expected)
     assert len(read_rejects(out / "bad" / "r.csv")) == len(BAD)
-    assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv", "x.csv.lineage.json"]
     # to stdout, the rejects go to stderr
     to_stdout = run(["score", packed, "-o", "-"])
     assert to_stdout.exit_code == 0
     assert len(stderr_rejects(to_stdout.stderr)) == len(BAD)
-    assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["bad", "x.csv", "x.csv.lineage.json"]
 
 
 def test_stdin_input(

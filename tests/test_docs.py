@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import ROOT, cli_env
 
+from churnctl.batch.lineage_files import PARQUET_KEY
 from churnctl.moved import MOVED
 from churnctl.samples.generate import generate_files
 from churnctl.scoring.binding import BINDING_KEYS
@@ -284,10 +285,15 @@ def resolves(dotted: str) -> bool:
 
 @pytest.mark.parametrize(
     ("page", "dotted"),
-    [(p, d) for p, d in named_in_docs(r"\bchurnctl(?:\.[A-Za-z_]\w*)+") if d not in BINDING_KEYS],
+    [
+        (p, d)
+        for p, d in named_in_docs(r"\bchurnctl(?:\.[A-Za-z_]\w*)+")
+        if d not in (*BINDING_KEYS, PARQUET_KEY)
+    ],
 )
 def test_every_module_path_named_in_the_docs_imports(page: str, dotted: str) -> None:
-    """A module, or a name in one (the ONNX metadata keys of a binding are not)."""
+    """A module, or a name in one (the ONNX metadata keys of a binding, and the Parquet
+    metadata key of a lineage record, are not)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the moved paths, listed as such
         assert resolves(dotted), f"{page} names {dotted}, which does not import"

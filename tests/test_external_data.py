@@ -119,6 +119,7 @@ def test_score_bind_and_workers_from_another_folder(
             "bound.onnx",
             "again.csv",
             "again.rejects.csv",
+            *(f"{name}.csv.lineage.json" for name in ("one", "both", "again")),
         ]
     )
     rows = [read_rows(Path(name)) for name in ("one.csv", "again.csv", "both.csv")]

@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -36,13 +36,17 @@ from hypothesis import strategies as st
 from process_helpers import Proc, group, launcher_of, wait_until_gone
 from test_flink_submit_units import hint_lines
 
+from churnctl.batch.lineage_files import read_output_lineage
 from churnctl.errors import UsageError
 from churnctl.flink.job import SCHEMA_FILE, FlinkJobSpec
 from churnctl.flink.launch import GRACE
 from churnctl.flink.outputs import count_outputs, finished_parts
 from churnctl.flink.render import render_job
 from churnctl.flink.submit import WORK_FOLDER, root_cause
+from churnctl.samples.bundled import STATE, bundled
 from churnctl.samples.generate import COLUMNS
+from churnctl.scoring.lineage import Lineage
+from churnctl.scoring.scorer import Scorer
 from tests.csv_rows import text_rows
 from tests.hostile_inputs import NOTE, write_hostile_folder
 
@@ -398,6 +402,11 @@ def test_batch_summary_counts_records(batch: BatchRuns, scored_by_score: Path) -
     assert not [name for name in left if name.startswith("staging")]  # staging removed
     schema = json.loads((batch.out / SCHEMA_FILE).read_text(encoding="utf-8"))
     assert schema["columns"]["scored"] == ["CustomerId", NOTE, "raw", "exited"]
+    # its lineage, beside: what the scorer of the same state, model and options records
+    scorer = Scorer(bundled(STATE), batch.model, keep=("CustomerId", NOTE))
+    assert replace(read_output_lineage(batch.out), scored_at="") == replace(
+        Lineage.of(scorer), scored_at=""
+    )
 
 
 def test_reject_limit_publishes_nothing(batch: BatchRuns) -> None:

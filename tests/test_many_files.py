@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cli_helpers
@@ -29,6 +30,7 @@ from csv_rows import csv_bytes, text_rows
 
 from churnctl.atomic import file_sha256, temporaries
 from churnctl.batch import join, pool
+from churnctl.batch.lineage_files import PARQUET_KEY
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.batch.score_files import FilesRequest, FilesSummary, score_files
 from churnctl.errors import InputError, SchemaError, TooManyRejectsError, UsageError
@@ -38,6 +40,7 @@ from churnctl.io.naming import derived_names
 from churnctl.io.rejects import NO_LIMIT, rejects_path
 from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.samples.generate import COLUMNS, generate_files
+from churnctl.scoring.lineage import read_lineage
 from churnctl.scoring.scorer import Scorer
 from churnctl.watch.watcher import Watcher, WatchSettings
 
@@ -113,8 +116,32 @@ def inputs_of(folder: Path) -> list[str]:
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    """A folder's files (not hidden ones) by name, with their bytes."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+    """A folder's files (not hidden ones, nor lineage records: they hold the time of their
+    run, and are test_lineage's) by name, with their bytes."""
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.iterdir())
+        if not p.name.startswith(".") and not p.name.endswith("lineage.json")
+    }
+
+
+def timeless(files: dict[str, bytes]) -> dict[str, object]:
+    """Files by name, as their bytes; a Parquet file as its rows, schema and lineage record
+    without its time (the one thing two runs' Parquet outputs differ by)."""
+    seen: dict[str, object] = {}
+    for name, data in files.items():
+        if name.endswith(".parquet"):
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            record = parquet.schema_arrow.metadata[PARQUET_KEY.encode()]
+            rows = parquet.read().replace_schema_metadata(None)
+            seen[name] = (
+                rows.to_pydict(),
+                rows.schema,
+                replace(read_lineage(record, name), scored_at=""),
+            )
+        else:
+            seen[name] = data
+    return seen
 
 
 def into_folder(in_dir: Path, out: Path, scorer: Scorer, workers: int) -> FilesSummary:
@@ -278,7 +305,7 @@ def test_one_output_is_the_inputs_in_order_whatever_the_workers(
         assert (os.getpid() in {r.process for r in summary.results}) == (workers == 1)
         outputs[workers] = files_of(output.parent)
         assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]  # parts gone
-    assert outputs[1] == outputs[2]  # byte for byte
+    assert timeless(outputs[1]) == timeless(outputs[2])  # byte for byte
     # the same rows, in input order, as each input scored on its own
     alone = tmp_path / "alone"
     singles = [
@@ -341,7 +368,7 @@ def test_a_bad_file_fails_alone(
     assert failed["c-rejects.csv"].fix is not None  # the remedy came back from the worker
     assert (summary.rows.read, summary.rows.scored, summary.rows.rejected) == (80, 80, 0)
     written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 4 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
+    assert len(written) == 6 and all(n.startswith(("a.", "d.")) for n in written)  # no .tmp
     message = summary.failed[0].message()
     assert message.startswith(f"{folder / 'b-no-age.csv'}: ")
     assert message.count(str(folder / "b-no-age.csv")) == 1  # named once

@@ -104,7 +104,7 @@ def test_a_stray_quote_quarantines_its_line_and_every_later_row_is_read(tmp_path
     expected = [line.split(",")[1] for i, line in enumerate(lines[1:], 1) if i != 5]
     assert [r["CustomerId"] for r in rows_of(tmp_path / "out.csv")] == expected
     assert sha256(path) == before
-    assert_no_leftovers(tmp_path, "in.csv", "out.csv", "out.rejects.csv")
+    assert_no_leftovers(tmp_path, "in.csv", "out.csv", "out.csv.lineage.json", "out.rejects.csv")
 
 
 def test_a_stray_quote_closed_far_below_is_still_cut_at_the_cap(tmp_path: Path) -> None:

@@ -155,7 +155,8 @@ def test_rejects_go_beside_a_regular_output_only(
     summary = result.stderr.splitlines()[-1]
     if beside:
         rejects = out / "o.rejects.csv"
-        assert snapshot(out) - before == {"o.rejects.csv"} | (
+        record = {"o.csv.lineage.json"} if command.startswith("score") else set()  # its lineage
+        assert snapshot(out) - before == {"o.rejects.csv"} | record | (
             {"o.csv"} if "o.csv" not in before else set()
         )
         assert rejects.read_text().count("\n") == 1 + REJECTED[command]
@@ -263,9 +264,10 @@ def test_an_output_named_at_the_file_systems_limit_gets_its_rejects_beside_it(
     result = run(["score", *inputs, "-o", out])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.parent.iterdir())
-    assert len(names) == 2 and out.name in names, names  # nothing else left behind
-    rejects = out.parent / next(n for n in names if n != out.name)
-    assert rejects.name.endswith(".rejects.csv") and len(os.fsencode(rejects.name)) <= 255
+    assert len(names) == 3 and out.name in names, names  # nothing else left behind
+    rejects = out.parent / next(n for n in names if n.endswith(".rejects.csv"))
+    record = out.parent / next(n for n in names if n.endswith(".lineage.json"))
+    assert len(os.fsencode(rejects.name)) <= 255 and len(os.fsencode(record.name)) <= 255
     assert len(csv_data_rows(rejects)) == len(inputs)  # one bad row in each input
 
 

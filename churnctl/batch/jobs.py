@@ -70,6 +70,7 @@ def score_job(job: Job, scorer: Scorer) -> FileResult:
                 rejects=rejects,
                 max_rejects=job.max_rejects,
                 read_options=job.read_options,
+                sidecar=not job.part,  # a part's is the joined output's
             )
         )
     except ChurnctlError as exc:

@@ -3,7 +3,7 @@
 Every input is scored into temporary part files; the parts are appended in input
 order (the CSV header once, JSON Lines as they are, Parquet row group by row group),
 and the output and one rejects file, whose ``source`` column names each reject's
-input, are published together.
+input, are published together, with the output's lineage record (``lineage_files``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 import churnctl.interrupts as interrupts
 from churnctl.atomic import is_write_through, publishing
 from churnctl.batch.jobs import FileResult
+from churnctl.batch.lineage_files import publish_sidecar, with_lineage
 from churnctl.errors import OutputError
 from churnctl.io.rejects import REJECTS_SCHEMA, STDERR
 from churnctl.io.sinks import STDOUT, CsvWriter, open_stream
 from churnctl.names import fit_name, name_max
+from churnctl.scoring.lineage import Lineage
 
 COPY_CHUNK = 1 << 20
 PARTS_TAIL = len(".") + len(".XXXXXXXX.parts")  # what mkdtemp adds around the output's name
@@ -45,11 +47,23 @@ class Joined:
     """
 
     def __init__(
-        self, output: str, rejects: str, fmt: str, schema: pa.Schema, stack: contextlib.ExitStack
+        self,
+        output: str,
+        rejects: str,
+        fmt: str,
+        schema: pa.Schema,
+        stack: contextlib.ExitStack,
+        lineage: Lineage | None = None,
     ) -> None:
+        """``lineage``: the output's record, in its Parquet metadata or its sidecar."""
         self._waiting: dict[int, FileResult] = {}
         self._next = 0
         publication = stack.enter_context(publishing())
+        if lineage is not None:
+            if fmt == "parquet":
+                schema = with_lineage(schema, lineage)
+            else:
+                publish_sidecar(publication, output, lineage)
         # rejects first: a bad rejects path fails before anything is written
         rejects_stream = open_stream(rejects, "csv", publication, dash=sys.stderr.buffer)
         self._rejects = Appender(

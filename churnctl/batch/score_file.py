@@ -13,10 +13,12 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from churnctl.arguments import PATH, PATH_TYPES, check_optional, check_path, check_type
+from churnctl.arguments import PATH, PATH_TYPES, check_bool, check_optional, check_path, check_type
 from churnctl.atomic import check_distinct, publishing
 from churnctl.batch.counts import RowCounts
+from churnctl.batch.lineage_files import publish_sidecar, sidecar_path, with_lineage
 from churnctl.faults import checkpoint
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
@@ -40,6 +42,7 @@ from churnctl.io.sources import (
     is_stream,
     open_source,
 )
+from churnctl.scoring.lineage import Lineage
 from churnctl.scoring.scorer import Scorer, output_schema
 
 OnProgress = Callable[[Progress], None]
@@ -57,6 +60,7 @@ class ScoreRequest:
     max_rejects: RejectLimit = DEFAULT_LIMIT
     read_options: ReadOptions = field(default_factory=ReadOptions)
     read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
+    sidecar: bool = True  # a CSV/JSONL output's lineage sidecar (batch.lineage_files)
 
     def __post_init__(self) -> None:
         """Each field checked: a wrong type is one line naming it (issue 17)."""
@@ -72,6 +76,7 @@ class ScoreRequest:
             check_optional("ScoreRequest", name, getattr(self, name), types, takes)
         self.max_rejects = as_reject_limit("ScoreRequest", self.max_rejects)
         check_type("ScoreRequest", "read_options", self.read_options, ReadOptions, "a ReadOptions")
+        check_bool("ScoreRequest", "sidecar", self.sidecar)
 
 
 @dataclass
@@ -92,7 +97,8 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     rejects CSV to stderr; without ``rejects`` they go beside
     a regular output file, else to stderr (``rejects.rejects_path``). Two of the run's
     files being one (an output naming the input, or the rejects naming the output) is
-    refused first.
+    refused first. The output records its lineage (``lineage_files``): a Parquet file in
+    its metadata, else, unless ``request.sidecar`` is False, in a sidecar published with it.
     """
     check_type("score_file", "request", request, ScoreRequest, "a ScoreRequest")
     started = time.perf_counter()
@@ -100,7 +106,9 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
     summary = RunSummary(output=request.output, rejects=rejects)
     check_distinct({"input": request.input}, {"output": request.output, "rejects": rejects})
     fmt = output_format(request.output, request.format)
+    sidecar = _has_sidecar(request, rejects, fmt)
     scorer = request.scorer
+    scored_at = datetime.now(UTC)
     source = None
     try:
         source = open_source(
@@ -112,8 +120,12 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
         )
         scorer = _typed(scorer.keeping(source.columns), source, fmt)
         schema = output_schema(scorer.keep, scorer.kept_types)
+        lineage = Lineage.of(scorer, scored_at)
+        schema = with_lineage(schema, lineage) if fmt == "parquet" else schema
         request = dataclasses.replace(request, scorer=scorer)
         with publishing() as publication:
+            if sidecar:
+                publish_sidecar(publication, request.output, lineage)
             rejects_sink = open_rejects(rejects, publication)
             with (  # rejects first: a bad rejects path fails before any row is written
                 rejects_sink as rejects_writer,
@@ -126,6 +138,18 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
             source.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _has_sidecar(request: ScoreRequest, rejects: str, fmt: str) -> bool:
+    """Whether the output gets a lineage sidecar (a CSV or JSON Lines file's: a Parquet
+    file holds its own), its name checked as the output's is, before anything is written."""
+    if not request.sidecar or fmt == "parquet":
+        return False
+    named = {"output": request.output, "rejects": rejects}
+    check_distinct(
+        {"input": request.input}, {**named, "lineage record": sidecar_path(request.output)}
+    )
+    return True
 
 
 def _typed(scorer: Scorer, source: BatchSource, fmt: str) -> Scorer:

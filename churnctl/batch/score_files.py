@@ -25,6 +25,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,6 +45,7 @@ from churnctl.atomic import check_distinct, file_sha256, probe_writable
 from churnctl.batch.counts import RowCounts
 from churnctl.batch.jobs import FileDone, FileResult, Job
 from churnctl.batch.join import Joined
+from churnctl.batch.lineage_files import sidecar_path
 from churnctl.batch.pool import run_jobs, usable_cores
 from churnctl.errors import UsageError
 from churnctl.io.formats import is_parquet, split_input_suffix
@@ -51,6 +53,7 @@ from churnctl.io.rejects import DEFAULT_LIMIT, RejectLimit, as_reject_limit, rej
 from churnctl.io.sinks import STDOUT, output_format
 from churnctl.io.sources import STDIN, ReadOptions, check_input, is_stream, read_columns
 from churnctl.scoring.kept import agreed_types
+from churnctl.scoring.lineage import Lineage
 from churnctl.scoring.scorer import Scorer, output_schema
 
 __all__ = ["FileResult", "FilesRequest", "FilesSummary", "score_files", "usable_cores"]
@@ -159,8 +162,12 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     output = request.output or STDOUT
     fmt = output_format(output, request.format)
     rejects = request.rejects or rejects_path(output)
+    record = sidecar_path(output) if fmt != "parquet" else None
     for name in request.inputs:
-        check_distinct({"input": name}, {"output": output, "rejects": rejects})
+        check_distinct(
+            {"input": name}, {"output": output, "rejects": rejects, "lineage record": record}
+        )
+    scored_at = datetime.now(UTC)
     if request.scorer.keeps_all:  # one output, one schema: the first input's columns
         columns = read_columns(request.inputs[0], request.read_options)
         request = dataclasses.replace(request, scorer=request.scorer.keeping(columns))
@@ -172,7 +179,7 @@ def _score_into_one(request: FilesRequest, on_file: FileDone | None) -> FilesSum
     request = dataclasses.replace(request, scorer=scorer)
     schema = output_schema(scorer.keep, scorer.kept_types)
     with contextlib.ExitStack() as stack:  # publishes on success, else discards; parts removed
-        joined = Joined(output, rejects, fmt, schema, stack)
+        joined = Joined(output, rejects, fmt, schema, stack, Lineage.of(scorer, scored_at))
         jobs = [
             _job(request, i, name, joined.parts, fmt, part=True)
             for i, name in enumerate(request.inputs)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from churnctl.atomic import check_distinct
 from churnctl.cli.app import command, flag_message
@@ -70,9 +71,32 @@ def bind(
     stderr.print(line, markup=False)
 
 
+OutputArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="[OUTPUT]",
+        parser=path_value,
+        show_default=False,
+        help="An output file or folder: show its lineage (what produced it) instead.",
+    ),
+]
+
+
 @command
-def inspect(model: ModelOpt = None, state: StateOpt = None, as_json: JsonOpt = False) -> None:
-    """Show a model's inputs and outputs, a state's stages, and whether they fit together."""
+def inspect(
+    output: OutputArg = None,
+    model: ModelOpt = None,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a model's inputs and outputs, a state's stages, and whether they fit together.
+
+    Given OUTPUT: what produced it (its lineage record), and, with --model or --state,
+    whether it was scored by them.
+    """
+    if output is not None:
+        _inspect_output(output, model, state, as_json)
+        return
     import hashlib
 
     from churnctl.features.state import load_state
@@ -99,3 +123,33 @@ def _print_report(report: Report) -> None:
         stdout.print(line, markup=False, soft_wrap=True)
     verdict = "[green]compatible[/]" if report.compatible else "[red]NOT compatible[/]"
     stdout.print(f"{verdict}: {escape(report.verdict)}", soft_wrap=True)
+
+
+def _inspect_output(output: Path, model: Path | None, state: Path | None, as_json: bool) -> None:
+    """Print OUTPUT's lineage, and whether the given model and state produced it (exit 2 if not)."""
+    from churnctl.batch.lineage_files import read_output_lineage
+    from churnctl.features.state import load_state
+    from churnctl.scoring.lineage import model_digest_of
+
+    lineage = read_output_lineage(output)
+    checks: dict[str, bool] = {}
+    if model is not None:
+        checks["model"] = model_digest_of(model) == lineage.model_digest
+    if state is not None:
+        checks["state"] = load_state(state).fingerprint == lineage.state_fingerprint
+    if as_json:
+        document = {"output": str(output), "lineage": lineage.document(), "scored_by": checks}
+        print_document({"command": "inspect", **document})
+    else:
+        table = Table("lineage", title=f"lineage of {escape(str(output))}")
+        table.add_column("value", overflow="fold")
+        for key, value in lineage.document().items():
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            table.add_row(key, escape(shown))
+        stdout.print(table)
+        for what, given in (("model", model), ("state", state)):
+            if what in checks:
+                verdict = "yes" if checks[what] else "[red]NO[/]"
+                stdout.print(f"scored with the {what} {escape(str(given))}: {verdict}")
+    if not all(checks.values()):
+        raise typer.Exit(2)

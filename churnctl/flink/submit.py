@@ -23,9 +23,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from churnctl import interrupts
+from churnctl.batch.lineage_files import write_folder_lineage
 from churnctl.errors import (
     ChurnctlError,
     Fix,
@@ -34,6 +36,7 @@ from churnctl.errors import (
     TooManyRejectsError,
     UsageError,
 )
+from churnctl.features.state import load_state
 from churnctl.flink.events import (
     FilesSoFar,
     FileWarning,
@@ -74,6 +77,8 @@ from churnctl.flink.resume import IDENTITY_FILE, check_same_job, prune_checkpoin
 from churnctl.flink.scoring import OUTPUTS
 from churnctl.io.listing import NameRules, list_inputs
 from churnctl.io.rejects import DECIMAL_FIX, DEFAULT_LIMIT, RejectLimit
+from churnctl.scoring.lineage import Lineage, model_digest_of, utc_text
+from churnctl.version import package_version
 
 WORK_FOLDER = ".churnctl-flink"  # under OUT_DIR: the job file, its log, the staging folder
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
@@ -150,9 +155,10 @@ def submit(
     if resuming and request.jobmanager is None and spec.checkpoint_dir is not None:
         tell(Resuming(latest_checkpoint(Path(spec.checkpoint_dir)) or Path(spec.checkpoint_dir)))
     work.mkdir(parents=True, exist_ok=True)
+    scored_at = datetime.now(UTC)
     if spec.streaming:
         check_same_job(work / IDENTITY_FILE, spec, resuming)
-        write_schema(out_dir, output_columns(spec.keep))
+        write_records(out_dir, spec, scored_at)
         prune_checkpoints(spec.checkpoint_dir)
     job = emit_job(spec, work / "job.py").resolve()  # as the user would run it again
     log = work / "job.log"
@@ -166,7 +172,7 @@ def submit(
             staged = emit_job(replace(spec, out_dir=str(staging)), staging / "job.py")
             job_id = _run(home, request, staged, log, _JobWatch(tell, request, log.parent, staging))
             _publish(staging, out_dir, request.max_rejects)
-            write_schema(out_dir, output_columns(spec.keep))
+            write_records(out_dir, spec, scored_at)
     result = count_outputs(out_dir)
     result.seconds, result.job_id, result.log = time.perf_counter() - started, job_id, log
     if not spec.streaming:  # a streaming job's are told as they are seen (_JobWatch)
@@ -177,6 +183,25 @@ def submit(
 
 def _ignore(event: FlinkEvent) -> None:
     return None
+
+
+def write_records(out_dir: Path, spec: FlinkJobSpec, scored_at: datetime) -> None:
+    """``_schema.json`` and ``_lineage.json``: the output folder's columns, what produced it."""
+    write_schema(out_dir, output_columns(spec.keep))
+    write_folder_lineage(out_dir, job_lineage(spec, scored_at))
+
+
+def job_lineage(spec: FlinkJobSpec, scored_at: datetime) -> Lineage:
+    """The lineage record of a job's outputs (its state and model files, its options)."""
+    return Lineage(
+        state_fingerprint=load_state(Path(spec.state)).fingerprint,
+        model_digest=model_digest_of(Path(spec.model)),
+        threshold=spec.threshold,
+        logits=spec.logits,
+        keep=tuple(spec.keep),
+        churnctl_version=package_version(),
+        scored_at=utc_text(scored_at),
+    )
 
 
 class _JobWatch:

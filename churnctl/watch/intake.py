@@ -179,6 +179,7 @@ class Intake:
             max_rejects=s.max_rejects,
             read_options=s.read_options,
             read_from=held.read_path,
+            sidecar=False,  # the folder's _lineage.json records every output in it
         )
         try:
             summary = score_file(request)

@@ -4,9 +4,9 @@ The ``Watcher`` lists the input folder (and, unless polling, hears its events as
 hints), keeps each file pending until it is complete, then hands it to ``Intake``
 (``intake``), which claims, scores, commits and disposes of it in an order that makes
 a crash at any moment harmless. On start the watcher locks the output folder,
-removes temporary files, and finishes what a crash interrupted. A watcher that
-consumes its input folder (archive, delete) holds an exclusive lock on it; watchers
-that keep the files share it.
+removes temporary files, writes the folder's lineage record (``_lineage.json``), and
+finishes what a crash interrupted. A watcher that consumes its input folder (archive,
+delete) holds an exclusive lock on it; watchers that keep the files share it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from churnctl.arguments import check_callable, check_type
+from churnctl.batch.lineage_files import write_folder_lineage
 from churnctl.io.completeness import (
     Pending,
     Readiness,
@@ -27,6 +28,7 @@ from churnctl.io.completeness import (
 from churnctl.io.held import kind_of
 from churnctl.io.listing import scan_folder
 from churnctl.names import name_max
+from churnctl.scoring.lineage import Lineage
 from churnctl.watch.arrivals import Events, Hint
 from churnctl.watch.intake import (
     REPROCESS_FIX,
@@ -85,6 +87,8 @@ class Watcher(Intake):
             self._limit = name_max(s.out_dir)
             manifest.check_identity(scoring_identity(s))
             remove_temporaries(s.out_dir)
+            # the folder's record: check_identity keeps every output in it to these settings
+            write_folder_lineage(s.out_dir, Lineage.of(s.scorer))
             self.reconcile()
             self.recover_asides()
             events = None if s.once or s.poll is not None else Events(s.in_dir, s.rules)
