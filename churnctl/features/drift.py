@@ -162,7 +162,20 @@ class DriftAccumulator:
             counts[-1] += parsed.refused_count(name)
             self.sums[name] += float(values.sum())
         for name in self.categorical:
-            self._count_labels(name, parsed.columns[name])
+            index = parsed.indices.get(name)
+            if index is not None and self.modes.get(name) == "exact":
+                self._count_indices(name, index, parsed.columns[name].null_count)
+            else:
+                self._count_labels(name, parsed.columns[name])
+
+    def _count_indices(self, name: str, index: np.ndarray, nulls: int) -> None:
+        """Counts from the indexer's own indices (its labels are the profile's: checked on load)."""
+        size = len(self.labels[name])
+        counts = np.bincount(index.astype(np.intp), minlength=size + 1)
+        found = self.label_counts[name]
+        found[:size] += counts[:size]
+        found[size] += nulls
+        found[size + 1] += counts[size] - nulls
 
     def _count_labels(self, name: str, column: Any) -> None:
         """Each label's count (in vocabulary order), then empty values, then unseen labels."""

@@ -85,6 +85,7 @@ def extract_features(
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
         matrix = _transformed(state, frame)
     _reject_non_finite(frame, matrix, state)
+    parsed = parsed.with_indices(frame, state.pipeline.raw_names)
     features = features_of_frame(frame, matrix, parsed)
     return feature_frame(state, features, batch) if as_frame else features
 

@@ -17,7 +17,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,18 +42,29 @@ class ParsedColumns:
     """A batch's raw input columns as the input policy typed them, before any stage ran.
 
     ``accepted``: the rows the input policy accepted; ``refused_on``: the column each
-    refused row was refused on (None when no row was).
+    refused row was refused on (None when no row was); ``indices``: a category column's
+    label indices as its indexer computed them while scoring (``len(labels)``: empty or
+    unseen), when the frame kept them (``with_indices``), so that they are not looked
+    up twice.
     """
 
     columns: Mapping[str, Column]
     accepted: np.ndarray
     refused_on: np.ndarray | None
+    indices: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def of(cls, frame: Frame) -> ParsedColumns:
         """A snapshot of a frame fresh from ``frame_from_batch`` (columns shared, not copied)."""
         refused = None if frame.reject_column is None else frame.reject_column.copy()
         return cls(dict(frame.columns), frame.ok, refused)
+
+    def with_indices(self, frame: Frame, raw_names: Mapping[str, str]) -> ParsedColumns:
+        """With the index columns a transformed ``frame`` holds (``raw_names``: index → input)."""
+        indices = {
+            raw: frame.columns[out] for out, raw in raw_names.items() if out in frame.columns
+        }
+        return replace(self, indices=indices)
 
     @property
     def n_rows(self) -> int:
