@@ -198,6 +198,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_rejects": 0,
                 "read_options": ReadOptions(),
                 "read_from": "in.csv",
+                "drift": True,
             },
         ),
         "FilesRequest": (
@@ -212,6 +213,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_rejects": 0,
                 "read_options": ReadOptions(),
                 "workers": 1,
+                "drift": True,
             },
         ),
         "score_files": (
@@ -236,6 +238,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_attempts": 3,
                 "reprocess_changed": False,
                 "once": True,
+                "drift": True,
             },
         ),
         "Watcher": (Watcher, {"settings": watch_settings(), "on_event": None}),
@@ -243,7 +246,14 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             save_for_serving,
             {"state": state, "model": bundled(MODEL), "folder": landing().parent / "serving"},
         ),
-        "from_sklearn": (from_sklearn, {"steps": [fitted_scaler()], "columns": ["Age", "Tenure"]}),
+        "from_sklearn": (
+            from_sklearn,
+            {
+                "steps": [fitted_scaler()],
+                "columns": ["Age", "Tenure"],
+                "training_data": frame()[["Age", "Tenure"]],
+            },
+        ),
     }
 
 
@@ -280,6 +290,10 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("WatchSettings", "max_rejects"): whole(0),
     ("WatchSettings", "reprocess_changed"): boolean,
     ("WatchSettings", "once"): boolean,
+    ("WatchSettings", "drift"): boolean,
+    ("ScoreRequest", "drift"): boolean,
+    ("FilesRequest", "drift"): boolean,
+    ("from_sklearn", "training_data"): nothing,
     ("Watcher", "on_event"): nothing,
     ("fit_state", "pipeline"): nothing,
     ("fit_state", "read_options"): nothing,

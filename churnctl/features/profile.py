@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,8 +27,9 @@ from churnctl.defaults import MAX_FEATURES, PROFILE_BINS
 from churnctl.errors import StateError
 from churnctl.features.columns import as_array
 from churnctl.features.frame import Column, Frame
-from churnctl.features.input_policy import InputSchema
+from churnctl.features.input_policy import InputSchema, frame_from_batch
 from churnctl.features.moments import Moments
+from churnctl.features.pipeline import FeaturePipeline
 from churnctl.features.stages.string_indexer import StringIndexer, count_labels, normalized
 
 SAMPLE_ROWS = 100_000  # rows of the seeded sample the bin edges come from
@@ -314,6 +315,21 @@ class ProfileAccumulator:
             _finite(std),
             null_share,
         )
+
+
+def profile_of(pipeline: FeaturePipeline, batches: Iterable[pa.RecordBatch]) -> Profile:
+    """The profile of data in memory, for a fitted ``pipeline`` (an imported state): its
+    reject rate is the share of rows the pipeline rejects."""
+    schema = pipeline.input_schema
+    profiling = ProfileAccumulator(schema, label_modes(pipeline.stages))
+    rejected = 0
+    for batch in batches:
+        frame = frame_from_batch(batch, schema)
+        profiling.update(ParsedColumns.of(frame))
+        with np.errstate(over="ignore", invalid="ignore"):
+            pipeline.transform(frame)
+        rejected += int(frame.rejected.sum())
+    return profiling.profile(pipeline.vocabularies(), profiling.rows, rejected)
 
 
 def _finite(value: float) -> float:
