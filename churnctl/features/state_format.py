@@ -198,8 +198,19 @@ def read_document(text: str, source: str) -> dict[str, Any]:
         jsonschema.validate(document, STATE_SCHEMA, cls=StateValidator)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise StateError(f"{source}: invalid state at {where}: {exc.message}") from None
+        raise StateError(f"{source}: invalid state at {where}: {_problem(exc)}") from None
     return document
+
+
+MESSAGE_CHARS = 200  # of a schema violation's message: it may quote a whole list
+
+
+def _problem(exc: jsonschema.ValidationError) -> str:
+    """The violation in a few words: a list too long by its length, not its items."""
+    if exc.validator == "maxItems" and isinstance(exc.instance, list):
+        return f"{len(exc.instance):,} items, more than the {exc.validator_value:,} allowed"
+    message = exc.message
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + "…"
 
 
 def canonical_json(content: Any) -> str:
