@@ -28,7 +28,6 @@ from churnctl.errors import StateError
 from churnctl.features.columns import as_array
 from churnctl.features.frame import Column, Frame
 from churnctl.features.input_policy import InputSchema, frame_from_batch
-from churnctl.features.moments import Moments
 from churnctl.features.pipeline import FeaturePipeline
 from churnctl.features.stages.string_indexer import StringIndexer, count_labels, normalized
 
@@ -234,13 +233,16 @@ class ProfileAccumulator:
     ) -> None:
         self.schema, self.modes, self.bins = schema, dict(modes), bins
         self.rows = 0
-        self.moments: Moments | None = None
+        self.sums = _Sums(len(schema.numeric))
         self.refused = Counter[str]()
         self.labels = {name: Counter[str]() for name in schema.categorical}
         self.nulls = Counter[str]()
         self.uncounted = Counter[str]()  # labels past MAX_LABELS_COUNTED, per column
         self._keys = np.empty(0)
         self._sample = np.empty((0, len(schema.numeric)))
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # rows that may enter it
+        self._waiting = 0  # rows pending
+        self._threshold = 1.0  # keys at or above it cannot enter the sample (once full)
         self._random = np.random.default_rng(SAMPLE_SEED)
 
     def update(self, parsed: ParsedColumns) -> None:
@@ -253,15 +255,16 @@ class ProfileAccumulator:
             )
         if not self.schema.numeric:
             return
+        whole = bool(parsed.accepted.all())
+        rows = None if whole else np.flatnonzero(parsed.accepted)
+        columns = []
         for name in self.schema.numeric:
             self.refused[name] += parsed.refused_count(name)
-        rows = np.flatnonzero(parsed.accepted)
-        if len(rows) == 0:
-            return
-        matrix = np.column_stack([np.asarray(parsed.columns[n])[rows] for n in self.schema.numeric])
-        moments = Moments.of(matrix)
-        self.moments = moments if self.moments is None else self.moments.merged(moments)
-        self._draw(keys[rows], matrix)
+            values = np.asarray(parsed.columns[name])
+            columns.append(values if rows is None else values[rows])
+        if len(columns[0]):
+            self.sums.add(columns)
+            self._draw(keys if rows is None else keys[rows], columns)
 
     def _count_labels(self, name: str, values: pa.Array) -> None:
         self.nulls[name] += values.null_count
@@ -272,14 +275,28 @@ class ProfileAccumulator:
             else:  # too many labels to count: outside any vocabulary a state may hold
                 self.uncounted[name] += count
 
-    def _draw(self, keys: np.ndarray, matrix: np.ndarray) -> None:
-        """Keep the ``SAMPLE_ROWS`` rows with the smallest keys (a seeded uniform sample)."""
-        keys = np.concatenate([self._keys, keys])
-        sample = np.concatenate([self._sample, matrix])
+    def _draw(self, keys: np.ndarray, columns: list[np.ndarray]) -> None:
+        """Keep the ``SAMPLE_ROWS`` rows with the smallest keys (a seeded uniform sample).
+
+        Rows whose key is above the largest key kept cannot enter; the others wait in
+        ``_pending`` until they are as many as the sample, then all are cut down to it.
+        """
+        entering = np.flatnonzero(keys < self._threshold)
+        matrix = np.column_stack([values[entering] for values in columns])
+        self._pending.append((keys[entering], matrix))
+        self._waiting += len(keys)
+        if self._waiting > SAMPLE_ROWS:
+            self._cut()
+
+    def _cut(self) -> None:
+        """The sample and the pending rows, cut down to the ``SAMPLE_ROWS`` smallest keys."""
+        keys = np.concatenate([self._keys, *(k for k, _ in self._pending)])
+        sample = np.concatenate([self._sample, *(m for _, m in self._pending)])
+        self._pending, self._waiting = [], 0
         if len(keys) > SAMPLE_ROWS:
             kept = np.argpartition(keys, SAMPLE_ROWS)[:SAMPLE_ROWS]
-            kept.sort()  # the sample's order, too, depends only on the input
             keys, sample = keys[kept], sample[kept]
+            self._threshold = float(keys.max())
         self._keys, self._sample = keys, sample
 
     def profile(self, vocabularies: Mapping[str, list[str]], read: int, rejected: int) -> Profile:
@@ -301,13 +318,14 @@ class ProfileAccumulator:
         return CategoryProfile(tuple(vocabulary), shares, self.nulls[name] / total, unseen / total)
 
     def _number(self, index: int, null_share: float) -> NumberProfile:
-        if self.moments is None or len(self._sample) == 0:
+        if self._pending:
+            self._cut()
+        if self.sums.n == 0 or len(self._sample) == 0:
             return NumberProfile((), (1.0,), 0.0, 0.0, null_share)
         values = self._sample[:, index]
         edges = quantile_edges(values, self.bins)
         shares = bin_counts(values, edges) / len(values)
-        mean = float(self.moments.mean[index])
-        std = float(self.moments.std(0)[index])
+        mean, std = self.sums.mean_std(index)
         return NumberProfile(
             tuple(float(e) for e in edges),
             tuple(float(s) for s in shares),
@@ -330,6 +348,34 @@ def profile_of(pipeline: FeaturePipeline, batches: Iterable[pa.RecordBatch]) -> 
             pipeline.transform(frame)
         rejected += int(frame.rejected.sum())
     return profiling.profile(pipeline.vocabularies(), profiling.rows, rejected)
+
+
+class _Sums:
+    """Per-column count, sum and sum of squares, taken about the first values seen (a
+    shift that keeps the variance accurate for large values with little spread)."""
+
+    def __init__(self, width: int) -> None:
+        self.n = 0
+        self.shift = np.zeros(width)
+        self.total = np.zeros(width)
+        self.squares = np.zeros(width)
+
+    def add(self, columns: list[np.ndarray]) -> None:
+        if self.n == 0:
+            self.shift = np.array([values[0] for values in columns], dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for index, values in enumerate(columns):
+                deviations = values - self.shift[index]
+                self.total[index] += deviations.sum()
+                self.squares[index] += np.dot(deviations, deviations)
+        self.n += len(columns[0])
+
+    def mean_std(self, index: int) -> tuple[float, float]:
+        """The column's mean and standard deviation (ddof 0); 0 where not finite."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            offset = self.total[index] / self.n
+            variance = max(self.squares[index] / self.n - offset * offset, 0.0)
+            return _finite(float(self.shift[index] + offset)), _finite(math.sqrt(variance))
 
 
 def _finite(value: float) -> float:
