@@ -367,7 +367,7 @@ class _Sums:
             for index, values in enumerate(columns):
                 deviations = values - self.shift[index]
                 self.total[index] += deviations.sum()
-                self.squares[index] += np.dot(deviations, deviations)
+                self.squares[index] += np.square(deviations).sum()  # not np.dot: BLAS threads
         self.n += len(columns[0])
 
     def mean_std(self, index: int) -> tuple[float, float]:
