@@ -17,3 +17,6 @@ PROFILE_BINS = 10
 MODERATE_PSI = 0.1  # PSI below this: stable
 MAJOR_PSI = 0.25  # PSI below this: moderate; at or above: major
 HIGH_UNSEEN = 0.05  # a share of unseen categories at or above this is worth a warning
+# Fewer rows than this are not judged: the PSI of a sample of n rows from the very training
+# distribution is about (bins - 1) / n, which is near the moderate threshold for small n.
+MIN_DRIFT_ROWS = 1_000

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+from cli_helpers import assert_clean_error, plain, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,8 +22,9 @@ from churnctl.batch.drift_file import drift_file
 from churnctl.batch.fit_file import fit_state
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli.drift import COLUMN_KEYS, DRIFT_KEYS
+from churnctl.defaults import MIN_DRIFT_ROWS
 from churnctl.errors import NoProfileError, StateError
-from churnctl.features.drift import MAJOR, STABLE, psi, verdict
+from churnctl.features.drift import MAJOR, STABLE, TOO_FEW_ROWS, psi, verdict
 from churnctl.features.profile import CategoryProfile, NumberProfile, Profile
 from churnctl.features.state import load_state, state_from_text
 from churnctl.features.state_format import content_checksum
@@ -30,7 +32,6 @@ from churnctl.samples.bundled import MODEL, SAMPLE, STATE, bundled
 from churnctl.scoring.binding import PairStatus, check_pair
 from churnctl.scoring.model import ChurnModel
 from churnctl.scoring.scorer import Scorer
-from tests.cli_helpers import assert_clean_error, plain, run
 
 # The bundled state's fingerprint since before the profile: a bound model stays bound.
 BUNDLED_FINGERPRINT = "sha256:81c65273694842686fd50f2dcde0440ba6441045e5405ce57183c6a1a47a6659"
@@ -102,6 +103,18 @@ def test_a_shift_is_flagged_on_exactly_the_columns_it_moves(
     if shift == "age+10":
         (age,) = [c for c in report.columns if c.column == "Age"]
         assert age.mean_shift == pytest.approx(10 / state.profile.columns["Age"].std)
+
+
+def test_a_small_file_is_not_judged(training: pa.Table, state, tmp_path: Path) -> None:
+    """PSI's noise on a few rows is about (bins - 1) / rows: no warning below 1,000 rows."""
+    small = more_germany(training).slice(0, MIN_DRIFT_ROWS - 1)
+    report = drift_file(write(small, tmp_path / "small.csv"), state).report
+    assert report.worst == TOO_FEW_ROWS and report.drifting == ()
+    assert max(column.psi for column in report.columns) >= 0.1  # the numbers are still given
+    enough = drift_file(
+        write(more_germany(training).slice(0, MIN_DRIFT_ROWS), tmp_path / "n.csv"), state
+    )
+    assert [c.column for c in enough.report.drifting] == ["Geography"]
 
 
 @pytest.mark.parametrize("seed", [3, 4])

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnctl.defaults import HIGH_UNSEEN, MAJOR_PSI, MODERATE_PSI
+from churnctl.defaults import HIGH_UNSEEN, MAJOR_PSI, MIN_DRIFT_ROWS, MODERATE_PSI
 from churnctl.features.profile import (
     CategoryProfile,
     NumberProfile,
@@ -37,6 +37,7 @@ from churnctl.features.state import FeatureState
 
 PSI_EPSILON = 1e-4  # the floor of a bin's share in the PSI (0.01%)
 STABLE, MODERATE, MAJOR, NO_DATA = "stable", "moderate", "major", "no data"
+TOO_FEW_ROWS = "too few rows"  # a report of fewer than MIN_DRIFT_ROWS rows: not judged
 
 
 def drift_accumulator(state: FeatureState) -> DriftAccumulator | None:
@@ -97,12 +98,20 @@ class DriftReport:
     columns: tuple[ColumnDrift, ...]
 
     @property
+    def judged(self) -> bool:
+        """Enough rows to judge (``MIN_DRIFT_ROWS``): fewer give a noisy PSI."""
+        return self.rows >= MIN_DRIFT_ROWS
+
+    @property
     def drifting(self) -> tuple[ColumnDrift, ...]:
-        return tuple(column for column in self.columns if column.drifting)
+        """The columns worth a warning (none when too few rows were seen to judge)."""
+        return tuple(column for column in self.columns if column.drifting) if self.judged else ()
 
     @property
     def worst(self) -> str:
-        """The worst verdict of any column (``no data`` when nothing was observed)."""
+        """The worst column verdict; ``too few rows`` or ``no data`` when not judged."""
+        if not self.judged:
+            return TOO_FEW_ROWS if self.rows else NO_DATA
         found = {column.verdict for column in self.columns}
         for level in (MAJOR, MODERATE, STABLE):
             if level in found:
