@@ -56,7 +56,7 @@ def drift(
     encoding: Encoding = "utf-8",
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare INPUT with the state's training distribution: PSI, unseen labels, mean shift."""
+    """Compare FILE with the state's training distribution: PSI, unseen labels, mean shift."""
     from churnctl.batch.drift_file import drift_file
     from churnctl.cli.options import read_options
     from churnctl.features.state import load_state
