@@ -28,6 +28,7 @@ from churnctl import (
     ChurnModel,
     Scorer,
     bind_model,
+    drift_file,
     extract_features,
     fit_state,
     from_sklearn,
@@ -149,6 +150,16 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"train": frame(), "pipeline": "reference", "max_rejects": 0, "decimal": "."},
         ),
         "load_state": (load_state, {"path": bundled(STATE)}),
+        "drift_file": (
+            drift_file,
+            {
+                "input": bundled(SAMPLE),
+                "state": state,
+                "read_options": None,
+                "decimal": ".",
+                "on_progress": None,
+            },
+        ),
         "extract_features": (
             extract_features,
             {"state": state, "batch": frame(), "decimal": ".", "as_frame": False},
@@ -294,6 +305,8 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("ScoreRequest", "drift"): boolean,
     ("FilesRequest", "drift"): boolean,
     ("from_sklearn", "training_data"): nothing,
+    ("drift_file", "read_options"): nothing,
+    ("drift_file", "on_progress"): nothing,
     ("Watcher", "on_event"): nothing,
     ("fit_state", "pipeline"): nothing,
     ("fit_state", "read_options"): nothing,

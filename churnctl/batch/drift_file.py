@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from churnctl.arguments import check_path, check_type
+from churnctl.arguments import check_callable, check_path, check_type
 from churnctl.errors import REFIT, NoProfileError
 from churnctl.features.drift import DriftReport, drift_accumulator
 from churnctl.features.input_policy import check_decimal, frame_from_batch
@@ -44,6 +44,9 @@ def drift_file(
     """
     check_path("drift_file", "input", input)
     check_type("drift_file", "state", state, FeatureState, "a FeatureState (load_state)")
+    if read_options is not None:
+        check_type("drift_file", "read_options", read_options, ReadOptions, "a ReadOptions")
+    check_callable("drift_file", "on_progress", on_progress, "a function of a Progress")
     check_decimal(decimal)
     accumulator = drift_accumulator(state)
     if accumulator is None:
