@@ -415,3 +415,55 @@ def test_watch_logs_each_file_s_drift_in_json(training: pa.Table, tmp_path: Path
         "Geography"
     ]
     assert "Warning: drifting.csv: drift from the training data: Geography" in result.stderr
+
+
+# ----------------------------------------------------------------------------- imported states
+
+PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "Churn_Modelling.csv"
+
+
+def imported(training: pa.Table, fitted_on: pa.Table | None = None):
+    """A scikit-learn ColumnTransformer over the bundled columns, imported with its data."""
+    pytest.importorskip("sklearn")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    import churnctl
+
+    frame = training.to_pandas()
+    steps = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["Geography", "Gender"]),
+            ("num", StandardScaler(), ["Age", "Balance"]),
+        ]
+    ).fit((training if fitted_on is None else fitted_on).to_pandas())
+    return churnctl.from_sklearn(steps, training_data=frame), churnctl.from_sklearn(steps)
+
+
+def test_from_sklearn_records_the_profile_of_its_training_data(training: pa.Table) -> None:
+    state, without = imported(training)
+    assert without.profile is None and state.fingerprint == without.fingerprint
+    assert list(state.profile.columns) == ["Geography", "Gender", "Age", "Balance"]
+    assert state.profile.rows == training.num_rows and state.profile.reject_rate == 0.0
+    assert state_from_text(state.dumps()).profile == state.profile
+
+
+def test_an_imported_profile_counts_labels_its_encoder_never_saw(training: pa.Table) -> None:
+    """Fitted without Spain, imported with data that holds it: Spain's rows are unseen."""
+    no_spain = training.filter(pc.not_equal(training.column("Geography"), "Spain"))
+    state, _ = imported(training, fitted_on=no_spain)
+    geography = state.profile.columns["Geography"]
+    spain = np.mean(training.column("Geography").to_numpy(zero_copy_only=False) == "Spain")
+    assert geography.labels == ("France", "Germany")
+    assert geography.unseen_share == pytest.approx(spain)
+
+
+def test_the_public_data_set_against_itself_and_shifted(tmp_path: Path) -> None:
+    if not PUBLIC.is_file():
+        pytest.skip(f"the public data set is not at {PUBLIC} (it is never copied here)")
+    public = pacsv.read_csv(PUBLIC)
+    state = fit_state(PUBLIC)
+    assert drift_file(PUBLIC, state).report.drifting == ()
+    older = replaced(public, "Age", pc.add(public.column("Age"), 10))
+    report = drift_file(write(more_germany(older), tmp_path / "shifted.csv"), state).report
+    assert {column.column for column in report.drifting} == {"Age", "Geography"}
