@@ -284,7 +284,7 @@ class ProfileAccumulator:
         entering = np.flatnonzero(keys < self._threshold)
         matrix = np.column_stack([values[entering] for values in columns])
         self._pending.append((keys[entering], matrix))
-        self._waiting += len(keys)
+        self._waiting += len(entering)
         if self._waiting > SAMPLE_ROWS:
             self._cut()
 
