@@ -31,6 +31,7 @@ _serve_moved_modules()
 if TYPE_CHECKING:
     from typing import Any
 
+    from churnctl.batch.drift_file import drift_file
     from churnctl.batch.fit_file import fit_state
     from churnctl.batch.score_file import ScoreRequest, score_file
     from churnctl.batch.score_files import FilesRequest, score_files
@@ -61,6 +62,7 @@ __all__ = [
     "Watcher",
     "__version__",
     "bind_model",
+    "drift_file",
     "export_fused",
     "extract_features",
     "fit_state",
@@ -105,6 +107,8 @@ def __getattr__(name: str) -> Any:
             from churnctl.scoring.serving_pair import save_for_serving as value
         case "fit_state":
             from churnctl.batch.fit_file import fit_state as value
+        case "drift_file":
+            from churnctl.batch.drift_file import drift_file as value
         case "Scorer":
             from churnctl.scoring.scorer import Scorer as value
         case "ScoredBatch":

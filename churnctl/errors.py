@@ -104,6 +104,11 @@ class StateError(ChurnctlError):
     exit_code = 2
 
 
+class NoProfileError(StateError):
+    """A state without a training profile (older, or imported without training data):
+    drift against the training distribution cannot be judged."""
+
+
 class NotFittedError(ChurnctlError):
     """A stage or pipeline was used before ``fit``."""
 

@@ -37,6 +37,7 @@ def run_smoke(script: str, *args: str, timeout: float = 300) -> subprocess.Compl
     [
         ("bench_watch.py", ["p50"]),
         ("bench_output.py", ["JSONL / CSV", "bad / clean"]),
+        ("bench_drift.py", ["drift / no-drift", "of score's time"]),
         ("bench_startup.py", ["churnctl --help"]),
         ("bench_workers.py", ["--out-dir speed-up, workers 2 / 1", "worker start-up, spawn"]),
     ],

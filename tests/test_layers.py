@@ -197,6 +197,7 @@ COMMAND_NAMES = (
     "flink-submit",
     "evaluate",
     "verify",
+    "drift",
 )
 NAMES_A_COMMAND = re.compile(rf"churnctl ({'|'.join(COMMAND_NAMES)})\b")
 

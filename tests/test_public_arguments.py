@@ -28,6 +28,7 @@ from churnctl import (
     ChurnModel,
     Scorer,
     bind_model,
+    drift_file,
     export_fused,
     extract_features,
     fit_state,
@@ -150,6 +151,16 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"train": frame(), "pipeline": "reference", "max_rejects": 0, "decimal": "."},
         ),
         "load_state": (load_state, {"path": bundled(STATE)}),
+        "drift_file": (
+            drift_file,
+            {
+                "input": bundled(SAMPLE),
+                "state": state,
+                "read_options": None,
+                "decimal": ".",
+                "on_progress": None,
+            },
+        ),
         "extract_features": (
             extract_features,
             {"state": state, "batch": frame(), "decimal": ".", "as_frame": False},
@@ -199,6 +210,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_rejects": 0,
                 "read_options": ReadOptions(),
                 "read_from": "in.csv",
+                "drift": True,
             },
         ),
         "FilesRequest": (
@@ -213,6 +225,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_rejects": 0,
                 "read_options": ReadOptions(),
                 "workers": 1,
+                "drift": True,
             },
         ),
         "score_files": (
@@ -237,6 +250,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
                 "max_attempts": 3,
                 "reprocess_changed": False,
                 "once": True,
+                "drift": True,
             },
         ),
         "Watcher": (Watcher, {"settings": watch_settings(), "on_event": None}),
@@ -244,7 +258,14 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             save_for_serving,
             {"state": state, "model": bundled(MODEL), "folder": landing().parent / "serving"},
         ),
-        "from_sklearn": (from_sklearn, {"steps": [fitted_scaler()], "columns": ["Age", "Tenure"]}),
+        "from_sklearn": (
+            from_sklearn,
+            {
+                "steps": [fitted_scaler()],
+                "columns": ["Age", "Tenure"],
+                "training_data": frame()[["Age", "Tenure"]],
+            },
+        ),
         "export_fused": (
             export_fused,
             {
@@ -290,6 +311,12 @@ ACCEPTED: dict[tuple[str, str], Callable[[Any], bool]] = {
     ("WatchSettings", "max_rejects"): whole(0),
     ("WatchSettings", "reprocess_changed"): boolean,
     ("WatchSettings", "once"): boolean,
+    ("WatchSettings", "drift"): boolean,
+    ("ScoreRequest", "drift"): boolean,
+    ("FilesRequest", "drift"): boolean,
+    ("from_sklearn", "training_data"): nothing,
+    ("drift_file", "read_options"): nothing,
+    ("drift_file", "on_progress"): nothing,
     ("Watcher", "on_event"): nothing,
     ("fit_state", "pipeline"): nothing,
     ("fit_state", "read_options"): nothing,

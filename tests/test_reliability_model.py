@@ -753,7 +753,7 @@ def refusal(tmp_path: Path, text: str) -> str:
     return message
 
 
-@pytest.mark.parametrize("version", [2, 7, 99])
+@pytest.mark.parametrize("version", [3, 7, 99])
 def test_a_newer_format_version_says_upgrade_churnctl(tmp_path: Path, version: int) -> None:
     document = bundled_document()
     document["format_version"] = version
@@ -774,10 +774,10 @@ def test_an_older_format_version_says_refit(tmp_path: Path, version: int) -> Non
 
 def test_the_cli_says_upgrade_for_a_newer_state(work: Path, sample_csv: Path) -> None:
     document = bundled_document()
-    document["format_version"] = 2
+    document["format_version"] = 3
     state = write_state(work / "future.json", document)
     result = run(["score", sample_csv, "--state", state, "-o", work / "out.csv"])
-    assert_refused(result, 2, work, "future.json: state format version 2 is newer", "upgrade")
+    assert_refused(result, 2, work, "future.json: state format version 3 is newer", "upgrade")
 
 
 def test_truncated_json_gives_a_complete_sentence(tmp_path: Path) -> None:
@@ -871,6 +871,7 @@ def test_string_lists_are_still_checked_item_by_item(
 def big_state(path: Path, n_labels: int) -> Path:
     """The bundled state with n_labels Geography labels (one-hot: n_labels features)."""
     document = bundled_document()
+    document.pop("profile")  # it describes the three bundled labels
     labels = [f"Region{i:07d}" for i in range(n_labels)]
     document["input_schema"]["columns"][0]["vocabulary"] = labels
     document["stages"][0]["fitted"]["labels"][0] = labels

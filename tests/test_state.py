@@ -97,7 +97,7 @@ def transform(state: FeatureState, table: pa.Table) -> tuple[np.ndarray, np.ndar
 
 def test_document_layout_and_checksum(document: dict, train_csv: Path) -> None:
     assert document["format"] == FORMAT == "churnctl-feature-state"
-    assert document["format_version"] == FORMAT_VERSION == 1
+    assert document["format_version"] == FORMAT_VERSION == 2
     assert document["churnctl_version"] == churnctl.__version__
     assert [s["type"] for s in document["stages"]] == [
         "StringIndexer",
@@ -346,9 +346,9 @@ REFUSALS = [
         id="old-version-0",
     ),
     pytest.param(
-        edited(_set(["format_version"], 2)),
-        ["version 2", "upgrade churnctl"],
-        id="future-version-2",
+        edited(_set(["format_version"], 3)),
+        ["version 3", "upgrade churnctl"],
+        id="future-version-3",
     ),
     pytest.param(edited(_set(["format_version"], "1")), ["version '1'"], id="version-as-string"),
     pytest.param(

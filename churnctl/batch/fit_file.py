@@ -31,6 +31,7 @@ from churnctl.features.extraction import features_of_frame, rejected_rows
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import arrow_batch, check_decimal, frame_from_batch
 from churnctl.features.pipeline import FeaturePipeline, StreamingFit
+from churnctl.features.profile import ParsedColumns, ProfileAccumulator, label_modes
 from churnctl.features.spec import load_pipeline_spec
 from churnctl.features.state import FeatureState
 from churnctl.io.rejects import (
@@ -99,10 +100,13 @@ def fit_state(
     description, features = load_pipeline_spec(pipeline)
     training = _training(train, features.input_schema.columns)
     options = read_options or ReadOptions()
-    passes = _Passes(StreamingFit(features), options, rejects or _Discard(), decimal, on_progress)
+    profiling = ProfileAccumulator(features.input_schema, label_modes(features.stages))
+    fitting = StreamingFit(features)
+    passes = _Passes(fitting, options, rejects or _Discard(), decimal, on_progress, profiling)
     log, kept = _fit_passes(training, passes)
     rows = log.count + kept
     check_limit(max_rejects, log, rows, final=True, written="no state was written")
+    profile = profiling.profile(features.vocabularies(), rows, log.count)
     provenance = {
         "training_file": training.label,
         "training_sha256": training.digest(),
@@ -111,7 +115,8 @@ def fit_state(
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "pipeline": description,
     }
-    return FeatureState(features, provenance, source=f"the state fitted on {training.name}")
+    source = f"the state fitted on {training.name}"
+    return FeatureState(features, provenance, source=source, profile=profile)
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ class _Passes:
     writer: TableWriter  # the rejected rows, logged in the last pass
     decimal: str = "."
     on_progress: Callable[[Progress], None] | None = None
+    profiling: ProfileAccumulator | None = None  # the training profile, gathered in the last pass
 
 
 def _fit_passes(train: _Training, passes: _Passes) -> tuple[RejectLog, int]:
@@ -351,6 +357,8 @@ def _fit_batch(passes: _Passes, part: SourceBatch, log: RejectLog | None, tally:
     frame = frame_from_batch(part.rows, schema, decimal=passes.decimal)
     tally.read += part.rows.num_rows + len(part.bad_lines)
     tally.valid += int(frame.ok.sum())
+    if log is not None and passes.profiling is not None:  # the last pass: profile its rows
+        passes.profiling.update(ParsedColumns.of(frame))
     if part.rows.num_rows:
         passes.fitting.update(frame)
     tally.kept += int(frame.ok.sum())

@@ -55,6 +55,7 @@ class Job:
     part: bool  # named by index (a part of one output), else as watch names it
     max_rejects: RejectLimit
     read_options: ReadOptions
+    drift: bool = True  # compare the input with the state's training profile
 
 
 def score_job(job: Job, scorer: Scorer) -> FileResult:
@@ -71,6 +72,7 @@ def score_job(job: Job, scorer: Scorer) -> FileResult:
                 max_rejects=job.max_rejects,
                 read_options=job.read_options,
                 sidecar=not job.part,  # a part's is the joined output's
+                drift=job.drift,
             )
         )
     except ChurnctlError as exc:

@@ -15,11 +15,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from churnctl.arguments import PATH, PATH_TYPES, check_bool, check_optional, check_path, check_type
+from churnctl.arguments import (
+    PATH,
+    PATH_TYPES,
+    check_bool,
+    check_optional,
+    check_path,
+    check_type,
+)
 from churnctl.atomic import check_distinct, publishing
 from churnctl.batch.counts import RowCounts
 from churnctl.batch.lineage_files import publish_sidecar, sidecar_path, with_lineage
 from churnctl.faults import checkpoint
+from churnctl.features.drift import DriftAccumulator, DriftReport, drift_accumulator
+from churnctl.features.profile import ParsedColumns
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
     DEFAULT_LIMIT,
@@ -61,9 +70,11 @@ class ScoreRequest:
     read_options: ReadOptions = field(default_factory=ReadOptions)
     read_from: str | None = None  # where the bytes are read, when not ``input`` (see sources)
     sidecar: bool = True  # a CSV/JSONL output's lineage sidecar (batch.lineage_files)
+    drift: bool = True  # compare the rows with the state's training profile (features.drift)
 
     def __post_init__(self) -> None:
         """Each field checked: a wrong type is one line naming it (issue 17)."""
+        check_bool("ScoreRequest", "drift", self.drift)
         for name in ("input", "output"):
             check_path("ScoreRequest", name, getattr(self, name))
         check_type("ScoreRequest", "scorer", self.scorer, Scorer, "a Scorer")
@@ -87,6 +98,7 @@ class RunSummary:
     seconds: float = 0.0
     output: str = STDOUT
     rejects: str | None = None
+    drift: DriftReport | None = None  # None: not checked (``drift`` off, or no profile)
 
 
 def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> RunSummary:
@@ -132,7 +144,9 @@ def score_file(request: ScoreRequest, on_progress: OnProgress | None = None) -> 
                 open_sink(request.output, schema, fmt, publication) as out,
             ):
                 log = RejectLog.for_source(rejects_writer, source)
-                _score_batches(source, request, summary, log, out, on_progress)
+                drift = drift_accumulator(scorer.state) if request.drift else None
+                _score_batches(source, request, summary, log, out, on_progress, drift)
+                summary.drift = None if drift is None else drift.report()
     finally:
         if source is not None:
             source.close()
@@ -178,9 +192,11 @@ def _score_batches(
     log: RejectLog,
     out: TableWriter,
     on_progress: OnProgress | None,
+    drift: DriftAccumulator | None = None,
 ) -> None:
     read_from = request.read_from or request.input
-    for scored in score_batches(source, request.scorer, out, log, read_from):
+    observe = None if drift is None else drift.observe
+    for scored in score_batches(source, request.scorer, out, log, read_from, observe=observe):
         _count(summary, scored, log, request, final=False)
         checkpoint("batch-scored")
         if on_progress is not None:
@@ -193,15 +209,24 @@ def _score_batches(
 
 
 def score_batches(
-    source: BatchSource, scorer: Scorer, out: TableWriter, log: RejectLog, name: str
+    source: BatchSource,
+    scorer: Scorer,
+    out: TableWriter,
+    log: RejectLog,
+    name: str,
+    *,
+    observe: Callable[[ParsedColumns], None] | None = None,
 ) -> Iterator[int]:
     """Score ``source`` batch by batch into ``out`` and ``log``; the rows scored, per batch.
 
     ``name`` is where the bytes are read (see ``open_source``'s ``read_from``). Once the
     generator is exhausted the input is read and every reject logged (``log.finish``).
+    ``observe`` sees each batch's columns as the scorer parsed them (drift).
     """
     for part in _batches(source, name):
         result = scorer.score(part.rows)
+        if observe is not None and result.parsed is not None:
+            observe(result.parsed)
         out.write_table(result.scored)
         log.record_batch(part, result.rejects)
         yield result.scored.num_rows

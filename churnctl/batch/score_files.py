@@ -35,6 +35,7 @@ import churnctl.interrupts as interrupts
 from churnctl.arguments import (
     PATH,
     PATH_TYPES,
+    check_bool,
     check_callable,
     check_optional,
     check_path,
@@ -74,9 +75,11 @@ class FilesRequest:
     max_rejects: RejectLimit = DEFAULT_LIMIT  # for each input on its own
     read_options: ReadOptions = field(default_factory=ReadOptions)
     workers: int | None = None  # processes in all, this one included; None: usable cores
+    drift: bool = True  # compare each input with the state's training profile (per file)
 
     def __post_init__(self) -> None:
         """Each field checked: a wrong type is one line naming it."""
+        check_bool("FilesRequest", "drift", self.drift)
         listed = isinstance(self.inputs, Sequence) and not isinstance(self.inputs, str | bytes)
         if not listed:
             raise wrong("FilesRequest", "inputs", self.inputs, f"a list of paths ({PATH})")
@@ -233,7 +236,16 @@ def _check_distinct_names(inputs: Sequence[str]) -> None:
 def _job(
     request: FilesRequest, index: int, name: str, folder: str | Path, fmt: str, *, part: bool
 ) -> Job:
-    return Job(index, name, str(folder), fmt, part, request.max_rejects, request.read_options)
+    return Job(
+        index,
+        name,
+        str(folder),
+        fmt,
+        part,
+        request.max_rejects,
+        request.read_options,
+        request.drift,
+    )
 
 
 def _ignore(index: int, result: FileResult) -> None:

@@ -248,3 +248,9 @@ JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON document on stdout (keys: see the README)."),
 ]
+NoDriftOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-drift", help="Do not compare the rows with the state's training distribution."
+    ),
+]

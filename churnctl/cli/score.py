@@ -20,6 +20,7 @@ from churnctl.atomic import check_distinct
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import error_line, stderr
 from churnctl.cli.documents import one_file, print_document, score_document
+from churnctl.cli.drift import warn_drift
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -33,6 +34,7 @@ from churnctl.cli.options import (
     LogitsOpt,
     MaxRejects,
     ModelOpt,
+    NoDriftOpt,
     OutDirOpt,
     PipelineOpt,
     RejectsOpt,
@@ -131,6 +133,7 @@ def score(
     decimal: DecimalOpt = ".",
     encoding: Encoding = "utf-8",
     as_json: JsonOpt = False,
+    no_drift: NoDriftOpt = False,
 ) -> None:
     """Score INPUT (files, folders, globs) with a model and a state; write raw and exited."""
     from churnctl.io.listing import expand_inputs
@@ -154,7 +157,7 @@ def score(
     features = _state_for_scoring(state, train, save_state, pipeline, (options, decimal))
     flags = scorer_options(keep, threshold, allow_state_mismatch, logits, decimal)
     scorer = warned_scorer(features, model, flags)
-    run = _Run(scorer, format, rejects, parse_max_rejects(max_rejects), options)
+    run = _Run(scorer, format, rejects, parse_max_rejects(max_rejects), options, not no_drift)
     if one:
         summary = _score_one(inputs[0], output or "-", run)
     else:
@@ -162,6 +165,7 @@ def score(
     if save_state is not None:
         features.save(save_state)
     if one:
+        warn_drift(inputs[0], summary.drift)
         _print_summary(summary, scorer)
         if as_json:
             _print_score_document([one_file(summary, inputs[0])], summary, scorer, 1, None, 0)
@@ -226,6 +230,7 @@ class _Run:
     rejects: str | None
     max_rejects: RejectLimit
     read_options: ReadOptions
+    drift: bool = True  # compare each input with the state's training profile
 
 
 def _score_one(input: str, output: str, run: _Run) -> RunSummary:
@@ -239,6 +244,7 @@ def _score_one(input: str, output: str, run: _Run) -> RunSummary:
         rejects=run.rejects,
         max_rejects=run.max_rejects,
         read_options=run.read_options,
+        drift=run.drift,
     )
     with progress("scoring") as advance:
         return score_file(request, on_progress=advance)
@@ -259,6 +265,7 @@ def _score_many(
         rejects=run.rejects,
         max_rejects=run.max_rejects,
         read_options=run.read_options,
+        drift=run.drift,
     )
     with _files_progress(len(inputs)) as on_file:
         return score_files(files, on_file=on_file)
@@ -318,6 +325,9 @@ def _shown_rejects(rejects: str | None) -> str:
 def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) -> None:
     """An ``Error:`` line per failed file (in input order), the summary, then exit 4 if any."""
     failed = outcome.failed
+    for result in outcome.results:
+        if result.summary is not None:
+            warn_drift(result.input, result.summary.drift)
     for result in failed:
         if result.error is not None:
             error_line(result.message(flag_message(result.error)))

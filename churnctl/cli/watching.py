@@ -21,6 +21,7 @@ from rich.table import Table
 
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import stderr, stdout
+from churnctl.cli.drift import drift_record, drift_warning
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
@@ -32,6 +33,7 @@ from churnctl.cli.options import (
     LogitsOpt,
     MaxRejects,
     ModelOpt,
+    NoDriftOpt,
     SettleMs,
     StateOpt,
     ThresholdOpt,
@@ -114,6 +116,7 @@ def watch(
     once: Once = False,
     log_json: LogJson = None,
     status: Status = False,
+    no_drift: NoDriftOpt = False,
 ) -> None:
     """Score each complete file landing in IN_DIR exactly once, within milliseconds."""
     if status:
@@ -140,6 +143,7 @@ def watch(
         max_attempts=max_attempts,
         reprocess_changed=reprocess_changed,
         once=once,
+        drift=not no_drift,
     )
     report = _run(settings, log_json)
     _print_report(report, settings)
@@ -201,6 +205,8 @@ def _json_line(event: WatchEvent) -> str:
         record |= {f"rows_{k}": v for k, v in asdict(event.counts).items()}
     message = _event_message(event) or None
     record |= {"latency_ms": event.latency_ms, "message": message, "at": event.at}
+    if event.drift is not None:  # a scored file compared with the training profile
+        record["drift"] = drift_record(event.drift)
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -238,6 +244,7 @@ class _Status:
         self.rate = RecentRate()
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCIES_KEPT)
         self.live: Live | None = None
+        self.drift = "-"  # the last drift warning, shown in the panel
 
     def __enter__(self) -> _Status:
         if stderr.is_terminal:
@@ -263,6 +270,11 @@ class _Status:
             self.rate.add(event.counts.read)
         if self.live is None or event.kind != "scored":
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
+        warning = drift_warning(event.input, event.drift)
+        if warning is not None:
+            self.drift = warning
+            if self.live is None:
+                stderr.print(f"Warning: {warning}", markup=False, soft_wrap=True)
         if event.kind == "started":  # the watcher runs: say now what it scores with
             scorer = self.settings.scorer
             print_demo_note(scorer.model_name, scorer.state.source)
@@ -284,6 +296,7 @@ class _Status:
                 f"{self.rate.rate():,.0f} rows/s (last {RATE_WINDOW:g} s)",
             ),
             ("latency", f"last {_ms(last)}, p99 {_ms(p99)}"),
+            ("drift", self.drift),
         ):
             table.add_row(label, value)
         return table

@@ -6,7 +6,7 @@ from, and ``Scorer.features`` is exactly this, so training and serving share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
@@ -15,6 +15,7 @@ import pyarrow as pa
 from churnctl.arguments import check_bool, check_type
 from churnctl.features.frame import Frame
 from churnctl.features.input_policy import BatchLike, arrow_batch, frame_from_batch
+from churnctl.features.profile import ParsedColumns
 from churnctl.features.state import FeatureState
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class FeatureBatch:
     valid: np.ndarray
     reject_column: pa.Array  # string, null where the row is valid
     reject_reason: pa.Array  # string, null where the row is valid
+    # the raw columns as the input policy typed them, for observers (features.drift)
+    parsed: ParsedColumns | None = field(default=None, compare=False, repr=False)
 
     def rejecting(self, rows: np.ndarray, column: str | None, reason: str) -> FeatureBatch:
         """The same features with the still-valid ``rows`` (a mask) rejected for ``reason``."""
@@ -78,10 +81,12 @@ def extract_features(
     check_bool("extract_features", "as_frame", as_frame)
     schema = state.pipeline.input_schema
     frame = frame_from_batch(arrow_batch(batch, schema.columns), schema, decimal=decimal)
+    parsed = ParsedColumns.of(frame)  # before any stage: shared columns, no copy
     with np.errstate(over="ignore", invalid="ignore"):  # overflow → inf → rejected below
         matrix = _transformed(state, frame)
     _reject_non_finite(frame, matrix, state)
-    features = features_of_frame(frame, matrix)
+    parsed = parsed.with_indices(frame, state.pipeline.raw_names)
+    features = features_of_frame(frame, matrix, parsed)
     return feature_frame(state, features, batch) if as_frame else features
 
 
@@ -109,11 +114,14 @@ def _transformed(state: FeatureState, frame: Frame) -> np.ndarray:
     return matrix
 
 
-def features_of_frame(frame: Frame, matrix: np.ndarray) -> FeatureBatch:
+def features_of_frame(
+    frame: Frame, matrix: np.ndarray, parsed: ParsedColumns | None = None
+) -> FeatureBatch:
     """A transformed frame's features: its matrix as float32, and its rejections."""
     column = _strings(frame.reject_column, frame.n_rows)
     reason = _strings(frame.reject_reason, frame.n_rows)
-    return FeatureBatch(matrix.astype(np.float32, copy=False), frame.ok, column, reason)
+    matrix = matrix.astype(np.float32, copy=False)
+    return FeatureBatch(matrix, frame.ok, column, reason, parsed)
 
 
 def rejected_rows(batch: pa.RecordBatch | pa.Table, features: FeatureBatch) -> pa.Table:

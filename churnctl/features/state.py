@@ -22,6 +22,7 @@ from churnctl.atomic import atomic_write_text
 from churnctl.errors import REFIT, ChurnctlError, PipelineSpecError, StateError, Step
 from churnctl.features.frame import Frame
 from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.profile import Profile
 from churnctl.features.stages import STAGE_TYPES, Shape, Stage
 from churnctl.features.state_format import (
     FORMAT,
@@ -42,8 +43,12 @@ __all__ = [
     "state_from_text",
 ]
 
-# What the fingerprint covers: what the state computes, not where or when it was fitted.
+# What the fingerprint covers: what the state computes, not where or when it was fitted,
+# nor the training profile (where it came from: adding one keeps a bound model bound).
 FINGERPRINT_KEYS = ("format_version", "input_schema", "stages", "output")
+# The format version the fingerprint covers: 1 for ever, whatever version the file is, so
+# that no state's fingerprint (and no model bound to it) changes with the format.
+FINGERPRINT_FORMAT_VERSION = 1
 
 
 @dataclass
@@ -53,6 +58,7 @@ class FeatureState:
     pipeline: FeaturePipeline
     provenance: dict[str, Any] = field(default_factory=dict)
     source: str = field(default="the state", compare=False)
+    profile: Profile | None = None  # the training distribution (features.profile), if recorded
 
     @property
     def feature_names(self) -> list[str]:
@@ -65,7 +71,7 @@ class FeatureState:
         Refitting the same pipeline on the same data gives the same fingerprint;
         any other feature order, parameter or fitted number gives another.
         """
-        content = {"format_version": FORMAT_VERSION, **self.computation()}
+        content = {"format_version": FINGERPRINT_FORMAT_VERSION, **self.computation()}
         covered = {key: content[key] for key in FINGERPRINT_KEYS}
         return "sha256:" + hashlib.sha256(canonical_json(covered).encode("utf-8")).hexdigest()
 
@@ -86,13 +92,16 @@ class FeatureState:
 
     def content(self) -> dict[str, Any]:
         """The JSON document without its checksum (cheaper than ``to_dict``)."""
-        return {
+        content = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "churnctl_version": package_version(),
             **self.computation(),
             "provenance": dict(self.provenance),
         }
+        if self.profile is not None:
+            content["profile"] = self.profile.to_dict()
+        return content
 
     def computation(self) -> dict[str, Any]:
         """What the state computes: input schema, stages, output (no version: scoring skips it)."""
@@ -183,6 +192,9 @@ def _build_state(document: dict[str, Any], source: str) -> FeatureState:
     except (ChurnctlError, TypeError, ValueError) as exc:
         raise StateError(f"{source}: invalid stage: {exc}") from None
     state = FeatureState(pipeline, dict(document["provenance"]), source=source)
+    if "profile" in document:
+        state.profile = Profile.from_dict(document["profile"], source)
+        state.profile.check_matches(pipeline.input_schema, pipeline.vocabularies(), source)
     rebuilt = state.computation()
     for key in ("input_schema", "output"):
         if rebuilt[key] != document[key]:

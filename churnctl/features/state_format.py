@@ -14,13 +14,16 @@ from typing import Any
 
 import jsonschema
 
+from churnctl.defaults import MAX_FEATURES
 from churnctl.errors import REFIT, StateError, Step
 from churnctl.features.spec import check_depth
 from churnctl.features.stages import STAGE_TYPES
 from churnctl.version import package_version
 
 FORMAT = "churnctl-feature-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optional training profile ("profile"); version 1 is still read
+READ_VERSIONS = (1, 2)
+MAX_PROFILE_EDGES = 1_000  # bin edges per numeric column in a profile (a fit records 9)
 MAX_INT_DIGITS = 100  # far beyond any count a state holds; Python refuses past 4,300
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -56,6 +59,53 @@ IMPORTED_PROVENANCE: dict[str, Any] = {
         "model_not_imported": {"type": "string"},
     },
 }
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+_NUMBER_PROFILE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "type", "edges", "shares", "mean", "std", "null_share"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "type": {"const": "number"},
+        "edges": {"type": "array", "items": {"type": "number"}, "maxItems": MAX_PROFILE_EDGES},
+        "shares": {"type": "array", "items": _SHARE, "maxItems": MAX_PROFILE_EDGES + 1},
+        "mean": {"type": "number"},
+        "std": {"type": "number", "minimum": 0},
+        "null_share": _SHARE,
+    },
+}
+_CATEGORY_PROFILE: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "type", "labels", "shares", "null_share", "unseen_share"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "type": {"const": "category"},
+        "labels": {**_STRINGS, "maxItems": MAX_FEATURES},
+        "shares": {"type": "array", "items": _SHARE, "maxItems": MAX_FEATURES},
+        "null_share": _SHARE,
+        "unseen_share": _SHARE,
+    },
+}
+# The training distribution (features.profile): covered by the checksum, not the fingerprint.
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["rows", "reject_rate", "columns"],
+    "properties": {
+        "rows": {"type": "integer", "minimum": 0},
+        "reject_rate": _SHARE,
+        "columns": {
+            "type": "array",
+            "maxItems": MAX_FEATURES,
+            "items": {
+                "if": {"type": "object", "properties": {"type": {"const": "number"}}},
+                "then": _NUMBER_PROFILE,
+                "else": _CATEGORY_PROFILE,
+            },
+        },
+    },
+}
 STATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -71,7 +121,7 @@ STATE_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "format": {"const": FORMAT},
-        "format_version": {"const": FORMAT_VERSION},
+        "format_version": {"enum": list(READ_VERSIONS)},
         "churnctl_version": {"type": "string"},
         "input_schema": {
             "type": "object",
@@ -118,6 +168,7 @@ STATE_SCHEMA: dict[str, Any] = {
             "then": IMPORTED_PROVENANCE,
             "else": FITTED_PROVENANCE,
         },
+        "profile": PROFILE_SCHEMA,
         "checksum": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
     },
 }
@@ -147,8 +198,19 @@ def read_document(text: str, source: str) -> dict[str, Any]:
         jsonschema.validate(document, STATE_SCHEMA, cls=StateValidator)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise StateError(f"{source}: invalid state at {where}: {exc.message}") from None
+        raise StateError(f"{source}: invalid state at {where}: {_problem(exc)}") from None
     return document
+
+
+MESSAGE_CHARS = 200  # of a schema violation's message: it may quote a whole list
+
+
+def _problem(exc: jsonschema.ValidationError) -> str:
+    """The violation in a few words: a list too long by its length, not its items."""
+    if exc.validator == "maxItems" and isinstance(exc.instance, list):
+        return f"{len(exc.instance):,} items, more than the {exc.validator_value:,} allowed"
+    message = exc.message
+    return message if len(message) <= MESSAGE_CHARS else message[:MESSAGE_CHARS] + "…"
 
 
 def canonical_json(content: Any) -> str:
@@ -221,7 +283,7 @@ def _check_version(document: dict[str, Any], source: str) -> None:
     if document.get("format") != FORMAT:
         raise StateError(f"{source}: not a churnctl state file (format {FORMAT!r} expected)")
     version = document.get("format_version")
-    if version == FORMAT_VERSION and type(version) is int:
+    if version in READ_VERSIONS and type(version) is int:
         return
     reads = f"this churnctl ({package_version()}) reads (version {FORMAT_VERSION})"
     if type(version) is int and version > FORMAT_VERSION:

@@ -25,7 +25,7 @@ from typing import Any
 from churnctl.arguments import check_bool, check_type
 from churnctl.atomic import atomic_write_bytes, check_distinct
 from churnctl.errors import BIND, CompatibilityError, Fix, ModelError, Step
-from churnctl.features.state import FORMAT_VERSION, FeatureState, canonical_json
+from churnctl.features.state import FINGERPRINT_FORMAT_VERSION, FeatureState, canonical_json
 from churnctl.scoring.model import ChurnModel
 
 FINGERPRINT_KEY = "churnctl.state_fingerprint"
@@ -50,8 +50,8 @@ class Binding:
 
     @classmethod
     def of_state(cls, state: FeatureState) -> Binding:
-        """The binding a model trained with ``state`` carries."""
-        return cls(state.fingerprint, tuple(state.feature_names), FORMAT_VERSION)
+        """The binding a model trained with ``state`` carries (the fingerprint's version: 1)."""
+        return cls(state.fingerprint, tuple(state.feature_names), FINGERPRINT_FORMAT_VERSION)
 
     @property
     def checksum(self) -> str:

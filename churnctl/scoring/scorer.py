@@ -24,7 +24,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from churnctl.arguments import PATH, check_bool, check_type, wrong
 from churnctl.errors import Fix, FixedBatchWarning, UsageError
 from churnctl.features.extraction import FeatureBatch, extract_features, rejected_rows
 from churnctl.features.input_policy import Batch, BatchLike, arrow_batch, check_decimal
+from churnctl.features.profile import ParsedColumns
 from churnctl.features.state import FeatureState, load_state, state_from_text
 from churnctl.scoring.binding import PairCheck, check_pair, short
 from churnctl.scoring.kept import kept_array, kept_type
@@ -59,6 +60,8 @@ class ScoredBatch:
 
     scored: pa.Table
     rejects: pa.Table  # ROW_REJECT_SCHEMA; ``row`` is 0-based within the batch
+    # the batch's raw columns as typed for scoring, for observers (features.drift)
+    parsed: ParsedColumns | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_read(self) -> int:
@@ -279,7 +282,7 @@ class Scorer:
         columns = [*kept, pa.array(raw, pa.float32()), pa.array(raw > self.threshold)]
         types = {name: column.type for name, column in zip(keep, kept, strict=True)}
         scored = pa.Table.from_arrays(columns, schema=output_schema(keep, types))
-        return ScoredBatch(scored, rejected_rows(table, features))
+        return ScoredBatch(scored, rejected_rows(table, features), features.parsed)
 
     def score_aligned(self, batch: BatchLike) -> pa.Table:
         """One row per input row, in input order: kept columns, raw, exited, reject reason."""

@@ -35,6 +35,7 @@ from churnctl.batch.counts import RowCounts
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import ChurnctlError, Fix, OutputError, UsageError
 from churnctl.faults import checkpoint
+from churnctl.features.drift import DriftReport
 from churnctl.io.completeness import Pending
 from churnctl.io.held import HeldFile, NotRegular
 from churnctl.io.naming import derived_names
@@ -78,6 +79,7 @@ class WatchEvent:
     message: str = ""
     at: float = field(default_factory=time.time)
     fix: Fix | None = None
+    drift: DriftReport | None = None  # a scored file's drift (None: not checked)
 
 
 @dataclass
@@ -180,6 +182,7 @@ class Intake:
             read_options=s.read_options,
             read_from=held.read_path,
             sidecar=False,  # the folder's _lineage.json records every output in it
+            drift=s.drift,
         )
         try:
             summary = score_file(request)
@@ -204,7 +207,9 @@ class Intake:
         checkpoint("after-commit")
         self.report.scored += 1
         self.report.rows += counts
-        self.on_event(WatchEvent("scored", claim.name, str(output), str(rejects), counts, latency))
+        where = (str(output), str(rejects))
+        drift = summary.drift
+        self.on_event(WatchEvent("scored", claim.name, *where, counts, latency, drift=drift))
         self._dispose(held, claim.sha256)
 
     def _finish_earlier(self, held: HeldFile, entry: Entry) -> None:

@@ -62,6 +62,7 @@ class WatchSettings:
     max_attempts: int = 3
     reprocess_changed: bool = False
     once: bool = False
+    drift: bool = True  # compare each file with the state's training profile (features.drift)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -97,7 +98,7 @@ class WatchSettings:
         for name in ("poll", "retain_days"):
             check_optional("WatchSettings", name, getattr(self, name), (int, float), "a number")
         check_optional("WatchSettings", "archive_dir", self.archive_dir, PATH_TYPES, PATH)
-        for name in ("reprocess_changed", "once"):
+        for name in ("reprocess_changed", "once", "drift"):
             check_bool("WatchSettings", name, getattr(self, name))
 
     @property

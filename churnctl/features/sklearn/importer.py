@@ -22,11 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 import churnctl.features.sklearn.fitted as sk
-from churnctl.arguments import shown
+from churnctl.arguments import shown, wrong
 from churnctl.errors import ChurnctlError, UsageError
+from churnctl.features.input_policy import arrow_batch
 from churnctl.features.pipeline import FeaturePipeline
+from churnctl.features.profile import Profile, profile_of
 from churnctl.features.sklearn.fitted import (
     Layout,
     ModelNotImportedWarning,
@@ -43,6 +46,9 @@ from churnctl.features.stages import (
     VectorAssembler,
 )
 from churnctl.features.state import FeatureState, state_from_text
+
+PROFILE_BATCH_ROWS = 65_536  # rows of training data profiled at once
+TRAINING_DATA_TAKES = "a pandas DataFrame or a pyarrow Table (the data the steps were fitted on)"
 
 OUTPUT = "features"
 
@@ -76,7 +82,9 @@ class _Builder:
         return self.add(stage, sum(stage.input_sizes_))
 
 
-def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureState:
+def from_sklearn(
+    steps: Any, columns: Sequence[str] | None = None, *, training_data: Any = None
+) -> FeatureState:
     """A state computing what the fitted scikit-learn ``steps`` compute, nothing refitted.
 
     ``steps``: the fitted objects in the order the training script applied them (a
@@ -86,6 +94,9 @@ def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureSta
     with a model imports its preprocessing; the state's provenance names the model,
     which must be exported separately (skl2onnx), and a ``ModelNotImportedWarning``
     says so. Anything a state cannot express exactly raises ``UnsupportedStepError``.
+    ``training_data``: the pandas ``DataFrame`` (or pyarrow Table) the steps were fitted
+    on; the state then records its profile, against which drift is judged (without it,
+    the state has no profile).
     """
     listed = _as_steps(steps)
     names = _input_columns(listed, columns)
@@ -98,7 +109,22 @@ def from_sklearn(steps: Any, columns: Sequence[str] | None = None) -> FeatureSta
             layout, model = _model_pipeline(step, layout, builder, where)
         else:
             layout = _apply(step, layout, builder, where)
-    return _state(builder, layout, _provenance(listed, model))
+    state = _state(builder, layout, _provenance(listed, model))
+    if training_data is not None:
+        state.profile = _profile(state, training_data)
+    return state
+
+
+def _profile(state: FeatureState, training_data: Any) -> Profile:
+    """The training profile of ``training_data``, read as ``Scorer.score`` reads a batch."""
+    pandas = sys.modules.get("pandas")  # not imported: the data cannot be a DataFrame
+    frame = pandas is not None and isinstance(training_data, pandas.DataFrame)
+    if not (frame or isinstance(training_data, pa.Table | pa.RecordBatch)):
+        raise wrong("from_sklearn", "training_data", training_data, TRAINING_DATA_TAKES)
+    schema = state.pipeline.input_schema
+    table = arrow_batch(training_data, schema.columns, name="from_sklearn: training_data")
+    batches = table.to_batches(max_chunksize=PROFILE_BATCH_ROWS)
+    return profile_of(state.pipeline, batches)
 
 
 def _as_steps(steps: Any) -> list[Any]:
