@@ -10,7 +10,9 @@ The public Python API (see docs/python-api.md)::
 A training notebook's fitted scikit-learn preprocessing becomes a state with
 ``from_sklearn``; ``save_for_serving`` writes it beside the exported model, bound;
 ``export_fused`` writes a state and its model as one ONNX graph, for a caller without
-churnctl (docs/fused-onnx.md).
+churnctl (docs/fused-onnx.md); ``drift_file`` compares a file with the state's training
+profile (docs/drift.md); ``read_output_lineage`` says what produced an output
+(docs/lineage.md).
 Each runtime's entry point is here too: ``score_file`` (one file), ``score_files``
 (many, in a pool of processes), ``Watcher`` (a folder, as it receives files). The
 packages below hold the rest, by job: ``features`` (the state), ``scoring`` (model +
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
     from churnctl.batch.drift_file import drift_file
     from churnctl.batch.fit_file import fit_state
+    from churnctl.batch.lineage_files import read_output_lineage
     from churnctl.batch.score_file import ScoreRequest, score_file
     from churnctl.batch.score_files import FilesRequest, score_files
     from churnctl.errors import ChurnctlError
@@ -68,6 +71,7 @@ __all__ = [
     "fit_state",
     "from_sklearn",
     "load_state",
+    "read_output_lineage",
     "save_for_serving",
     "score_file",
     "score_files",
@@ -107,6 +111,8 @@ def __getattr__(name: str) -> Any:
             from churnctl.scoring.serving_pair import save_for_serving as value
         case "fit_state":
             from churnctl.batch.fit_file import fit_state as value
+        case "read_output_lineage":
+            from churnctl.batch.lineage_files import read_output_lineage as value
         case "drift_file":
             from churnctl.batch.drift_file import drift_file as value
         case "Scorer":

@@ -34,6 +34,7 @@ from churnctl import (
     fit_state,
     from_sklearn,
     load_state,
+    read_output_lineage,
     save_for_serving,
 )
 from churnctl.batch.score_file import ScoreRequest, score_file
@@ -76,6 +77,14 @@ def landing() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="churnctl-arguments-"))
     (folder / "in").mkdir()
     return folder / "in"
+
+
+@functools.cache
+def scored_output() -> Path:
+    """An output ``score_file`` wrote, with its lineage sidecar."""
+    output = landing().parent / "scored.csv"
+    score_file(ScoreRequest(input=bundled(SAMPLE), output=str(output), scorer=scorer()))
+    return output
 
 
 @functools.cache
@@ -151,6 +160,7 @@ def good_arguments() -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
             {"train": frame(), "pipeline": "reference", "max_rejects": 0, "decimal": "."},
         ),
         "load_state": (load_state, {"path": bundled(STATE)}),
+        "read_output_lineage": (read_output_lineage, {"output": scored_output()}),
         "drift_file": (
             drift_file,
             {

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churnctl.arguments import check_path
 from churnctl.atomic import Publication, publishing
 from churnctl.errors import InputError
 from churnctl.io.rejects import STDERR, rejects_path
@@ -68,6 +69,7 @@ def write_folder_lineage(folder: Path, lineage: Lineage) -> Path:
 def read_output_lineage(output: str | Path) -> Lineage:
     """The record of an output file or folder (or a record file named outright), or one
     ``InputError`` line saying why none."""
+    check_path("read_output_lineage", "output", output)
     path = Path(output)
     if path.is_dir():
         return _read_file(path / FOLDER_FILE, f"{path}: an output folder", "in it")
