@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -70,8 +71,17 @@ class Runs:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    """Each file's SHA-256 by name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    """Each file's SHA-256 by name; a lineage record's, without the time it was scored."""
+    return {p.name: hashlib.sha256(content(p)).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def content(path: Path) -> bytes:
+    """The file's bytes; a lineage sidecar's without ``scored_at`` (each run has its own)."""
+    if not path.name.endswith(".lineage.json"):
+        return path.read_bytes()
+    record = json.loads(path.read_bytes())
+    record.pop("scored_at")
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def run_cli(args: list[str], runs: Runs, problems: list[str]) -> None:
