@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -390,6 +391,26 @@ def test_score_warns_once_per_file_and_no_drift_silences_it(
     assert [line for line in one.stderr.splitlines() if "drift" in line] == [lines[0]]
     quiet = run([*args, "--no-drift"])
     assert quiet.exit_code == 0 and "drift" not in quiet.stderr
+
+
+def test_the_warning_names_the_command_to_run_and_it_runs(
+    training: pa.Table, tmp_path: Path
+) -> None:
+    """The warning's ``churnctl drift`` command names a state of the user's own (quoted as a
+    shell takes it) and, run as printed, shows the drifting column."""
+    state = tmp_path / "my state.json"
+    state.write_bytes(bundled(STATE).read_bytes())
+    drifting = write(more_germany(training), tmp_path / "drifting.csv")
+    warned = run(["score", drifting, "-o", tmp_path / "out.csv", "--state", state])
+    (line,) = [line for line in warned.stderr.splitlines() if line.startswith("Warning:")]
+    command = shlex.split(line.split("; see ", 1)[1])
+    assert command[:3] == ["churnctl", "drift", str(drifting)]
+    assert command[3:] == ["--state", str(state)]
+    again = run(command[1:])
+    assert again.exit_code == 0, again.output
+    assert "drifting: Geography" in plain(again.stdout)
+    bundled_state = run(["score", drifting, "-o", tmp_path / "two.csv"])
+    assert "--state" not in bundled_state.stderr.split("; see ", 1)[1].splitlines()[0]
 
 
 def test_watch_logs_each_file_s_drift_in_json(training: pa.Table, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ imported inside the command (see ``cli.score``).
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -139,8 +141,12 @@ def drift_record(report: DriftReport) -> dict[str, Any]:
     }
 
 
-def drift_warning(input: str, report: DriftReport | None) -> str | None:
-    """``FILE: drift from the training data: Age (PSI 1.65), ...``; None when nothing drifts."""
+def drift_warning(input: str, report: DriftReport | None, state: str) -> str | None:
+    """``FILE: drift from the training data: Age (PSI 1.65), ...``; None when nothing drifts.
+
+    It ends with the ``drift`` command to run, as a shell takes it (``state``: the state's
+    file, named unless it is the bundled one, which ``drift`` compares with by default).
+    """
     if report is None or not report.drifting:
         return None
     parts = []
@@ -148,11 +154,14 @@ def drift_warning(input: str, report: DriftReport | None) -> str | None:
         unseen = column.unseen_share
         seen = f", {unseen:.1%} unseen" if unseen else ""
         parts.append(f"{column.column} (PSI {column.psi:.2f}{seen})")
-    return f"{input}: drift from the training data: {', '.join(parts)}; see churnctl drift {input}"
+    command = ["churnctl", "drift", input]
+    if Path(state).is_file() and Path(state).resolve() != bundled(STATE):
+        command += ["--state", state]
+    return f"{input}: drift from the training data: {', '.join(parts)}; see {shlex.join(command)}"
 
 
-def warn_drift(input: str, report: DriftReport | None) -> None:
+def warn_drift(input: str, report: DriftReport | None, state: str) -> None:
     """The drift warning on stderr, if any."""
-    line = drift_warning(input, report)
+    line = drift_warning(input, report, state)
     if line is not None:
         stderr.print(f"Warning: {line}", markup=False, soft_wrap=True)

@@ -165,7 +165,7 @@ def score(
     if save_state is not None:
         features.save(save_state)
     if one:
-        warn_drift(inputs[0], summary.drift)
+        warn_drift(inputs[0], summary.drift, scorer.state.source)
         _print_summary(summary, scorer)
         if as_json:
             _print_score_document([one_file(summary, inputs[0])], summary, scorer, 1, None, 0)
@@ -327,7 +327,7 @@ def _report_files(outcome: FilesSummary, scorer: Scorer, as_json: bool = False) 
     failed = outcome.failed
     for result in outcome.results:
         if result.summary is not None:
-            warn_drift(result.input, result.summary.drift)
+            warn_drift(result.input, result.summary.drift, scorer.state.source)
     for result in failed:
         if result.error is not None:
             error_line(result.message(flag_message(result.error)))

@@ -270,7 +270,7 @@ class _Status:
             self.rate.add(event.counts.read)
         if self.live is None or event.kind != "scored":
             stderr.print(_event_line(event), markup=False, soft_wrap=True)
-        warning = drift_warning(event.input, event.drift)
+        warning = drift_warning(event.input, event.drift, self.settings.scorer.state.source)
         if warning is not None:
             self.drift = warning
             if self.live is None:
