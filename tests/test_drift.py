@@ -393,6 +393,20 @@ def test_score_warns_once_per_file_and_no_drift_silences_it(
     assert quiet.exit_code == 0 and "drift" not in quiet.stderr
 
 
+def test_score_json_gives_each_file_s_drift(training: pa.Table, tmp_path: Path) -> None:
+    drifting = write(more_germany(training), tmp_path / "drifting.csv")
+    steady = write(training, tmp_path / "steady.csv")
+    args = ["score", drifting, steady, "--out-dir", tmp_path / "out", "--state", bundled(STATE)]
+    result = run([*args, "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    files = {Path(f["input"]).name: f["drift"] for f in json.loads(result.stdout)["files"]}
+    assert files["drifting.csv"]["verdict"] == MAJOR
+    assert list(files["drifting.csv"]["drifting"]) == ["Geography"]
+    assert files["steady.csv"] == {"verdict": STABLE, "drifting": {}}
+    quiet = run([*args, "--workers", "1", "--json", "--no-drift"])
+    assert [f["drift"] for f in json.loads(quiet.stdout)["files"]] == [None, None]
+
+
 def test_the_warning_names_the_command_to_run_and_it_runs(
     training: pa.Table, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from churnctl.batch.score_file import RunSummary
     from churnctl.batch.score_files import FileResult, FilesSummary
+    from churnctl.features.drift import DriftReport
     from churnctl.scoring.inspection import Report
     from churnctl.scoring.scorer import Scorer
     from churnctl.watch.manifest import Entry, ManifestSummary
@@ -28,6 +29,7 @@ FILE_KEYS = (
     "seconds",
     "error",
     "exit_code",
+    "drift",
 )
 SCORE_KEYS = (
     "command",
@@ -140,8 +142,18 @@ def _file(result: FileResult, message: Any) -> dict[str, Any]:
     )
     error = None if result.error is None else result.message(message(result.error))
     code = 0 if result.error is None else result.error.exit_code
-    values = (result.input, result.output, result.rejects, *counts, error, code)
+    drift = None if summary is None or summary.drift is None else drift_record(summary.drift)
+    values = (result.input, result.output, result.rejects, *counts, error, code, drift)
     return dict(zip(FILE_KEYS, values, strict=True))
+
+
+def drift_record(report: DriftReport) -> dict[str, Any]:
+    """A file's drift in ``score --json`` and watch's JSON log: the worst verdict, the
+    drifting columns' PSI."""
+    return {
+        "verdict": report.worst,
+        "drifting": {column.column: column.psi for column in report.drifting},
+    }
 
 
 def inspect_document(report: Report, model_name: str, model_sha256: str) -> dict[str, Any]:

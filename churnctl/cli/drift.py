@@ -133,14 +133,6 @@ def _summary(found: FileDrift) -> str:
     )
 
 
-def drift_record(report: DriftReport) -> dict[str, Any]:
-    """A file's drift in watch's JSON log: the worst verdict, the drifting columns' PSI."""
-    return {
-        "verdict": report.worst,
-        "drifting": {column.column: column.psi for column in report.drifting},
-    }
-
-
 def drift_warning(input: str, report: DriftReport | None, state: str) -> str | None:
     """``FILE: drift from the training data: Age (PSI 1.65), ...``; None when nothing drifts.
 

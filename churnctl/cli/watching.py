@@ -21,7 +21,8 @@ from rich.table import Table
 
 from churnctl.cli.app import command, flag_message
 from churnctl.cli.console import stderr, stdout
-from churnctl.cli.drift import drift_record, drift_warning
+from churnctl.cli.documents import drift_record
+from churnctl.cli.drift import drift_warning
 from churnctl.cli.options import (
     KEEP_DEFAULT,
     AllowMismatch,
