@@ -28,6 +28,7 @@ from churnctl.errors import StateError
 from churnctl.features.columns import as_array
 from churnctl.features.frame import Column, Frame
 from churnctl.features.input_policy import InputSchema, frame_from_batch
+from churnctl.features.moments import Moments
 from churnctl.features.pipeline import FeaturePipeline
 from churnctl.features.stages.string_indexer import StringIndexer, count_labels, normalized
 
@@ -351,31 +352,31 @@ def profile_of(pipeline: FeaturePipeline, batches: Iterable[pa.RecordBatch]) -> 
 
 
 class _Sums:
-    """Per-column count, sum and sum of squares, taken about the first values seen (a
-    shift that keeps the variance accurate for large values with little spread)."""
+    """Per-column count, mean and standard deviation, gathered batch by batch with the
+    StandardScaler's own ``Moments``: numbers that are the same bits under every NumPy
+    (a 1-D ``sum`` is not: its order of additions changes between releases)."""
 
     def __init__(self, width: int) -> None:
-        self.n = 0
-        self.shift = np.zeros(width)
-        self.total = np.zeros(width)
-        self.squares = np.zeros(width)
+        self.width = width
+        self.moments: Moments | None = None
+
+    @property
+    def n(self) -> int:
+        return 0 if self.moments is None else self.moments.n
 
     def add(self, columns: list[np.ndarray]) -> None:
-        if self.n == 0:
-            self.shift = np.array([values[0] for values in columns], dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            for index, values in enumerate(columns):
-                deviations = values - self.shift[index]
-                self.total[index] += deviations.sum()
-                self.squares[index] += np.square(deviations).sum()  # not np.dot: BLAS threads
-        self.n += len(columns[0])
+        if not columns or len(columns[0]) == 0:
+            return
+        batch = Moments.of(np.column_stack(columns).astype(np.float64, copy=False))
+        self.moments = batch if self.moments is None else self.moments.merged(batch)
 
     def mean_std(self, index: int) -> tuple[float, float]:
         """The column's mean and standard deviation (ddof 0); 0 where not finite."""
+        if self.moments is None:
+            return 0.0, 0.0
         with np.errstate(over="ignore", invalid="ignore"):
-            offset = self.total[index] / self.n
-            variance = max(self.squares[index] / self.n - offset * offset, 0.0)
-            return _finite(float(self.shift[index] + offset)), _finite(math.sqrt(variance))
+            mean, std = self.moments.mean[index], self.moments.std(0)[index]
+        return _finite(float(mean)), _finite(float(std))
 
 
 def _finite(value: float) -> float:
