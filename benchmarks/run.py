@@ -11,7 +11,10 @@ on each child, its own peak RSS from ``peak_of.py``. Compared with, in the same 
 
 * ``floor.py``: the least a script can do (pyarrow, numpy, one ONNX call);
 * ``record_loop.py``: one record at a time, as the reference job's map function;
-* ``sklearn_baseline.py``: pandas + a fitted scikit-learn ColumnTransformer + ORT.
+* ``sklearn_baseline.py``: pandas + a fitted scikit-learn ColumnTransformer + ORT;
+* ``polars_script.py``: polars expressions + ORT, what a performance-minded engineer
+  writes (issue 21): on the main file, a wide file (``--wide-rows`` rows and
+  ``WIDE_EXTRA`` unused numeric columns) and a one-row file (the fixed cost).
 
 Their scores are checked against ``churnctl score``'s (|Δ raw| ≤ 1e-6) before
 anything is timed. ``bench_watch.py`` and ``bench_flink.py`` run as they are
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import re
 import shutil
@@ -178,10 +182,16 @@ class Inputs:
     loop: Path  # --loop-rows rows
     parts: Path  # a folder of 8 part files
     big: Path  # --big-rows rows
+    wide: Path  # --wide-rows rows, WIDE_EXTRA more numeric columns that nothing reads
+    one_row: Path  # the main file's first row
     rows: int
     loop_rows: int
     parts_rows: int
     big_rows: int
+    wide_rows: int
+
+
+WIDE_EXTRA = 150  # an export table's unused columns
 
 
 def make_inputs(tmp: Path, args: argparse.Namespace) -> Inputs:
@@ -192,17 +202,46 @@ def make_inputs(tmp: Path, args: argparse.Namespace) -> Inputs:
     loop = generate_files(tmp / "loop.csv", n_rows=args.loop_rows, seed=2)[0]
     generate_files(tmp / "parts", n_rows=args.parts_rows, files=8, seed=3)
     big = generate_files(tmp / "big.csv", n_rows=args.big_rows, seed=4)[0]
+    wide = widened(generate_files(tmp / "narrow.csv", n_rows=args.wide_rows, seed=5)[0])
+    one_row = tmp / "one-row.csv"
+    one_row.write_bytes(first_row(main))
     return Inputs(
         main,
         bad_end,
         loop,
         tmp / "parts",
         big,
+        wide,
+        one_row,
         args.rows,
         args.loop_rows,
         args.parts_rows,
         args.big_rows,
+        args.wide_rows,
     )
+
+
+def first_row(path: Path) -> bytes:
+    """The header and the first row of a CSV file."""
+    with path.open("rb") as handle:
+        return handle.readline() + handle.readline()
+
+
+def widened(path: Path) -> Path:
+    """``path`` with ``WIDE_EXTRA`` more numeric columns (4 decimals), as ``wide.csv``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(path)
+    rng = np.random.default_rng(6)
+    for i in range(WIDE_EXTRA):
+        values = np.round(rng.normal(1000, 300, table.num_rows), 4)
+        table = table.append_column(f"Extra{i}", pa.array(values))
+    wide = path.with_name("wide.csv")
+    pacsv.write_csv(table, wide)
+    path.unlink()
+    return wide
 
 
 def spoil_last_row(path: Path) -> None:
@@ -226,7 +265,7 @@ def check_baselines(tmp: Path, inputs: Inputs, report: Report) -> None:
     state, model = pair_paths()
     run_process(churnctl("score", inputs.loop, "-o", tmp / "check-score.csv"))
     expected = raw_column(tmp / "check-score.csv")
-    for name in ("floor.py", "record_loop.py", "sklearn_baseline.py"):
+    for name in ("floor.py", "record_loop.py", "sklearn_baseline.py", "polars_script.py"):
         out = tmp / f"check-{name}.csv"
         run_process(script(name, state, model, inputs.loop, out))
         got = raw_column(out)
@@ -286,6 +325,64 @@ def score_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: R
         Target(">=", 3),
         k.wall / s.wall,
     )
+
+
+def polars_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
+    """score against the polars script: the main file, the wide file, a one-row file."""
+    state, model = pair_paths()
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    cases = {"main": inputs.main, "wide": inputs.wide, "one-row": inputs.one_row}
+    variants: dict[str, Callable[[], Proc]] = {}
+    for case, path in cases.items():
+        variants[f"score {case}"] = functools.partial(
+            run_process, churnctl("score", path, "-o", out / f"s-{case}.csv")
+        )
+        variants[f"polars {case}"] = functools.partial(
+            run_process, script("polars_script.py", state, model, path, out / f"p-{case}.csv")
+        )
+    check_same_scores(out / "s-wide.csv", inputs.wide, out / "p-wide.csv", report)
+    timed = rounds(variants, args.repeat)
+    sizes = {
+        "main": f"{inputs.rows:,} rows",
+        "wide": f"{inputs.wide_rows:,} rows + {WIDE_EXTRA} unused columns",
+    }
+    for case, size in sizes.items():
+        s, p = timed[f"score {case}"], timed[f"polars {case}"]
+        report.add(
+            f"polars script, {size}: wall, CPU, peak RSS",
+            f"{p.wall:.2f} s, {p.cpu:.2f} s, {p.peak_mb:,.0f} MB",
+        )
+        report.add(
+            f"`score` / polars script, {size}, wall",
+            f"{s.wall / p.wall:.2f} ({s.wall:.2f} s)",
+            Target("<=", 1.25),
+            s.wall / p.wall,
+        )
+        report.add(
+            f"`score` / polars script, {size}, CPU",
+            f"{s.cpu / p.cpu:.2f} ({s.cpu:.2f} s)",
+            Target("<=", 1.25),
+            s.cpu / p.cpu,
+        )
+    s, p = timed["score one-row"], timed["polars one-row"]
+    report.add(
+        "`score` / polars script, a one-row file (the fixed cost), wall",
+        f"{s.wall / p.wall:.2f} ({s.wall:.2f} s against {p.wall:.2f} s)",
+        Target("<=", 1.2),
+        s.wall / p.wall,
+    )
+
+
+def check_same_scores(ours: Path, source: Path, theirs: Path, report: Report) -> None:
+    """Both outputs of ``source`` (run once here) hold the same raw, to 1e-6."""
+    state, model = pair_paths()
+    run_process(churnctl("score", source, "-o", ours))
+    run_process(script("polars_script.py", state, model, source, theirs))
+    got, expected = raw_column(theirs), raw_column(ours)
+    worst = max((abs(a - b) for a, b in zip(got, expected, strict=True)), default=0.0)
+    if len(got) != len(expected) or worst > 1e-6:
+        report.problems.append(f"polars_script.py on {source.name}: max Δ {worst:g}")
 
 
 def output_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
@@ -377,6 +474,7 @@ def startup_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report:
 
 MEASURES = {
     "score": score_figures,
+    "polars": polars_figures,
     "output": output_figures,
     "workers": worker_figures,
     "memory": memory_figures,
@@ -523,6 +621,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop-rows", type=int, default=100_000)
     parser.add_argument("--parts-rows", type=int, default=2_000_000, help="8 files in all")
     parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--wide-rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--help-runs", type=int, default=10)
     parser.add_argument("--only", help=f"comma-separated, of {','.join(MEASURES)}")
@@ -535,6 +634,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.rows, args.loop_rows, args.parts_rows, args.big_rows = 2_000, 300, 800, 4_000
+        args.wide_rows = 500
         args.repeat, args.help_runs, args.skip = 1, 2, "watch,flink"
     return args
 

@@ -23,6 +23,7 @@ from churnctl.batch.fit_file import fit_state
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.cli.documents import ENTRY_KEYS, FILE_KEYS, INSPECT_KEYS, SCORE_KEYS, STATUS_KEYS
 from churnctl.faults import FAULT_ENV
+from churnctl.io import coalesce
 from churnctl.io.sources import Progress, ReadOptions
 from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.samples.generate import COLUMNS, generate_files, generate_table
@@ -61,8 +62,9 @@ def assert_climbs_to_the_end(reports: list[Progress], rows: int) -> None:
 
 @pytest.mark.parametrize("kind", ["csv", "csv.gz", "parquet"])
 def test_scoring_reports_the_share_of_the_file_read(
-    inputs: dict[str, Path], tmp_path: Path, kind: str
+    inputs: dict[str, Path], tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(coalesce, "MIN_ROWS", 1024)  # progress per joined batch: keep them small
     reports: list[Progress] = []
     request = ScoreRequest(
         input=str(inputs[kind]),

@@ -623,3 +623,10 @@ def test_atomic_publication_fsyncs_the_file_then_the_folder(
     assert len(events) == 3
     assert events[0].startswith("fsync .state.json.") and events[0].endswith(".tmp")
     assert events[1:] == ["replace", "fsync out"]
+
+
+def test_the_state_schema_is_a_valid_json_schema() -> None:
+    """``read_document`` builds its validator once, without checking the schema each time."""
+    from churnctl.features.state_format import STATE_SCHEMA, StateValidator
+
+    StateValidator.check_schema(STATE_SCHEMA)

@@ -29,6 +29,7 @@ from churnctl.batch.lineage_files import publish_sidecar, sidecar_path, with_lin
 from churnctl.faults import checkpoint
 from churnctl.features.drift import DriftAccumulator, DriftReport, drift_accumulator
 from churnctl.features.profile import ParsedColumns
+from churnctl.io.coalesce import coalesced
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
     DEFAULT_LIMIT,
@@ -234,10 +235,11 @@ def score_batches(
 
 
 def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
-    """The source's batches, read ahead in a thread when the input is a regular file."""
+    """The source's batches; a regular file's joined into batches of many rows (a wide
+    file's blocks hold few) and read ahead in a thread (a stream's: as they come)."""
     if name == STDIN or is_stream(name):
         return iter(source.batches)
-    return read_ahead(source.batches)
+    return read_ahead(coalesced(source.batches))
 
 
 def _count(

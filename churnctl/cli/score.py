@@ -278,7 +278,6 @@ def _state_for_scoring(
     pipeline: str | None,
     reading: tuple[ReadOptions, str],  # how --train is read: options, decimal mark
 ) -> FeatureState:
-    from churnctl.batch.fit_file import fit_state
     from churnctl.features.state import load_state
 
     if state is not None and train is not None:
@@ -287,6 +286,8 @@ def _state_for_scoring(
         if save_state is not None or pipeline is not None:
             raise UsageError("--save-state and --pipeline need --train")
         return load_state(state or bundled(STATE))
+    from churnctl.batch.fit_file import fit_state  # only to fit: scoring does not need it
+
     options, decimal = reading
     return fit_state(train, pipeline=pipeline, read_options=options, decimal=decimal)
 

@@ -8,6 +8,7 @@ checked, its SHA-256 verified, then its structure validated against
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -189,14 +190,20 @@ def _items(validator: Any, items: Any, instance: Any, schema: dict[str, Any]) ->
 StateValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"items": _items})
 
 
+@functools.cache
+def state_validator() -> Any:
+    """The validator of ``STATE_SCHEMA``, built once (``jsonschema.validate`` checks the
+    schema itself again at every call: half of a small state's load time)."""
+    return StateValidator(STATE_SCHEMA)
+
+
 def read_document(text: str, source: str) -> dict[str, Any]:
     """A state document, parsed and checked against the format (``StateError`` otherwise)."""
     document = _parse_json(text, source)
     _check_version(document, source)
     _verify_checksum(document, source)  # cheap: before the item-by-item schema validation
-    try:
-        jsonschema.validate(document, STATE_SCHEMA, cls=StateValidator)
-    except jsonschema.ValidationError as exc:
+    exc = jsonschema.exceptions.best_match(state_validator().iter_errors(document))
+    if exc is not None:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise StateError(f"{source}: invalid state at {where}: {_problem(exc)}") from None
     return document

@@ -18,7 +18,6 @@ the ONNX Runtime session is opened lazily in the process that scores, with
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import os
@@ -217,9 +216,7 @@ class Scorer:
         """This scorer with ``*`` spelled out as ``columns``: for outputs that share one schema."""
         if not self.keeps_all:
             return self
-        resolved = copy.copy(self)
-        resolved.keep = self.kept_columns(columns)
-        return resolved
+        return self._with(keep=self.kept_columns(columns))
 
     def with_kept_types(self, types: Mapping[str, pa.DataType]) -> Scorer:
         """This scorer writing each kept column as ``types`` says (a column it does not
@@ -231,9 +228,16 @@ class Scorer:
             raise wrong("Scorer.with_kept_types", "types", types, takes)
         if self.keeps_all:
             raise UsageError("name the kept columns (Scorer.keeping) before fixing their types")
-        typed = copy.copy(self)
-        typed.kept_types = {name: kept_type(types.get(name, pa.string())) for name in self.keep}
-        return typed
+        return self._with(
+            kept_types={name: kept_type(types.get(name, pa.string())) for name in self.keep}
+        )
+
+    def _with(self, **changes: Any) -> Scorer:
+        """This scorer with ``changes``, sharing its state and its open model (``copy.copy``
+        would go through ``__getstate__``: parse the state and open the model again)."""
+        derived = object.__new__(Scorer)
+        derived.__dict__.update(self.__dict__, **changes)
+        return derived
 
     def _kept(self, table: Batch, name: str) -> pa.Array:
         """A kept column as the output holds it."""
