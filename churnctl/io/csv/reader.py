@@ -174,7 +174,7 @@ class _CsvBatches:
             index=self.index,
         )
         return pacsv.open_csv(
-            guarded,  # type: ignore[arg-type]
+            io.BufferedReader(guarded, buffer_size=1 << 20),  # type: ignore[arg-type]
             read_options=pacsv.ReadOptions(
                 block_size=self._block_size, encoding=self._options.encoding
             ),

@@ -220,16 +220,6 @@ class QuoteGuard(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
-        """Up to ``size`` bytes, handed over without a copy when a whole pull fits."""
-        while not self._out and not self._eof:
-            self._pull()
-        if size < 0 or size >= len(self._out):
-            taken, self._out = self._out, memoryview(b"")
-        else:
-            taken, self._out = self._out[:size], self._out[size:]
-        return taken.obj if len(taken) == len(taken.obj) else taken.tobytes()  # type: ignore[return-value]
-
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._out and not self._eof:
             self._pull()
