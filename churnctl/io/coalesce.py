@@ -4,7 +4,7 @@ A read block holds few rows of a wide file (1 MiB of a 164-column export: 700 ro
 and scoring pays a fixed cost per batch (Arrow calls per column, one model call), so
 the batches of a wide file cost twice the reading of its bytes (issue 21). Joining
 them costs the needed columns' values only, not the blocks they were read from:
-larger read blocks would do the same at several times the memory.
+4 MiB read blocks did as well, at 1.7 times the peak memory.
 """
 
 from __future__ import annotations
