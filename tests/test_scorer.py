@@ -641,3 +641,22 @@ def test_threads_default_to_the_given_models_and_travel_with_a_pickle() -> None:
     copy = pickle.loads(pickle.dumps(scorer))
     assert copy.model._session.get_session_options().intra_op_num_threads == 1
     assert Scorer(bundled(STATE), bundled(MODEL)).threads == 0
+
+
+class _Tagged(Scorer):
+    """A subclass, as a caller (or a test) may derive one."""
+
+
+def test_derived_scorers_share_the_state_and_the_open_model_and_keep_their_class() -> None:
+    """``keeping`` and ``with_kept_types`` neither parse the state nor open the model again
+    (issue 21: every file paid both), and a subclass's derived scorer is still one."""
+    scorer = _Tagged(bundled(STATE), bundled(MODEL), keep=["*"])
+    opened = scorer.model
+    kept = scorer.keeping(["CustomerId", "Surname"])
+    typed = kept.with_kept_types({})
+    for derived in (kept, typed):
+        assert type(derived) is _Tagged
+        assert derived.state is scorer.state and derived.model is opened
+    assert kept.keep == ("CustomerId", "Surname") and scorer.keeps_all
+    assert typed.kept_types == {"CustomerId": pa.string(), "Surname": pa.string()}
+    assert scorer.kept_types is None and kept.kept_types is None

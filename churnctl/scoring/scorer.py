@@ -235,7 +235,7 @@ class Scorer:
     def _with(self, **changes: Any) -> Scorer:
         """This scorer with ``changes``, sharing its state and its open model (``copy.copy``
         would go through ``__getstate__``: parse the state and open the model again)."""
-        derived = object.__new__(Scorer)
+        derived = object.__new__(type(self))  # a subclass stays itself
         derived.__dict__.update(self.__dict__, **changes)
         return derived
 
