@@ -268,10 +268,17 @@ def check_baselines(tmp: Path, inputs: Inputs, report: Report) -> None:
     for name in ("floor.py", "record_loop.py", "sklearn_baseline.py", "polars_script.py"):
         out = tmp / f"check-{name}.csv"
         run_process(script(name, state, model, inputs.loop, out))
-        got = raw_column(out)
-        worst = max((abs(a - b) for a, b in zip(got, expected, strict=True)), default=0.0)
-        if len(got) != len(expected) or worst > 1e-6:
-            report.problems.append(f"{name} scores differ from churnctl score (max Δ {worst:g})")
+        compare_scores(f"{name} on {inputs.loop.name}", raw_column(out), expected, report)
+
+
+def compare_scores(what: str, got: list[float], expected: list[float], report: Report) -> None:
+    """A problem unless ``got`` holds as many raw values as ``expected``, each within 1e-6."""
+    if len(got) != len(expected):
+        report.problems.append(f"{what}: {len(got)} scores, churnctl score gave {len(expected)}")
+        return
+    worst = max((abs(a - b) for a, b in zip(got, expected, strict=True)), default=0.0)
+    if worst > 1e-6:
+        report.problems.append(f"{what}: scores differ from churnctl score (max Δ {worst:g})")
 
 
 # --------------------------------------------------------------------------- figures
@@ -379,10 +386,9 @@ def check_same_scores(ours: Path, source: Path, theirs: Path, report: Report) ->
     state, model = pair_paths()
     run_process(churnctl("score", source, "-o", ours))
     run_process(script("polars_script.py", state, model, source, theirs))
-    got, expected = raw_column(theirs), raw_column(ours)
-    worst = max((abs(a - b) for a, b in zip(got, expected, strict=True)), default=0.0)
-    if len(got) != len(expected) or worst > 1e-6:
-        report.problems.append(f"polars_script.py on {source.name}: max Δ {worst:g}")
+    compare_scores(
+        f"polars_script.py on {source.name}", raw_column(theirs), raw_column(ours), report
+    )
 
 
 def output_figures(tmp: Path, inputs: Inputs, args: argparse.Namespace, report: Report) -> None:
