@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.features.columns import MAX_FIELD_CHARS
-from churnctl.io.csv.records import QuoteGuard, RecordIndex, split_records
+from churnctl.io.csv.records import QuoteGuard, RecordIndex, line_counts, split_records
 from churnctl.io.rejects import NO_LIMIT, REJECTS_SCHEMA, RejectLog
 from churnctl.io.sinks import CsvWriter
 from churnctl.io.sources import ReadOptions, open_source
@@ -213,3 +213,16 @@ def test_every_checkpoint_counts_the_lines_and_records_before_it(
     expected = boundaries(content, cap, len(COLUMNS))
     for point in index.points():
         assert expected.get(point.offset) == (point.lines, point.records), point
+
+
+def counted_lines(data: bytes) -> tuple[int, int]:
+    """``line_counts`` the slow way: each line end (\\n, \\r\\n, a lone \\r), and the
+    lines with something before their end."""
+    lines = data.decode("latin-1").splitlines(keepends=True)
+    return len(lines), sum(1 for line in lines if line.rstrip("\r\n"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="a\n\r", max_size=40).map(lambda text: text.encode() + b"\n"))
+def test_line_counts_count_line_ends_and_the_non_blank_lines(data: bytes) -> None:
+    assert line_counts(data) == counted_lines(data)

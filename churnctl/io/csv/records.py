@@ -169,11 +169,11 @@ def line_counts(data: bytes) -> tuple[int, int]:
     """Line ends in ``data`` (``\\n``, ``\\r\\n``, a lone ``\\r``), and how many end a
     non-blank line. ``data`` ends with a line end; a blank line holds nothing before it.
     """
-    if b"\r" not in data:
-        lines = data.count(b"\n")
-        if not data.startswith(b"\n") and b"\n\n" not in data:
-            return lines, lines
     buffer = np.frombuffer(data, np.uint8)
+    if b"\r" not in data:  # a blank line: a \n first, or right after another
+        breaks = np.flatnonzero(buffer == LF)
+        blank = np.count_nonzero(np.diff(breaks) == 1) + int(len(breaks) > 0 and breaks[0] == 0)
+        return len(breaks), len(breaks) - blank
     breaks = np.flatnonzero((buffer == LF) | (buffer == CR))
     after_cr = (breaks > 0) & (buffer[breaks] == LF) & (buffer[np.maximum(breaks - 1, 0)] == CR)
     starts = breaks[~after_cr]  # where each line end starts
