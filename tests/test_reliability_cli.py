@@ -124,13 +124,24 @@ def run_into_closed_pipe(
         os.close(write_end)
 
 
-def test_score_piped_into_head_ends_quietly(tmp_path: Path) -> None:
-    """`churnctl score data/sample.csv -o - | head -2`: two lines, then a quiet exit."""
+@pytest.mark.parametrize(
+    ("fmt", "first", "second"),
+    [
+        ("csv", rb"CustomerId,raw,exited\n", rb"\d+,[0-9.e-]+,(true|false)\n"),
+        ("jsonl", rb'\{"CustomerId": "\d+", "raw": [0-9.e-]+, "exited": (true|false)\}\n', None),
+    ],
+    ids=["csv", "jsonl"],
+)
+def test_score_piped_into_head_ends_quietly(
+    tmp_path: Path, fmt: str, first: bytes, second: bytes | None
+) -> None:
+    """`churnctl score data/sample.csv -o - | head -2`: two lines, then a quiet exit, in
+    every stdout format (a single write larger than the pipe must not pass for done)."""
     sample = tmp_path / "sample.csv"
     sample.write_bytes(bundled(SAMPLE).read_bytes())
     before = digest(sample)
     process = subprocess.Popen(
-        [*CLI, "score", str(sample), "-o", "-"],
+        [*CLI, "score", str(sample), "-o", "-", "--format", fmt],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,
@@ -145,8 +156,8 @@ def test_score_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.stderr.close()
-    assert head[0] == b"CustomerId,raw,exited\n"
-    assert re.fullmatch(rb"\d+,[0-9.e-]+,(true|false)\n", head[1]), head[1]
+    assert re.fullmatch(first, head[0]), head[0]
+    assert re.fullmatch(second or first, head[1]), head[1]
     assert stderr == b""
     assert code == SIGPIPE_EXIT
     assert digest(sample) == before

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churnctl.io.sinks import JsonLinesWriter, jsonl_bytes
+from churnctl.io.sinks import CsvWriter, JsonLinesWriter, jsonl_bytes
 from churnctl.samples.bundled import MODEL, STATE, bundled
 from churnctl.samples.generate import COLUMNS, generate_files
 from churnctl.scoring.scorer import Scorer
@@ -111,3 +112,21 @@ def test_a_repeated_column_name_keeps_its_first_place_and_last_value() -> None:
         [pa.array(["a"]), pa.array([True]), pa.array(["b"])], ["x", "y", "x"]
     )
     assert jsonl_bytes(table) == row_by_row(table) == b'{"x": "b", "y": true}\n'
+
+
+class _Trickle(io.BytesIO):
+    """A file that takes at most 1,000 bytes per ``write``, as a pipe may."""
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+        return super().write(bytes(memoryview(data).cast("B")[:1000]))
+
+
+@pytest.mark.parametrize("writer", [CsvWriter, JsonLinesWriter], ids=["csv", "jsonl"])
+def test_a_write_that_takes_part_of_the_bytes_is_carried_on(writer: type) -> None:
+    table = pa.table({"CustomerId": [str(i) for i in range(5_000)], "raw": [0.25] * 5_000})
+    whole, trickle = io.BytesIO(), _Trickle()
+    for handle in (whole, trickle):
+        out = writer(handle, table.schema) if writer is CsvWriter else writer(handle)
+        out.write_table(table)
+    assert len(whole.getvalue()) > 40_000
+    assert trickle.getvalue() == whole.getvalue()

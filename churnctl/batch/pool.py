@@ -35,6 +35,7 @@ import pyarrow as pa
 
 import churnctl.interrupts as interrupts
 from churnctl.batch.jobs import FileDone, FileResult, Job, score_job
+from churnctl.batch.parallel import usable_cores
 from churnctl.errors import ChurnctlError
 from churnctl.scoring.scorer import Scorer
 
@@ -45,14 +46,6 @@ FORKSERVER_SOCKET_TAIL = len("/pymp-XXXXXXXX/listener-XXXXXXXX")  # multiprocess
 TERMINATED = 128 + signal.SIGTERM
 POLL = 0.05  # seconds between looks at the pool's results
 MAIN_SCORES = True  # this process scores files too while the pool runs (tests turn it off)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 _worker: dict[str, Scorer] = {}  # a pool worker's own Scorer, set by _start_worker

@@ -9,11 +9,13 @@ the same pieces (``Scorer``, sources, sinks, ``RejectLog``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from churnctl.arguments import (
     PATH,
@@ -26,9 +28,14 @@ from churnctl.arguments import (
 from churnctl.atomic import check_distinct, publishing
 from churnctl.batch.counts import RowCounts
 from churnctl.batch.lineage_files import publish_sidecar, sidecar_path, with_lineage
+from churnctl.batch.parallel import ordered_map, scoring_threads
 from churnctl.faults import checkpoint
-from churnctl.features.drift import DriftAccumulator, DriftReport, drift_accumulator
-from churnctl.features.profile import ParsedColumns
+from churnctl.features.drift import (
+    BatchCounts,
+    DriftAccumulator,
+    DriftReport,
+    drift_accumulator,
+)
 from churnctl.io.coalesce import coalesced
 from churnctl.io.read_ahead import read_ahead
 from churnctl.io.rejects import (
@@ -41,7 +48,14 @@ from churnctl.io.rejects import (
     open_rejects,
     rejects_path,
 )
-from churnctl.io.sinks import STDOUT, TableWriter, open_sink, output_format
+from churnctl.io.sinks import (
+    STDOUT,
+    Encoded,
+    EncodingWriter,
+    TableWriter,
+    open_sink,
+    output_format,
+)
 from churnctl.io.sources import (
     STDIN,
     BatchSource,
@@ -53,7 +67,7 @@ from churnctl.io.sources import (
     open_source,
 )
 from churnctl.scoring.lineage import Lineage
-from churnctl.scoring.scorer import Scorer, output_schema
+from churnctl.scoring.scorer import ScoredBatch, Scorer, output_schema
 
 OnProgress = Callable[[Progress], None]
 
@@ -196,8 +210,7 @@ def _score_batches(
     drift: DriftAccumulator | None = None,
 ) -> None:
     read_from = request.read_from or request.input
-    observe = None if drift is None else drift.observe
-    for scored in score_batches(source, request.scorer, out, log, read_from, observe=observe):
+    for scored in score_batches(source, request.scorer, out, log, read_from, drift=drift):
         _count(summary, scored, log, request, final=False)
         checkpoint("batch-scored")
         if on_progress is not None:
@@ -216,28 +229,60 @@ def score_batches(
     log: RejectLog,
     name: str,
     *,
-    observe: Callable[[ParsedColumns], None] | None = None,
+    drift: DriftAccumulator | None = None,
 ) -> Iterator[int]:
     """Score ``source`` batch by batch into ``out`` and ``log``; the rows scored, per batch.
 
     ``name`` is where the bytes are read (see ``open_source``'s ``read_from``). Once the
     generator is exhausted the input is read and every reject logged (``log.finish``).
-    ``observe`` sees each batch's columns as the scorer parsed them (drift).
+    ``drift`` counts each batch's columns as the scorer parsed them. A regular file's
+    batches are scored (and encoded, and counted) on ``scoring_threads`` threads at once;
+    they are written, logged and added up here, in input order.
     """
-    for part in _batches(source, name):
-        result = scorer.score(part.rows)
-        if observe is not None and result.parsed is not None:
-            observe(result.parsed)
-        out.write_table(result.scored)
-        log.record_batch(part, result.rejects)
-        yield result.scored.num_rows
+    streamed = name == STDIN or is_stream(name)
+    workers = 1 if streamed else scoring_threads(scorer.threads)
+    if workers > 1:
+        scorer.model  # noqa: B018 -- its session opened once, here, before the threads use it
+    encoder = out if isinstance(out, EncodingWriter) else None
+    work = functools.partial(_score_part, scorer, encoder, drift)
+    for done in ordered_map(work, _batches(source, streamed), workers=workers):
+        if done.counts is not None:
+            drift.add(done.counts)  # type: ignore[union-attr]
+        if done.encoded is None:
+            out.write_table(done.result.scored)
+        else:
+            encoder.write_encoded(done.encoded)  # type: ignore[union-attr]
+        log.record_batch(done.part, done.result.rejects)
+        yield done.result.scored.num_rows
     log.finish()
 
 
-def _batches(source: BatchSource, name: str) -> Iterator[SourceBatch]:
+class _Scored(NamedTuple):
+    """One batch scored, with what a thread could make of it before it is written."""
+
+    part: SourceBatch
+    result: ScoredBatch
+    encoded: Encoded | None  # the scored rows in the output's format, if it encodes apart
+    counts: BatchCounts | None  # its drift counts, when drift is counted
+
+
+def _score_part(
+    scorer: Scorer,
+    encoder: EncodingWriter | None,
+    drift: DriftAccumulator | None,
+    part: SourceBatch,
+) -> _Scored:
+    result = scorer.score(part.rows)
+    encoded = None if encoder is None else encoder.encode(result.scored)
+    counts = None if drift is None or result.parsed is None else drift.counted(result.parsed)
+    return _Scored(part, result, encoded, counts)
+
+
+def _batches(source: BatchSource, streamed: bool) -> Iterator[SourceBatch]:
     """The source's batches; a regular file's joined into batches of many rows (a wide
-    file's blocks hold few) and read ahead in a thread (a stream's: as they come)."""
-    if name == STDIN or is_stream(name):
+    file's blocks hold few) and read ahead in a thread (a stream's: as they come, scored
+    one at a time, so that each is written as soon as it is scored)."""
+    if streamed:
         return iter(source.batches)
     return read_ahead(coalesced(source.batches))
 

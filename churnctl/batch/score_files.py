@@ -47,7 +47,8 @@ from churnctl.batch.counts import RowCounts
 from churnctl.batch.jobs import FileDone, FileResult, Job
 from churnctl.batch.join import Joined
 from churnctl.batch.lineage_files import sidecar_path
-from churnctl.batch.pool import run_jobs, usable_cores
+from churnctl.batch.parallel import usable_cores
+from churnctl.batch.pool import run_jobs
 from churnctl.errors import UsageError
 from churnctl.io.formats import is_parquet, split_input_suffix
 from churnctl.io.rejects import DEFAULT_LIMIT, RejectLimit, as_reject_limit, rejects_path

@@ -128,6 +128,17 @@ class DriftReport:
         }
 
 
+@dataclass(frozen=True)
+class BatchCounts:
+    """One batch's counts for a ``DriftAccumulator``: rows; per number column its bins (the
+    refused values last) and sum; per category column its label counts."""
+
+    rows: int
+    bins: dict[str, np.ndarray]
+    sums: dict[str, float]
+    labels: dict[str, np.ndarray]
+
+
 class DriftAccumulator:
     """Counts batches on a profile's bins and labels: call ``observe`` per batch, then
     ``report``. Memory: the profile's bins and vocabularies, whatever the rows."""
@@ -161,32 +172,45 @@ class DriftAccumulator:
 
     def observe(self, parsed: ParsedColumns) -> None:
         """Count one batch: numbers of the rows the input policy accepted, labels of all."""
-        self.rows += parsed.n_rows
+        self.add(self.counted(parsed))
+
+    def counted(self, parsed: ParsedColumns) -> BatchCounts:
+        """One batch's counts, not yet added: pure, so any thread may count a batch while
+        ``add`` takes the batches in order (the sums then add up the same, bit for bit)."""
         whole = bool(parsed.accepted.all())
+        bins: dict[str, np.ndarray] = {}
+        sums: dict[str, float] = {}
         for name in self.numeric:
             values = np.asarray(parsed.columns[name])
             values = values if whole else values[parsed.accepted]
-            counts = self.counts[name]
-            counts[:-1] += bin_counts(values, self.bins[name])
-            counts[-1] += parsed.refused_count(name)
-            self.sums[name] += float(values.sum())
+            refused = parsed.refused_count(name)
+            bins[name] = np.append(bin_counts(values, self.bins[name]), refused)
+            sums[name] = float(values.sum())
+        labels = {}
         for name in self.categorical:
             index = parsed.indices.get(name)
             if index is not None and self.modes.get(name) == "exact":
-                self._count_indices(name, index, parsed.columns[name].null_count)
+                labels[name] = self._index_counts(name, index, parsed.columns[name].null_count)
             else:
-                self._count_labels(name, parsed.columns[name])
+                labels[name] = self._label_counts(name, parsed.columns[name])
+        return BatchCounts(parsed.n_rows, bins, sums, labels)
 
-    def _count_indices(self, name: str, index: np.ndarray, nulls: int) -> None:
+    def add(self, counts: BatchCounts) -> None:
+        """Add one batch's ``counted`` counts (batches in input order)."""
+        self.rows += counts.rows
+        for name, found in counts.bins.items():
+            self.counts[name] += found
+            self.sums[name] += counts.sums[name]
+        for name, found in counts.labels.items():
+            self.label_counts[name] += found
+
+    def _index_counts(self, name: str, index: np.ndarray, nulls: int) -> np.ndarray:
         """Counts from the indexer's own indices (its labels are the profile's: checked on load)."""
         size = len(self.labels[name])
         counts = np.bincount(index.astype(np.intp), minlength=size + 1)
-        found = self.label_counts[name]
-        found[:size] += counts[:size]
-        found[size] += nulls
-        found[size + 1] += counts[size] - nulls
+        return np.array([*counts[:size], nulls, counts[size] - nulls], dtype=np.int64)
 
-    def _count_labels(self, name: str, column: Any) -> None:
+    def _label_counts(self, name: str, column: Any) -> np.ndarray:
         """Each label's count (in vocabulary order), then empty values, then unseen labels."""
         values = category_values(column, self.modes.get(name, "exact"))
         vocabulary = self.labels[name]
@@ -194,7 +218,7 @@ class DriftAccumulator:
         counts = np.bincount(found.to_numpy(zero_copy_only=False), minlength=len(vocabulary) + 2)
         counts[len(vocabulary)] += values.null_count  # counted as unseen by index_in
         counts[len(vocabulary) + 1] -= values.null_count
-        self.label_counts[name] += counts
+        return counts
 
     def report(self) -> DriftReport:
         """The drift of every raw column, in the input schema's order."""

@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
@@ -34,6 +34,29 @@ class TableWriter(Protocol):
     def write_table(self, table: pa.Table) -> None: ...
 
     def close(self) -> None: ...
+
+
+Encoded = bytes | memoryview | pa.Buffer  # a table's bytes in a writer's format
+
+
+@runtime_checkable
+class EncodingWriter(TableWriter, Protocol):
+    """A writer whose bytes can be made apart from writing them: ``encode`` is pure (any
+    thread may run it) and ``write_encoded(encode(table))`` is ``write_table(table)``."""
+
+    def encode(self, table: pa.Table) -> Encoded: ...
+
+    def write_encoded(self, data: Encoded) -> None: ...
+
+
+def write_all(handle: BinaryIO, data: Encoded) -> None:
+    """Write every byte of ``data``. A buffered file's ``write`` of more than its buffer
+    may write only part (a pipe whose reader left: the rest is lost, and no error says
+    so); the next write then raises the error (``BrokenPipeError``)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        written = handle.write(view)
+        view = view[len(view) if written is None else written :]
 
 
 def compression_of(target: str) -> str | None:
@@ -136,18 +159,26 @@ class CsvWriter:
     def __init__(self, handle: BinaryIO, schema: pa.Schema) -> None:
         self._handle = handle
         self._schema = schema
-        self._handle.write(csv_text([schema.names]).encode("utf-8"))
+        write_all(self._handle, csv_text([schema.names]).encode("utf-8"))
 
     def write_table(self, table: pa.Table) -> None:
+        self.write_encoded(self.encode(table))
+
+    def encode(self, table: pa.Table) -> Encoded:
+        """The table's rows as this writer writes them (no header)."""
         if table.num_rows == 0:
-            return
+            return b""
         if not any(_needs_quotes(column) for column in table.columns):
             options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-            pacsv.write_csv(table, self._handle, write_options=options)
-            return
+            buffer = pa.BufferOutputStream()
+            pacsv.write_csv(table, buffer, write_options=options)
+            return buffer.getvalue()
         texts = [pc.cast(column, pa.string()).to_pylist() for column in table.columns]
         rows = zip(*([("" if v is None else v) for v in text] for text in texts), strict=True)
-        self._handle.write(csv_text(rows).encode("utf-8"))
+        return csv_text(rows).encode("utf-8")
+
+    def write_encoded(self, data: Encoded) -> None:
+        write_all(self._handle, data)
 
     def close(self) -> None:
         self._handle.flush()
@@ -207,8 +238,14 @@ class JsonLinesWriter:
         self._handle = handle
 
     def write_table(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._handle.write(jsonl_bytes(table))
+        self.write_encoded(self.encode(table))
+
+    def encode(self, table: pa.Table) -> Encoded:
+        """The table's rows as this writer writes them."""
+        return jsonl_bytes(table) if table.num_rows else b""
+
+    def write_encoded(self, data: Encoded) -> None:
+        write_all(self._handle, data)
 
     def close(self) -> None:
         self._handle.flush()

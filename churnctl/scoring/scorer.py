@@ -138,7 +138,8 @@ class Scorer:
         """Load what is given as a path, then refuse a model and state that do not fit.
 
         ``threads``: ONNX Runtime intra-op threads wherever the model is opened
-        (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice).
+        (default: those of a given ``ChurnModel``, else 0, ONNX Runtime's choice), and
+        how many batches ``score_file`` scores at once (0: one per usable core, at most 4).
         ``logits``: the model outputs log-odds; ``raw`` is their sigmoid.
         ``decimal``: the decimal mark of numbers written as text, ``.`` or ``,``.
         ``keep``: the input columns copied to the output, each of its own type (see
