@@ -11,9 +11,12 @@ import churnctl.interrupts as interrupts
 
 def main() -> None:
     interrupts.install()
-    from churnctl.cli import run
+    from churnctl.cli.app import leave, run
 
-    run()
+    try:
+        run()
+    except SystemExit as exit:
+        leave(exit.code if isinstance(exit.code, int) else 1)
 
 
 if __name__ == "__main__":
