@@ -160,3 +160,44 @@ def test_pandas_is_hidden_only_while_a_command_runs() -> None:
     result = probe(HIDDEN_PROBE)
     assert result["hidden"] is True
     assert result["rows"] == 2
+
+
+# The console script (``__main__.main``) with ARGS, an exit handler writing MARKER, and a
+# thread of ours still at work when the command is done, if LINGER seconds are given.
+EXIT_PROBE = """
+import atexit, sys, threading, time
+from pathlib import Path
+atexit.register(lambda: Path(MARKER).write_text("exit handler ran"))
+if LINGER:
+    def linger():
+        time.sleep(LINGER)
+        Path(MARKER + ".thread").write_text("thread finished")
+    threading.Thread(target=linger).start()
+sys.argv = ["churnctl", *ARGS]
+from churnctl.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("linger", [0, 0.5], ids=["nothing left", "a thread at work"])
+def test_the_console_script_exits_at_once_only_when_nothing_is_left(
+    tmp_path: Path, linger: float
+) -> None:
+    """The interpreter's teardown is skipped (issue 21), but never what it would do:
+    exit handlers run, every byte of stdout is out, a thread of ours finishes."""
+    marker = str(tmp_path / "marker")
+    args = ["score", str(ROOT / "data" / "sample.csv"), "-o", "-"]
+    prelude = f"MARKER = {marker!r}\nLINGER = {linger!r}\nARGS = {args!r}\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + EXIT_PROBE],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(b"\n") == 10_001  # the header and every row
+    assert Path(marker).read_text() == "exit handler ran"
+    assert Path(marker + ".thread").exists() == bool(linger)
