@@ -201,3 +201,18 @@ def test_the_console_script_exits_at_once_only_when_nothing_is_left(
     assert done.stdout.count(b"\n") == 10_001  # the header and every row
     assert Path(marker).read_text() == "exit handler ran"
     assert Path(marker + ".thread").exists() == bool(linger)
+
+
+def test_a_profiled_run_still_writes_its_profile(tmp_path: Path) -> None:
+    """`python -m cProfile -o F -m churnctl ...` writes F after the run: no early exit then."""
+    profile = tmp_path / "run.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "churnctl", "--version"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
