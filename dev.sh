@@ -15,7 +15,7 @@ ensure_env() {
     python3 -m venv .tools
     .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
   fi
-  .tools/bin/uv sync --frozen --all-extras --quiet
+  .tools/bin/uv sync --frozen --all-extras --quiet --compile-bytecode
 }
 
 # The lock holds pyarrow and numpy where the flink extra (apache-flink, apache-beam) allows;
@@ -24,7 +24,7 @@ ensure_env() {
 # the newest releases, on the locked environment's Python.
 ensure_latest_env() {
   .tools/bin/uv venv --clear --quiet --python .venv/bin/python .venv-latest
-  .tools/bin/uv pip install --quiet --python .venv-latest/bin/python --upgrade \
+  .tools/bin/uv pip install --quiet --compile-bytecode --python .venv-latest/bin/python --upgrade \
     -e '.[train]' --group dev
   .venv-latest/bin/python -c 'from importlib.metadata import version as v
 print("newest releases:", *(f"{p} {v(p)}" for p in ("pyarrow", "numpy", "onnxruntime", "pandas")))'
