@@ -103,7 +103,7 @@ VARIANTS: dict[str, Variant] = {
     "s2": Variant("churnctl job, parallelism 2, 4 files", "job", 2, parts=True),
 }
 TARGETS = {"engine": 1.5, "scale": 1.3}
-CHURNCTL = ["-c", "from churnctl.cli import run; run()"]
+CHURNCTL = ["-c", "from churnctl.__main__ import main; main()"]
 JOB_TIME = "job-net-runtime-ms="  # the child's last output line: Flink's own job duration
 SUBMITTED, DONE = "job-submitted-at=", "job-done-at="  # the child's clock (epoch seconds)
 

@@ -59,7 +59,7 @@ import bench_report
 from churnctl.samples.generate import generate_files
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "from churnctl.cli import run; run()"]
+CLI = [sys.executable, "-c", "from churnctl.__main__ import main; main()"]
 WAIT = 300.0  # seconds any one phase may wait for the watcher before giving up
 
 POLL_SETTLE_MS = 200  # with --poll a file must be seen unchanged this long

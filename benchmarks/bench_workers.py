@@ -40,7 +40,7 @@ import bench_report
 from churnctl.samples.generate import generate_files
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "from churnctl.cli import run; run()"]
+CLI = [sys.executable, "-c", "from churnctl.__main__ import main; main()"]
 TARGET = 1.7  # speed-up of --workers 2 over --workers 1 on 2 cores, whole process wall
 PACKAGES = ("pyarrow", "onnxruntime", "numpy")
 

@@ -56,7 +56,7 @@ from churnctl.samples.generate import generate_files  # noqa: E402
 
 TITLE = "Summary (`benchmarks/run.py`)"
 OTHER_TITLES = {"watch": "`churnctl watch`", "flink": "`churnctl flink-submit` (embedded Flink)"}
-CHURNCTL = ["-c", "from churnctl.cli import run; run()"]
+CHURNCTL = ["-c", "from churnctl.__main__ import main; main()"]
 
 
 @dataclass(frozen=True)
