@@ -8,6 +8,7 @@ come, and nothing runs on once it stops early.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -43,19 +44,14 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], *, workers: int)
     waited for before this generator returns.
     """
     iterator = iter(items)
-    if workers <= 1:
-        yield from map(function, iterator)
-        return
-    first = next(iterator, _NONE)
-    second = next(iterator, _NONE) if first is not _NONE else _NONE
-    if second is _NONE:
-        if first is not _NONE:
-            yield function(first)  # type: ignore[arg-type]
+    head = list(itertools.islice(iterator, 1 if workers <= 1 else 2))
+    if len(head) < 2:  # one item (or none), or one worker: no thread
+        yield from map(function, itertools.chain(head, iterator))
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="churnctl-score") as pool:
         pending: deque[Future[R]] = deque()
         try:
-            for item in _chained(first, second, iterator):  # type: ignore[arg-type]
+            for item in itertools.chain(head, iterator):
                 pending.append(pool.submit(function, item))
                 if len(pending) > workers:
                     yield pending.popleft().result()
@@ -64,12 +60,3 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], *, workers: int)
         finally:
             for future in pending:
                 future.cancel()
-
-
-_NONE = object()
-
-
-def _chained(first: T, second: T, rest: Iterator[T]) -> Iterator[T]:
-    yield first
-    yield second
-    yield from rest

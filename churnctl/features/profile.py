@@ -234,7 +234,7 @@ class ProfileAccumulator:
     ) -> None:
         self.schema, self.modes, self.bins = schema, dict(modes), bins
         self.rows = 0
-        self.sums = _Sums(len(schema.numeric))
+        self.sums = _Sums()
         self.refused = Counter[str]()
         self.labels = {name: Counter[str]() for name in schema.categorical}
         self.nulls = Counter[str]()
@@ -356,8 +356,7 @@ class _Sums:
     StandardScaler's own ``Moments``: numbers that are the same bits under every NumPy
     (a 1-D ``sum`` is not: its order of additions changes between releases)."""
 
-    def __init__(self, width: int) -> None:
-        self.width = width
+    def __init__(self) -> None:
         self.moments: Moments | None = None
 
     @property
