@@ -106,8 +106,8 @@ def handled() -> Iterator[None]:
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
     vars(_state).update(vars(_State()))
-    install()
     try:
+        install()  # inside: a signal once the first handler is in restores them all too
         yield
     finally:
         with cleaning():  # a signal now must not stop the restoring half-way

@@ -246,6 +246,33 @@ def test_library_code_after_an_interrupted_run_is_not_interrupted(
     assert written[0].is_file() and outside_signals == []
 
 
+def test_a_signal_while_the_handlers_are_installed_leaves_the_previous_ones(
+    monkeypatch: pytest.MonkeyPatch, outside_signals: list[int]
+) -> None:
+    """A signal that lands once the first handler is in, before the run has begun, still
+    ends with the previous handlers back: a later signal is not raised in the caller's
+    code (CI saw the next in-process run's set-up interrupted)."""
+    install_one, landed = signal.signal, []
+
+    def signal_just_after(signum: int, handler: object) -> object:
+        previous = install_one(signum, handler)
+        if getattr(handler, "__module__", None) == interrupts.__name__ and not landed:
+            landed.append(signum)
+            os.kill(os.getpid(), signum)  # lands at once, in the handler just installed
+        return previous
+
+    monkeypatch.setattr(interrupts.signal, "signal", signal_just_after)
+    with pytest.raises(interrupts.Interrupted), interrupts.handled():
+        pytest.fail("the run must not begin")
+    monkeypatch.undo()
+    handlers = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    assert landed and outside_signals == []
+    assert all(getattr(h, "__module__", None) == __name__ for h in handlers.values()), handlers
+    os.kill(os.getpid(), signal.SIGINT)
+    _wait_seen(signal.SIGINT, outside_signals)
+    assert outside_signals == [signal.SIGINT]
+
+
 # ------------------------------------------------------------------ real processes
 
 
