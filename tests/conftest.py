@@ -4,12 +4,31 @@ the environment of child processes) live in ``cli_helpers``; ``watch_helpers`` d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import run
 from watch_helpers import RowPool, Watchers
+
+from churnctl.features.validated_states import CACHE_ENV
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The records of validated states go to a folder of the session's, never the
+    user's cache (children inherit it through the environment)."""
+    folder = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture

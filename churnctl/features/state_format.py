@@ -3,7 +3,9 @@
 ``read_document`` turns a state file's text into a checked document: parsed
 without constants (NaN, Infinity) or huge whole numbers, its format version
 checked, its SHA-256 verified, then its structure validated against
-``STATE_SCHEMA``. What the stages hold is checked when ``state`` builds them.
+``STATE_SCHEMA`` (jsonschema, imported only then), unless the same text passed
+before (``validated_states``). What the stages hold is checked when ``state``
+builds them.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from churnctl.defaults import MAX_FEATURES
 from churnctl.errors import REFIT, StateError, Step
 from churnctl.features.spec import check_depth
 from churnctl.features.stages import STAGE_TYPES
+from churnctl.features.validated_states import passed, record_pass
 from churnctl.version import package_version
+
+if TYPE_CHECKING:
+    import jsonschema
 
 FORMAT = "churnctl-feature-state"
 FORMAT_VERSION = 2  # 2: the optional training profile ("profile"); version 1 is still read
@@ -175,26 +179,38 @@ STATE_SCHEMA: dict[str, Any] = {
 }
 
 
-_ITEMS = jsonschema.Draft202012Validator.VALIDATORS["items"]
-
-
 def _items(validator: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Any:
     """``items``, with a fast path for the long lists of strings (labels, feature names)."""
     strings = items == _STRINGS["items"] and isinstance(instance, list)
     if strings and all(isinstance(item, str) for item in instance):
         return
-    yield from _ITEMS(validator, items, instance, schema)
+    import jsonschema  # loaded by then: state_validator_class imported it
+
+    standard = jsonschema.Draft202012Validator.VALIDATORS["items"]
+    yield from standard(validator, items, instance, schema)
 
 
-# Checking millions of labels one by one through jsonschema takes minutes; this takes seconds.
-StateValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"items": _items})
+@functools.cache
+def state_validator_class() -> Any:
+    """Draft 2020-12 with the fast ``items``: checking millions of labels one by one
+    through jsonschema takes minutes; this takes seconds."""
+    import jsonschema
+
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, {"items": _items})
 
 
 @functools.cache
 def state_validator() -> Any:
     """The validator of ``STATE_SCHEMA``, built once (``jsonschema.validate`` checks the
     schema itself again at every call: half of a small state's load time)."""
-    return StateValidator(STATE_SCHEMA)
+    return state_validator_class()(STATE_SCHEMA)
+
+
+@functools.cache
+def schema_key() -> str:
+    """What a record of a passed text is bound to: the format and the schema itself."""
+    schema = hashlib.sha256(canonical_json(STATE_SCHEMA).encode("utf-8")).hexdigest()
+    return f"{FORMAT}/{'.'.join(map(str, READ_VERSIONS))}/{schema}"
 
 
 def read_document(text: str, source: str) -> dict[str, Any]:
@@ -202,11 +218,19 @@ def read_document(text: str, source: str) -> dict[str, Any]:
     document = _parse_json(text, source)
     _check_version(document, source)
     _verify_checksum(document, source)  # cheap: before the item-by-item schema validation
+    if not passed(text, schema_key()):
+        _validate_structure(document, source)
+        record_pass(text, schema_key())
+    return document
+
+
+def _validate_structure(document: dict[str, Any], source: str) -> None:
+    import jsonschema
+
     exc = jsonschema.exceptions.best_match(state_validator().iter_errors(document))
     if exc is not None:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
         raise StateError(f"{source}: invalid state at {where}: {_problem(exc)}") from None
-    return document
 
 
 MESSAGE_CHARS = 200  # of a schema violation's message: it may quote a whole list
