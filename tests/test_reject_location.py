@@ -13,6 +13,7 @@ import io
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from csv_rows import csv_bytes, text_rows
 from hypothesis import HealthCheck, given, settings
@@ -226,3 +227,39 @@ def counted_lines(data: bytes) -> tuple[int, int]:
 @given(st.text(alphabet="a\n\r", max_size=40).map(lambda text: text.encode() + b"\n"))
 def test_line_counts_count_line_ends_and_the_non_blank_lines(data: bytes) -> None:
     assert line_counts(data) == counted_lines(data)
+    buffer = np.frombuffer(data, np.uint8)  # the breaks a quote scan found, handed over
+    breaks = np.flatnonzero((buffer == ord("\n")) | (buffer == ord("\r")))
+    if b"\r" not in data:
+        breaks = np.flatnonzero(buffer == ord("\n"))
+    assert line_counts(data, breaks) == counted_lines(data)
+
+
+BOM = codecs.BOM_UTF8
+
+
+def checkpoints(content: bytes, chunk_size: int) -> list[tuple[int, int, int]]:
+    index = RecordIndex()
+    guard = QuoteGuard(
+        io.BytesIO(content),
+        delimiter=",",
+        encoding="utf-8",
+        width=len(COLUMNS),
+        cap=MAX_FIELD_CHARS,
+        runaways={},
+        chunk_size=chunk_size,
+        index=index,
+    )
+    io.BufferedReader(guard).read()
+    return [tuple(point) for point in index.points()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(content=messy_files(), chunk_size=st.integers(1, 300))
+def test_a_byte_order_mark_moves_the_checkpoints_by_its_bytes_alone(
+    content: bytes, chunk_size: int
+) -> None:
+    """Counted by NumPy or from a quote scan's breaks, the mark is never a line's content."""
+    marked = {offset - 3: counts for offset, *counts in checkpoints(BOM + content, chunk_size)}
+    plain = {offset: counts for offset, *counts in checkpoints(content, chunk_size)}
+    both = marked.keys() & plain.keys()  # the reads are cut in other places: 3 bytes apart
+    assert both and all(marked[offset] == plain[offset] for offset in both)

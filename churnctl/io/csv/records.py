@@ -165,16 +165,18 @@ class RecordIndex:
             return self._points[i - 1] if i else None
 
 
-def line_counts(data: bytes) -> tuple[int, int]:
+def line_counts(data: bytes, breaks: np.ndarray | None = None) -> tuple[int, int]:
     """Line ends in ``data`` (``\\n``, ``\\r\\n``, a lone ``\\r``), and how many end a
     non-blank line. ``data`` ends with a line end; a blank line holds nothing before it.
+    ``breaks``: the offsets of every ``\\n`` and ``\\r`` in ``data``, when already known.
     """
     buffer = np.frombuffer(data, np.uint8)
     if b"\r" not in data:  # a blank line: a \n first, or right after another
-        breaks = np.flatnonzero(buffer == LF)
+        breaks = np.flatnonzero(buffer == LF) if breaks is None else breaks
         blank = np.count_nonzero(np.diff(breaks) == 1) + int(len(breaks) > 0 and breaks[0] == 0)
         return len(breaks), len(breaks) - blank
-    breaks = np.flatnonzero((buffer == LF) | (buffer == CR))
+    if breaks is None:
+        breaks = np.flatnonzero((buffer == LF) | (buffer == CR))
     after_cr = (breaks > 0) & (buffer[breaks] == LF) & (buffer[np.maximum(breaks - 1, 0)] == CR)
     starts = breaks[~after_cr]  # where each line end starts
     crlf = (buffer[starts] == CR) & (buffer[np.minimum(starts + 1, len(data) - 1)] == LF)
@@ -241,37 +243,43 @@ class QuoteGuard(io.RawIOBase):
         if cut == 0:
             self._held.append(chunk)
             return
-        data = b"".join([*self._held, chunk[:cut]]) if self._held else chunk[:cut]
+        # one copy of the chunk, whether or not something was held
+        data = b"".join([*self._held, memoryview(chunk)[:cut]]) if self._held else chunk[:cut]
         held = self._release(data, final=False)
         self._held = [held, chunk[cut:]] if held else [chunk[cut:]]
 
     def _release(self, data: bytes, *, final: bool) -> bytes:
         """Pass on ``data``'s complete records, runaways replaced; return the rest to hold."""
         out: list[bytes] = []
+        breaks = None  # of data's line breaks, when a scan found them
         if b'"' in data:
-            held = self._records(data, out, final=final)
+            scan = _QuoteScan(data, self._delimiter_bytes)
+            held, breaks = self._records(data, scan, out, final=final), scan.breaks
         else:
             out, held = [data], b""
         self._out = memoryview(b"".join(out))
         if self._index is not None and not final:
-            self._note(data[: len(data) - len(held)])
+            self._note(data[: len(data) - len(held)], breaks)
         self._offset += len(data) - len(held)
         return held
 
-    def _note(self, released: bytes) -> None:
-        """Count the released complete records; note the boundary after them."""
+    def _note(self, released: bytes, breaks: np.ndarray | None) -> None:
+        """Count the released complete records (``breaks``: the line breaks' offsets in
+        the data ``released`` begins, if known); note the boundary after them."""
         end = self._offset + len(released)
-        if self._offset == 0 and self._codec == "utf-8":
-            released = released.removeprefix(codecs.BOM_UTF8)
-        lines, non_blank = line_counts(released)
+        if self._offset == 0 and self._codec == "utf-8" and released.startswith(codecs.BOM_UTF8):
+            released = released[len(codecs.BOM_UTF8) :]
+            breaks = None if breaks is None else breaks - len(codecs.BOM_UTF8)
+        if breaks is not None:
+            breaks = breaks[: int(np.searchsorted(breaks, len(released)))]
+        lines, non_blank = line_counts(released, breaks)
         self._lines_before += lines
         self._records_before += non_blank - self._continued
         self._continued = 0
         self._index.add(Checkpoint(end, self._lines_before, self._records_before))  # type: ignore[union-attr]
 
-    def _records(self, data: bytes, out: list[bytes], *, final: bool) -> bytes:
+    def _records(self, data: bytes, scan: _QuoteScan, out: list[bytes], *, final: bool) -> bytes:
         """Pass clean stretches on as they are, read problem records exactly; return a hold."""
-        scan = _QuoteScan(data, self._delimiter_bytes)
         pos = 0
         while pos < len(data):
             problem = scan.first_problem(pos)
