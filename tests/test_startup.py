@@ -110,6 +110,7 @@ def test_score_runs_without_pandas(tmp_path: Path) -> None:
     assert result["code"] == 0
     assert output.read_text(encoding="utf-8").startswith("CustomerId,raw,exited\n")
     assert "pandas" not in result["modules"]
+    assert "pyarrow.parquet" not in result["modules"]  # 10-40 ms a CSV run need not pay
 
 
 def test_watch_status_imports_no_heavy_library(tmp_path: Path) -> None:
