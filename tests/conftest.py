@@ -5,6 +5,8 @@ the environment of child processes) live in ``cli_helpers``; ``watch_helpers`` d
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +16,25 @@ from watch_helpers import RowPool, Watchers
 
 from churnctl.features.validated_states import CACHE_ENV
 
+CACHE_KEY = pytest.StashKey[tuple[str, str | None]]()
 
-@pytest.fixture(autouse=True, scope="session")
-def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The records of validated states go to a folder of the session's, never the
-    user's cache (children inherit it through the environment)."""
-    folder = tmp_path_factory.mktemp("cache")
-    previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(folder)
-    try:
-        yield folder
-    finally:
-        if previous is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = previous
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The records of validated states go to a folder of the session's, never the user's
+    cache: set before collection, so that every child inherits it, even through an
+    environment a test module builds at import."""
+    folder = tempfile.mkdtemp(prefix="churnctl-test-cache-")
+    config.stash[CACHE_KEY] = (folder, os.environ.get(CACHE_ENV))
+    os.environ[CACHE_ENV] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder, previous = config.stash[CACHE_KEY]
+    shutil.rmtree(folder, ignore_errors=True)
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
 
 
 @pytest.fixture

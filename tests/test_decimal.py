@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import pickle
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from churnctl.batch.score_file import ScoreRequest, score_file
 from churnctl.errors import TooManyRejectsError, UsageError
 from churnctl.features.input_policy import NOT_A_NUMBER, numeric_column
 from churnctl.features.state import load_state
+from churnctl.features.validated_states import CACHE_ENV
 from churnctl.flink.job import FlinkJobSpec, build_scorer
 from churnctl.flink.scoring import FileReading, ScoreFiles
 from churnctl.io.rejects import NO_LIMIT
@@ -206,7 +208,7 @@ def test_watch_once_reads_the_decimal_comma(files: tuple[Path, Path], tmp_path: 
     landing, out = tmp_path / "in", tmp_path / "out"
     landing.mkdir()
     (landing / "euro.csv").write_bytes(files[1].read_bytes())
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", CACHE_ENV: os.environ[CACHE_ENV]}
     command = [
         sys.executable,
         "-c",

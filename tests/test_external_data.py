@@ -27,6 +27,7 @@ from onnx_factories import OnnxFixture, logistic_n1
 from churnctl import ChurnModel, Scorer
 from churnctl.batch import pool
 from churnctl.errors import ModelError
+from churnctl.features.validated_states import CACHE_ENV
 from churnctl.samples.bundled import SAMPLE, STATE, bundled
 from churnctl.scoring.model import read_model_file
 
@@ -151,7 +152,11 @@ def test_watch_once_from_another_folder(layout: tuple[Path, OnnxFixture], tmp_pa
         "--model",
         model,
     ]
-    env = {"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        CACHE_ENV: os.environ[CACHE_ENV],
+    }
     done = subprocess.run(
         command, env=env, cwd=Path.cwd(), capture_output=True, text=True, timeout=120
     )

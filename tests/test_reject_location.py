@@ -167,15 +167,20 @@ def test_on_messy_files_the_rejects_equal_those_of_the_full_reread(
 
 def every_boundary(content: bytes) -> RecordIndex:
     """An index with a checkpoint after every line that ends a record."""
+    return guarded_index(content, chunk_size=1)
+
+
+def guarded_index(content: bytes, *, chunk_size: int, cap: int = MAX_FIELD_CHARS) -> RecordIndex:
+    """The checkpoints a quote guard notes as it reads ``content`` in ``chunk_size`` chunks."""
     index = RecordIndex()
     guard = QuoteGuard(
         io.BytesIO(content),
         delimiter=",",
         encoding="utf-8",
         width=len(COLUMNS),
-        cap=MAX_FIELD_CHARS,
+        cap=cap,
         runaways={},
-        chunk_size=1,
+        chunk_size=chunk_size,
         index=index,
     )
     io.BufferedReader(guard).read()
@@ -199,18 +204,7 @@ def boundaries(data: bytes, cap: int, width: int) -> dict[int, tuple[int, int]]:
 def test_every_checkpoint_counts_the_lines_and_records_before_it(
     content: bytes, chunk_size: int, cap: int
 ) -> None:
-    index = RecordIndex()
-    guard = QuoteGuard(
-        io.BytesIO(content),
-        delimiter=",",
-        encoding="utf-8",
-        width=len(COLUMNS),
-        cap=cap,
-        runaways={},
-        chunk_size=chunk_size,
-        index=index,
-    )
-    io.BufferedReader(guard).read()
+    index = guarded_index(content, chunk_size=chunk_size, cap=cap)
     expected = boundaries(content, cap, len(COLUMNS))
     for point in index.points():
         assert expected.get(point.offset) == (point.lines, point.records), point
@@ -238,19 +232,7 @@ BOM = codecs.BOM_UTF8
 
 
 def checkpoints(content: bytes, chunk_size: int) -> list[tuple[int, int, int]]:
-    index = RecordIndex()
-    guard = QuoteGuard(
-        io.BytesIO(content),
-        delimiter=",",
-        encoding="utf-8",
-        width=len(COLUMNS),
-        cap=MAX_FIELD_CHARS,
-        runaways={},
-        chunk_size=chunk_size,
-        index=index,
-    )
-    io.BufferedReader(guard).read()
-    return [tuple(point) for point in index.points()]
+    return [tuple(point) for point in guarded_index(content, chunk_size=chunk_size).points()]
 
 
 @settings(max_examples=100, deadline=None)
