@@ -39,6 +39,7 @@ def run_smoke(script: str, *args: str, timeout: float = 300) -> subprocess.Compl
         ("bench_output.py", ["JSONL / CSV", "bad / clean"]),
         ("bench_drift.py", ["drift / no-drift", "of score's time"]),
         ("bench_startup.py", ["churnctl --help"]),
+        ("bench_fixed_cost.py", ["score", "polars script", "/ polars script: "]),
         ("bench_workers.py", ["--out-dir speed-up, workers 2 / 1", "worker start-up, spawn"]),
     ],
 )
